@@ -1,0 +1,5 @@
+"""``python -m pollerd``."""
+
+from pollerd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The composition root: builds every part from the config, owns start and stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import structlog
+
+from pollerd import PROJECT_URL, __version__
+from pollerd.backoff import Backoff
+from pollerd.blobs import BlobStore
+from pollerd.config import Config
+from pollerd.delivery import Deliverer
+from pollerd.fetch import HttpClient, Limits
+from pollerd.metrics import Metrics
+from pollerd.poller import PollReport, SourcePoller
+from pollerd.scheduler import PollScheduler
+from pollerd.server import MetricsServer
+from pollerd.sinks import Sink, build_sink
+from pollerd.sources import build_source
+from pollerd.state import SqliteStore
+
+DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
+
+
+class Daemon:
+    """One pollerd instance. Constructing it does no I/O; ``open`` does, ``close`` undoes it."""
+
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        state_dir = config.daemon.state_dir
+        self.store = SqliteStore(state_dir / "pollerd.sqlite3")
+        self.blobs = BlobStore(state_dir)
+        self.sinks: dict[str, Sink] = {s.name: build_sink(s) for s in config.sinks}
+        self.deliverer = Deliverer(
+            self.store, self.blobs, self.sinks,
+            {s.name: Backoff(s.retry_base, s.retry_max) for s in config.sinks}, self.metrics,
+        )
+        self.pollers: dict[str, SourcePoller] = {}
+        self.scheduler = PollScheduler(self.metrics)
+        self.server: MetricsServer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._polls: set[asyncio.Task[PollReport]] = set()
+        self._log = structlog.get_logger("pollerd")
+
+    async def open(self) -> None:
+        """Open state, the HTTP session and the pollers (loads stored state)."""
+        await self.store.open()
+        await asyncio.to_thread(self.blobs.prepare)
+        daemon = self.config.daemon
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": daemon.user_agent or DEFAULT_USER_AGENT},
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
+                            self.metrics, self.blobs.tmp_dir)
+        for source_config in self.config.sources:
+            poller = SourcePoller(source_config, build_source(source_config), client, self.store,
+                                  self.blobs, self.metrics, self.deliverer.wake)
+            await poller.load()
+            self.pollers[source_config.name] = poller
+        self.metrics.initialise(self.pollers, self.sinks)
+        await self.deliverer.refresh_depths()
+
+    async def run_once(self) -> bool:
+        """One cycle of every source, then every pending delivery once; True if all went well."""
+        reports = await asyncio.gather(*(p.poll() for p in self.pollers.values()))
+        failed_deliveries = await self.deliverer.drain()
+        for name, report in zip(self.pollers, reports, strict=True):
+            self._log.info("cycle", source=name, changed=report.changed,
+                           unchanged=report.unchanged, errors=report.errors)
+        return all(r.ok for r in reports) and failed_deliveries == 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain within ``drain_grace``."""
+        if self.config.daemon.metrics:
+            self.server = MetricsServer(self.metrics, self.config.daemon.metrics)
+            await self.server.start()
+            self._log.info("metrics listening", port=self.server.port)
+        self.deliverer.start()
+        for name, poller in self.pollers.items():
+            cfg = poller.config
+            self.scheduler.add(name, cfg.interval, cfg.jitter, self._tracked(poller.poll))
+        self.scheduler.start()
+        self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
+        await stop.wait()
+        self._log.info("stopping")
+        await self._drain()
+
+    def _tracked(self, poll: Callable[[], Awaitable[PollReport]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            task = asyncio.ensure_future(poll())
+            self._polls.add(task)
+            try:
+                await task
+            finally:
+                self._polls.discard(task)
+        return run
+
+    async def _drain(self) -> None:
+        grace = self.config.daemon.drain_grace
+        self.scheduler.shutdown()
+        if self._polls:
+            _, late = await asyncio.wait(set(self._polls), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                self._log.warning("abandoned polls at shutdown", count=len(late))
+        await self.deliverer.stop(grace)
+
+    async def close(self) -> None:
+        """Release everything in reverse order of opening; a failing close does not stop the rest."""
+        closers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if self.server is not None:
+            closers.append(("metrics server", self.server.stop))
+        closers += [(f"sink {name}", sink.close) for name, sink in self.sinks.items()]
+        if self._session is not None:
+            closers.append(("http session", self._session.close))
+        closers.append(("state store", self.store.close))
+        for what, close in closers:
+            try:
+                await close()
+            except Exception:
+                self._log.exception("close failed", what=what)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (for the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

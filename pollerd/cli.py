@@ -1,0 +1,130 @@
+"""The ``pollerd`` command: parse arguments, call the right piece, turn the outcome into an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pollerd import __version__
+from pollerd.app import Daemon, stop_on_signals
+from pollerd.config import Config, ConfigError, load_config
+from pollerd.logs import configure_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEMO_CONFIG = Path("config/demo.toml")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print("invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pollerd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pollerd {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command("run", "Run the daemon until SIGTERM or SIGINT.", _run)
+    run.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    once = command("once", "Poll every source once, deliver everything pending, exit "
+                           "(1 if a source or delivery failed).", _once)
+    once.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    check = command("check-config", "Validate a config file: exit 0, or print every problem "
+                                    "with its key path and exit 2.", _check_config)
+    check.add_argument("file", type=Path, help="the TOML config file")
+    status = command("status", "Show what the state directory knows about every resource.",
+                     _status)
+    status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sim = command("sim", "Run the simulator's demo feed on 127.0.0.1.", _sim)
+    sim.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    sim.add_argument("--step", type=float, default=1.0, help="seconds per feed step (default 1)")
+    demo = command("demo", "Run the simulator and the daemon together; print each change.", _demo)
+    demo.add_argument("-c", "--config", type=Path, default=DEMO_CONFIG,
+                      help=f"the demo config (default {DEMO_CONFIG})")
+    demo.add_argument("--port", type=int, default=8000, help="simulator port (default 8000)")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many seconds (default: run until Ctrl-C)")
+    return parser
+
+
+def _load(path: Path) -> Config:
+    config = load_config(path)
+    daemon = config.daemon
+    configure_logging(daemon.log_format, daemon.log_level, config.secret_values())
+    return config
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks)")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    asyncio.run(_serve(config))
+    return EXIT_OK
+
+
+async def _serve(config: Config) -> None:
+    stop = stop_on_signals()
+    daemon = Daemon(config)
+    try:
+        await daemon.open()
+        await daemon.run(stop)
+    finally:
+        await daemon.close()
+
+
+def _once(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+
+    async def once() -> bool:
+        daemon = Daemon(config)
+        try:
+            await daemon.open()
+            return await daemon.run_once()
+        finally:
+            await daemon.close()
+
+    return EXIT_OK if asyncio.run(once()) else EXIT_FAILED
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pollerd.status import print_status
+
+    config = load_config(args.config)
+    return print_status(config, as_json=args.json)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from pollerd.demo import serve_simulator
+
+    configure_logging("auto", "info")
+    asyncio.run(serve_simulator(args.port, args.step))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pollerd.demo import run_demo
+
+    config = _load(args.config)
+    return run_demo(config, args.port, args.duration)

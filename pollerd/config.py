@@ -1,0 +1,295 @@
+"""The configuration file: pydantic models, secret resolution and error reporting by key path.
+
+This is the only module that reads environment variables and secret files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from pollerd.durations import parse_duration, parse_size
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _size(value: object) -> object:
+    return parse_size(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+def _expand_env(value: object) -> object:
+    """Replace every ``${NAME}`` with the environment variable; a missing one is an error."""
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
+def _http_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _host_port(value: str) -> str:
+    if value in ("", "off"):
+        return ""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not 'host:port' (or 'off')")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
+EnvPath = Annotated[Path, BeforeValidator(_expand_env)]
+
+
+class Strict(BaseModel):
+    """Base for every config table: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(Strict):
+    """The ``[daemon]`` table."""
+
+    state_dir: Path = Path("state")
+    metrics: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:9108"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_concurrency: int = Field(default=32, ge=1)
+    max_per_host: int = Field(default=6, ge=1)
+    drain_grace: Duration = 10.0
+    user_agent: str | None = None
+
+
+class ResourceConfig(Strict):
+    """One explicitly named resource of an ``http`` source."""
+
+    id: Name
+    url: HttpUrl
+    format: Literal["auto", "json", "text", "binary"] | None = None
+    allow_empty: bool | None = None
+
+
+class SourceBase(Strict):
+    """Keys every source kind shares: schedule, probing, limits, failure handling, routing."""
+
+    name: Name
+    interval: PositiveDuration = 30.0
+    jitter: Duration = 0.0
+    sinks: list[Name] = Field(min_length=1)
+    strategy: Literal["auto", "head", "conditional", "always"] = "auto"
+    format: Literal["auto", "json", "text", "binary"] = "auto"
+    allow_empty: bool = False
+    max_bytes: ByteSize = 50 * 1024 * 1024
+    timeout: PositiveDuration = 30.0
+    backoff_base: PositiveDuration = 2.0
+    backoff_max: PositiveDuration = 300.0
+    rediscover_after: int = Field(default=3, ge=1)
+    fallback_urls: list[HttpUrl] = []
+    fallback_after: int = Field(default=3, ge=1)
+    headers: dict[str, Secret] = {}
+    header_files: dict[str, EnvPath] = {}
+
+    def secret_values(self) -> Iterator[str]:
+        """Every secret this source holds, for log redaction."""
+        for value in self.headers.values():
+            yield value.get_secret_value()
+
+
+class HttpSourceConfig(SourceBase):
+    """``kind = "http"``: a fixed list of URLs, for any server."""
+
+    kind: Literal["http"]
+    urls: list[HttpUrl] = []
+    resources: list[ResourceConfig] = []
+
+    @model_validator(mode="after")
+    def _has_resources(self) -> HttpSourceConfig:
+        if not self.urls and not self.resources:
+            raise ValueError("an http source needs 'urls' or 'resources'")
+        return self
+
+
+SourceConfig = Annotated[HttpSourceConfig, Field(discriminator="kind")]
+
+
+class SinkBase(Strict):
+    """Keys every sink shares: its name and the retry policy of its deliveries."""
+
+    name: Name
+    retry_base: PositiveDuration = 1.0
+    retry_max: PositiveDuration = 300.0
+
+
+class StdoutSinkConfig(SinkBase):
+    """``kind = "stdout"``: one JSON line per change."""
+
+    kind: Literal["stdout"]
+
+
+class FilesystemSinkConfig(SinkBase):
+    """``kind = "filesystem"``: every version under ``<root>/<source>/<resource>/``."""
+
+    kind: Literal["filesystem"]
+    root: Path
+    keep_versions: int | None = Field(default=None, ge=1)
+
+
+SinkConfig = Annotated[StdoutSinkConfig | FilesystemSinkConfig, Field(discriminator="kind")]
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    daemon: DaemonConfig = DaemonConfig()
+    sources: list[SourceConfig] = Field(min_length=1)
+    sinks: list[SinkConfig] = Field(min_length=1)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in the configuration (for redaction), longest first."""
+        values = {value for source in self.sources for value in source.secret_values() if value}
+        return sorted(values, key=len, reverse=True)
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``."""
+        return next(source for source in self.sources if source.name == name)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``problems`` holds 'key.path: reason' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and resolve a configuration file, or raise ConfigError with every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return parse_config(raw)
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    """Validate an already parsed TOML document, or raise ConfigError with every problem."""
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw)) from None
+    problems = list(_cross_check(config))
+    if problems:
+        raise ConfigError(problems)
+    return _with_secret_files(config)
+
+
+def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = _key_path(error["loc"], raw)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        problems.append(f"{path}: {message}" if path else message)
+    return problems
+
+
+def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Render a pydantic location as ``sources[2].interval``, dropping union tags."""
+    path = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, Mapping) and part not in node and node.get("kind") == part:
+            continue  # the discriminated union's tag, not a key the user wrote
+        path += f".{part}" if path else part
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return path
+
+
+def _cross_check(config: Config) -> Iterator[str]:
+    yield from _duplicates("sources", [source.name for source in config.sources])
+    yield from _duplicates("sinks", [sink.name for sink in config.sinks])
+    sink_names = {sink.name for sink in config.sinks}
+    for i, source in enumerate(config.sources):
+        for j, sink in enumerate(source.sinks):
+            if sink not in sink_names:
+                yield f"sources[{i}].sinks[{j}]: no sink is called {sink!r}"
+        if source.jitter >= source.interval:
+            yield f"sources[{i}].jitter: must be shorter than the interval"
+        yield from _duplicate_resources(i, source)
+
+
+def _duplicates(table: str, names: list[str]) -> Iterator[str]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            yield f"{table}[{i}].name: {name!r} is used twice"
+        seen.add(name)
+
+
+def _duplicate_resources(index: int, source: HttpSourceConfig) -> Iterator[str]:
+    seen: set[str] = set()
+    for j, resource in enumerate(source.resources):
+        if resource.id in seen:
+            yield f"sources[{index}].resources[{j}].id: {resource.id!r} is used twice"
+        seen.add(resource.id)
+
+
+def _with_secret_files(config: Config) -> Config:
+    """Read every ``*_files`` secret into its table; a missing file is an error with its key path."""
+    problems: list[str] = []
+    sources = []
+    for i, source in enumerate(config.sources):
+        headers = dict(source.headers)
+        for header, path in source.header_files.items():
+            try:
+                headers[header] = SecretStr(path.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                problems.append(f"sources[{i}].header_files.{header}: {path}: {exc.strerror}")
+        sources.append(source.model_copy(update={"headers": headers}))
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"sources": sources})

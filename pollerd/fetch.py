@@ -1,0 +1,221 @@
+"""HTTP I/O: HEAD, conditional GET and streaming download, under global and per-host limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from pollerd.backoff import parse_retry_after
+from pollerd.metrics import Metrics
+from pollerd.model import Download, Validators
+from pollerd.payload import PayloadRejected
+
+_CHUNK = 64 * 1024
+_WRITE_BATCH = 1024 * 1024
+
+
+class FetchFailure(Exception):
+    """A request that did not produce a usable answer (status, timeout, connection)."""
+
+    def __init__(
+        self, reason: str, detail: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def host_wide(self) -> bool:
+        """429 and 503 speak for the whole host, not just this URL."""
+        return self.status in (429, 503)
+
+
+@dataclass(frozen=True)
+class HeadAnswer:
+    """What a HEAD said."""
+
+    status: int
+    validators: Validators
+    final_url: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class GetAnswer:
+    """A GET's outcome: a 304 (no download) or a 2xx body streamed to disk."""
+
+    status: int
+    validators: Validators
+    download: Download | None
+
+
+def host_of(url: str) -> str:
+    """The host:port a URL talks to (the unit of per-host limits and backoff)."""
+    parts = urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1].lower()
+
+
+class Limits:
+    """Bounds concurrent requests globally and per host, so one slow server cannot stall others."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(per_host)
+        )
+
+    @asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        """Hold one global slot and one slot of the URL's host."""
+        async with self._per_host[host_of(url)], self._total:
+            yield
+
+
+def _validators(headers: CIMultiDictProxy[str]) -> Validators:
+    return Validators(headers.get("ETag"), headers.get("Last-Modified"))
+
+
+def _status_class(status: int | None) -> str:
+    return "error" if status is None else f"{status // 100}xx"
+
+
+class HttpClient:
+    """Makes the requests of the poll cycle and returns values; decides nothing."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, limits: Limits, metrics: Metrics, tmp_dir: Path
+    ) -> None:
+        self._session = session
+        self._limits = limits
+        self._metrics = metrics
+        self._tmp_dir = tmp_dir
+
+    async def head(
+        self, source: str, url: str, headers: Mapping[str, str], timeout: float
+    ) -> HeadAnswer:
+        """HEAD the URL (following redirects)."""
+        async with self._request(source, "HEAD", url, headers, timeout) as response:
+            return HeadAnswer(
+                status=response.status,
+                validators=_validators(response.headers),
+                final_url=str(response.url),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+
+    async def get(
+        self,
+        source: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        send: Validators,
+        max_bytes: int,
+    ) -> GetAnswer:
+        """GET the URL, conditionally when ``send`` holds validators; stream a 2xx body to disk."""
+        request_headers = dict(headers)
+        if send.etag is not None:
+            request_headers["If-None-Match"] = send.etag
+        if send.last_modified is not None:
+            request_headers["If-Modified-Since"] = send.last_modified
+        async with self._request(source, "GET", url, request_headers, timeout) as response:
+            validators = _validators(response.headers)
+            if response.status == 304:
+                return GetAnswer(304, validators, None)
+            if not 200 <= response.status < 300:
+                raise FetchFailure(
+                    "status",
+                    f"HTTP {response.status}",
+                    status=response.status,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            download = await self._stream(source, response, max_bytes, validators)
+            return GetAnswer(response.status, validators, download)
+
+    @asynccontextmanager
+    async def _request(
+        self, source: str, method: str, url: str, headers: Mapping[str, str], timeout: float
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        status: int | None = None
+        try:
+            async with self._limits.slot(url):
+                client_timeout = aiohttp.ClientTimeout(total=timeout)
+                async with self._session.request(
+                    method, url, headers=dict(headers), timeout=client_timeout
+                ) as response:
+                    status = response.status
+                    yield response
+        except TimeoutError:
+            raise FetchFailure("timeout", f"no complete answer within {timeout:g}s") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise PayloadRejected("truncated", str(exc).split(".")[0]) from None
+        except aiohttp.ClientError as exc:
+            raise FetchFailure("connection", type(exc).__name__) from None
+        finally:
+            self._metrics.http_requests.labels(source, method, _status_class(status)).inc()
+
+    async def _stream(
+        self,
+        source: str,
+        response: aiohttp.ClientResponse,
+        max_bytes: int,
+        validators: Validators,
+    ) -> Download:
+        encoded = "Content-Encoding" in response.headers
+        declared = None if encoded else response.content_length
+        if declared is not None and declared > max_bytes:
+            raise PayloadRejected("oversize", f"Content-Length {declared} > max_bytes {max_bytes}")
+        path = self._tmp_dir / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        size = 0
+        file = await asyncio.to_thread(path.open, "wb")
+        try:
+            buffer = bytearray()
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadRejected("oversize", f"body exceeds max_bytes {max_bytes}")
+                digest.update(chunk)
+                buffer += chunk
+                if len(buffer) >= _WRITE_BATCH:
+                    await _write(file, buffer)
+                    buffer = bytearray()
+                self._metrics.downloaded_bytes.labels(source).inc(len(chunk))
+            await _write(file, buffer)
+            if declared is not None and size != declared:
+                raise PayloadRejected("truncated", f"got {size} of {declared} bytes")
+        except BaseException:
+            await asyncio.to_thread(_close_and_remove, file, path)
+            raise
+        await asyncio.to_thread(file.close)
+        return Download(
+            path=path,
+            sha256=digest.hexdigest(),
+            size=size,
+            content_type=response.headers.get("Content-Type"),
+            validators=validators,
+            final_url=str(response.url),
+        )
+
+
+async def _write(file: BinaryIO, data: bytearray) -> None:
+    if data:
+        await asyncio.to_thread(file.write, bytes(data))
+
+
+def _close_and_remove(file: BinaryIO, path: Path) -> None:
+    file.close()
+    with suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,97 @@
+"""Every Prometheus metric pollerd exports, defined in one place on one registry.
+
+Label values are bounded: configured source and sink names and small enums, never URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pollerd import __version__
+
+POLL_OUTCOMES = ("unchanged", "changed", "error")
+DELIVERY_OUTCOMES = ("delivered", "failed")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+SWITCH_DIRECTIONS = ("to_fallback", "to_primary")
+REJECT_REASONS = ("empty", "html", "invalid_json", "oversize", "truncated")
+
+
+class Metrics:
+    """The daemon's metrics; each daemon owns its registry so several can live in one process."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Gauge("pollerd_build_info", "Always 1; the version as a label.",
+                                ["version"], registry=r)
+        self.polls = Counter("pollerd_polls_total", "Resource polls by outcome.",
+                             ["source", "outcome"], registry=r)
+        self.http_requests = Counter("pollerd_http_requests_total",
+                                     "Upstream HTTP requests by method and status class.",
+                                     ["source", "method", "status_class"], registry=r)
+        self.downloaded_bytes = Counter("pollerd_downloaded_bytes_total",
+                                        "Body bytes downloaded from upstream (decoded).",
+                                        ["source"], registry=r)
+        self.changes = Counter("pollerd_changes_total", "New versions detected.",
+                               ["source"], registry=r)
+        self.same_bytes = Counter("pollerd_validator_only_changes_total",
+                                  "New validators with identical bytes (not a change).",
+                                  ["source"], registry=r)
+        self.rejected = Counter("pollerd_rejected_payloads_total",
+                                "Downloaded bodies refused before any sink saw them.",
+                                ["source", "reason"], registry=r)
+        self.probe_seconds = Histogram("pollerd_probe_duration_seconds",
+                                       "Time to probe (and fetch, if changed) one resource.",
+                                       ["source"], registry=r,
+                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.in_backoff = Gauge("pollerd_resources_in_backoff",
+                                "Resources currently waiting out a backoff.",
+                                ["source"], registry=r)
+        self.rediscoveries = Counter("pollerd_rediscoveries_total",
+                                     "Discoveries forced by failing resources.",
+                                     ["source"], registry=r)
+        self.discoveries = Counter("pollerd_discoveries_total", "Discoveries by outcome.",
+                                   ["source", "outcome"], registry=r)
+        self.skipped_runs = Counter("pollerd_skipped_polls_total",
+                                    "Scheduled polls skipped because the previous one still ran.",
+                                    ["source"], registry=r)
+        self.last_success = Gauge("pollerd_last_success_timestamp_seconds",
+                                  "When a poll of the source last completed without error.",
+                                  ["source"], registry=r)
+        self.last_change = Gauge("pollerd_last_change_timestamp_seconds",
+                                 "When the source last produced a change.",
+                                 ["source"], registry=r)
+        self.fallback_active = Gauge("pollerd_fallback_active",
+                                     "1 while the source is served from a fallback host.",
+                                     ["source"], registry=r)
+        self.fallback_switches = Counter("pollerd_fallback_switches_total",
+                                         "Switches between primary and fallback hosts.",
+                                         ["source", "direction"], registry=r)
+        self.deliveries = Counter("pollerd_deliveries_total", "Delivery attempts by outcome.",
+                                  ["sink", "outcome"], registry=r)
+        self.outbox_depth = Gauge("pollerd_outbox_depth", "Deliveries waiting for the sink.",
+                                  ["sink"], registry=r)
+
+    def initialise(self, sources: Iterable[str], sinks: Iterable[str]) -> None:
+        """Create every labelled series at zero so dashboards see them before the first event."""
+        self.build_info.labels(__version__).set(1)
+        for source in sources:
+            for outcome in POLL_OUTCOMES:
+                self.polls.labels(source, outcome)
+            for reason in REJECT_REASONS:
+                self.rejected.labels(source, reason)
+            for direction in SWITCH_DIRECTIONS:
+                self.fallback_switches.labels(source, direction)
+            for outcome in ("ok", "error"):
+                self.discoveries.labels(source, outcome)
+            for family in (self.downloaded_bytes, self.changes, self.same_bytes,
+                           self.rediscoveries, self.skipped_runs, self.probe_seconds,
+                           self.in_backoff, self.fallback_active, self.last_success,
+                           self.last_change):
+                family.labels(source)
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
+            self.outbox_depth.labels(sink)

@@ -1,0 +1,143 @@
+"""Values shared by every part of the pipeline: resources, validators, state, events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+_EVENT_NAMESPACE = uuid.UUID("6f1c1a2e-4f0b-4d51-9a51-70c1d3e0e5a1")
+
+
+class Strategy(StrEnum):
+    """How a resource is probed for change."""
+
+    AUTO = "auto"
+    HEAD = "head"
+    CONDITIONAL = "conditional"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True)
+class Validators:
+    """HTTP validators exactly as the server sent them."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.etag is not None or self.last_modified is not None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing a source watches: a stable id, where it is now, and what it should contain."""
+
+    id: str
+    url: str
+    format: str = "auto"
+    allow_empty: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict, for persisting the last good discovery."""
+        return {"id": self.id, "url": self.url, "format": self.format,
+                "allow_empty": self.allow_empty}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Resource:
+        """The inverse of to_json."""
+        return cls(id=data["id"], url=data["url"], format=data.get("format", "auto"),
+                   allow_empty=bool(data.get("allow_empty", False)))
+
+
+@dataclass
+class ResourceState:
+    """What pollerd knows about one resource between polls; persisted after every poll."""
+
+    resource_id: str
+    url: str = ""
+    learned_strategy: Strategy | None = None
+    validators: Validators = field(default_factory=Validators)
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    sequence: int = 0
+    last_change_at: float | None = None
+    last_success_at: float | None = None
+    last_error: str | None = None
+    failures: int = 0
+    backoff_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    """A body streamed to a local file, with what the server said about it."""
+
+    path: Path
+    sha256: str
+    size: int
+    content_type: str | None
+    validators: Validators
+    final_url: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: new content of one resource, as handed to every sink."""
+
+    event_id: str
+    source: str
+    resource: str
+    url: str
+    sequence: int
+    sha256: str
+    previous_sha256: str | None
+    size: int
+    content_type: str | None
+    validators: Validators
+    detected_at: datetime
+    extension: str
+
+    @staticmethod
+    def make_id(source: str, resource: str, sequence: int, sha256: str) -> str:
+        """A deterministic id: the same change always gets the same id (the idempotency key)."""
+        return str(uuid.uuid5(_EVENT_NAMESPACE, f"{source}\0{resource}\0{sequence}\0{sha256}"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as sinks publish it."""
+        return {
+            "event_id": self.event_id,
+            "source": self.source,
+            "resource": self.resource,
+            "url": self.url,
+            "sequence": self.sequence,
+            "sha256": self.sha256,
+            "previous_sha256": self.previous_sha256,
+            "size": self.size,
+            "content_type": self.content_type,
+            "validators": {"etag": self.validators.etag,
+                           "last_modified": self.validators.last_modified},
+            "detected_at": self.detected_at.isoformat().replace("+00:00", "Z"),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], extension: str) -> Event:
+        """The inverse of to_json (the extension is stored beside it)."""
+        validators = data.get("validators") or {}
+        return cls(
+            event_id=data["event_id"],
+            source=data["source"],
+            resource=data["resource"],
+            url=data["url"],
+            sequence=int(data["sequence"]),
+            sha256=data["sha256"],
+            previous_sha256=data.get("previous_sha256"),
+            size=int(data["size"]),
+            content_type=data.get("content_type"),
+            validators=Validators(validators.get("etag"), validators.get("last_modified")),
+            detected_at=datetime.fromisoformat(data["detected_at"]).astimezone(UTC),
+            extension=extension,
+        )

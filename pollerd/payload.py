@@ -1,0 +1,68 @@
+"""Checks that a downloaded body is what the resource should contain, before anyone sees it.
+
+Called in a worker thread: it reads the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+BOM = b"\xef\xbb\xbf"
+_SNIFF_BYTES = 512
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
+class PayloadRejected(Exception):
+    """A body that must not be delivered; ``reason`` is a short label for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def effective_format(configured: str, url: str, content_type: str | None) -> str:
+    """Resolve ``auto`` from the URL's extension, then from the content type."""
+    if configured != "auto":
+        return configured
+    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lower()
+    if suffix == ".json" or (content_type or "").split(";")[0].strip().endswith("json"):
+        return "json"
+    if suffix in (".csv", ".txt", ".xml") or (content_type or "").startswith("text/"):
+        return "text"
+    return "binary"
+
+
+def extension_for(fmt: str, url: str) -> str:
+    """The file extension versions of this resource are stored with."""
+    if fmt == "json":
+        return "json"
+    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lstrip(".").lower()
+    if suffix.isalnum() and len(suffix) <= 8:
+        return suffix
+    return "txt" if fmt == "text" else "bin"
+
+
+def validate_payload(path: Path, fmt: str, allow_empty: bool) -> None:
+    """Raise PayloadRejected when the file is empty (unless allowed), an HTML page, or bad JSON."""
+    size = path.stat().st_size
+    if size == 0:
+        if allow_empty:
+            return
+        raise PayloadRejected("empty", "the body is empty")
+    with path.open("rb") as body:
+        head = body.read(_SNIFF_BYTES).removeprefix(BOM).lstrip().lower()
+    if fmt != "binary" and head.startswith(_HTML_STARTS):
+        raise PayloadRejected("html", "an HTML page where data was expected")
+    if fmt == "json":
+        _check_json(path)
+
+
+def _check_json(path: Path) -> None:
+    raw = path.read_bytes().removeprefix(BOM)
+    try:
+        json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadRejected("invalid_json", str(exc)[:200]) from None

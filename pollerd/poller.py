@@ -1,0 +1,316 @@
+"""The poll cycle of one source: discover, probe, fetch, detect, and record changes in the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import structlog
+
+from pollerd.backoff import Backoff
+from pollerd.blobs import BlobStore
+from pollerd.config import SourceConfig
+from pollerd.detect import (
+    HEAD_REFUSED,
+    HeadAction,
+    Verdict,
+    after_fetch,
+    after_head,
+    conditional_validators,
+    probe_strategy,
+    strategy_after_get,
+)
+from pollerd.fallback import HostFallback
+from pollerd.fetch import FetchFailure, HttpClient, host_of
+from pollerd.metrics import Metrics
+from pollerd.model import Download, Event, Resource, ResourceState, Strategy
+from pollerd.payload import PayloadRejected, effective_format, extension_for, validate_payload
+from pollerd.sources import DiscoveryFailed, Source
+from pollerd.state import StateStore
+
+
+class Outcome(StrEnum):
+    """The result of polling one resource once."""
+
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one cycle of a source did."""
+
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    skipped: int = 0
+    discovery_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No resource failed and the resources are known."""
+        return self.errors == 0 and not self.discovery_failed
+
+
+class SourcePoller:
+    """Owns one source's resources and their state; one cycle runs at a time (the scheduler's job)."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        source: Source,
+        client: HttpClient,
+        store: StateStore,
+        blobs: BlobStore,
+        metrics: Metrics,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self._source = source
+        self._client = client
+        self._store = store
+        self._blobs = blobs
+        self._metrics = metrics
+        self._on_change = on_change
+        self._clock = clock
+        self._log = structlog.get_logger("pollerd.poll").bind(source=self.name)
+        self._backoff = Backoff(config.backoff_base, config.backoff_max)
+        self._strategy = Strategy(config.strategy)
+        self._headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+        self._fallback = HostFallback(self.name, list(config.fallback_urls),
+                                      config.fallback_after, metrics, self._log)
+        self._host_backoff: dict[str, float] = {}
+        self._discovered_at: float | None = None
+        self.resources: list[Resource] = []
+        self.states: dict[str, ResourceState] = {}
+
+    async def load(self) -> None:
+        """Read the stored state of this source (before the first poll)."""
+        self.states = await self._store.load_states(self.name)
+
+    async def poll(self) -> PollReport:
+        """One cycle over every resource that is not waiting out a backoff."""
+        discovery_ok = await self._discover_if_due()
+        now = self._clock()
+        due = [r for r in self.resources if self._is_due(r, now)]
+        outcomes = await asyncio.gather(*(self._poll_resource(r) for r in due))
+        failing = [r for r, o in zip(due, outcomes, strict=True)
+                   if o is Outcome.ERROR and self.states[r.id].failures >= self.config.rediscover_after]
+        if failing:
+            self._metrics.rediscoveries.labels(self.name).inc()
+            self._log.info("re-discovering", failing=[r.id for r in failing])
+            await self._discover()
+        if self._fallback.active:
+            await self._probe_primary()
+        await self._store.save_states(self.name, [self.states[r.id] for r in due])
+        report = PollReport(
+            changed=outcomes.count(Outcome.CHANGED),
+            unchanged=outcomes.count(Outcome.UNCHANGED),
+            errors=outcomes.count(Outcome.ERROR),
+            skipped=len(self.resources) - len(due),
+            discovery_failed=not discovery_ok,
+        )
+        self._record_cycle(report)
+        return report
+
+    def _record_cycle(self, report: PollReport) -> None:
+        now = self._clock()
+        waiting = sum(1 for s in self.states.values() if (s.backoff_until or 0) > now)
+        self._metrics.in_backoff.labels(self.name).set(waiting)
+        if report.ok:
+            self._metrics.last_success.labels(self.name).set(now)
+
+    def _is_due(self, resource: Resource, now: float) -> bool:
+        state = self.states.get(resource.id)
+        if state is not None and (state.backoff_until or 0) > now:
+            return False
+        host = host_of(self._fallback.rewrite(resource.url))
+        return self._host_backoff.get(host, 0) <= now
+
+    async def _discover_if_due(self) -> bool:
+        interval = self._source.discovery_interval
+        if self._discovered_at is None:
+            return await self._discover()
+        if interval is not None and self._clock() - self._discovered_at >= interval:
+            return await self._discover()
+        return True
+
+    async def _discover(self) -> bool:
+        """Ask the source for its resources; on failure keep the known (or persisted) ones."""
+        try:
+            resources = await self._source.discover()
+        except DiscoveryFailed as exc:
+            self._metrics.discoveries.labels(self.name, "error").inc()
+            if not self.resources:
+                self.resources = await self._store.load_discovery(self.name) or []
+            self._log.warning("discovery failed", error=str(exc), known=len(self.resources))
+            return False
+        self._metrics.discoveries.labels(self.name, "ok").inc()
+        self._discovered_at = self._clock()
+        if resources != self.resources:
+            self._log_discovery_change(resources)
+            await self._store.save_discovery(self.name, resources)
+            self.resources = resources
+        return True
+
+    def _log_discovery_change(self, resources: list[Resource]) -> None:
+        old = {r.id for r in self.resources}
+        new = {r.id for r in resources}
+        if self.resources and old != new:
+            self._log.info("resources changed", added=sorted(new - old), removed=sorted(old - new))
+
+    async def _probe_primary(self) -> None:
+        resource = self.resources[0] if self.resources else None
+        if resource is None:
+            return
+        try:
+            head = await self._client.head(self.name, resource.url, self._headers,
+                                           self.config.timeout)
+        except (FetchFailure, PayloadRejected):
+            return
+        if 200 <= head.status < 300 or head.status in HEAD_REFUSED - {403}:
+            self._fallback.back_to_primary()
+            self._reset_backoff()
+
+    async def _poll_resource(self, resource: Resource) -> Outcome:
+        state = self.states.setdefault(resource.id, ResourceState(resource.id))
+        url = self._fallback.rewrite(resource.url)
+        log = self._log.bind(resource=resource.id)
+        started = time.monotonic()
+        try:
+            outcome = await self._check(resource, state, url)
+        except FetchFailure as exc:
+            outcome = self._failed(state, url, exc.reason, exc.detail, exc.retry_after,
+                                   host_wide=exc.host_wide, rate_limited=exc.status == 429)
+        except PayloadRejected as exc:
+            self._metrics.rejected.labels(self.name, exc.reason).inc()
+            outcome = self._failed(state, url, "rejected", str(exc))
+        except Exception as exc:  # a bug must cost one poll, never the daemon
+            log.exception("poll crashed")
+            outcome = self._failed(state, url, "internal", type(exc).__name__)
+        else:
+            self._succeeded(state)
+        self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
+        self._metrics.polls.labels(self.name, outcome.value).inc()
+        return outcome
+
+    async def _check(self, resource: Resource, state: ResourceState, url: str) -> Outcome:
+        state.url = url
+        strategy = probe_strategy(self._strategy, state)
+        if strategy is Strategy.HEAD:
+            head = await self._client.head(self.name, url, self._headers, self.config.timeout)
+            action = after_head(self._strategy, state, head.status, head.validators)
+            if action is HeadAction.FAIL:
+                raise FetchFailure("status", f"HTTP {head.status} on HEAD", status=head.status,
+                                   retry_after=head.retry_after)
+            if action is HeadAction.UNCHANGED:
+                state.learned_strategy = state.learned_strategy or Strategy.HEAD
+                return Outcome.UNCHANGED
+            if action is HeadAction.FALL_BACK:
+                strategy = Strategy.CONDITIONAL
+                self._log.info("HEAD is no help here; using conditional GET",
+                               resource=resource.id, status=head.status)
+        answer = await self._client.get(
+            self.name, url, self._headers, self.config.timeout,
+            conditional_validators(strategy, state), self.config.max_bytes,
+        )
+        if self._strategy is Strategy.AUTO:
+            state.learned_strategy = strategy_after_get(self._strategy, strategy, answer.validators)
+        if answer.download is None:
+            return Outcome.UNCHANGED
+        return await self._judge(resource, state, url, answer.download)
+
+    async def _judge(
+        self, resource: Resource, state: ResourceState, url: str, download: Download
+    ) -> Outcome:
+        verdict = after_fetch(state, download.sha256, download.validators)
+        if verdict is not Verdict.CHANGED:
+            await self._blobs.discard(download.path)
+            if verdict is Verdict.SAME_BYTES:
+                self._metrics.same_bytes.labels(self.name).inc()
+                self._log.info("new validators, same bytes", resource=resource.id)
+            state.validators = download.validators
+            return Outcome.UNCHANGED
+        fmt = effective_format(resource.format, url, download.content_type)
+        try:
+            await asyncio.to_thread(validate_payload, download.path, fmt, resource.allow_empty)
+        except PayloadRejected:
+            await self._blobs.discard(download.path)
+            raise
+        await self._record_change(resource, state, url, download, extension_for(fmt, url))
+        return Outcome.CHANGED
+
+    async def _record_change(
+        self, resource: Resource, state: ResourceState, url: str, download: Download, ext: str
+    ) -> None:
+        now = self._clock()
+        updated = dataclasses.replace(
+            state, sha256=download.sha256, size=download.size, validators=download.validators,
+            content_type=download.content_type, sequence=state.sequence + 1, last_change_at=now,
+        )
+        event = Event(
+            event_id=Event.make_id(self.name, resource.id, updated.sequence, download.sha256),
+            source=self.name, resource=resource.id, url=download.final_url,
+            sequence=updated.sequence, sha256=download.sha256, previous_sha256=state.sha256,
+            size=download.size, content_type=download.content_type,
+            validators=download.validators, detected_at=datetime.fromtimestamp(now, UTC),
+            extension=ext,
+        )
+        async with self._blobs.lock:
+            await self._blobs.adopt(download.path, download.sha256)
+            await asyncio.shield(
+                self._store.record_change(self.name, updated, event, list(self.config.sinks)))
+        self.states[resource.id] = updated
+        if state.sha256 is not None:
+            await self._blobs.release(state.sha256, self._store)
+        self._metrics.changes.labels(self.name).inc()
+        self._metrics.last_change.labels(self.name).set(now)
+        self._log.info("change", resource=resource.id, sequence=event.sequence,
+                       sha256=event.sha256, size=event.size, event_id=event.event_id)
+        self._on_change()
+
+    def _succeeded(self, state: ResourceState) -> None:
+        current = self.states[state.resource_id]  # _record_change may have replaced it
+        current.failures = 0
+        current.backoff_until = None
+        current.last_error = None
+        current.last_success_at = self._clock()
+        self._fallback.succeeded()
+
+    def _failed(
+        self,
+        state: ResourceState,
+        url: str,
+        reason: str,
+        detail: str,
+        retry_after: float | None = None,
+        host_wide: bool = False,
+        rate_limited: bool = False,
+    ) -> Outcome:
+        now = self._clock()
+        state.failures += 1
+        state.last_error = f"{reason}: {detail}"
+        delay = self._backoff.delay(state.failures, retry_after)
+        state.backoff_until = now + delay
+        if host_wide:
+            host = host_of(url)
+            self._host_backoff[host] = max(self._host_backoff.get(host, 0), now + delay)
+        self._log.warning("poll failed", resource=state.resource_id, reason=reason,
+                          detail=detail, failures=state.failures, retry_in=round(delay, 2))
+        if not rate_limited and self._fallback.failed():
+            self._reset_backoff()
+        return Outcome.ERROR
+
+    def _reset_backoff(self) -> None:
+        """A new host is a fresh start: nothing waits out the old host's backoff."""
+        self._host_backoff.clear()
+        for state in self.states.values():
+            state.backoff_until = None

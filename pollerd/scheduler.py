@@ -1,0 +1,56 @@
+"""APScheduler 3 wrapper: one interval job per source, never overlapping, with jitter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from pollerd.metrics import Metrics
+
+
+class PollScheduler:
+    """Runs each source's poll on its interval; an overrunning poll is skipped, not stacked."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self.last_run_at: float | None = None
+
+    def add(
+        self, name: str, interval: float, jitter: float, poll: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Schedule ``poll`` every ``interval`` seconds (plus up to ``jitter``), first run now."""
+
+        async def job() -> None:
+            self.last_run_at = time.time()
+            await poll()
+
+        self._scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def start(self) -> None:
+        """Start firing jobs (needs a running event loop)."""
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop firing new jobs; running ones are the caller's to drain."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def _on_skipped(self, event: JobEvent) -> None:
+        self._metrics.skipped_runs.labels(event.job_id).inc()

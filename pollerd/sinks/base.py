@@ -1,0 +1,33 @@
+"""The interface every sink implements: take one change, or say why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pollerd.model import Event
+
+
+class DeliveryFailed(Exception):
+    """The sink could not take the event now; it will be retried (after ``retry_after``)."""
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Sink(Protocol):
+    """Receives each change once it is safe in the outbox.
+
+    ``deliver`` must be idempotent by ``event.event_id``: after a crash, an event may come again.
+    """
+
+    name: str
+
+    async def deliver(self, event: Event, payload: Path) -> None:
+        """Hand over the event and its payload file; raise DeliveryFailed to be retried."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the sink holds."""
+        ...

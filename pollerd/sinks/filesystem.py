@@ -1,0 +1,105 @@
+"""``kind = "filesystem"``: every version as a file, plus ``latest.<ext>`` and an event file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pollerd.config import FilesystemSinkConfig
+from pollerd.model import Event
+from pollerd.names import safe_name
+from pollerd.sinks.base import DeliveryFailed
+
+EVENT_SUFFIX = ".event.json"
+
+
+def version_stem(event: Event) -> str:
+    """``<UTC timestamp>-<sha8>``: sorts by time, unique per content."""
+    moment = event.detected_at
+    return f"{moment:%Y%m%dT%H%M%S}.{moment.microsecond // 1000:03d}Z-{event.sha256[:8]}"
+
+
+class FilesystemSink:
+    """Writes ``<root>/<source>/<resource>/<stamp>-<sha8>.<ext>`` with temp + fsync + rename."""
+
+    def __init__(self, config: FilesystemSinkConfig) -> None:
+        self.name = config.name
+        self.root = config.root
+        self.keep_versions = config.keep_versions
+
+    async def deliver(self, event: Event, payload: Path) -> None:
+        """Write the version, its event file and ``latest``; rewriting the same event is harmless."""
+        try:
+            await asyncio.to_thread(self._write, event, payload)
+        except OSError as exc:
+            raise DeliveryFailed(f"cannot write under {self.root}: {exc.strerror}") from None
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def folder(self, source: str, resource: str) -> Path:
+        """The folder of one resource; never outside the root, whatever upstream called it."""
+        root = self.root.resolve()
+        folder = (root / safe_name(source) / safe_name(resource)).resolve()
+        if root not in folder.parents:
+            raise DeliveryFailed(f"resource name {resource!r} leaves the output root")
+        return folder
+
+    def _write(self, event: Event, payload: Path) -> None:
+        folder = self.folder(event.source, event.resource)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = version_stem(event)
+        _atomic_copy(payload, folder / f"{stem}.{event.extension}")
+        event_bytes = json.dumps(event.to_json(), indent=2).encode()
+        _atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
+        if _is_newest(folder, event):
+            _atomic_copy(payload, folder / f"latest.{event.extension}")
+            _atomic_write(event_bytes, folder / f"latest{EVENT_SUFFIX}")
+        _fsync_dir(folder)
+        if self.keep_versions is not None:
+            _prune(folder, self.keep_versions)
+
+
+def _is_newest(folder: Path, event: Event) -> bool:
+    try:
+        current = json.loads((folder / f"latest{EVENT_SUFFIX}").read_bytes())
+    except (OSError, ValueError):
+        return True
+    return bool(event.sequence >= int(current.get("sequence", 0)))
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    with source.open("rb") as src, tmp.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+        dst.flush()
+        os.fsync(dst.fileno())
+    tmp.replace(target)
+
+
+def _atomic_write(data: bytes, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("wb") as dst:
+        dst.write(data)
+        dst.flush()
+        os.fsync(dst.fileno())
+    tmp.replace(target)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(folder: Path, keep: int) -> None:
+    stems = sorted(p.name.removesuffix(EVENT_SUFFIX) for p in folder.glob(f"*{EVENT_SUFFIX}")
+                   if not p.name.startswith("latest"))
+    for stem in stems[:-keep]:
+        for path in folder.glob(f"{stem}.*"):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,42 @@
+"""``kind = "http"``: a fixed list of URLs, for any server (including ones without validators)."""
+
+from __future__ import annotations
+
+from pollerd.config import HttpSourceConfig
+from pollerd.model import Resource
+from pollerd.names import name_from_url
+
+
+class HttpSource:
+    """Resources straight from the configuration; discovery never fails."""
+
+    discovery_interval: float | None = None
+
+    def __init__(self, config: HttpSourceConfig) -> None:
+        self.name = config.name
+        self._resources = _resources(config)
+
+    async def discover(self) -> list[Resource]:
+        """The configured resources."""
+        return list(self._resources)
+
+
+def _resources(config: HttpSourceConfig) -> list[Resource]:
+    resources = [
+        Resource(
+            id=item.id,
+            url=item.url,
+            format=item.format or config.format,
+            allow_empty=config.allow_empty if item.allow_empty is None else item.allow_empty,
+        )
+        for item in config.resources
+    ]
+    taken = {resource.id for resource in resources}
+    for url in config.urls:
+        base = name_from_url(url)
+        rid, n = base, 2
+        while rid in taken:
+            rid, n = f"{base}-{n}", n + 1
+        taken.add(rid)
+        resources.append(Resource(rid, url, config.format, config.allow_empty))
+    return resources

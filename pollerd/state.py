@@ -1,0 +1,300 @@
+"""Durable state: resource validators and hashes, last good discovery, and the delivery outbox.
+
+``StateStore`` is the interface the poll cycle and the delivery loop use; ``SqliteStore`` is the
+embedded default. Every SQLite call runs on one dedicated thread, so the event loop never waits on
+the disk and the connection is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pollerd.model import Event, Resource, ResourceState, Strategy, Validators
+
+SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+    source TEXT NOT NULL, resource TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (source, resource));
+CREATE TABLE IF NOT EXISTS discoveries (
+    source TEXT PRIMARY KEY, resources TEXT NOT NULL, discovered_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL, resource TEXT NOT NULL, sequence INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, body TEXT NOT NULL, extension TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL, sink TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
+    updated_at REAL NOT NULL, PRIMARY KEY (event_id, sink));
+CREATE INDEX IF NOT EXISTS deliveries_by_sink ON deliveries (sink, status);
+"""
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """An event not yet acknowledged by one sink."""
+
+    event: Event
+    sink: str
+    attempts: int
+    next_attempt: float
+
+
+class StateStore(Protocol):
+    """What the poll cycle and the delivery loop need from durable state."""
+
+    async def load_states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source, by resource id."""
+
+    async def save_states(self, source: str, states: list[ResourceState]) -> None:
+        """Persist resource states (validators, backoff, errors) in one transaction."""
+
+    async def record_change(
+        self, source: str, state: ResourceState, event: Event, sinks: list[str]
+    ) -> None:
+        """Atomically: the resource's new state, the event, and one pending delivery per sink."""
+
+    async def load_discovery(self, source: str) -> list[Resource] | None:
+        """The last good discovery of a source, if any."""
+
+    async def save_discovery(self, source: str, resources: list[Resource]) -> None:
+        """Remember a good discovery, so an API outage or a restart keeps the known URLs."""
+
+    async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Pending deliveries of a sink in event order (per resource: sequence order)."""
+
+    async def mark_delivered(self, event_id: str, sink: str) -> None:
+        """The sink acknowledged the event."""
+
+    async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
+        """The sink failed; try again at ``next_attempt``."""
+
+    async def outbox_depth(self, sink: str) -> int:
+        """How many deliveries the sink has pending."""
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether a payload is still needed: a pending delivery or a resource's current content."""
+
+    async def close(self) -> None:
+        """Release the store."""
+
+
+def _state_to_json(state: ResourceState) -> str:
+    data = asdict(state)
+    data["learned_strategy"] = state.learned_strategy.value if state.learned_strategy else None
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _state_from_json(text: str) -> ResourceState:
+    data: dict[str, Any] = json.loads(text)
+    data["validators"] = Validators(**data["validators"])
+    learned = data.get("learned_strategy")
+    data["learned_strategy"] = Strategy(learned) if learned else None
+    return ResourceState(**data)
+
+
+class SqliteStore:
+    """The embedded StateStore: one SQLite file in the state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pollerd-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open (and create or migrate) the database."""
+        await self._call(self.open_sync)
+
+    def open_sync(self) -> None:
+        """Open on the calling thread (for the CLI's read-only commands)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            db.close()
+            raise RuntimeError(f"{self.path} was written by a newer pollerd (schema {row[0]})")
+        self._db = db
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection (only to be used on the store's thread)."""
+        if self._db is None:
+            raise RuntimeError("the state store is not open")
+        return self._db
+
+    async def load_states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source, by resource id."""
+        return await self._call(self.read_states, source)
+
+    def read_states(self, source: str) -> dict[str, ResourceState]:
+        """Synchronous load_states, for the CLI's read-only commands."""
+        rows = self.db.execute(
+            "SELECT resource, state FROM resources WHERE source=? ORDER BY resource", (source,)
+        )
+        return {resource: _state_from_json(state) for resource, state in rows}
+
+    async def save_states(self, source: str, states: list[ResourceState]) -> None:
+        """Persist resource states in one transaction."""
+        if states:
+            await self._call(self._save_states, source, [(s.resource_id, _state_to_json(s))
+                                                         for s in states])
+
+    def _save_states(self, source: str, rows: list[tuple[str, str]]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?, ?, ?)",
+                [(source, resource, state) for resource, state in rows],
+            )
+
+    async def record_change(
+        self, source: str, state: ResourceState, event: Event, sinks: list[str]
+    ) -> None:
+        """Atomically: the resource's new state, the event, and one pending delivery per sink."""
+        await self._call(self._record_change, source, state.resource_id, _state_to_json(state),
+                         event, sinks)
+
+    def _record_change(
+        self, source: str, resource: str, state: str, event: Event, sinks: list[str]
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?,?,?)",
+                       (source, resource, state))
+            db.execute(
+                "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (event.event_id, source, resource, event.sequence, event.sha256,
+                 json.dumps(event.to_json()), event.extension, now),
+            )
+            db.executemany(
+                "INSERT INTO deliveries (event_id, sink, status, next_attempt, updated_at)"
+                " VALUES (?, ?, 'pending', ?, ?)",
+                [(event.event_id, sink, now, now) for sink in sinks],
+            )
+
+    async def load_discovery(self, source: str) -> list[Resource] | None:
+        """The last good discovery of a source, if any."""
+        return await self._call(self._load_discovery, source)
+
+    def _load_discovery(self, source: str) -> list[Resource] | None:
+        row = self.db.execute("SELECT resources FROM discoveries WHERE source=?",
+                              (source,)).fetchone()
+        return None if row is None else [Resource.from_json(r) for r in json.loads(row[0])]
+
+    async def save_discovery(self, source: str, resources: list[Resource]) -> None:
+        """Remember a good discovery."""
+        text = json.dumps([r.to_json() for r in resources])
+        await self._call(self._save_discovery, source, text)
+
+    def _save_discovery(self, source: str, text: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO discoveries VALUES (?, ?, ?)",
+                        (source, text, time.time()))
+
+    async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Pending deliveries of a sink in event order."""
+        return await self._call(self.read_pending, sink, limit)
+
+    def read_pending(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Synchronous pending_deliveries, for the CLI."""
+        rows = self.db.execute(
+            "SELECT e.body, e.extension, d.attempts, d.next_attempt FROM deliveries d"
+            " JOIN events e ON e.event_id = d.event_id"
+            " WHERE d.sink=? AND d.status='pending' ORDER BY e.id LIMIT ?",
+            (sink, limit),
+        )
+        return [
+            PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at)
+            for body, extension, attempts, at in rows
+        ]
+
+    async def mark_delivered(self, event_id: str, sink: str) -> None:
+        """The sink acknowledged the event."""
+        await self._call(self._mark, event_id, sink, "delivered", None, None)
+
+    async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
+        """The sink failed; try again at ``next_attempt``."""
+        await self._call(self._mark, event_id, sink, "pending", error, next_attempt)
+
+    def _mark(self, event_id: str, sink: str, status: str, error: str | None,
+              next_attempt: float | None) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status=?, attempts=attempts+1, last_error=?,"
+            " next_attempt=COALESCE(?, next_attempt), updated_at=? WHERE event_id=? AND sink=?",
+            (status, error, next_attempt, time.time(), event_id, sink),
+        )
+
+    async def outbox_depth(self, sink: str) -> int:
+        """How many deliveries the sink has pending."""
+        return await self._call(self.count_pending, sink)
+
+    def count_pending(self, sink: str) -> int:
+        """Synchronous outbox_depth, for the CLI."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE sink=? AND status='pending'", (sink,)
+        ).fetchone()
+        return int(row[0])
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether a payload is still needed by a pending delivery or as a current version."""
+        return await self._call(self._blob_in_use, sha256)
+
+    def _blob_in_use(self, sha256: str) -> bool:
+        pending = self.db.execute(
+            "SELECT 1 FROM deliveries d JOIN events e ON e.event_id = d.event_id"
+            " WHERE e.sha256=? AND d.status='pending' LIMIT 1", (sha256,)
+        ).fetchone()
+        if pending:
+            return True
+        current = self.db.execute(
+            "SELECT 1 FROM resources WHERE json_extract(state, '$.sha256')=? LIMIT 1", (sha256,)
+        ).fetchone()
+        return current is not None
+
+    def sources(self) -> list[str]:
+        """Every source with stored state (for the CLI)."""
+        return [row[0] for row in self.db.execute(
+            "SELECT DISTINCT source FROM resources ORDER BY source")]
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread."""
+        if self._db is not None:
+            await self._call(self.db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,73 @@
+"""``pollerd status``: what the state directory knows, per resource and per sink."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pollerd.config import Config
+from pollerd.state import SqliteStore
+
+
+def collect_status(config: Config) -> dict[str, Any]:
+    """Per source and resource: url, strategy, validators, last change, last error, backoff."""
+    path = config.daemon.state_dir / "pollerd.sqlite3"
+    if not path.exists():
+        return {"sources": {}, "sinks": {}}
+    store = SqliteStore(path)
+    store.open_sync()
+    try:
+        sources = {
+            source.name: [_resource_row(state) for state in store.read_states(source.name).values()]
+            for source in config.sources
+        }
+        sinks = {sink.name: {"pending": store.count_pending(sink.name)} for sink in config.sinks}
+    finally:
+        store.db.close()
+    return {"sources": sources, "sinks": sinks}
+
+
+def _resource_row(state: Any) -> dict[str, Any]:
+    backoff = state.backoff_until if (state.backoff_until or 0) > time.time() else None
+    return {
+        "resource": state.resource_id,
+        "url": state.url,
+        "strategy": state.learned_strategy.value if state.learned_strategy else None,
+        "etag": state.validators.etag,
+        "last_modified": state.validators.last_modified,
+        "sequence": state.sequence,
+        "sha256": state.sha256,
+        "last_change": _iso(state.last_change_at),
+        "last_success": _iso(state.last_success_at),
+        "last_error": state.last_error,
+        "failures": state.failures,
+        "backoff_until": _iso(backoff),
+    }
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def print_status(config: Config, as_json: bool = False) -> int:
+    """Print the status as a table (or JSON); always exit 0."""
+    status = collect_status(config)
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    for source, rows in status["sources"].items():
+        print(f"source {source}: {len(rows)} resources")
+        for row in rows:
+            print(f"  {row['resource']}  seq={row['sequence']}  strategy={row['strategy']}"
+                  f"  last_change={row['last_change']}  url={row['url']}")
+            print(f"      etag={row['etag']}  last_modified={row['last_modified']}")
+            if row["last_error"] or row["backoff_until"]:
+                print(f"      last_error={row['last_error']}  failures={row['failures']}"
+                      f"  backoff_until={row['backoff_until']}")
+    for sink, info in status["sinks"].items():
+        print(f"sink {sink}: {info['pending']} pending")
+    return 0
