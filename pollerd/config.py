@@ -191,6 +191,9 @@ class Config(Strict):
         return next(source for source in self.sources if source.name == name)
 
 
+_KINDS = {"sources": ("http",), "sinks": ("stdout", "filesystem")}
+
+
 class ConfigError(Exception):
     """A configuration file that cannot be used; ``problems`` holds 'key.path: reason' lines."""
 
@@ -229,6 +232,10 @@ def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
+        elif error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path = f"{path}.kind"
+            kinds = _KINDS.get(str(error["loc"][0]), ())
+            message = f"missing or unknown kind; expected one of: {', '.join(kinds)}"
         problems.append(f"{path}: {message}" if path else message)
     return problems
 

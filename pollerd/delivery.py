@@ -74,7 +74,10 @@ class Deliverer:
         self._tasks = []
 
     async def drain(self) -> int:
-        """Deliver everything due now to every sink once; return how many deliveries failed."""
+        """Try every pending delivery once, retry schedule or not (``pollerd once``).
+
+        Return how many failed.
+        """
         results = await asyncio.gather(*(self._drain_sink(name) for name in self._sinks))
         return sum(results)
 
@@ -87,7 +90,7 @@ class Deliverer:
     async def _drain_sink(self, name: str) -> int:
         failed = 0
         while True:
-            result = await self._round(name)
+            result = await self._round(name, ignore_schedule=True)
             failed += result.failed
             if not result.more or result.delivered == 0:
                 return failed
@@ -103,9 +106,9 @@ class Deliverer:
             with suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.05))
 
-    async def _round(self, name: str) -> RoundResult:
+    async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._store.pending_deliveries(name, BATCH)
-        now = self._clock()
+        now = float("inf") if ignore_schedule else self._clock()
         blocked: set[tuple[str, str]] = set()
         delivered = failed = 0
         next_due: float | None = None

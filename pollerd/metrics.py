@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from pollerd import __version__
 
@@ -22,6 +28,8 @@ class Metrics:
     """The daemon's metrics; each daemon owns its registry so several can live in one process."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # *_created series double the output and no dashboard reads them
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.build_info = Gauge("pollerd_build_info", "Always 1; the version as a label.",
@@ -91,6 +99,9 @@ class Metrics:
                            self.in_backoff, self.fallback_active, self.last_success,
                            self.last_change):
                 family.labels(source)
+            for method in ("HEAD", "GET"):
+                for status_class in STATUS_CLASSES:
+                    self.http_requests.labels(source, method, status_class)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.deliveries.labels(sink, outcome)

@@ -100,6 +100,8 @@ class FileHost:
         self.faults: dict[str, list[Fault]] = {}
         self.log: list[RequestRecord] = []
         self.on_request: Callable[[RequestRecord], None] | None = None
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def add(self, path: str, **options: object) -> ServedFile:
         """Declare a file (see ServedFile for options)."""
@@ -132,6 +134,14 @@ class FileHost:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request: a fault if one is queued, else the file."""
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         fault = self._take_fault(request)
         response: web.StreamResponse
         if fault is not None and fault.kind == "slow":

@@ -1,0 +1,102 @@
+"""Shared fixtures: a simulator file host on 127.0.0.1 and daemons built against it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pollerd.app import Daemon
+from pollerd.config import Config, parse_config
+from pollerd.logs import configure_logging
+from pollerd.sim import FileHost, SimServer
+
+
+@dataclass
+class Upstream:
+    """A running simulator host and its base URL."""
+
+    host: FileHost
+    base: str
+
+    def url(self, path: str) -> str:
+        """The full URL of a path on this host."""
+        return self.base + path
+
+
+@pytest.fixture(autouse=True)
+def _logging() -> None:
+    configure_logging("json", "debug")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """A FileHost served on a free local port."""
+    server = SimServer()
+    host = FileHost()
+    base = await server.serve(host.app())
+    yield Upstream(host, base)
+    await server.close()
+
+
+@pytest.fixture
+async def second_upstream() -> AsyncIterator[Upstream]:
+    """Another FileHost on another port (a mirror)."""
+    server = SimServer()
+    host = FileHost("mirror")
+    base = await server.serve(host.app())
+    yield Upstream(host, base)
+    await server.close()
+
+
+ConfigFactory = Callable[..., Config]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> ConfigFactory:
+    """Build a validated Config: one http source (``files``) with a filesystem and a stdout sink."""
+
+    def build(urls: list[str], **source: Any) -> Config:
+        raw: dict[str, Any] = {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [{"name": "files", "kind": "http", "urls": urls, "interval": "1s",
+                         "sinks": ["out", "console"], "backoff_base": "50ms", **source}],
+            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                      {"name": "console", "kind": "stdout"}],
+        }
+        return parse_config(raw)
+
+    return build
+
+
+@asynccontextmanager
+async def opened(config: Config) -> AsyncIterator[Daemon]:
+    """A daemon, opened, closed afterwards."""
+    daemon = Daemon(config)
+    await daemon.open()
+    try:
+        yield daemon
+    finally:
+        await daemon.close()
+
+
+def versions_on_disk(root: Path, source: str, resource: str) -> list[Path]:
+    """Version files (not latest, not event files) written by the filesystem sink."""
+    folder = root / source / resource
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(("latest", ".")) and not p.name.endswith(".event.json"))
+
+
+def stdout_events(text: str) -> list[dict[str, Any]]:
+    """The JSON lines the stdout sink printed."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float:
+    """A metric sample's value (0 when absent)."""
+    return daemon.metrics.registry.get_sample_value(name, labels) or 0.0

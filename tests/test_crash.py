@@ -1,0 +1,110 @@
+"""Durability: kill -9 with a delivery pending, restart, delivered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import Upstream, versions_on_disk
+
+
+def write_config(tmp_path: Path, url: str, out: Path) -> Path:
+    """A config with one source and only a filesystem sink, writing to ``out``."""
+    config = tmp_path / "pollerd.toml"
+    config.write_text(f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+metrics = "off"
+log_format = "json"
+
+[[sources]]
+name = "files"
+kind = "http"
+urls = ["{url}"]
+interval = "300ms"
+sinks = ["out"]
+
+[[sinks]]
+name = "out"
+kind = "filesystem"
+root = "{out}"
+retry_base = "100ms"
+retry_max = "200ms"
+""")
+    return config
+
+
+def pending_deliveries(state_dir: Path) -> int:
+    """Pending outbox rows, read straight from the SQLite file."""
+    path = state_dir / "pollerd.sqlite3"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=5) as db:
+        try:
+            row = db.execute("SELECT COUNT(*) FROM deliveries WHERE status='pending'").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+async def pollerd(*args: str) -> asyncio.subprocess.Process:
+    """Start ``python -m pollerd`` with the given arguments."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pollerd", *args,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_kill_9_with_pending_delivery_is_delivered_once_after_restart(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The change sits in the outbox when the daemon is killed; the next run delivers it once."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b'{"v": 1}')
+    out = tmp_path / "out"
+    out.write_text("not a directory yet: deliveries fail and stay pending")
+    config = write_config(tmp_path, upstream.url("/a.json"), out)
+    daemon = await pollerd("run", "-c", str(config))
+    deadline = time.monotonic() + 30
+    while pending_deliveries(tmp_path / "state") == 0:
+        assert time.monotonic() < deadline, "the change never reached the outbox"
+        assert daemon.returncode is None
+        await asyncio.sleep(0.05)
+    os.kill(daemon.pid, signal.SIGKILL)
+    await daemon.wait()
+    assert not list(tmp_path.glob("out/**/*.json"))
+
+    out.unlink()
+    once = await pollerd("once", "-c", str(config))
+    _, stderr = await once.communicate()
+    assert once.returncode == 0, stderr.decode()
+    assert len(versions_on_disk(out, "files", "a.json")) == 1
+    assert (out / "files" / "a.json" / "latest.json").read_bytes() == b'{"v": 1}'
+    assert pending_deliveries(tmp_path / "state") == 0
+
+    again = await pollerd("once", "-c", str(config))
+    await again.communicate()
+    assert again.returncode == 0
+    assert len(versions_on_disk(out, "files", "a.json")) == 1
+    assert len(list((out / "files" / "a.json").glob("*.event.json"))) == 2  # version + latest
+
+
+async def test_sigterm_stops_the_daemon_cleanly(upstream: Upstream, tmp_path: Path) -> None:
+    """SIGTERM: stop scheduling, drain, exit 0."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b"{}")
+    out = tmp_path / "out"
+    daemon = await pollerd("run", "-c", str(write_config(tmp_path, upstream.url("/a.json"), out)))
+    deadline = time.monotonic() + 30
+    while not (out / "files" / "a.json" / "latest.json").exists():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    daemon.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=30)
+    assert daemon.returncode == 0, stderr.decode()
+    assert b'"stopping"' in stderr
