@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -24,6 +25,10 @@ from pollerd.sources import build_source
 from pollerd.state import SqliteStore
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a port in use, a state directory it cannot write)."""
 
 
 class Daemon:
@@ -49,7 +54,10 @@ class Daemon:
 
     async def open(self) -> None:
         """Open state, the HTTP session and the pollers (loads stored state)."""
-        await self.store.open()
+        try:
+            await self.store.open()
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"daemon.state_dir: cannot open {self.store.path}: {exc}") from None
         await asyncio.to_thread(self.blobs.prepare)
         daemon = self.config.daemon
         self._session = aiohttp.ClientSession(
@@ -77,9 +85,14 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain within ``drain_grace``."""
-        if self.config.daemon.metrics:
-            self.server = MetricsServer(self.metrics, self.config.daemon.metrics)
-            await self.server.start()
+        address = self.config.daemon.metrics
+        if address:
+            self.server = MetricsServer(self.metrics, address)
+            try:
+                await self.server.start()
+            except OSError as exc:
+                raise StartupError(f"daemon.metrics: cannot listen on {address}: "
+                                   f"{exc.strerror}") from None
             self._log.info("metrics listening", port=self.server.port)
         self.deliverer.start()
         for name, poller in self.pollers.items():

@@ -9,6 +9,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
+from pollerd.durable import fsync_dir
+
 
 class _Usage(Protocol):
     async def blob_in_use(self, sha256: str) -> bool: ...
@@ -49,7 +51,7 @@ class BlobStore:
         with download_path.open("rb") as file:
             os.fsync(file.fileno())
         download_path.replace(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return target
 
     async def discard(self, path: Path) -> None:
@@ -67,10 +69,3 @@ def _unlink(path: Path) -> None:
     with suppress(FileNotFoundError):
         path.unlink()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pollerd import __version__
-from pollerd.app import Daemon, stop_on_signals
+from pollerd.app import Daemon, StartupError, stop_on_signals
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.logs import configure_logging
 
@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"pollerd cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -100,3 +102,18 @@ def stdout_events(text: str) -> list[dict[str, Any]]:
 def sample(daemon: Daemon, name: str, **labels: str) -> float:
     """A metric sample's value (0 when absent)."""
     return daemon.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait until ``condition()`` holds (generous bound; fails the test otherwise)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def wait_out_backoff(daemon: Daemon) -> None:
+    """Sleep until no resource waits out a backoff any more."""
+    for poller in daemon.pollers.values():
+        until = max((s.backoff_until or 0) for s in poller.states.values())
+        await asyncio.sleep(max(0.0, until - time.time()) + 0.01)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,22 @@ def test_check_config_accepts_the_demo(capsys: pytest.CaptureFixture[str]) -> No
     """A good file exits 0."""
     assert main(["check-config", str(ROOT / "config" / "demo.toml")]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_busy_metrics_port_is_a_clear_startup_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A port already in use: one line naming the key, exit 1, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+                          f'metrics = "127.0.0.1:{port}"\n'
+                          '[[sources]]\nname = "a"\nkind = "http"\nurls = ["http://127.0.0.1:9/a"]\n'
+                          'sinks = ["s"]\n[[sinks]]\nname = "s"\nkind = "stdout"\n')
+        assert main(["run", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"daemon.metrics: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err

@@ -7,10 +7,9 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
-from tests.conftest import Upstream, versions_on_disk
+from tests.conftest import Upstream, versions_on_disk, wait_for
 
 
 def write_config(tmp_path: Path, url: str, out: Path) -> Path:
@@ -70,11 +69,7 @@ async def test_kill_9_with_pending_delivery_is_delivered_once_after_restart(
     out.write_text("not a directory yet: deliveries fail and stay pending")
     config = write_config(tmp_path, upstream.url("/a.json"), out)
     daemon = await pollerd("run", "-c", str(config))
-    deadline = time.monotonic() + 30
-    while pending_deliveries(tmp_path / "state") == 0:
-        assert time.monotonic() < deadline, "the change never reached the outbox"
-        assert daemon.returncode is None
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: pending_deliveries(tmp_path / "state") > 0, timeout=30)
     os.kill(daemon.pid, signal.SIGKILL)
     await daemon.wait()
     assert not list(tmp_path.glob("out/**/*.json"))
@@ -100,10 +95,7 @@ async def test_sigterm_stops_the_daemon_cleanly(upstream: Upstream, tmp_path: Pa
     upstream.host.publish("/a.json", b"{}")
     out = tmp_path / "out"
     daemon = await pollerd("run", "-c", str(write_config(tmp_path, upstream.url("/a.json"), out)))
-    deadline = time.monotonic() + 30
-    while not (out / "files" / "a.json" / "latest.json").exists():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_for((out / "files" / "a.json" / "latest.json").exists, timeout=30)
     daemon.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=30)
     assert daemon.returncode == 0, stderr.decode()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
-from pollerd.app import Daemon
 from pollerd.config import parse_config
 from pollerd.sim import Fault
-from tests.conftest import ConfigFactory, Upstream, opened, sample
+from tests.conftest import (
+    ConfigFactory,
+    Upstream,
+    opened,
+    sample,
+    wait_for,
+    wait_out_backoff,
+)
 
 METRIC_FAMILIES = [
     "pollerd_polls_total", "pollerd_http_requests_total", "pollerd_downloaded_bytes_total",
@@ -21,14 +25,6 @@ METRIC_FAMILIES = [
     "pollerd_last_success_timestamp_seconds", "pollerd_fallback_active",
     "pollerd_fallback_switches_total", "pollerd_build_info",
 ]
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait until ``condition()`` holds (generous bound; fails the test otherwise)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_metrics_endpoint_exposes_every_family(
@@ -137,9 +133,9 @@ async def test_fallback_mirror_takes_over_and_hands_back(
                          fallback_after=2)
     async with opened(config) as daemon:
         assert await daemon.run_once()
-        upstream.host.inject("*", Fault("status", status=500, count=-1))
+        upstream.host.inject("*", Fault("reset", count=-1))  # the host drops every connection
         assert not await daemon.run_once()
-        await _wait_out_backoff(daemon)
+        await wait_out_backoff(daemon)
         assert not await daemon.run_once()  # second failure: switch
         assert sample(daemon, "pollerd_fallback_active", source="files") == 1
         assert await daemon.run_once()  # served by the mirror
@@ -158,8 +154,3 @@ async def test_fallback_mirror_takes_over_and_hands_back(
     assert sample(daemon, "pollerd_changes_total", source="files") == 2
     assert second_upstream.host.log == []
 
-
-async def _wait_out_backoff(daemon: Daemon) -> None:
-    for poller in daemon.pollers.values():
-        until = max((s.backoff_until or 0) for s in poller.states.values())
-        await asyncio.sleep(max(0.0, until - time.time()) + 0.01)

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
 
 import pytest
 
-from pollerd.app import Daemon
 from pollerd.sim import Fault
-from tests.conftest import ConfigFactory, Upstream, opened, sample, stdout_events, versions_on_disk
-
-
-async def wait_out_backoff(daemon: Daemon) -> None:
-    """Sleep until no resource waits out a backoff any more."""
-    for poller in daemon.pollers.values():
-        until = max((s.backoff_until or 0) for s in poller.states.values())
-        await asyncio.sleep(max(0.0, until - time.time()) + 0.01)
+from tests.conftest import (
+    ConfigFactory,
+    Upstream,
+    opened,
+    sample,
+    stdout_events,
+    versions_on_disk,
+    wait_out_backoff,
+)
 
 
 def methods(upstream: Upstream) -> list[str]:
@@ -253,3 +252,22 @@ async def test_upstream_name_cannot_escape_the_output_root(
     assert written, "the version was not written at all"
     out = (tmp_path / "out").resolve()
     assert all(out in p.resolve().parents for p in written)
+
+
+async def test_filesystem_retention_keeps_the_newest_versions(
+    upstream: Upstream, make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    """keep_versions = 2: older versions and their event files are removed, latest stays."""
+    upstream.host.add("/a.json")
+    config = make_config([upstream.url("/a.json")])
+    sinks = [s.model_copy(update={"keep_versions": 2}) if s.kind == "filesystem" else s
+             for s in config.sinks]
+    async with opened(config.model_copy(update={"sinks": sinks})) as daemon:
+        for n in range(4):
+            upstream.host.publish("/a.json", f'{{"v": {n}}}'.encode())
+            assert await daemon.run_once()
+    folder = tmp_path / "out" / "files" / "a.json"
+    kept = versions_on_disk(tmp_path / "out", "files", "a.json")
+    assert [p.read_bytes() for p in kept] == [b'{"v": 2}', b'{"v": 3}']
+    assert len(list(folder.glob("2*.event.json"))) == 2
+    assert (folder / "latest.json").read_bytes() == b'{"v": 3}'

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from pathlib import Path
 
 from pollerd.config import FilesystemSinkConfig
+from pollerd.durable import atomic_copy, atomic_write, fsync_dir
 from pollerd.model import Event
 from pollerd.names import safe_name
 from pollerd.sinks.base import DeliveryFailed
@@ -52,13 +51,13 @@ class FilesystemSink:
         folder = self.folder(event.source, event.resource)
         folder.mkdir(parents=True, exist_ok=True)
         stem = version_stem(event)
-        _atomic_copy(payload, folder / f"{stem}.{event.extension}")
+        atomic_copy(payload, folder / f"{stem}.{event.extension}")
         event_bytes = json.dumps(event.to_json(), indent=2).encode()
-        _atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
+        atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
         if _is_newest(folder, event):
-            _atomic_copy(payload, folder / f"latest.{event.extension}")
-            _atomic_write(event_bytes, folder / f"latest{EVENT_SUFFIX}")
-        _fsync_dir(folder)
+            atomic_copy(payload, folder / f"latest.{event.extension}")
+            atomic_write(event_bytes, folder / f"latest{EVENT_SUFFIX}")
+        fsync_dir(folder)
         if self.keep_versions is not None:
             _prune(folder, self.keep_versions)
 
@@ -69,32 +68,6 @@ def _is_newest(folder: Path, event: Event) -> bool:
     except (OSError, ValueError):
         return True
     return bool(event.sequence >= int(current.get("sequence", 0)))
-
-
-def _atomic_copy(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    with source.open("rb") as src, tmp.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        dst.flush()
-        os.fsync(dst.fileno())
-    tmp.replace(target)
-
-
-def _atomic_write(data: bytes, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("wb") as dst:
-        dst.write(data)
-        dst.flush()
-        os.fsync(dst.fileno())
-    tmp.replace(target)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _prune(folder: Path, keep: int) -> None:
