@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pollerd", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pollerd", description="Watch election-data feeds and push only what changed.")
     parser.add_argument("--version", action="version", version=f"pollerd {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
