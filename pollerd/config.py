@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -191,7 +191,14 @@ class Config(Strict):
         return next(source for source in self.sources if source.name == name)
 
 
-_KINDS = {"sources": ("http",), "sinks": ("stdout", "filesystem")}
+def _kinds(union: Any) -> tuple[str, ...]:
+    """The ``kind`` values a discriminated union of config tables accepts."""
+    members = get_args(get_args(union)[0]) or (get_args(union)[0],)
+    return tuple(kind for model in members
+                 for kind in get_args(model.model_fields["kind"].annotation))
+
+
+_KINDS = {"sources": _kinds(SourceConfig), "sinks": _kinds(SinkConfig)}
 
 
 class ConfigError(Exception):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(path: Path) -> None:
@@ -18,19 +20,19 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_copy(source: Path, target: Path) -> None:
     """Replace ``target`` with a copy of ``source``; readers see the old or the new file, whole."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    with source.open("rb") as src, tmp.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        dst.flush()
-        os.fsync(dst.fileno())
-    tmp.replace(target)
+    with source.open("rb") as src:
+        _replace(target, lambda dst: shutil.copyfileobj(src, dst, 1024 * 1024))
 
 
 def atomic_write(data: bytes, target: Path) -> None:
     """Replace ``target`` with ``data``; readers see the old or the new file, whole."""
+    _replace(target, lambda dst: dst.write(data))
+
+
+def _replace(target: Path, write: Callable[[BinaryIO], object]) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     with tmp.open("wb") as dst:
-        dst.write(data)
+        write(dst)
         dst.flush()
         os.fsync(dst.fileno())
     tmp.replace(target)
