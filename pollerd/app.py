@@ -67,7 +67,7 @@ class Daemon:
         client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
                             self.metrics, self.blobs.tmp_dir)
         for source_config in self.config.sources:
-            poller = SourcePoller(source_config, build_source(source_config), client, self.store,
+            poller = SourcePoller(source_config, build_source(source_config, client), client, self.store,
                                   self.blobs, self.metrics, self.deliverer.wake)
             await poller.load()
             self.pollers[source_config.name] = poller

@@ -28,6 +28,12 @@ from pollerd.durations import parse_duration, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+CKAN_PRESETS = {
+    "production": "https://ckan.opendata.swiss/api/3/action",
+    "test": "https://ckan.ogdch-abnahme.clients.liip.ch/api/3/action",
+}
+FSO_FILE_HOSTS = ("*.voteinfo-app.ch", "*.amazonaws.com", "dam-api.bfs.admin.ch", "www.bfs.admin.ch")
 
 
 def _duration(value: object) -> object:
@@ -69,6 +75,13 @@ def _host_port(value: str) -> str:
     return value
 
 
+def _host_pattern(value: str) -> str:
+    value = value.strip().lower()
+    if not _HOST_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a host name, an IP address or '*.suffix'")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
@@ -76,6 +89,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
 EnvPath = Annotated[Path, BeforeValidator(_expand_env)]
+HostPattern = Annotated[str, AfterValidator(_host_pattern)]
 
 
 class Strict(BaseModel):
@@ -125,6 +139,7 @@ class SourceBase(Strict):
     fallback_after: int = Field(default=3, ge=1)
     headers: dict[str, Secret] = {}
     header_files: dict[str, EnvPath] = {}
+    allowed_hosts: list[HostPattern] | None = None
 
     def secret_values(self) -> Iterator[str]:
         """Every secret this source holds, for log redaction."""
@@ -146,7 +161,41 @@ class HttpSourceConfig(SourceBase):
         return self
 
 
-SourceConfig = Annotated[HttpSourceConfig, Field(discriminator="kind")]
+def _ckan_api(value: str) -> str:
+    return _http_url(CKAN_PRESETS.get(value, value)).rstrip("/")
+
+
+class FsoSelector(Strict):
+    """One ``[[sources.select]]`` table: a resource matches when every given criterion does."""
+
+    file: str | None = None
+    id: str | None = None
+    format: str | None = None
+    title: str | None = None
+    language: Literal["de", "fr", "it", "en", "rm"] | None = None
+    allow_empty: bool | None = None
+
+    @model_validator(mode="after")
+    def _has_criterion(self) -> FsoSelector:
+        if not (self.file or self.id or self.format or self.title or self.language):
+            raise ValueError("a selector needs at least one of file, id, format, title, language")
+        return self
+
+
+class FsoSourceConfig(SourceBase):
+    """``kind = "fso"``: the files of an opendata.swiss (CKAN) package, found through its API."""
+
+    kind: Literal["fso"]
+    package: Annotated[str, Field(pattern=r"^[a-z0-9_-]{2,100}$")]
+    api: Annotated[str, AfterValidator(_ckan_api)] = CKAN_PRESETS["production"]
+    discovery_interval: PositiveDuration = 60.0
+    select: list[FsoSelector] = []
+    details: bool = True
+    rediscover_after: int = Field(default=1, ge=1)
+    allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
+
+
+SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig, Field(discriminator="kind")]
 
 
 class SinkBase(Strict):
@@ -284,8 +333,10 @@ def _duplicates(table: str, names: list[str]) -> Iterator[str]:
         seen.add(name)
 
 
-def _duplicate_resources(index: int, source: HttpSourceConfig) -> Iterator[str]:
+def _duplicate_resources(index: int, source: SourceConfig) -> Iterator[str]:
     seen: set[str] = set()
+    if not isinstance(source, HttpSourceConfig):
+        return
     for j, resource in enumerate(source.resources):
         if resource.id in seen:
             yield f"sources[{index}].resources[{j}].id: {resource.id!r} is used twice"

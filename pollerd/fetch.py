@@ -14,15 +14,21 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from pollerd.backoff import parse_retry_after
+from pollerd.hosts import ANY_HOST, HostPolicy
 from pollerd.metrics import Metrics
 from pollerd.model import Download, Validators
 from pollerd.payload import PayloadRejected
 
 _CHUNK = 64 * 1024
 _WRITE_BATCH = 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+_CONDITIONAL = ("If-None-Match", "If-Modified-Since")
 
 
 class FetchFailure(Exception):
@@ -88,6 +94,16 @@ def _validators(headers: CIMultiDictProxy[str]) -> Validators:
     return Validators(headers.get("ETag"), headers.get("Last-Modified"))
 
 
+def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if not 200 <= response.status < 300:
+        raise FetchFailure(
+            "status",
+            f"HTTP {response.status}",
+            status=response.status,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+
 def _status_class(status: int | None) -> str:
     return "error" if status is None else f"{status // 100}xx"
 
@@ -104,10 +120,15 @@ class HttpClient:
         self._tmp_dir = tmp_dir
 
     async def head(
-        self, source: str, url: str, headers: Mapping[str, str], timeout: float
+        self,
+        source: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        policy: HostPolicy = ANY_HOST,
     ) -> HeadAnswer:
-        """HEAD the URL (following redirects)."""
-        async with self._request(source, "HEAD", url, headers, timeout) as response:
+        """HEAD the URL (following redirects the policy allows)."""
+        async with self._request(source, "HEAD", url, headers, timeout, policy) as response:
             return HeadAnswer(
                 status=response.status,
                 validators=_validators(response.headers),
@@ -123,6 +144,7 @@ class HttpClient:
         timeout: float,
         send: Validators,
         max_bytes: int,
+        policy: HostPolicy = ANY_HOST,
     ) -> GetAnswer:
         """GET the URL, conditionally when ``send`` holds validators; stream a 2xx body to disk."""
         request_headers = dict(headers)
@@ -130,41 +152,91 @@ class HttpClient:
             request_headers["If-None-Match"] = send.etag
         if send.last_modified is not None:
             request_headers["If-Modified-Since"] = send.last_modified
-        async with self._request(source, "GET", url, request_headers, timeout) as response:
+        async with self._request(source, "GET", url, request_headers, timeout, policy) as response:
             validators = _validators(response.headers)
             if response.status == 304:
                 return GetAnswer(304, validators, None)
-            if not 200 <= response.status < 300:
-                raise FetchFailure(
-                    "status",
-                    f"HTTP {response.status}",
-                    status=response.status,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                )
+            _raise_for_status(response)
             download = await self._stream(source, response, max_bytes, validators)
             return GetAnswer(response.status, validators, download)
 
+    async def read(
+        self,
+        source: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        max_bytes: int,
+        policy: HostPolicy = ANY_HOST,
+    ) -> bytes:
+        """GET a small document (an API answer) into memory; at most ``max_bytes``."""
+        async with self._request(source, "GET", url, headers, timeout, policy) as response:
+            _raise_for_status(response)
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise PayloadRejected("oversize", f"body exceeds {max_bytes} bytes")
+            return bytes(body)
+
     @asynccontextmanager
     async def _request(
-        self, source: str, method: str, url: str, headers: Mapping[str, str], timeout: float
+        self,
+        source: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        policy: HostPolicy,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        status: int | None = None
+        """One request, following redirects by hand so every hop is checked against the policy.
+
+        A hop to another host drops the source's own headers (API keys stay with their host).
+        """
+        answered = False
         try:
             async with self._limits.slot(url):
                 client_timeout = aiohttp.ClientTimeout(total=timeout)
-                async with self._session.request(
-                    method, url, headers=dict(headers), timeout=client_timeout
-                ) as response:
-                    status = response.status
-                    yield response
+                current, sent = url, dict(headers)
+                for _ in range(_MAX_REDIRECTS + 1):
+                    answered = False
+                    self._check(source, policy, current)
+                    async with self._session.request(
+                        method, current, headers=sent, timeout=client_timeout, allow_redirects=False
+                    ) as response:
+                        self._count(source, method, response.status)
+                        answered = True
+                        location = response.headers.get("Location")
+                        if response.status not in _REDIRECTS or location is None:
+                            yield response
+                            return
+                        following = str(response.url.join(URL(location)))
+                    if host_of(following) != host_of(current):
+                        sent = {k: v for k, v in sent.items() if k in _CONDITIONAL}
+                    current = following
+                raise FetchFailure("redirects", f"more than {_MAX_REDIRECTS} redirects")
         except TimeoutError:
+            if not answered:
+                self._count(source, method, None)
             raise FetchFailure("timeout", f"no complete answer within {timeout:g}s") from None
         except aiohttp.ClientPayloadError as exc:
             raise PayloadRejected("truncated", str(exc).split(".")[0]) from None
         except aiohttp.ClientError as exc:
+            if not answered:
+                self._count(source, method, None)
             raise FetchFailure("connection", type(exc).__name__) from None
-        finally:
-            self._metrics.http_requests.labels(source, method, _status_class(status)).inc()
+
+    def _check(self, source: str, policy: HostPolicy, url: str) -> None:
+        reason = policy.refusal(url)
+        if reason is not None:
+            self._metrics.refused_urls.labels(source, reason).inc()
+            host = urlsplit(url).hostname or "?"
+            structlog.get_logger("pollerd.fetch").warning(
+                "refused a URL to a host not allowed", source=source, host=host, reason=reason)
+            raise FetchFailure("refused", f"{reason} not allowed: {host}")
+
+    def _count(self, source: str, method: str, status: int | None) -> None:
+        self._metrics.http_requests.labels(source, method, _status_class(status)).inc()
 
     async def _stream(
         self,

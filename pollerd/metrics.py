@@ -22,6 +22,7 @@ DELIVERY_OUTCOMES = ("delivered", "failed")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
 SWITCH_DIRECTIONS = ("to_fallback", "to_primary")
 REJECT_REASONS = ("empty", "html", "invalid_json", "oversize", "truncated")
+REFUSAL_REASONS = ("host", "scheme")
 
 
 class Metrics:
@@ -77,6 +78,14 @@ class Metrics:
         self.fallback_switches = Counter("pollerd_fallback_switches_total",
                                          "Switches between primary and fallback hosts.",
                                          ["source", "direction"], registry=r)
+        self.refused_urls = Counter("pollerd_refused_urls_total",
+                                    "URLs and redirects not fetched: host or scheme not allowed.",
+                                    ["source", "reason"], registry=r)
+        self.url_switches = Counter("pollerd_url_switches_total",
+                                    "Resources whose discovered URL moved (same resource, new URL).",
+                                    ["source"], registry=r)
+        self.resources_watched = Gauge("pollerd_resources_watched",
+                                       "Resources the source currently polls.", ["source"], registry=r)
         self.deliveries = Counter("pollerd_deliveries_total", "Delivery attempts by outcome.",
                                   ["sink", "outcome"], registry=r)
         self.outbox_depth = Gauge("pollerd_outbox_depth", "Deliveries waiting for the sink.",
@@ -94,10 +103,12 @@ class Metrics:
                 self.fallback_switches.labels(source, direction)
             for outcome in ("ok", "error"):
                 self.discoveries.labels(source, outcome)
+            for refusal in REFUSAL_REASONS:
+                self.refused_urls.labels(source, refusal)
             for family in (self.downloaded_bytes, self.changes, self.same_bytes,
                            self.rediscoveries, self.skipped_runs, self.probe_seconds,
                            self.in_backoff, self.fallback_active, self.last_success,
-                           self.last_change):
+                           self.last_change, self.url_switches, self.resources_watched):
                 family.labels(source)
             for method in ("HEAD", "GET"):
                 for status_class in STATUS_CLASSES:

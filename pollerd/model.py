@@ -40,17 +40,18 @@ class Resource:
     url: str
     format: str = "auto"
     allow_empty: bool = False
+    key: str | None = None  # the upstream's own identity (a CKAN resource id), when it has one
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict, for persisting the last good discovery."""
         return {"id": self.id, "url": self.url, "format": self.format,
-                "allow_empty": self.allow_empty}
+                "allow_empty": self.allow_empty, "key": self.key}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Resource:
         """The inverse of to_json."""
         return cls(id=data["id"], url=data["url"], format=data.get("format", "auto"),
-                   allow_empty=bool(data.get("allow_empty", False)))
+                   allow_empty=bool(data.get("allow_empty", False)), key=data.get("key"))
 
 
 @dataclass
@@ -70,6 +71,7 @@ class ResourceState:
     last_error: str | None = None
     failures: int = 0
     backoff_until: float | None = None
+    url_switch: dict[str, str] | None = None  # a move not yet reported by an event
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class Event:
     validators: Validators
     detected_at: datetime
     extension: str
+    upstream_id: str | None = None
+    url_switch: dict[str, str] | None = None
+    details: dict[str, Any] | None = None
 
     @staticmethod
     def make_id(source: str, resource: str, sequence: int, sha256: str) -> str:
@@ -121,6 +126,9 @@ class Event:
             "validators": {"etag": self.validators.etag,
                            "last_modified": self.validators.last_modified},
             "detected_at": self.detected_at.isoformat().replace("+00:00", "Z"),
+            "upstream_id": self.upstream_id,
+            "url_switch": self.url_switch,
+            "details": self.details,
         }
 
     @classmethod
@@ -140,4 +148,7 @@ class Event:
             validators=Validators(validators.get("etag"), validators.get("last_modified")),
             detected_at=datetime.fromisoformat(data["detected_at"]).astimezone(UTC),
             extension=extension,
+            upstream_id=data.get("upstream_id"),
+            url_switch=data.get("url_switch"),
+            details=data.get("details"),
         )

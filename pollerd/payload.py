@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 BOM = b"\xef\xbb\xbf"
@@ -45,24 +46,28 @@ def extension_for(fmt: str, url: str) -> str:
     return "txt" if fmt == "text" else "bin"
 
 
-def validate_payload(path: Path, fmt: str, allow_empty: bool) -> None:
-    """Raise PayloadRejected when the file is empty (unless allowed), an HTML page, or bad JSON."""
+def validate_payload(path: Path, fmt: str, allow_empty: bool) -> Any:
+    """Raise PayloadRejected when the file is empty (unless allowed), an HTML page, or bad JSON.
+
+    Returns the parsed document of a non-empty JSON body (None otherwise), so it is parsed once.
+    """
     size = path.stat().st_size
     if size == 0:
         if allow_empty:
-            return
+            return None
         raise PayloadRejected("empty", "the body is empty")
     with path.open("rb") as body:
         head = body.read(_SNIFF_BYTES).removeprefix(BOM).lstrip().lower()
     if fmt != "binary" and head.startswith(_HTML_STARTS):
         raise PayloadRejected("html", "an HTML page where data was expected")
     if fmt == "json":
-        _check_json(path)
+        return _parse_json(path)
+    return None
 
 
-def _check_json(path: Path) -> None:
+def _parse_json(path: Path) -> Any:
     raw = path.read_bytes().removeprefix(BOM)
     try:
-        json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadRejected("invalid_json", str(exc)[:200]) from None

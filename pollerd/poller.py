@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -28,7 +30,7 @@ from pollerd.detect import (
 from pollerd.fallback import HostFallback
 from pollerd.fetch import FetchFailure, HttpClient, host_of
 from pollerd.metrics import Metrics
-from pollerd.model import Download, Event, Resource, ResourceState, Strategy
+from pollerd.model import Download, Event, Resource, ResourceState, Strategy, Validators
 from pollerd.payload import PayloadRejected, effective_format, extension_for, validate_payload
 from pollerd.sources import DiscoveryFailed, Source
 from pollerd.state import StateStore
@@ -89,32 +91,45 @@ class SourcePoller:
                                       config.fallback_after, metrics, self._log)
         self._host_backoff: dict[str, float] = {}
         self._discovered_at: float | None = None
+        self._discovery_failures = 0
+        self._discovery_retry_at = 0.0
+        self._switched: list[str] = []
         self.resources: list[Resource] = []
         self.states: dict[str, ResourceState] = {}
 
     async def load(self) -> None:
-        """Read the stored state of this source (before the first poll)."""
+        """Read the stored state and last discovery of this source (before the first poll)."""
         self.states = await self._store.load_states(self.name)
+        self.resources = await self._store.load_discovery(self.name) or []
 
     async def poll(self) -> PollReport:
         """One cycle over every resource that is not waiting out a backoff."""
         discovery_ok = await self._discover_if_due()
         now = self._clock()
         due = [r for r in self.resources if self._is_due(r, now)]
-        outcomes = await asyncio.gather(*(self._poll_resource(r) for r in due))
-        failing = [r for r, o in zip(due, outcomes, strict=True)
-                   if o is Outcome.ERROR and self.states[r.id].failures >= self.config.rediscover_after]
-        if failing:
+        outcomes = dict(zip([r.id for r in due],
+                            await asyncio.gather(*(self._poll_resource(r) for r in due)),
+                            strict=True))
+        failing = {r.id for r in due if outcomes[r.id] is Outcome.ERROR
+                   and self.states[r.id].failures >= self.config.rediscover_after}
+        touched = [r.id for r in due]
+        if failing and self._discovery_allowed():
             self._metrics.rediscoveries.labels(self.name).inc()
-            self._log.info("re-discovering", failing=[r.id for r in failing])
-            await self._discover()
+            self._log.info("re-discovering", failing=sorted(failing))
+            moved = [r for r in await self._rediscover() if r.id in failing]
+            retried = await asyncio.gather(*(self._poll_resource(r) for r in moved))
+            outcomes.update(zip([r.id for r in moved], retried, strict=True))
+        touched += self._switched
+        self._switched = []
         if self._fallback.active:
             await self._probe_primary()
-        await self._store.save_states(self.name, [self.states[r.id] for r in due])
+        await self._store.save_states(
+            self.name, [self.states[rid] for rid in dict.fromkeys(touched) if rid in self.states])
+        results = list(outcomes.values())
         report = PollReport(
-            changed=outcomes.count(Outcome.CHANGED),
-            unchanged=outcomes.count(Outcome.UNCHANGED),
-            errors=outcomes.count(Outcome.ERROR),
+            changed=results.count(Outcome.CHANGED),
+            unchanged=results.count(Outcome.UNCHANGED),
+            errors=results.count(Outcome.ERROR),
             skipped=len(self.resources) - len(due),
             discovery_failed=not discovery_ok,
         )
@@ -137,35 +152,85 @@ class SourcePoller:
 
     async def _discover_if_due(self) -> bool:
         interval = self._source.discovery_interval
-        if self._discovered_at is None:
-            return await self._discover()
-        if interval is not None and self._clock() - self._discovered_at >= interval:
-            return await self._discover()
-        return True
+        due = self._discovered_at is None or (
+            interval is not None and self._clock() - self._discovered_at >= interval)
+        if not due:
+            return True
+        if not self._discovery_allowed():
+            return False
+        return await self._discover()
+
+    def _discovery_allowed(self) -> bool:
+        """False while a failing discovery API waits out its backoff."""
+        return self._clock() >= self._discovery_retry_at
+
+    async def _rediscover(self) -> list[Resource]:
+        """Discover now; the resources whose URL moved."""
+        before = {r.id: r.url for r in self.resources}
+        await self._discover()
+        return [r for r in self.resources if r.id in before and before[r.id] != r.url]
 
     async def _discover(self) -> bool:
-        """Ask the source for its resources; on failure keep the known (or persisted) ones."""
+        """Ask the source for its resources; on failure keep the known (persisted) ones."""
+        now = self._clock()
         try:
-            resources = await self._source.discover()
+            found = await self._source.discover(list(self.resources))
         except DiscoveryFailed as exc:
             self._metrics.discoveries.labels(self.name, "error").inc()
-            if not self.resources:
-                self.resources = await self._store.load_discovery(self.name) or []
-            self._log.warning("discovery failed", error=str(exc), known=len(self.resources))
+            self._discovery_failures += 1
+            delay = self._backoff.delay(self._discovery_failures)
+            self._discovery_retry_at = now + delay
+            self._log.warning("discovery failed; polling the known URLs", error=str(exc),
+                              known=len(self.resources), retry_in=round(delay, 2))
             return False
         self._metrics.discoveries.labels(self.name, "ok").inc()
-        self._discovered_at = self._clock()
-        if resources != self.resources:
-            self._log_discovery_change(resources)
-            await self._store.save_discovery(self.name, resources)
-            self.resources = resources
+        self._discovery_failures, self._discovery_retry_at = 0, 0.0
+        self._discovered_at = now
+        found = [r for r in found if self._allowed(r)]
+        if found != self.resources:
+            self._apply_discovery(found)
+            await self._store.save_discovery(self.name, found)
+        self._metrics.resources_watched.labels(self.name).set(len(self.resources))
         return True
 
-    def _log_discovery_change(self, resources: list[Resource]) -> None:
-        old = {r.id for r in self.resources}
-        new = {r.id for r in resources}
-        if self.resources and old != new:
-            self._log.info("resources changed", added=sorted(new - old), removed=sorted(old - new))
+    def _allowed(self, resource: Resource) -> bool:
+        reason = self._source.policy.refusal(resource.url)
+        if reason is None:
+            return True
+        self._metrics.refused_urls.labels(self.name, reason).inc()
+        self._log.error("discovered URL refused: not polled", resource=resource.id,
+                        host=urlsplit(resource.url).hostname, reason=reason)
+        return False
+
+    def _apply_discovery(self, found: list[Resource]) -> None:
+        old = {r.id: r for r in self.resources}
+        new = {r.id: r for r in found}
+        added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+        if old and added:
+            self._log.info("resources added", added=added)
+        if removed:
+            self._log.warning("resources no longer listed; not polled any more", removed=removed)
+        for rid in sorted(new.keys() & old.keys()):
+            if new[rid].url != old[rid].url:
+                self._url_moved(rid, old[rid].url, new[rid].url)
+        self.resources = found
+
+    def _url_moved(self, resource_id: str, old_url: str, new_url: str) -> None:
+        """Same resource, new place: the old host's validators and backoff mean nothing there.
+
+        The content hash is kept, so identical bytes at the new URL are not a change.
+        """
+        state = self.states.setdefault(resource_id, ResourceState(resource_id))
+        first = (state.url_switch or {}).get("from", old_url)
+        at = datetime.fromtimestamp(self._clock(), UTC).isoformat().replace("+00:00", "Z")
+        state.url_switch = {"from": first, "to": new_url, "at": at}
+        state.validators = Validators()
+        state.learned_strategy = None
+        state.failures = 0
+        state.backoff_until = None
+        self._switched.append(resource_id)
+        self._metrics.url_switches.labels(self.name).inc()
+        self._log.warning("url switched", resource=resource_id, old_url=old_url, new_url=new_url)
 
     async def _probe_primary(self) -> None:
         resource = self.resources[0] if self.resources else None
@@ -173,7 +238,7 @@ class SourcePoller:
             return
         try:
             head = await self._client.head(self.name, resource.url, self._headers,
-                                           self.config.timeout)
+                                           self.config.timeout, self._source.policy)
         except (FetchFailure, PayloadRejected):
             return
         if 200 <= head.status < 300 or head.status in HEAD_REFUSED - {403}:
@@ -206,7 +271,8 @@ class SourcePoller:
         state.url = url
         strategy = probe_strategy(self._strategy, state)
         if strategy is Strategy.HEAD:
-            head = await self._client.head(self.name, url, self._headers, self.config.timeout)
+            head = await self._client.head(self.name, url, self._headers, self.config.timeout,
+                                           self._source.policy)
             action = after_head(self._strategy, state, head.status, head.validators)
             if action is HeadAction.FAIL:
                 raise FetchFailure("status", f"HTTP {head.status} on HEAD", status=head.status,
@@ -220,7 +286,7 @@ class SourcePoller:
                                resource=resource.id, status=head.status)
         answer = await self._client.get(
             self.name, url, self._headers, self.config.timeout,
-            conditional_validators(strategy, state), self.config.max_bytes,
+            conditional_validators(strategy, state), self.config.max_bytes, self._source.policy,
         )
         if self._strategy is Strategy.AUTO:
             state.learned_strategy = strategy_after_get(self._strategy, strategy, answer.validators)
@@ -241,20 +307,37 @@ class SourcePoller:
             return Outcome.UNCHANGED
         fmt = effective_format(resource.format, url, download.content_type)
         try:
-            await asyncio.to_thread(validate_payload, download.path, fmt, resource.allow_empty)
+            details = await asyncio.to_thread(self._inspect, resource, download, fmt)
         except PayloadRejected:
             await self._blobs.discard(download.path)
             raise
-        await self._record_change(resource, state, url, download, extension_for(fmt, url))
+        await self._record_change(resource, state, download, extension_for(fmt, url), details)
         return Outcome.CHANGED
 
+    def _inspect(self, resource: Resource, download: Download, fmt: str) -> dict[str, Any] | None:
+        """Validate the payload and read the source's details from it (in a worker thread)."""
+        document = validate_payload(download.path, fmt, resource.allow_empty)
+        if document is None:
+            return None
+        try:
+            return self._source.details(document)
+        except Exception:  # details are a courtesy; they must never hold back a version
+            self._log.exception("could not read details", resource=resource.id)
+            return None
+
     async def _record_change(
-        self, resource: Resource, state: ResourceState, url: str, download: Download, ext: str
+        self,
+        resource: Resource,
+        state: ResourceState,
+        download: Download,
+        ext: str,
+        details: dict[str, Any] | None,
     ) -> None:
         now = self._clock()
         updated = dataclasses.replace(
             state, sha256=download.sha256, size=download.size, validators=download.validators,
             content_type=download.content_type, sequence=state.sequence + 1, last_change_at=now,
+            url_switch=None,
         )
         event = Event(
             event_id=Event.make_id(self.name, resource.id, updated.sequence, download.sha256),
@@ -262,7 +345,7 @@ class SourcePoller:
             sequence=updated.sequence, sha256=download.sha256, previous_sha256=state.sha256,
             size=download.size, content_type=download.content_type,
             validators=download.validators, detected_at=datetime.fromtimestamp(now, UTC),
-            extension=ext,
+            extension=ext, upstream_id=resource.key, url_switch=state.url_switch, details=details,
         )
         async with self._blobs.lock:
             await self._blobs.adopt(download.path, download.sha256)

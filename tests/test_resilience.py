@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pollerd.cli import main
+from pollerd.hosts import ANY_HOST
 from pollerd.model import Resource
 from pollerd.sim import Fault
 from pollerd.sources import DiscoveryFailed
@@ -19,10 +21,15 @@ class DownApi:
 
     name = "files"
     discovery_interval: float | None = 1.0
+    policy = ANY_HOST
 
-    async def discover(self) -> list[Resource]:
+    async def discover(self, known: list[Resource]) -> list[Resource]:
         """Always fails."""
         raise DiscoveryFailed("API answered 503")
+
+    def details(self, document: Any) -> dict[str, Any] | None:
+        """Nothing."""
+        return None
 
 
 async def test_restart_during_api_outage_polls_the_last_known_urls(

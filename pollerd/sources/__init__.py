@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from pollerd.config import SourceConfig
+from pollerd.config import FsoSourceConfig, SourceConfig
+from pollerd.fetch import HttpClient
 from pollerd.sources.base import DiscoveryFailed, Source
+from pollerd.sources.fso import FsoSource
 from pollerd.sources.http import HttpSource
 
 __all__ = ["DiscoveryFailed", "Source", "build_source"]
 
-_BUILDERS: dict[str, Callable[[Any], Source]] = {
-    "http": HttpSource,
-}
 
-
-def build_source(config: SourceConfig) -> Source:
+def build_source(config: SourceConfig, client: HttpClient) -> Source:
     """The source object for one ``[[sources]]`` table."""
-    return _BUILDERS[config.kind](config)
+    if isinstance(config, FsoSourceConfig):
+        return FsoSource(config, client)
+    return HttpSource(config)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from pollerd.hosts import HostPolicy
 from pollerd.model import Resource
 
 
@@ -12,15 +13,24 @@ class DiscoveryFailed(Exception):
 
 
 class Source(Protocol):
-    """Tells the poll cycle which resources exist and where they are.
+    """Tells the poll cycle which resources exist, where they are, and what a payload says.
 
     ``discovery_interval`` is how often ``discover`` is called when nothing fails; ``None`` means
-    only at start and when a failing resource forces a re-discovery.
+    only at start and when a failing resource forces a re-discovery. ``policy`` bounds the hosts
+    the source's URLs (and their redirects) may point at.
     """
 
     name: str
     discovery_interval: float | None
+    policy: HostPolicy
 
-    async def discover(self) -> list[Resource]:
-        """The current resources; raise DiscoveryFailed when that cannot be known now."""
+    async def discover(self, known: list[Resource]) -> list[Resource]:
+        """The current resources; ``known`` are the last ones (so ids stay stable across moves).
+
+        Raise DiscoveryFailed when that cannot be known now.
+        """
+        ...
+
+    def details(self, document: Any) -> dict[str, Any] | None:
+        """Fields for the event, read from a parsed JSON payload (runs in a worker thread)."""
         ...

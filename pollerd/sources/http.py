@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pollerd.config import HttpSourceConfig
+from pollerd.hosts import HostPolicy
 from pollerd.model import Resource
 from pollerd.names import name_from_url
 
@@ -14,11 +17,16 @@ class HttpSource:
 
     def __init__(self, config: HttpSourceConfig) -> None:
         self.name = config.name
+        self.policy = HostPolicy(config.allowed_hosts)
         self._resources = _resources(config)
 
-    async def discover(self) -> list[Resource]:
+    async def discover(self, known: list[Resource]) -> list[Resource]:
         """The configured resources."""
         return list(self._resources)
+
+    def details(self, document: Any) -> dict[str, Any] | None:
+        """A generic file says nothing pollerd understands."""
+        return None
 
 
 def _resources(config: HttpSourceConfig) -> list[Resource]:
