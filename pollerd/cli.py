@@ -11,6 +11,7 @@ from pathlib import Path
 from pollerd import __version__
 from pollerd.app import Daemon, StartupError, stop_on_signals
 from pollerd.config import Config, ConfigError, load_config
+from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -57,15 +58,20 @@ def _parser() -> argparse.ArgumentParser:
                      _status)
     status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    sim = command("sim", "Run the simulator's demo feed on 127.0.0.1.", _sim)
-    sim.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    sim.add_argument("--step", type=float, default=1.0, help="seconds per feed step (default 1)")
-    demo = command("demo", "Run the simulator and the daemon together; print each change.", _demo)
+    sim = command("sim", "Serve the simulated FSO election night (CKAN API on 127.0.0.1).", _sim)
+    sim.add_argument("--port", type=int, default=8000, help="CKAN API port (default 8000)")
+    sim.add_argument("--speed", type=float, default=DEFAULT_SPEED,
+                     help=f"how many times faster than real time (default {DEFAULT_SPEED:g})")
+    demo = command("demo", "Play the FSO election night against the daemon; print each change "
+                           "and a summary.", _demo)
     demo.add_argument("-c", "--config", type=Path, default=DEMO_CONFIG,
                       help=f"the demo config (default {DEMO_CONFIG})")
-    demo.add_argument("--port", type=int, default=8000, help="simulator port (default 8000)")
+    demo.add_argument("--port", type=int, default=8000, help="simulated CKAN API port (default 8000)")
+    demo.add_argument("--speed", type=float, default=DEFAULT_SPEED,
+                      help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: "
+                           "about three minutes)")
     demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: run until Ctrl-C)")
+                      help="stop after this many seconds (default: when the night is over)")
     return parser
 
 
@@ -120,15 +126,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from pollerd.demo import serve_simulator
-
     configure_logging("auto", "info")
-    asyncio.run(serve_simulator(args.port, args.step))
+    asyncio.run(serve_simulator(args.port, args.speed))
     return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pollerd.demo import run_demo
-
     config = _load(args.config)
-    return run_demo(config, args.port, args.duration)
+    return run_demo(config, args.port, args.duration, args.speed)

@@ -207,9 +207,10 @@ class SinkBase(Strict):
 
 
 class StdoutSinkConfig(SinkBase):
-    """``kind = "stdout"``: one JSON line per change."""
+    """``kind = "stdout"``: one line per change, JSON (for pipes) or text (for people)."""
 
     kind: Literal["stdout"]
+    format: Literal["json", "text"] = "json"
 
 
 class FilesystemSinkConfig(SinkBase):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
@@ -18,6 +17,7 @@ from pollerd.blobs import BlobStore
 from pollerd.metrics import Metrics
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.state import PendingDelivery, StateStore
+from pollerd.waiting import wait_set
 
 BATCH = 500
 IDLE_WAKE = 60.0
@@ -103,8 +103,7 @@ class Deliverer:
             if result.more and result.delivered:
                 continue
             timeout = IDLE_WAKE if result.next_due is None else result.next_due - self._clock()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=max(timeout, 0.05))
+            await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._store.pending_deliveries(name, BATCH)

@@ -1,4 +1,4 @@
-"""``pollerd sim`` and ``pollerd demo``: the simulator alone, or with the daemon and a summary."""
+"""``pollerd sim`` and ``pollerd demo``: the election night alone, or with the daemon and a summary."""
 
 from __future__ import annotations
 
@@ -10,21 +10,25 @@ import structlog
 
 from pollerd.app import Daemon, stop_on_signals
 from pollerd.config import Config
-from pollerd.sim import FileHost, SimServer, Version
-from pollerd.sim.demo import DemoFeed
+from pollerd.sim import SimServer
+from pollerd.sim.night import END, START, ElectionNight
+from pollerd.waiting import wait_set
+
+NIGHT_SECONDS = (END - START).total_seconds()
+DEFAULT_SPEED = 270.0  # the 13 h 40 min night in about three minutes
 
 
-async def serve_simulator(port: int, step: float) -> None:
-    """Serve the demo feed until SIGTERM or SIGINT."""
+async def serve_simulator(port: int, speed: float) -> None:
+    """Serve the election night (CKAN on ``port``) until it ends, SIGTERM or SIGINT."""
     stop = stop_on_signals()
     server = SimServer()
-    host = FileHost()
-    feed = DemoFeed(host)
-    url = await server.serve(host.app(), port)
-    structlog.get_logger("pollerd.sim").info("simulator listening", url=url,
-                                             files=sorted(host.files))
+    night = ElectionNight()
+    api = await night.open(server, port)
+    structlog.get_logger("pollerd.sim").info(
+        "simulator listening", api=api, package="eidg-wahlen-2023",
+        minutes=round(NIGHT_SECONDS / speed / 60, 1))
     try:
-        await feed.play(step, stop)
+        await night.play(speed, stop)
     finally:
         await server.close()
 
@@ -36,71 +40,87 @@ class DemoSummary:
     seconds: float
     versions_published: int
     changes: int
+    url_switches: int
     requests: int
     downloaded_bytes: int
     naive_bytes: int
 
     def line(self) -> str:
         """One human line."""
-        saved = 1 - self.downloaded_bytes / self.naive_bytes if self.naive_bytes else 0.0
+        share = self.downloaded_bytes / self.naive_bytes if self.naive_bytes else 0.0
         return (f"demo: {self.seconds:.0f}s, {self.changes} changes seen of "
-                f"{self.versions_published} versions published, {self.requests} requests, "
-                f"{self.downloaded_bytes} bytes downloaded vs {self.naive_bytes} for a client "
-                f"that downloads every file every poll ({saved:.0%} saved)")
+                f"{self.versions_published} versions published, {self.url_switches} URL switches, "
+                f"{self.requests} requests, {_mb(self.downloaded_bytes)} downloaded vs "
+                f"{_mb(self.naive_bytes)} for a client that downloads every file every poll "
+                f"({share:.1%})")
 
 
-def run_demo(config: Config, port: int, duration: float | None) -> int:
-    """Run the demo feed and the daemon together; print the summary on stderr at the end."""
-    summary = asyncio.run(_demo(config, port, duration))
+def _mb(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def run_demo(config: Config, port: int, duration: float | None, speed: float) -> int:
+    """Play the night against the daemon; print the summary on stderr at the end."""
+    summary = asyncio.run(_demo(config, port, duration, speed))
     print(summary.line(), file=sys.stderr)
     return 0
 
 
-async def _demo(config: Config, port: int, duration: float | None) -> DemoSummary:
+async def _demo(config: Config, port: int, duration: float | None, speed: float) -> DemoSummary:
     stop = stop_on_signals()
     server = SimServer()
-    host = FileHost()
-    feed = DemoFeed(host)
-    await server.serve(host.app(), port)
+    night = ElectionNight()
+    await night.open(server, port)
     loop = asyncio.get_running_loop()
     started = loop.time()
     if duration is not None:
         loop.call_later(duration, stop.set)
+    interval = min(source.interval for source in config.sources)
     daemon = Daemon(config)
-    player = asyncio.create_task(feed.play(1.0, stop))
+    player = asyncio.create_task(_play_then_stop(night, speed, stop, grace=3 * interval))
+    naive = asyncio.create_task(_naive_client_bytes(night, interval, stop))
     try:
         await daemon.open()
         await daemon.run(stop)
     finally:
+        stop.set()
         await daemon.close()
         await player
+        naive_bytes = await naive
         await server.close()
-    return _summarise(daemon, host, loop.time() - started)
+    return _summarise(daemon, night, loop.time() - started, naive_bytes)
 
 
-def _summarise(daemon: Daemon, host: FileHost, seconds: float) -> DemoSummary:
+async def _play_then_stop(night: ElectionNight, speed: float, stop: asyncio.Event,
+                          grace: float) -> None:
+    await night.play(speed, stop)
+    if not stop.is_set():
+        await asyncio.sleep(grace)  # the last versions still reach the daemon
+        stop.set()
+
+
+async def _naive_client_bytes(night: ElectionNight, interval: float, stop: asyncio.Event) -> int:
+    """What a client that downloads every listed file every ``interval`` would have pulled."""
+    total = 0
+    while not stop.is_set():
+        total += night.listed_bytes()
+        await wait_set(stop, interval)
+    return total
+
+
+def _summarise(daemon: Daemon, night: ElectionNight, seconds: float, naive_bytes: int) -> DemoSummary:
     registry = daemon.metrics.registry
 
     def total(metric: str) -> int:
         return int(sum(registry.get_sample_value(metric, {"source": s.name}) or 0
                        for s in daemon.config.sources))
 
-    polls = sum(registry.get_sample_value("pollerd_polls_total",
-                                          {"source": s.name, "outcome": o}) or 0
-                for s in daemon.config.sources for o in ("unchanged", "changed", "error"))
-    sizes = [len(f.current.body) for f in host.files.values() if f.current]
-    mean_size = sum(sizes) / len(sizes) if sizes else 0
-    published = sum(distinct_versions(f.versions) for f in host.files.values())
     return DemoSummary(
         seconds=seconds,
-        versions_published=published,
+        versions_published=night.versions_published(),
         changes=total("pollerd_changes_total"),
-        requests=len(host.log),
+        url_switches=total("pollerd_url_switches_total"),
+        requests=sum(len(host.log) for host in night.hosts),
         downloaded_bytes=total("pollerd_downloaded_bytes_total"),
-        naive_bytes=int(polls * mean_size),
+        naive_bytes=naive_bytes,
     )
-
-
-def distinct_versions(versions: list[Version]) -> int:
-    """Versions whose bytes differ from the one before (a re-upload of the same bytes is not one)."""
-    return sum(1 for i, v in enumerate(versions) if i == 0 or v.body != versions[i - 1].body)

@@ -53,11 +53,12 @@ class PollReport:
     errors: int = 0
     skipped: int = 0
     discovery_failed: bool = False
+    refused_urls: int = 0
 
     @property
     def ok(self) -> bool:
-        """No resource failed and the resources are known."""
-        return self.errors == 0 and not self.discovery_failed
+        """No resource failed, the resources are known, and none points where it must not."""
+        return self.errors == 0 and not self.discovery_failed and self.refused_urls == 0
 
 
 class SourcePoller:
@@ -94,6 +95,8 @@ class SourcePoller:
         self._discovery_failures = 0
         self._discovery_retry_at = 0.0
         self._switched: list[str] = []
+        self._ids: frozenset[str] = frozenset()
+        self._refused = 0
         self.resources: list[Resource] = []
         self.states: dict[str, ResourceState] = {}
 
@@ -101,9 +104,11 @@ class SourcePoller:
         """Read the stored state and last discovery of this source (before the first poll)."""
         self.states = await self._store.load_states(self.name)
         self.resources = await self._store.load_discovery(self.name) or []
+        self._ids = frozenset(r.id for r in self.resources)
 
     async def poll(self) -> PollReport:
         """One cycle over every resource that is not waiting out a backoff."""
+        self._refused = 0
         discovery_ok = await self._discover_if_due()
         now = self._clock()
         due = [r for r in self.resources if self._is_due(r, now)]
@@ -132,6 +137,7 @@ class SourcePoller:
             errors=results.count(Outcome.ERROR),
             skipped=len(self.resources) - len(due),
             discovery_failed=not discovery_ok,
+            refused_urls=self._refused,
         )
         self._record_cycle(report)
         return report
@@ -151,14 +157,20 @@ class SourcePoller:
         return self._host_backoff.get(host, 0) <= now
 
     async def _discover_if_due(self) -> bool:
+        """Discover at start, every discovery_interval, and every cycle while a resource fails
+        (the upstream may have moved it: the moment it says so, pollerd follows)."""
         interval = self._source.discovery_interval
-        due = self._discovered_at is None or (
+        due = self._discovered_at is None or self._any_failing() or (
             interval is not None and self._clock() - self._discovered_at >= interval)
         if not due:
             return True
         if not self._discovery_allowed():
             return False
         return await self._discover()
+
+    def _any_failing(self) -> bool:
+        return any(state.failures >= self.config.rediscover_after
+                   for rid, state in self.states.items() if rid in self._ids)
 
     def _discovery_allowed(self) -> bool:
         """False while a failing discovery API waits out its backoff."""
@@ -197,6 +209,7 @@ class SourcePoller:
         reason = self._source.policy.refusal(resource.url)
         if reason is None:
             return True
+        self._refused += 1
         self._metrics.refused_urls.labels(self.name, reason).inc()
         self._log.error("discovered URL refused: not polled", resource=resource.id,
                         host=urlsplit(resource.url).hostname, reason=reason)
@@ -214,6 +227,7 @@ class SourcePoller:
             if new[rid].url != old[rid].url:
                 self._url_moved(rid, old[rid].url, new[rid].url)
         self.resources = found
+        self._ids = frozenset(new)
 
     def _url_moved(self, resource_id: str, old_url: str, new_url: str) -> None:
         """Same resource, new place: the old host's validators and backoff mean nothing there.

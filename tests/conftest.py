@@ -17,6 +17,8 @@ from pollerd.app import Daemon
 from pollerd.config import Config, parse_config
 from pollerd.logs import configure_logging
 from pollerd.sim import FileHost, SimServer
+from pollerd.sim.fso_content import SMALL
+from pollerd.sim.night import PACKAGE, ElectionNight
 
 
 @dataclass
@@ -117,3 +119,32 @@ async def wait_out_backoff(daemon: Daemon) -> None:
     for poller in daemon.pollers.values():
         until = max((s.backoff_until or 0) for s in poller.states.values())
         await asyncio.sleep(max(0.0, until - time.time()) + 0.01)
+
+
+@pytest.fixture
+async def night() -> AsyncIterator[ElectionNight]:
+    """The simulated FSO election night (small files), served; its clock does not run by itself."""
+    server = SimServer()
+    election = ElectionNight(SMALL)
+    await election.open(server)
+    yield election
+    await server.close()
+
+
+@pytest.fixture
+def fso_config(tmp_path: Path) -> ConfigFactory:
+    """Build a validated Config with one fso source (``nrw``) for a CKAN API URL."""
+
+    def build(api: str, **source: Any) -> Config:
+        raw: dict[str, Any] = {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [{"name": "nrw", "kind": "fso", "api": api, "package": PACKAGE,
+                         "allowed_hosts": ["127.0.0.1"], "allow_empty": True,
+                         "discovery_interval": "60s", "backoff_base": "20ms",
+                         "backoff_max": "100ms", "sinks": ["out", "console"], **source}],
+            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                      {"name": "console", "kind": "stdout"}],
+        }
+        return parse_config(raw)
+
+    return build

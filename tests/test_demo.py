@@ -1,12 +1,15 @@
-"""The README's main command: the demo runs, prints events, writes ./out, and summarises."""
+"""The README's main command: the election-night demo runs, prints changes, writes ./out, sums up."""
 
 from __future__ import annotations
 
-import json
+import re
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+
+from tests.conftest import versions_on_disk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,23 +21,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_demo_prints_changes_and_writes_out(tmp_path: Path) -> None:
-    """`pollerd demo` for a few seconds: JSON lines on stdout, versions under ./out, a summary."""
+def test_demo_plays_the_night_and_sums_up(tmp_path: Path) -> None:
+    """`pollerd demo` at high speed: one line per change, each version under ./out, a summary
+    that counts the URL switches of the night."""
     port = free_port()
     text = (ROOT / "config" / "demo.toml").read_text()
     text = text.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace("127.0.0.1:9108", "off")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "demo.toml").write_text(text)
     result = subprocess.run(
-        [sys.executable, "-m", "pollerd", "demo", "--port", str(port), "--duration", "9"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "pollerd", "demo", "--port", str(port), "--speed", "4000"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
     )
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    resources = {e["resource"] for e in events}
-    assert resources == {"results.json", "turnout.json", "live.json"}
-    assert len(events) >= 5
-    for event in events:
-        folder = tmp_path / "out" / "files" / event["resource"]
-        assert any(p.name.endswith(f"-{event['sha256'][:8]}.json") for p in folder.iterdir())
-    assert "demo: " in result.stderr and "changes seen" in result.stderr
+    lines = result.stdout.splitlines()
+    per_resource = Counter(line.split()[1].split("/", 1)[1] for line in lines)
+    assert set(per_resource) == {
+        "sd-t-17.02-NRW2023-parteien.json", "sd-t-17.02-NRW2023-wahlbeteiligung.json",
+        "sd-t-17.02-NRW2023-kandidierende.json", "sd-t-17.02-SRW2023-kandidierende.json",
+        "sd-t-17.02-NRW2023-gewaehlte.json"}
+    for resource, count in per_resource.items():
+        assert len(versions_on_disk(tmp_path / "out", "nrw2023", resource)) == count
+    summary = re.search(r"demo: \d+s, (\d+) changes seen of (\d+) versions published, "
+                        r"(\d+) URL switches", result.stderr)
+    assert summary is not None, result.stderr[-2000:]
+    changes, published, switches = map(int, summary.groups())
+    assert changes == len(lines) and 0 < changes <= published
+    assert switches >= 4  # at least the move to the fallback host (the DAM move may come late)

@@ -1,6 +1,9 @@
 """The simulator: local upstreams that behave like the real feeds, for the demo and the tests."""
 
-from pollerd.sim.files import Fault, FileHost, ServedFile, Version
+from pollerd.sim.ckan import CkanApi, PackageResource
+from pollerd.sim.files import FileHost, ServedFile, Version
+from pollerd.sim.host import Fault, SimHost
 from pollerd.sim.server import SimServer
 
-__all__ = ["Fault", "FileHost", "ServedFile", "SimServer", "Version"]
+__all__ = ["CkanApi", "Fault", "FileHost", "PackageResource", "ServedFile", "SimHost", "SimServer",
+           "Version"]

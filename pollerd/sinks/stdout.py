@@ -1,10 +1,12 @@
-"""``kind = "stdout"``: one JSON line per change on standard output."""
+"""``kind = "stdout"``: one line per change on standard output, JSON or text."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from pollerd.config import StdoutSinkConfig
 from pollerd.model import Event
@@ -12,19 +14,52 @@ from pollerd.sinks.base import DeliveryFailed
 
 
 class StdoutSink:
-    """Prints the event (not the payload) as one JSON line, flushed at once."""
+    """Prints the event (not the payload) as one line, flushed at once."""
 
     def __init__(self, config: StdoutSinkConfig) -> None:
         self.name = config.name
+        self._render = event_line if config.format == "text" else _json_line
 
     async def deliver(self, event: Event, payload: Path) -> None:
         """Write one line; a closed pipe is a failure to retry, not a crash."""
-        line = json.dumps(event.to_json(), separators=(",", ":"))
         try:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(self._render(event) + "\n")
             sys.stdout.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise DeliveryFailed(f"standard output is closed: {exc}") from None
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def _json_line(event: Event) -> str:
+    return json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def event_line(event: Event) -> str:
+    """A change for people: when, what, which version, how big, and what the file says."""
+    parts = [f"{event.detected_at:%H:%M:%S}", f"{event.source}/{event.resource}",
+             f"#{event.sequence}", _size(event.size), event.sha256[:8]]
+    if event.details:
+        parts.append(_progress(event.details))
+    if event.url_switch:
+        parts.append(f"(moved to {urlsplit(event.url_switch['to']).netloc})")
+    return "  ".join(p for p in parts if p)
+
+
+def _size(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e3:.1f} kB" if size >= 1000 else f"{size} B"
+
+
+def _progress(details: dict[str, Any]) -> str:
+    words = []
+    if details.get("timestamp_local"):
+        words.append(f"file time {details['timestamp_local'][11:]}")
+    stand = details.get("stand") or {}
+    if "gemeinden_abgeschlossen" in stand:
+        words.append(f"{stand['gemeinden_abgeschlossen']}/{stand.get('gemeinden_total')} communes")
+    if "cantons_complete" in details:
+        words.append(f"{details['cantons_complete']}/{details.get('cantons_reporting')} cantons")
+    return ", ".join(words)

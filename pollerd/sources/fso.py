@@ -79,22 +79,25 @@ class FsoSource:
         taken = set(names.values())
         resources = []
         for entry in sorted(entries, key=lambda e: e.id):  # the package's order means nothing
-            selector = self._matching(entry, names.get(entry.id))
-            if selector is None:
+            selectors = self._matching(entry, names.get(entry.id))
+            if not selectors:
                 continue
             name = names.get(entry.id) or _new_name(entry, taken)
             taken.add(name)
-            allow_empty = self._config.allow_empty if selector.allow_empty is None \
-                else selector.allow_empty
+            allow_empty = next((s.allow_empty for s in selectors if s.allow_empty is not None),
+                               self._config.allow_empty)
             resources.append(Resource(id=name, url=entry.url, format=self._format(entry),
                                       allow_empty=allow_empty, key=entry.id))
         return resources
 
-    def _matching(self, entry: CkanResource, known_name: str | None) -> FsoSelector | None:
-        """The first selector the entry matches (every resource when none is configured)."""
+    def _matching(self, entry: CkanResource, known_name: str | None) -> list[FsoSelector]:
+        """The selectors the entry matches (every resource matches when none is configured).
+
+        A resource's ``allow_empty`` comes from the first matching selector that sets it.
+        """
         if not self._config.select:
-            return _EVERYTHING
-        return next((s for s in self._config.select if matches(s, entry, known_name)), None)
+            return [_EVERYTHING]
+        return [s for s in self._config.select if matches(s, entry, known_name)]
 
     def _format(self, entry: CkanResource) -> str:
         if self._config.format != "auto":
