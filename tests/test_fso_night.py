@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pollerd.app import Daemon
 from pollerd.model import Strategy
 from pollerd.sim import Fault
 from pollerd.sim.night import ADDED, ADDED_AT, FILES, PRIMARY_DOWN, TO_DAM, ElectionNight
@@ -24,6 +26,19 @@ from tests.conftest import (
 )
 
 BOM = b"\xef\xbb\xbf"
+
+
+@asynccontextmanager
+async def caught_up(
+    night: ElectionNight, fso_config: ConfigFactory, at: datetime,
+    capsys: pytest.CaptureFixture[str], **source: Any,
+) -> AsyncIterator[Daemon]:
+    """The night played up to ``at``, a daemon that has seen it, and its output cleared."""
+    night.advance_to(at)
+    async with opened(fso_config(night.api_url, **source)) as daemon:
+        await daemon.run_once()
+        capsys.readouterr()
+        yield daemon
 
 
 def by_resource(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -96,11 +111,8 @@ async def test_identical_bytes_at_the_new_url_are_not_a_change(
     night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A switch to the fallback host with no new version in between delivers nothing."""
-    night.advance_to(PRIMARY_DOWN - timedelta(seconds=1))
-    config = fso_config(night.api_url)
-    async with opened(config) as daemon:
-        await daemon.run_once()
-        assert len(stdout_events(capsys.readouterr().out)) == len(FILES)
+    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(seconds=1), capsys) as daemon:
+        assert sample(daemon, "pollerd_changes_total", source="nrw") == len(FILES)
         night.fail_primary()
         night.move_to("fallback", PRIMARY_DOWN)
         assert await daemon.run_once()  # each 503 forces a discovery; the new URL is used at once
@@ -118,11 +130,8 @@ async def test_a_stale_old_host_is_left_when_the_package_moves(
 ) -> None:
     """After the DAM switch the fallback still answers 200 with its old files: the periodic
     discovery finds the move, and the versions published on the DAM are delivered."""
-    night.advance_to(TO_DAM - timedelta(seconds=1))
-    config = fso_config(night.api_url, discovery_interval="300ms")
-    async with opened(config) as daemon:
-        await daemon.run_once()
-        capsys.readouterr()
+    async with caught_up(night, fso_config, TO_DAM - timedelta(seconds=1), capsys,
+                         discovery_interval="300ms") as daemon:
         night.advance_to(TO_DAM + timedelta(hours=2))
         await daemon.run_once()  # discovery not due yet: the stale fallback looks unchanged
         assert stdout_events(capsys.readouterr().out) == []
@@ -139,11 +148,7 @@ async def test_a_403_on_a_file_is_an_error_and_triggers_rediscovery(
     night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """403 without Last-Modified is never 'unchanged': counted, re-discovered, retried."""
-    night.advance_to(PRIMARY_DOWN - timedelta(hours=2))
-    config = fso_config(night.api_url)
-    async with opened(config) as daemon:
-        await daemon.run_once()
-        capsys.readouterr()
+    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=2), capsys) as daemon:
         target = "/v4/ogd/sd-t-17.02-NRW2023-parteien.json"
         night.primary.inject(target, Fault("status", status=403, count=-1))
         night.advance_to(PRIMARY_DOWN - timedelta(minutes=30))
@@ -166,11 +171,8 @@ async def test_ckan_down_does_not_stop_polling(
     night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With package_show failing, the known URLs are polled and CKAN is retried with backoff."""
-    night.advance_to(PRIMARY_DOWN - timedelta(hours=3))
-    config = fso_config(night.api_url, discovery_interval="1ms")
-    async with opened(config) as daemon:
-        await daemon.run_once()
-        capsys.readouterr()
+    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=3), capsys,
+                         discovery_interval="1ms") as daemon:
         night.ckan.inject("*", Fault("status", status=503, count=-1))
         ckan_before = len(night.ckan.log)
         cycles = 0
@@ -195,20 +197,10 @@ async def test_restart_downloads_nothing_new(
     night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """After a restart the stored validators answer: HEADs only, no GET, no event."""
-    night.advance_to(PRIMARY_DOWN - timedelta(hours=1))
-    config = fso_config(night.api_url)
-    async with opened(config) as daemon:
-        await daemon.run_once()
-    capsys.readouterr()
+    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=1), capsys):
+        pass
     gets = len(night.primary.requests("GET"))
-    async with opened(config) as daemon:
+    async with opened(fso_config(night.api_url)) as daemon:
         assert await daemon.run_once()
     assert len(night.primary.requests("GET")) == gets
     assert stdout_events(capsys.readouterr().out) == []
-
-
-def test_the_demo_config_selects_by_name_not_position() -> None:
-    """The shipped demo config chooses resources by format and file name."""
-    text = (Path(__file__).resolve().parent.parent / "config" / "demo.toml").read_text()
-    assert "position" not in text
-    assert json.dumps("*-parteien.json") in text
