@@ -15,7 +15,7 @@ import pytest
 from pollerd.app import Daemon
 from pollerd.model import Strategy
 from pollerd.sim import Fault
-from pollerd.sim.night import ADDED, ADDED_AT, FILES, PRIMARY_DOWN, TO_DAM, ElectionNight
+from pollerd.sim.night import ADDED, ADDED_AT, FILES, PACKAGE, PRIMARY_DOWN, TO_DAM, ElectionNight
 from tests.conftest import (
     ConfigFactory,
     opened,
@@ -204,3 +204,21 @@ async def test_restart_downloads_nothing_new(
         assert await daemon.run_once()
     assert len(night.primary.requests("GET")) == gets
     assert stdout_events(capsys.readouterr().out) == []
+
+
+async def test_a_resource_dropped_from_the_package_is_no_longer_polled(
+    night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It is reported (log line, gauge) and its file is not requested any more."""
+    dropped = FILES[3]
+    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=1), capsys,
+                         discovery_interval="1ms") as daemon:
+        assert sample(daemon, "pollerd_resources_watched", source="nrw") == len(FILES)
+        night.ckan.remove(PACKAGE, dropped.ckan_id)
+        assert await daemon.run_once()
+        requests = len(night.primary.requests(path=f"/v4/ogd/{dropped.file_name}"))
+        assert await daemon.run_once()
+        assert len(night.primary.requests(path=f"/v4/ogd/{dropped.file_name}")) == requests
+        assert sample(daemon, "pollerd_resources_watched", source="nrw") == len(FILES) - 1
+    assert dropped.file_name in caplog.text and "no longer listed" in caplog.text
