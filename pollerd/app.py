@@ -13,15 +13,18 @@ import structlog
 from pollerd import PROJECT_URL, __version__
 from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
-from pollerd.config import Config
+from pollerd.config import Config, SourceConfig
+from pollerd.config_ap import ApSourceConfig
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
 from pollerd.metrics import Metrics
-from pollerd.poller import PollReport, SourcePoller
+from pollerd.poller import Poller, PollReport, SourcePoller
+from pollerd.quota import QuotaBudgets
 from pollerd.scheduler import PollScheduler
 from pollerd.server import MetricsServer
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import build_source
+from pollerd.sources.ap import ApPoller
 from pollerd.state import SqliteStore
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
@@ -45,7 +48,7 @@ class Daemon:
             self.store, self.blobs, self.sinks,
             {s.name: Backoff(s.retry_base, s.retry_max) for s in config.sinks}, self.metrics,
         )
-        self.pollers: dict[str, SourcePoller] = {}
+        self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
         self.server: MetricsServer | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -66,13 +69,22 @@ class Daemon:
         )
         client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
                             self.metrics, self.blobs.tmp_dir)
+        budgets = QuotaBudgets()
         for source_config in self.config.sources:
-            poller = SourcePoller(source_config, build_source(source_config, client), client, self.store,
-                                  self.blobs, self.metrics, self.deliverer.wake)
+            poller = self._poller(source_config, client, budgets)
             await poller.load()
             self.pollers[source_config.name] = poller
         self.metrics.initialise(self.pollers, self.sinks)
         await self.deliverer.refresh_depths()
+
+    def _poller(self, config: SourceConfig, client: HttpClient, budgets: QuotaBudgets) -> Poller:
+        if isinstance(config, ApSourceConfig):
+            assert config.api_key is not None
+            budget = budgets.for_key(config.api_key.get_secret_value(), config.quota_per_minute)
+            return ApPoller(config, client, self.store, self.blobs, self.metrics,
+                            self.deliverer.wake, budget)
+        return SourcePoller(config, build_source(config, client), client, self.store, self.blobs,
+                            self.metrics, self.deliverer.wake)
 
     async def run_once(self) -> bool:
         """One cycle of every source, then every pending delivery once; True if all went well."""

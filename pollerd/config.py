@@ -5,30 +5,33 @@ This is the only module that reads environment variables and secret files.
 
 from __future__ import annotations
 
-import os
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     model_validator,
 )
 
-from pollerd.durations import parse_duration, parse_size
+from pollerd.config_ap import ApSourceConfig
+from pollerd.config_base import (
+    Duration,
+    HostPattern,
+    HttpUrl,
+    Name,
+    PositiveDuration,
+    SinkBase,
+    SourceBase,
+    Strict,
+    host_port,
+    http_url,
+)
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 CKAN_PRESETS = {
     "production": "https://ckan.opendata.swiss/api/3/action",
     "test": "https://ckan.ogdch-abnahme.clients.liip.ch/api/3/action",
@@ -36,73 +39,11 @@ CKAN_PRESETS = {
 FSO_FILE_HOSTS = ("*.voteinfo-app.ch", "*.amazonaws.com", "dam-api.bfs.admin.ch", "www.bfs.admin.ch")
 
 
-def _duration(value: object) -> object:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-def _size(value: object) -> object:
-    return parse_size(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
-
-
-def _expand_env(value: object) -> object:
-    """Replace every ``${NAME}`` with the environment variable; a missing one is an error."""
-    if not isinstance(value, str):
-        return value
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return os.environ[name]
-
-    return _ENV_REFERENCE.sub(lookup, value)
-
-
-def _http_url(value: str) -> str:
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL")
-    return value
-
-
-def _host_port(value: str) -> str:
-    if value in ("", "off"):
-        return ""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{value!r} is not 'host:port' (or 'off')")
-    return value
-
-
-def _host_pattern(value: str) -> str:
-    value = value.strip().lower()
-    if not _HOST_PATTERN.match(value):
-        raise ValueError(f"{value!r} is not a host name, an IP address or '*.suffix'")
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
-ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
-EnvPath = Annotated[Path, BeforeValidator(_expand_env)]
-HostPattern = Annotated[str, AfterValidator(_host_pattern)]
-
-
-class Strict(BaseModel):
-    """Base for every config table: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class DaemonConfig(Strict):
     """The ``[daemon]`` table."""
 
     state_dir: Path = Path("state")
-    metrics: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:9108"
+    metrics: Annotated[str, AfterValidator(host_port)] = "127.0.0.1:9108"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_concurrency: int = Field(default=32, ge=1)
@@ -120,33 +61,6 @@ class ResourceConfig(Strict):
     allow_empty: bool | None = None
 
 
-class SourceBase(Strict):
-    """Keys every source kind shares: schedule, probing, limits, failure handling, routing."""
-
-    name: Name
-    interval: PositiveDuration = 30.0
-    jitter: Duration = 0.0
-    sinks: list[Name] = Field(min_length=1)
-    strategy: Literal["auto", "head", "conditional", "always"] = "auto"
-    format: Literal["auto", "json", "text", "binary"] = "auto"
-    allow_empty: bool = False
-    max_bytes: ByteSize = 50 * 1024 * 1024
-    timeout: PositiveDuration = 30.0
-    backoff_base: PositiveDuration = 2.0
-    backoff_max: PositiveDuration = 300.0
-    rediscover_after: int = Field(default=3, ge=1)
-    fallback_urls: list[HttpUrl] = []
-    fallback_after: int = Field(default=3, ge=1)
-    headers: dict[str, Secret] = {}
-    header_files: dict[str, EnvPath] = {}
-    allowed_hosts: list[HostPattern] | None = None
-
-    def secret_values(self) -> Iterator[str]:
-        """Every secret this source holds, for log redaction."""
-        for value in self.headers.values():
-            yield value.get_secret_value()
-
-
 class HttpSourceConfig(SourceBase):
     """``kind = "http"``: a fixed list of URLs, for any server."""
 
@@ -162,7 +76,7 @@ class HttpSourceConfig(SourceBase):
 
 
 def _ckan_api(value: str) -> str:
-    return _http_url(CKAN_PRESETS.get(value, value)).rstrip("/")
+    return http_url(CKAN_PRESETS.get(value, value)).rstrip("/")
 
 
 class FsoSelector(Strict):
@@ -195,15 +109,8 @@ class FsoSourceConfig(SourceBase):
     allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
 
 
-SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig, Field(discriminator="kind")]
-
-
-class SinkBase(Strict):
-    """Keys every sink shares: its name and the retry policy of its deliveries."""
-
-    name: Name
-    retry_base: PositiveDuration = 1.0
-    retry_max: PositiveDuration = 300.0
+SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig | ApSourceConfig,
+                         Field(discriminator="kind")]
 
 
 class StdoutSinkConfig(SinkBase):
@@ -345,17 +252,27 @@ def _duplicate_resources(index: int, source: SourceConfig) -> Iterator[str]:
 
 
 def _with_secret_files(config: Config) -> Config:
-    """Read every ``*_files`` secret into its table; a missing file is an error with its key path."""
+    """Read every secret file into its table; a missing file is an error with its key path."""
     problems: list[str] = []
     sources = []
     for i, source in enumerate(config.sources):
+        update: dict[str, Any] = {}
         headers = dict(source.headers)
         for header, path in source.header_files.items():
-            try:
-                headers[header] = SecretStr(path.read_text(encoding="utf-8").strip())
-            except OSError as exc:
-                problems.append(f"sources[{i}].header_files.{header}: {path}: {exc.strerror}")
-        sources.append(source.model_copy(update={"headers": headers}))
+            headers[header] = _read_secret(path, f"sources[{i}].header_files.{header}", problems)
+        update["headers"] = headers
+        if isinstance(source, ApSourceConfig) and source.api_key_file is not None:
+            update["api_key"] = _read_secret(source.api_key_file, f"sources[{i}].api_key_file",
+                                             problems)
+        sources.append(source.model_copy(update=update))
     if problems:
         raise ConfigError(problems)
     return config.model_copy(update={"sources": sources})
+
+
+def _read_secret(path: Path, key: str, problems: list[str]) -> SecretStr:
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        problems.append(f"{key}: {path}: {exc.strerror}")
+        return SecretStr("")

@@ -29,19 +29,26 @@ _WRITE_BATCH = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _CONDITIONAL = ("If-None-Match", "If-Modified-Since")
+_ERROR_BODY_BYTES = 2048
 
 
 class FetchFailure(Exception):
     """A request that did not produce a usable answer (status, timeout, connection)."""
 
     def __init__(
-        self, reason: str, detail: str, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        detail: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: bytes = b"",
     ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.body = body  # the start of an error answer's body (APIs explain themselves there)
 
     @property
     def host_wide(self) -> bool:
@@ -66,6 +73,7 @@ class GetAnswer:
     status: int
     validators: Validators
     download: Download | None
+    headers: dict[str, str]
 
 
 def host_of(url: str) -> str:
@@ -94,13 +102,18 @@ def _validators(headers: CIMultiDictProxy[str]) -> Validators:
     return Validators(headers.get("ETag"), headers.get("Last-Modified"))
 
 
-def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     if not 200 <= response.status < 300:
+        try:
+            body = await response.content.read(_ERROR_BODY_BYTES)
+        except (aiohttp.ClientError, TimeoutError):
+            body = b""
         raise FetchFailure(
             "status",
             f"HTTP {response.status}",
             status=response.status,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            body=body,
         )
 
 
@@ -154,11 +167,12 @@ class HttpClient:
             request_headers["If-Modified-Since"] = send.last_modified
         async with self._request(source, "GET", url, request_headers, timeout, policy) as response:
             validators = _validators(response.headers)
+            headers = dict(response.headers)
             if response.status == 304:
-                return GetAnswer(304, validators, None)
-            _raise_for_status(response)
+                return GetAnswer(304, validators, None, headers)
+            await _raise_for_status(response)
             download = await self._stream(source, response, max_bytes, validators)
-            return GetAnswer(response.status, validators, download)
+            return GetAnswer(response.status, validators, download, headers)
 
     async def read(
         self,
@@ -171,7 +185,7 @@ class HttpClient:
     ) -> bytes:
         """GET a small document (an API answer) into memory; at most ``max_bytes``."""
         async with self._request(source, "GET", url, headers, timeout, policy) as response:
-            _raise_for_status(response)
+            await _raise_for_status(response)
             body = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
                 body += chunk

@@ -86,6 +86,15 @@ class Metrics:
                                     ["source"], registry=r)
         self.resources_watched = Gauge("pollerd_resources_watched",
                                        "Resources the source currently polls.", ["source"], registry=r)
+        self.quota_deferred = Counter("pollerd_quota_deferred_total",
+                                      "Requests put off because the key's per-minute budget was spent.",
+                                      ["source"], registry=r)
+        self.quota_exceeded = Counter("pollerd_quota_exceeded_total",
+                                      "Quota answers from upstream (403 quota, 429).",
+                                      ["source"], registry=r)
+        self.source_failed = Gauge("pollerd_source_failed",
+                                   "1 when a source stopped for good (e.g. its API key was refused).",
+                                   ["source"], registry=r)
         self.deliveries = Counter("pollerd_deliveries_total", "Delivery attempts by outcome.",
                                   ["sink", "outcome"], registry=r)
         self.outbox_depth = Gauge("pollerd_outbox_depth", "Deliveries waiting for the sink.",
@@ -108,7 +117,8 @@ class Metrics:
             for family in (self.downloaded_bytes, self.changes, self.same_bytes,
                            self.rediscoveries, self.skipped_runs, self.probe_seconds,
                            self.in_backoff, self.fallback_active, self.last_success,
-                           self.last_change, self.url_switches, self.resources_watched):
+                           self.last_change, self.url_switches, self.resources_watched,
+                           self.quota_deferred, self.quota_exceeded, self.source_failed):
                 family.labels(source)
             for method in ("HEAD", "GET"):
                 for status_class in STATUS_CLASSES:

@@ -72,6 +72,7 @@ class ResourceState:
     failures: int = 0
     backoff_until: float | None = None
     url_switch: dict[str, str] | None = None  # a move not yet reported by an event
+    cursor: str | None = None  # where a stateful API continues (AP's nextrequest link)
 
 
 @dataclass(frozen=True)

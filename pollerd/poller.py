@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
 
 from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
-from pollerd.config import SourceConfig
+from pollerd.config import FsoSourceConfig, HttpSourceConfig
+from pollerd.config_base import SourceBase
 from pollerd.detect import (
     HEAD_REFUSED,
     HeadAction,
@@ -30,8 +30,9 @@ from pollerd.detect import (
 from pollerd.fallback import HostFallback
 from pollerd.fetch import FetchFailure, HttpClient, host_of
 from pollerd.metrics import Metrics
-from pollerd.model import Download, Event, Resource, ResourceState, Strategy, Validators
+from pollerd.model import Download, Resource, ResourceState, Strategy, Validators
 from pollerd.payload import PayloadRejected, effective_format, extension_for, validate_payload
+from pollerd.recorder import ChangeRecorder
 from pollerd.sources import DiscoveryFailed, Source
 from pollerd.state import StateStore
 
@@ -61,12 +62,32 @@ class PollReport:
         return self.errors == 0 and not self.discovery_failed and self.refused_urls == 0
 
 
+class Poller(Protocol):
+    """What the daemon needs of the poller of one source, whatever its kind."""
+
+    name: str
+    states: dict[str, ResourceState]
+
+    @property
+    def config(self) -> SourceBase:
+        """The source's configuration table."""
+        ...
+
+    async def load(self) -> None:
+        """Read stored state before the first poll."""
+        ...
+
+    async def poll(self) -> PollReport:
+        """One cycle."""
+        ...
+
+
 class SourcePoller:
     """Owns one source's resources and their state; one cycle runs at a time (the scheduler's job)."""
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: HttpSourceConfig | FsoSourceConfig,
         source: Source,
         client: HttpClient,
         store: StateStore,
@@ -88,6 +109,8 @@ class SourcePoller:
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
         self._strategy = Strategy(config.strategy)
         self._headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+        self._recorder = ChangeRecorder(self.name, list(config.sinks), store, blobs, metrics,
+                                        on_change, clock)
         self._fallback = HostFallback(self.name, list(config.fallback_urls),
                                       config.fallback_after, metrics, self._log)
         self._host_backoff: dict[str, float] = {}
@@ -325,7 +348,8 @@ class SourcePoller:
         except PayloadRejected:
             await self._blobs.discard(download.path)
             raise
-        await self._record_change(resource, state, download, extension_for(fmt, url), details)
+        self.states[resource.id] = await self._recorder.record(
+            resource, state, download, extension_for(fmt, url), details)
         return Outcome.CHANGED
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> dict[str, Any] | None:
@@ -339,40 +363,6 @@ class SourcePoller:
             self._log.exception("could not read details", resource=resource.id)
             return None
 
-    async def _record_change(
-        self,
-        resource: Resource,
-        state: ResourceState,
-        download: Download,
-        ext: str,
-        details: dict[str, Any] | None,
-    ) -> None:
-        now = self._clock()
-        updated = dataclasses.replace(
-            state, sha256=download.sha256, size=download.size, validators=download.validators,
-            content_type=download.content_type, sequence=state.sequence + 1, last_change_at=now,
-            url_switch=None,
-        )
-        event = Event(
-            event_id=Event.make_id(self.name, resource.id, updated.sequence, download.sha256),
-            source=self.name, resource=resource.id, url=download.final_url,
-            sequence=updated.sequence, sha256=download.sha256, previous_sha256=state.sha256,
-            size=download.size, content_type=download.content_type,
-            validators=download.validators, detected_at=datetime.fromtimestamp(now, UTC),
-            extension=ext, upstream_id=resource.key, url_switch=state.url_switch, details=details,
-        )
-        async with self._blobs.lock:
-            await self._blobs.adopt(download.path, download.sha256)
-            await asyncio.shield(
-                self._store.record_change(self.name, updated, event, list(self.config.sinks)))
-        self.states[resource.id] = updated
-        if state.sha256 is not None:
-            await self._blobs.release(state.sha256, self._store)
-        self._metrics.changes.labels(self.name).inc()
-        self._metrics.last_change.labels(self.name).set(now)
-        self._log.info("change", resource=resource.id, sequence=event.sequence,
-                       sha256=event.sha256, size=event.size, event_id=event.event_id)
-        self._on_change()
 
     def _succeeded(self, state: ResourceState) -> None:
         current = self.states[state.resource_id]  # _record_change may have replaced it

@@ -16,6 +16,7 @@ import pytest
 from pollerd.app import Daemon
 from pollerd.config import Config, parse_config
 from pollerd.logs import configure_logging
+from pollerd.poller import SourcePoller
 from pollerd.sim import FileHost, SimServer
 from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
@@ -148,3 +149,10 @@ def fso_config(tmp_path: Path) -> ConfigFactory:
         return parse_config(raw)
 
     return build
+
+
+def file_poller(daemon: Daemon, name: str) -> SourcePoller:
+    """The poller of an ``http`` or ``fso`` source."""
+    poller = daemon.pollers[name]
+    assert isinstance(poller, SourcePoller)
+    return poller

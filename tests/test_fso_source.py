@@ -21,7 +21,7 @@ from pollerd.sim.night import ElectionNight
 from pollerd.sources import DiscoveryFailed
 from pollerd.sources.fso import FsoSource
 from pollerd.sources.fso_details import fso_details, swiss_local_to_utc
-from tests.conftest import ConfigFactory, opened, sample, stdout_events
+from tests.conftest import ConfigFactory, file_poller, opened, sample, stdout_events
 
 PACKAGE = "eidg-wahlen-2023"
 FILES = {
@@ -204,7 +204,7 @@ async def test_a_discovered_url_to_another_host_is_never_fetched(
             assert not await daemon.run_once()
             assert sample(daemon, "pollerd_refused_urls_total", source="nrw", reason="host") == 1
             assert sample(daemon, "pollerd_refused_urls_total", source="nrw", reason="scheme") == 1
-            assert daemon.pollers["nrw"].resources == []
+            assert file_poller(daemon, "nrw").resources == []
     finally:
         await server.close()
     assert inside.log == []

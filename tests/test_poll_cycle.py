@@ -12,6 +12,7 @@ from pollerd.sim import Fault
 from tests.conftest import (
     ConfigFactory,
     Upstream,
+    file_poller,
     opened,
     sample,
     stdout_events,
@@ -246,7 +247,7 @@ async def test_upstream_name_cannot_escape_the_output_root(
     upstream.host.publish("/feeds/../../../escaped.json", b"{}")
     async with opened(make_config([upstream.url(path)])) as daemon:
         await daemon.run_once()
-        [resource] = daemon.pollers["files"].resources
+        [resource] = file_poller(daemon, "files").resources
     assert "/" not in resource.id and ".." not in resource.id
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "state" not in p.parts]
     assert written, "the version was not written at all"

@@ -13,7 +13,7 @@ from pollerd.hosts import ANY_HOST
 from pollerd.model import Resource
 from pollerd.sim import Fault
 from pollerd.sources import DiscoveryFailed
-from tests.conftest import ConfigFactory, Upstream, opened, sample
+from tests.conftest import ConfigFactory, Upstream, file_poller, opened, sample
 
 
 class DownApi:
@@ -43,7 +43,7 @@ async def test_restart_during_api_outage_polls_the_last_known_urls(
         assert await daemon.run_once()
     upstream.host.publish("/a.json", b'{"v": 2}')
     async with opened(config) as daemon:
-        daemon.pollers["files"]._source = DownApi()
+        file_poller(daemon, "files")._source = DownApi()
         assert not await daemon.run_once()  # the discovery failure is reported...
         assert sample(daemon, "pollerd_changes_total", source="files") == 1  # ...yet polled
         assert sample(daemon, "pollerd_discoveries_total", source="files", outcome="error") == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pollerd.config import FsoSourceConfig, SourceConfig
+from pollerd.config import FsoSourceConfig, HttpSourceConfig
 from pollerd.fetch import HttpClient
 from pollerd.sources.base import DiscoveryFailed, Source
 from pollerd.sources.fso import FsoSource
@@ -11,8 +11,8 @@ from pollerd.sources.http import HttpSource
 __all__ = ["DiscoveryFailed", "Source", "build_source"]
 
 
-def build_source(config: SourceConfig, client: HttpClient) -> Source:
-    """The source object for one ``[[sources]]`` table."""
+def build_source(config: HttpSourceConfig | FsoSourceConfig, client: HttpClient) -> Source:
+    """The source object of a ``[[sources]]`` table whose resources are files (``http``, ``fso``)."""
     if isinstance(config, FsoSourceConfig):
         return FsoSource(config, client)
     return HttpSource(config)

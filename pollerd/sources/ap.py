@@ -1,0 +1,349 @@
+"""``kind = "ap"``: AP Elections API queries, each a snapshot kept current the way AP asks.
+
+``nextrequest`` mode: the first request fetches the full result; after that only the stored
+``nextrequest`` link is followed (never rebuilt), each delta merged into the snapshot by race,
+pages fetched at once while ``isTruncated``. The link and the snapshot are committed together, so a
+restart continues from the cursor. ``etag`` mode: the full document with ``If-None-Match``.
+Either way a change event means the merged snapshot changed; it names the races that did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import structlog
+
+from pollerd.backoff import Backoff
+from pollerd.blobs import BlobStore
+from pollerd.config_ap import ApQuery, ApSourceConfig
+from pollerd.fetch import FetchFailure, HttpClient
+from pollerd.hosts import HostPolicy
+from pollerd.metrics import Metrics
+from pollerd.model import Download, Resource, ResourceState, Validators
+from pollerd.payload import BOM, PayloadRejected
+from pollerd.poller import Outcome, PollReport
+from pollerd.quota import QuotaBudget
+from pollerd.recorder import ChangeRecorder
+from pollerd.sources.ap_merge import Snapshot
+from pollerd.state import StateStore
+
+MAX_PAGES = 100
+SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"
+_KEY_PARAMS = frozenset({"apikey", "api_key", "x-api-key"})
+
+
+class ApRefused(Exception):
+    """AP answered, but not with data: ``kind`` is quota, auth, request, server or protocol."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ApPoller:
+    """Polls every query of one ``ap`` source, spending the key's budget, never more."""
+
+    def __init__(
+        self,
+        config: ApSourceConfig,
+        client: HttpClient,
+        store: StateStore,
+        blobs: BlobStore,
+        metrics: Metrics,
+        on_change: Callable[[], None],
+        budget: QuotaBudget,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.states: dict[str, ResourceState] = {}
+        self.failed = False
+        self._client = client
+        self._store = store
+        self._blobs = blobs
+        self._metrics = metrics
+        self._budget = budget
+        self._clock = clock
+        self._log = structlog.get_logger("pollerd.ap").bind(source=self.name)
+        self._backoff = Backoff(config.backoff_base, config.backoff_max)
+        self._recorder = ChangeRecorder(self.name, list(config.sinks), store, blobs, metrics,
+                                        on_change, clock)
+        assert config.api_key is not None  # the config guarantees a key (or a key file, read)
+        self._secrets = [s for s in config.secret_values() if s]
+        self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()},
+                         "x-api-key": config.api_key.get_secret_value(), "Accept-Encoding": "gzip"}
+        self._policy = HostPolicy(config.allowed_hosts or [], also=[urlsplit(config.api).hostname or ""])
+        self._snapshots: dict[str, Snapshot] = {}
+        self._resources = {q.name: Resource(q.name, config.query_url(q), "json")
+                           for q in config.queries}
+
+    async def load(self) -> None:
+        """Read the stored state (cursors, last snapshots) before the first poll."""
+        self.states = await self._store.load_states(self.name)
+        if self.config.rehearsal:
+            self._log.warning("REHEARSAL: this source polls AP TEST data (resultsType=t); "
+                              "nothing it delivers is a real result")
+
+    async def poll(self) -> PollReport:
+        """One cycle: each query that is due and fits the budget, one after the other."""
+        if self.failed:
+            return PollReport(errors=len(self.config.queries))
+        outcomes = [await self._poll_query(query) for query in self.config.queries]
+        await self._store.save_states(self.name, list(self.states.values()))
+        done = [o for o in outcomes if o is not None]
+        report = PollReport(changed=done.count(Outcome.CHANGED),
+                            unchanged=done.count(Outcome.UNCHANGED),
+                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None))
+        if done and report.errors == 0:
+            self._metrics.last_success.labels(self.name).set(self._clock())
+        return report
+
+    async def _poll_query(self, query: ApQuery) -> Outcome | None:
+        state = self.states.setdefault(query.name, ResourceState(query.name))
+        if (state.backoff_until or 0) > self._clock():
+            return None
+        if not self._budget.try_take():
+            self._metrics.quota_deferred.labels(self.name).inc()
+            return None
+        started = time.monotonic()
+        try:
+            if self.config.mode == "etag":
+                changed = await self._refetch(query, state)
+            else:
+                changed = await self._follow(query, state)
+        except (ApRefused, FetchFailure, PayloadRejected) as exc:
+            outcome = self._failed(query, exc)
+        else:
+            outcome = Outcome.CHANGED if changed else Outcome.UNCHANGED
+            current = self.states[query.name]
+            current.failures, current.backoff_until, current.last_error = 0, None, None
+            current.last_success_at = self._clock()
+        self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
+        self._metrics.polls.labels(self.name, outcome.value).inc()
+        return outcome
+
+    async def _follow(self, query: ApQuery, state: ResourceState) -> bool:
+        """Follow the stored link (or make the first, full request), page by page."""
+        snapshot = await self._snapshot(query.name, state)
+        url = state.cursor or self._resources[query.name].url
+        changed: set[str] = set()
+        delta: list[Any] = []
+        facts: dict[str, Any] = {}
+        try:
+            for page in range(1, MAX_PAGES + 1):
+                document, headers = await self._get_json(url)
+                changed |= await asyncio.to_thread(snapshot.merge, document)
+                delta += document.get("races") or []
+                facts = _facts(document, headers, facts)
+                url = self._next_link(document)
+                if not document.get("isTruncated"):
+                    break
+                if page == MAX_PAGES:
+                    self._log.warning("still truncated after the page limit; continuing next cycle",
+                                      query=query.name, pages=page)
+                    break
+                await self._budget.take()  # "ask again now", within the budget
+        except BaseException:
+            self._snapshots.pop(query.name, None)  # partly merged: reload from the last commit
+            raise
+        if self.config.raw_deltas and delta:
+            await self._record_delta(query, delta, facts)
+        return await self._commit(query, state, snapshot, changed, facts, cursor=url,
+                                  validators=Validators())
+
+    async def _refetch(self, query: ApQuery, state: ResourceState) -> bool:
+        """The full document, conditionally on the stored ETag."""
+        send = state.validators if state.sha256 is not None else Validators()
+        answer = await self._client.get(self.name, self._resources[query.name].url, self._headers,
+                                        self.config.timeout, Validators(send.etag),
+                                        self.config.max_bytes, self._policy)
+        if answer.download is None:
+            return False
+        document = await self._parse(answer.download)
+        old = await self._snapshot(query.name, state)
+        fresh = Snapshot()
+        await asyncio.to_thread(fresh.merge, document)
+        changed = {k for k in fresh.races.keys() | old.races.keys()
+                   if fresh.races.get(k) != old.races.get(k)}
+        self._snapshots[query.name] = fresh
+        return await self._commit(query, state, fresh, changed,
+                                  _facts(document, answer.headers, {}), cursor=None,
+                                  validators=Validators(answer.validators.etag))
+
+    async def _commit(
+        self,
+        query: ApQuery,
+        state: ResourceState,
+        snapshot: Snapshot,
+        changed: set[str],
+        facts: dict[str, Any],
+        cursor: str | None,
+        validators: Validators,
+    ) -> bool:
+        """Record the snapshot if it changed; the cursor and validators are committed with it."""
+        body = await asyncio.to_thread(snapshot.to_bytes)
+        digest = hashlib.sha256(body).hexdigest()
+        if digest == state.sha256:
+            state.cursor, state.validators = cursor, validators
+            return False
+        self._warn_if_test(snapshot, facts)
+        download = await self._write(body, digest, self._resources[query.name].url, validators)
+        details = {"changed_races": sorted(changed), **facts}
+        self.states[query.name] = await self._recorder.record(
+            self._resources[query.name], state, download, "json", details, cursor=cursor)
+        return True
+
+    async def _record_delta(self, query: ApQuery, races: list[Any], facts: dict[str, Any]) -> None:
+        """The raw delta as its own resource, ``<query>.delta``."""
+        name = f"{query.name}.delta"
+        state = self.states.setdefault(name, ResourceState(name))
+        body = json.dumps({"races": races, **facts}, ensure_ascii=False).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        if digest == state.sha256:
+            return
+        resource = Resource(name, self._resources[query.name].url, "json")
+        download = await self._write(body, digest, resource.url, Validators())
+        self.states[name] = await self._recorder.record(resource, state, download, "json", facts)
+
+    async def _snapshot(self, query: str, state: ResourceState) -> Snapshot:
+        """The query's snapshot: in memory, else the last committed one, else empty."""
+        snapshot = self._snapshots.get(query)
+        if snapshot is None:
+            snapshot = Snapshot()
+            if state.sha256 is not None:
+                path = self._blobs.path(state.sha256)
+                snapshot = await asyncio.to_thread(lambda: Snapshot.from_bytes(path.read_bytes()))
+            self._snapshots[query] = snapshot
+        return snapshot
+
+    async def _get_json(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        answer = await self._client.get(self.name, url, self._headers, self.config.timeout,
+                                        Validators(), self.config.max_bytes, self._policy)
+        assert answer.download is not None  # an unconditional GET has a body
+        return await self._parse(answer.download), answer.headers
+
+    async def _parse(self, download: Download) -> dict[str, Any]:
+        try:
+            document = await asyncio.to_thread(_read_json, download)
+        finally:
+            await self._blobs.discard(download.path)
+        return document
+
+    async def _write(self, body: bytes, digest: str, url: str, validators: Validators) -> Download:
+        path = self._blobs.tmp_dir / f"{uuid.uuid4().hex}.part"
+        await asyncio.to_thread(path.write_bytes, body)
+        return Download(path, digest, len(body), "application/json", validators, url)
+
+    def _next_link(self, document: dict[str, Any]) -> str:
+        """AP's link, stored as given, minus anything that looks like a key."""
+        link = document.get("nextrequest")
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+            raise ApRefused("protocol", "the answer has no nextrequest link")
+        parts = urlsplit(link)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k.lower() not in _KEY_PARAMS]
+        link = urlunsplit(parts._replace(query=urlencode(query, safe=",:")))
+        if self._policy.refusal(link) is not None:
+            raise ApRefused("protocol", f"nextrequest points at another host: {parts.hostname}")
+        return link
+
+    def _failed(self, query: ApQuery, exc: Exception) -> Outcome:
+        state = self.states[query.name]
+        refusal = _classify(exc)
+        now = self._clock()
+        state.failures += 1
+        state.last_error = self._redact(f"{refusal.kind}: {refusal.message}")
+        if isinstance(exc, PayloadRejected):
+            self._metrics.rejected.labels(self.name, exc.reason).inc()
+        if refusal.kind == "auth":
+            self.failed = True
+            self._metrics.source_failed.labels(self.name).set(1)
+            self._log.error("AP refused the API key (401): this source stops until the key is "
+                            "fixed and pollerd restarted", query=query.name, detail=state.last_error)
+            return Outcome.ERROR
+        if refusal.kind == "quota":
+            pause = refusal.retry_after or random.uniform(self.config.quota_pause,
+                                                          2 * self.config.quota_pause)
+            self._budget.pause(pause)
+            state.backoff_until = now + pause
+            self._metrics.quota_exceeded.labels(self.name).inc()
+            self._log.warning("AP quota exceeded; waiting", query=query.name,
+                              retry_in=round(pause, 2), detail=state.last_error)
+            return Outcome.ERROR
+        delay = self._backoff.delay(state.failures, refusal.retry_after)
+        state.backoff_until = now + delay
+        log = self._log.error if refusal.kind == "request" else self._log.warning
+        log("AP poll failed", query=query.name, detail=state.last_error,
+            failures=state.failures, retry_in=round(delay, 2))
+        return Outcome.ERROR
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def _warn_if_test(self, snapshot: Snapshot, facts: dict[str, Any]) -> None:
+        facts["test"] = any(race.get("test") is True for race in snapshot.races.values())
+        if facts["test"] and not self.config.rehearsal:
+            self._log.warning("AP marks these races as TEST data, but rehearsal is off")
+
+
+def _classify(exc: Exception) -> ApRefused:
+    """What an error means for AP: the status, and AP's own words from the body."""
+    if isinstance(exc, ApRefused):
+        return exc
+    if isinstance(exc, PayloadRejected):
+        return ApRefused("protocol", str(exc))
+    assert isinstance(exc, FetchFailure)
+    message = _error_message(exc.body) or exc.detail
+    if exc.status == 401:
+        return ApRefused("auth", message)
+    if exc.status == 429 or (exc.status == 403 and "quota" in message.lower()):
+        return ApRefused("quota", message, exc.retry_after)
+    if exc.status is not None and 400 <= exc.status < 500:
+        return ApRefused("request", f"HTTP {exc.status}: {message}")
+    return ApRefused("server", message, exc.retry_after)
+
+
+def _error_message(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return text[:300]
+    if isinstance(document, dict):
+        for key in ("errorMessage", "message", "Message"):
+            if isinstance(document.get(key), str):
+                return str(document[key])
+    return text[:300]
+
+
+def _read_json(download: Download) -> dict[str, Any]:
+    raw = download.path.read_bytes().removeprefix(BOM)
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadRejected("invalid_json", str(exc)[:200]) from None
+    if not isinstance(document, dict):
+        raise PayloadRejected("invalid_json", "an AP answer is a JSON object")
+    return document
+
+
+def _facts(document: dict[str, Any], headers: dict[str, str], earlier: dict[str, Any]) -> dict[str, Any]:
+    facts = dict(earlier)
+    if isinstance(document.get("timestamp"), str):
+        facts["as_of"] = document["timestamp"]
+    signature = next((v for k, v in headers.items() if k.upper() == SIGNATURE_HEADER), None)
+    if signature is not None:
+        facts["signature"] = signature
+    return facts
