@@ -141,6 +141,8 @@ class ApSourceConfig(SourceBase):
         params = query.params()
         if self.rehearsal and query.results_type is None:
             params.insert(-1, ("resultsType", "t"))
+        if self.include_signature:
+            params.insert(-1, ("includesignature", "sha256"))
         return f"{self.api.rstrip('/')}/{self.version}/elections/{self.election_date}?" \
             f"{urlencode(params, safe=',')}"
 

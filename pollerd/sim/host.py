@@ -36,6 +36,7 @@ class RequestRecord:
     status: int
     sent_bytes: int
     headers: dict[str, str]
+    query: str = ""
 
 
 class SimHost:
@@ -135,7 +136,7 @@ class SimHost:
 
     def _record(self, request: web.Request, status: int, sent: int) -> None:
         record = RequestRecord(time.time(), request.method, request.path, status, sent,
-                               dict(request.headers))
+                               dict(request.headers), request.query_string)
         self.log.append(record)
         if self.on_request is not None:
             self.on_request(record)

@@ -307,12 +307,12 @@ def _classify(exc: Exception) -> ApRefused:
     assert isinstance(exc, FetchFailure)
     message = _error_message(exc.body) or exc.detail
     if exc.status == 401:
-        return ApRefused("auth", message)
+        return ApRefused("auth", f"HTTP 401: {message}")
     if exc.status == 429 or (exc.status == 403 and "quota" in message.lower()):
-        return ApRefused("quota", message, exc.retry_after)
+        return ApRefused("quota", f"HTTP {exc.status}: {message}", exc.retry_after)
     if exc.status is not None and 400 <= exc.status < 500:
         return ApRefused("request", f"HTTP {exc.status}: {message}")
-    return ApRefused("server", message, exc.retry_after)
+    return ApRefused("server", f"{exc.reason}: {message}", exc.retry_after)
 
 
 def _error_message(body: bytes) -> str:

@@ -1,0 +1,254 @@
+"""An AP Elections API replay server: a small synthetic US election night served the way AP does.
+
+``/v2|v3/elections/{date}`` with ``x-api-key`` checked, the filters tests need (``statePostal``,
+``officeID``, ``raceID``, ``level``), ETag/304, real ``minDateTime`` next links that return only the
+races changed since (200 with only the link when nothing did), deltas paged with ``isTruncated``,
+a per-minute quota per key answered with AP's 403, and scripted faults as on any SimHost.
+
+The night has ``steps`` moments ten seconds apart; ``advance`` (tests) or ``play`` (demo) moves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from pollerd.sim.host import SimHost
+from pollerd.waiting import wait_set
+
+ELECTION_DATE = "2026-11-03"
+POLLS_CLOSE = datetime(2026, 11, 4, 0, 0, tzinfo=UTC)
+STEP = timedelta(seconds=10)
+STATES = {"CO": ("Colorado", 5), "WV": ("West Virginia", 4), "PA": ("Pennsylvania", 6)}
+OFFICES = (("S", "U.S. Senate", None), ("G", "Governor", None), ("H", "U.S. House", 1),
+           ("H", "U.S. House", 2))
+CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
+
+
+class ApElection:
+    """The races, their reporting units and votes at every step of the night (deterministic)."""
+
+    def __init__(self, steps: int = 180, seed: int = 11) -> None:
+        self.steps = steps
+        self.step = 0
+        self._rng = random.Random(seed)
+        self.races: dict[str, dict[str, Any]] = {}
+        self.updated: dict[str, int] = {}  # race key -> step of its last change
+        race_number = 1000
+        for state, (state_name, counties) in STATES.items():
+            for office_id, office_name, seat in OFFICES:
+                race_number += 1
+                race = self._race(state, state_name, counties, race_number, office_id, office_name,
+                                  seat)
+                key = f"{state}:{race['raceID']}:G"
+                self.races[key] = race
+                self.updated[key] = 0
+
+    def timestamp(self, step: int | None = None) -> str:
+        """The AP-style time of a step."""
+        moment = POLLS_CLOSE + STEP * (self.step if step is None else step)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    def step_of(self, timestamp: str) -> int | None:
+        """The step a timestamp names (None if it names none)."""
+        try:
+            moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return int((moment - POLLS_CLOSE) / STEP)
+
+    def advance(self, steps: int = 1) -> None:
+        """Count more votes (and call races) for ``steps`` steps."""
+        for _ in range(steps):
+            if self.step >= self.steps:
+                return
+            self.step += 1
+            for key, race in self.races.items():
+                if self._rng.random() < 0.2:
+                    self._count(race)
+                    self.updated[key] = self.step
+
+    def _race(self, state: str, state_name: str, counties: int, number: int, office_id: str,
+              office_name: str, seat: int | None) -> dict[str, Any]:
+        units = [self._unit(state, state_name, "state", state, counties * 40, number)]
+        units += [self._unit(state, state_name, "subunit", f"{number}{c:02d}", 40, number)
+                  for c in range(1, counties + 1)]
+        race: dict[str, Any] = {
+            "test": False, "resultsType": "l", "raceID": str(number), "raceType": "General",
+            "raceTypeID": "G", "officeID": office_id, "officeName": office_name,
+            "statePostal": state, "eevp": 0, "tabulationStatus": "Active Tabulation",
+            "raceCallStatus": "Too Early to Call", "reportingUnits": units,
+        }
+        if seat is not None:
+            race["seatNum"], race["seatName"] = str(seat), f"District {seat}"
+        return race
+
+    def _unit(self, state: str, state_name: str, level: str, unit_id: str, precincts: int,
+              race_number: int) -> dict[str, Any]:
+        return {
+            "statePostal": state, "stateName": state_name, "level": level,
+            "reportingunitID": unit_id, "lastUpdated": self.timestamp(0), "precinctsReporting": 0,
+            "precinctsTotal": precincts, "precinctsReportingPct": 0.0,
+            "candidates": [{"first": f"Alex{n}", "last": last, "party": party,
+                            "candidateID": f"{race_number}{n}",
+                            "polID": f"{n}{len(last)}{n}", "ballotOrder": n, "polNum": str(n),
+                            "voteCount": 0}
+                           for n, (party, last) in enumerate(CANDIDATES, start=1)],
+        }
+
+    def _count(self, race: dict[str, Any]) -> None:
+        units = race["reportingUnits"]
+        for unit in self._rng.sample(units[1:], k=min(2, len(units) - 1)):
+            if unit["precinctsReporting"] >= unit["precinctsTotal"]:
+                continue
+            unit["precinctsReporting"] = min(unit["precinctsTotal"], unit["precinctsReporting"] + 8)
+            unit["precinctsReportingPct"] = round(
+                100 * unit["precinctsReporting"] / unit["precinctsTotal"], 1)
+            unit["lastUpdated"] = self.timestamp()
+            for candidate in unit["candidates"]:
+                candidate["voteCount"] += self._rng.randint(50, 900) // candidate["ballotOrder"]
+        total = units[0]
+        total["precinctsReporting"] = sum(u["precinctsReporting"] for u in units[1:])
+        total["precinctsReportingPct"] = round(
+            100 * total["precinctsReporting"] / total["precinctsTotal"], 1)
+        total["lastUpdated"] = self.timestamp()
+        for i, candidate in enumerate(total["candidates"]):
+            candidate["voteCount"] = sum(u["candidates"][i]["voteCount"] for u in units[1:])
+        race["eevp"] = round(total["precinctsReportingPct"])
+        if race["eevp"] >= 60 and race["raceCallStatus"] != "Called":
+            race["raceCallStatus"] = "Called"
+            leader = max(total["candidates"], key=lambda c: c["voteCount"])
+            leader["winner"] = "X"
+
+    def select(self, params: dict[str, str], since: int | None, until: int) -> list[dict[str, Any]]:
+        """Races matching the filters (changed in (since, until] when ``since`` is given)."""
+        states = _values(params.get("statePostal"))
+        offices = _values(params.get("officeID"))
+        race_ids = _values(params.get("raceID"))
+        level = params.get("level", "state").lower()
+        test = params.get("resultsType") == "t"
+        chosen = []
+        for key, race in sorted(self.races.items()):
+            if states and race["statePostal"] not in states:
+                continue
+            if (offices and race["officeID"] not in offices) or (race_ids and race["raceID"]
+                                                                 not in race_ids):
+                continue
+            if since is not None and not since < self.updated[key] <= until:
+                continue
+            view = json.loads(json.dumps(race))
+            if level != "ru":
+                view["reportingUnits"] = view["reportingUnits"][:1]
+            view["test"] = test
+            view["resultsType"] = "t" if test else "l"
+            chosen.append(view)
+        return chosen
+
+
+def _values(text: str | None) -> set[str]:
+    return {v.strip() for v in (text or "").split(",") if v.strip()}
+
+
+class ApServer(SimHost):
+    """Serves an ApElection under AP's rules; ``keys`` are the accepted API keys."""
+
+    def __init__(self, election: ApElection, keys: set[str], quota_per_minute: int = 60,
+                 page_size: int = 5) -> None:
+        super().__init__("ap")
+        self.election = election
+        self.keys = keys
+        self.quota_per_minute = quota_per_minute
+        self.page_size = page_size
+        self.quota_answers = 0
+        self._recent: dict[str, deque[float]] = {}
+
+    def respond(self, request: web.Request) -> web.Response:
+        """One AP answer (or AP's error)."""
+        parts = request.path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] not in ("v2", "v3") or parts[1] != "elections":
+            return _error(404, "Not found")
+        key = request.headers.get("x-api-key") or request.headers.get("x-apikey")
+        if key not in self.keys:
+            return _error(401, "Invalid API key")
+        if not self._within_quota(key):
+            self.quota_answers += 1
+            return _error(403, f"Per-minute Quota ({self.quota_per_minute}) Exceeded, try again in "
+                               "a little bit.")
+        if parts[2] != ELECTION_DATE:
+            return _error(400, f"No election found for date {parts[2]}")
+        params = dict(request.query)
+        unknown = _values(params.get("statePostal")) - set(STATES)
+        if unknown:
+            return _error(400, f"Invalid statePostal value: {','.join(sorted(unknown))}")
+        return self._elections(request, parts[0], params)
+
+    def _elections(self, request: web.Request, version: str, params: dict[str, str]) -> web.Response:
+        election = self.election
+        now = election.step
+        since = election.step_of(params["minDateTime"]) if "minDateTime" in params else None
+        until = int(params.get("untilStep", now))
+        offset = int(params.get("offset", 0))
+        races = election.select(params, since, until)
+        base = {k: v for k, v in params.items() if k not in ("minDateTime", "untilStep", "offset")}
+        truncated = version == "v3" and since is not None and len(races) > offset + self.page_size
+        if since is not None:
+            races = races[offset: offset + self.page_size] if version == "v3" else races
+        if truncated:
+            follow = {**base, "minDateTime": params["minDateTime"], "untilStep": str(until),
+                      "offset": str(offset + self.page_size)}
+        else:
+            follow = {**base, "minDateTime": election.timestamp(until)}
+        link = f"{request.url.origin()}{request.path}?{urlencode(follow, safe=',:')}"
+        if since is not None and not races:
+            return self._json(request, {"nextrequest": link}, etag=None)
+        document: dict[str, Any] = {"electionDate": ELECTION_DATE, "timestamp": election.timestamp(),
+                                    "races": races, "nextrequest": link}
+        if version == "v3":
+            document = {"apiVersion": "3.0", **document, "isTruncated": truncated}
+        etag = None
+        if since is None:
+            etag = '"' + hashlib.md5(json.dumps(races, sort_keys=True).encode(),
+                                     usedforsecurity=False).hexdigest()[:16] + '"'
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={"ETag": etag})
+        return self._json(request, document, etag)
+
+    def _json(self, request: web.Request, document: dict[str, Any], etag: str | None) -> web.Response:
+        body = json.dumps(document).encode()
+        headers = {"ETag": etag} if etag else {}
+        if request.query.get("includesignature") == "sha256":
+            headers["AP_SIGNATURE_SHA256"] = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _within_quota(self, key: str) -> bool:
+        now = time.monotonic()
+        recent = self._recent.setdefault(key, deque())
+        while recent and recent[0] <= now - 60:
+            recent.popleft()
+        if len(recent) >= self.quota_per_minute:
+            return False
+        recent.append(now)
+        return True
+
+    def full_races(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """The races a full request with these filters returns now (the truth for tests)."""
+        return self.election.select(params, None, self.election.step)
+
+    async def play(self, step_seconds: float, stop: asyncio.Event) -> None:
+        """Advance one step every ``step_seconds`` until the night ends or ``stop`` is set."""
+        while self.election.step < self.election.steps and not await wait_set(stop, step_seconds):
+            self.election.advance()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"errorCode": status, "errorMessage": message}, status=status)
