@@ -58,15 +58,16 @@ def _parser() -> argparse.ArgumentParser:
                      _status)
     status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    sim = command("sim", "Serve the simulated FSO election night (CKAN API on 127.0.0.1).", _sim)
-    sim.add_argument("--port", type=int, default=8000, help="CKAN API port (default 8000)")
+    sim = command("sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.",
+                  _sim)
+    sim.add_argument("--port", type=int, default=8000, help="FSO CKAN API port (default 8000)")
+    sim.add_argument("--ap-port", type=int, default=8001, help="AP API port (default 8001)")
     sim.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                      help=f"how many times faster than real time (default {DEFAULT_SPEED:g})")
-    demo = command("demo", "Play the FSO election night against the daemon; print each change "
-                           "and a summary.", _demo)
+    demo = command("demo", "Play the simulated election nights against the daemon; print each "
+                           "change and a summary.", _demo)
     demo.add_argument("-c", "--config", type=Path, default=DEMO_CONFIG,
                       help=f"the demo config (default {DEMO_CONFIG})")
-    demo.add_argument("--port", type=int, default=8000, help="simulated CKAN API port (default 8000)")
     demo.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                       help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: "
                            "about three minutes)")
@@ -127,10 +128,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     configure_logging("auto", "info")
-    asyncio.run(serve_simulator(args.port, args.speed))
+    asyncio.run(serve_simulator(args.port, args.ap_port, args.speed))
     return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    return run_demo(config, args.port, args.duration, args.speed)
+    return run_demo(config, args.duration, args.speed)

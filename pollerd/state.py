@@ -86,6 +86,9 @@ class StateStore(Protocol):
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed: a pending delivery or a resource's current content."""
 
+    async def mark_stopped(self, source: str, reason: str | None) -> None:
+        """Record that a source stopped for good (``None``: it runs again), for ``status``."""
+
     async def close(self) -> None:
         """Release the store."""
 
@@ -269,6 +272,21 @@ class SqliteStore:
             "SELECT 1 FROM resources WHERE json_extract(state, '$.sha256')=? LIMIT 1", (sha256,)
         ).fetchone()
         return current is not None
+
+    async def mark_stopped(self, source: str, reason: str | None) -> None:
+        """Record (or clear) why a source stopped."""
+        await self._call(self._mark_stopped, f"stopped:{source}", reason)
+
+    def _mark_stopped(self, key: str, reason: str | None) -> None:
+        if reason is None:
+            self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, reason))
+
+    def read_stopped(self, source: str) -> str | None:
+        """Why a source stopped, if it did (for the CLI)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (f"stopped:{source}",)).fetchone()
+        return None if row is None else str(row[0])
 
     def sources(self) -> list[str]:
         """Every source with stored state (for the CLI)."""

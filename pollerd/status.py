@@ -15,7 +15,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     """Per source and resource: url, strategy, validators, last change, last error, backoff."""
     path = config.daemon.state_dir / "pollerd.sqlite3"
     if not path.exists():
-        return {"sources": {}, "sinks": {}}
+        return {"sources": {}, "stopped": {}, "sinks": {}}
     store = SqliteStore(path)
     store.open_sync()
     try:
@@ -23,10 +23,12 @@ def collect_status(config: Config) -> dict[str, Any]:
             source.name: [_resource_row(state) for state in store.read_states(source.name).values()]
             for source in config.sources
         }
+        stopped = {source.name: reason for source in config.sources
+                   if (reason := store.read_stopped(source.name)) is not None}
         sinks = {sink.name: {"pending": store.count_pending(sink.name)} for sink in config.sinks}
     finally:
         store.db.close()
-    return {"sources": sources, "sinks": sinks}
+    return {"sources": sources, "stopped": stopped, "sinks": sinks}
 
 
 def _resource_row(state: Any) -> dict[str, Any]:
@@ -61,6 +63,8 @@ def print_status(config: Config, as_json: bool = False) -> int:
         return 0
     for source, rows in status["sources"].items():
         print(f"source {source}: {len(rows)} resources")
+        if source in status["stopped"]:
+            print(f"  STOPPED: {status['stopped'][source]}")
         for row in rows:
             print(f"  {row['resource']}  seq={row['sequence']}  strategy={row['strategy']}"
                   f"  last_change={row['last_change']}  url={row['url']}")

@@ -15,6 +15,7 @@ from pollerd.config import Config, ConfigError, parse_config
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sources.ap_merge import race_key
+from pollerd.status import collect_status
 from tests.conftest import opened, sample, stdout_events
 
 KEY = "ap-key-7f3c9e21d4b8"
@@ -211,6 +212,8 @@ async def test_a_refused_key_stops_only_its_source(
         assert len([r for r in replay.log if r.status == 401]) == refused
         assert sample(daemon, "pollerd_changes_total", source="good") == 1
         assert "401" in (daemon.pollers["ap"].states["all"].last_error or "")
+    status = collect_status(config)
+    assert "401" in status["stopped"]["ap"] and "good" not in status["stopped"]
 
 
 async def test_a_400_is_surfaced_verbatim(ap: tuple[ApServer, str], ap_config: Any) -> None:

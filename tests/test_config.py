@@ -57,7 +57,8 @@ def test_sizes() -> None:
 def test_example_and_demo_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped configs load (the example's token comes from the environment)."""
     monkeypatch.setenv("RESULTS_TOKEN", "t0ken")
-    for name in ("example.toml", "demo.toml", "fso-2023.toml"):
+    monkeypatch.setenv("AP_API_KEY", "k3y")
+    for name in ("example.toml", "demo.toml", "fso-2023.toml", "ap-2026.toml"):
         load_config(ROOT / "config" / name)
 
 

@@ -55,6 +55,10 @@ def _size(size: int) -> str:
 
 def _progress(details: dict[str, Any]) -> str:
     words = []
+    if "changed_races" in details:
+        words.append(f"{len(details['changed_races'])} races changed")
+    if details.get("as_of"):
+        words.append(f"as of {details['as_of']}")
     if details.get("timestamp_local"):
         words.append(f"file time {details['timestamp_local'][11:]}")
     stand = details.get("stand") or {}

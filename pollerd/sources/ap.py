@@ -90,6 +90,7 @@ class ApPoller:
     async def load(self) -> None:
         """Read the stored state (cursors, last snapshots) before the first poll."""
         self.states = await self._store.load_states(self.name)
+        await self._store.mark_stopped(self.name, None)  # a restart tries the key again
         if self.config.rehearsal:
             self._log.warning("REHEARSAL: this source polls AP TEST data (resultsType=t); "
                               "nothing it delivers is a real result")
@@ -100,6 +101,9 @@ class ApPoller:
             return PollReport(errors=len(self.config.queries))
         outcomes = [await self._poll_query(query) for query in self.config.queries]
         await self._store.save_states(self.name, list(self.states.values()))
+        if self.failed:
+            await self._store.mark_stopped(self.name, "AP refused the API key (401); fix the key "
+                                                      "and restart pollerd")
         done = [o for o in outcomes if o is not None]
         report = PollReport(changed=done.count(Outcome.CHANGED),
                             unchanged=done.count(Outcome.UNCHANGED),
