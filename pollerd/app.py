@@ -15,6 +15,7 @@ from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
 from pollerd.config import Config, SourceConfig
 from pollerd.config_ap import ApSourceConfig
+from pollerd.context import PollContext
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
 from pollerd.metrics import Metrics
@@ -70,21 +71,21 @@ class Daemon:
         client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
                             self.metrics, self.blobs.tmp_dir)
         budgets = QuotaBudgets()
+        context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
         for source_config in self.config.sources:
-            poller = self._poller(source_config, client, budgets)
+            poller = self._poller(source_config, context, budgets)
             await poller.load()
             self.pollers[source_config.name] = poller
         self.metrics.initialise(self.pollers, self.sinks)
         await self.deliverer.refresh_depths()
 
-    def _poller(self, config: SourceConfig, client: HttpClient, budgets: QuotaBudgets) -> Poller:
+    @staticmethod
+    def _poller(config: SourceConfig, context: PollContext, budgets: QuotaBudgets) -> Poller:
         if isinstance(config, ApSourceConfig):
             assert config.api_key is not None
             budget = budgets.for_key(config.api_key.get_secret_value(), config.quota_per_minute)
-            return ApPoller(config, client, self.store, self.blobs, self.metrics,
-                            self.deliverer.wake, budget)
-        return SourcePoller(config, build_source(config, client), client, self.store, self.blobs,
-                            self.metrics, self.deliverer.wake)
+            return ApPoller(config, context, budget)
+        return SourcePoller(config, build_source(config, context.client), context)
 
     async def run_once(self) -> bool:
         """One cycle of every source, then every pending delivery once; True if all went well."""

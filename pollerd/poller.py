@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,9 +13,9 @@ from urllib.parse import urlsplit
 import structlog
 
 from pollerd.backoff import Backoff
-from pollerd.blobs import BlobStore
 from pollerd.config import FsoSourceConfig, HttpSourceConfig
 from pollerd.config_base import SourceBase
+from pollerd.context import PollContext
 from pollerd.detect import (
     HEAD_REFUSED,
     HeadAction,
@@ -28,13 +27,11 @@ from pollerd.detect import (
     strategy_after_get,
 )
 from pollerd.fallback import HostFallback
-from pollerd.fetch import FetchFailure, HttpClient, host_of
-from pollerd.metrics import Metrics
+from pollerd.fetch import FetchFailure, host_of
 from pollerd.model import Download, Resource, ResourceState, Strategy, Validators
 from pollerd.payload import PayloadRejected, effective_format, extension_for, validate_payload
 from pollerd.recorder import ChangeRecorder
 from pollerd.sources import DiscoveryFailed, Source
-from pollerd.state import StateStore
 
 
 class Outcome(StrEnum):
@@ -89,30 +86,23 @@ class SourcePoller:
         self,
         config: HttpSourceConfig | FsoSourceConfig,
         source: Source,
-        client: HttpClient,
-        store: StateStore,
-        blobs: BlobStore,
-        metrics: Metrics,
-        on_change: Callable[[], None],
-        clock: Callable[[], float] = time.time,
+        context: PollContext,
     ) -> None:
         self.config = config
         self.name = config.name
         self._source = source
-        self._client = client
-        self._store = store
-        self._blobs = blobs
-        self._metrics = metrics
-        self._on_change = on_change
-        self._clock = clock
+        self._client = context.client
+        self._store = context.store
+        self._blobs = context.blobs
+        self._metrics = context.metrics
+        self._clock = context.clock
         self._log = structlog.get_logger("pollerd.poll").bind(source=self.name)
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
         self._strategy = Strategy(config.strategy)
         self._headers = {k: v.get_secret_value() for k, v in config.headers.items()}
-        self._recorder = ChangeRecorder(self.name, list(config.sinks), store, blobs, metrics,
-                                        on_change, clock)
+        self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
         self._fallback = HostFallback(self.name, list(config.fallback_urls),
-                                      config.fallback_after, metrics, self._log)
+                                      config.fallback_after, self._metrics, self._log)
         self._host_backoff: dict[str, float] = {}
         self._discovered_at: float | None = None
         self._discovery_failures = 0

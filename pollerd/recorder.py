@@ -5,39 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from pollerd.blobs import BlobStore
-from pollerd.metrics import Metrics
+from pollerd.context import PollContext
 from pollerd.model import Download, Event, Resource, ResourceState
-from pollerd.state import StateStore
 
 
 class ChangeRecorder:
     """Turns a validated download into an event of one source; shared by every poller kind."""
 
-    def __init__(
-        self,
-        source: str,
-        sinks: list[str],
-        store: StateStore,
-        blobs: BlobStore,
-        metrics: Metrics,
-        on_change: Callable[[], None],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, source: str, sinks: list[str], context: PollContext) -> None:
         self._source = source
         self._sinks = sinks
-        self._store = store
-        self._blobs = blobs
-        self._metrics = metrics
-        self._on_change = on_change
-        self._clock = clock
+        self._store = context.store
+        self._blobs = context.blobs
+        self._metrics = context.metrics
+        self._on_change = context.on_change
+        self._clock = context.clock
         self._log = structlog.get_logger("pollerd.poll").bind(source=source)
 
     async def record(

@@ -15,25 +15,22 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
 
 from pollerd.backoff import Backoff
-from pollerd.blobs import BlobStore
 from pollerd.config_ap import ApQuery, ApSourceConfig
-from pollerd.fetch import FetchFailure, HttpClient
+from pollerd.context import PollContext
+from pollerd.fetch import FetchFailure
 from pollerd.hosts import HostPolicy
-from pollerd.metrics import Metrics
 from pollerd.model import Download, Resource, ResourceState, Validators
 from pollerd.payload import BOM, PayloadRejected
 from pollerd.poller import Outcome, PollReport
 from pollerd.quota import QuotaBudget
 from pollerd.recorder import ChangeRecorder
 from pollerd.sources.ap_merge import Snapshot
-from pollerd.state import StateStore
 
 MAX_PAGES = 100
 SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"
@@ -56,28 +53,22 @@ class ApPoller:
     def __init__(
         self,
         config: ApSourceConfig,
-        client: HttpClient,
-        store: StateStore,
-        blobs: BlobStore,
-        metrics: Metrics,
-        on_change: Callable[[], None],
+        context: PollContext,
         budget: QuotaBudget,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.name = config.name
         self.states: dict[str, ResourceState] = {}
         self.failed = False
-        self._client = client
-        self._store = store
-        self._blobs = blobs
-        self._metrics = metrics
+        self._client = context.client
+        self._store = context.store
+        self._blobs = context.blobs
+        self._metrics = context.metrics
         self._budget = budget
-        self._clock = clock
+        self._clock = context.clock
         self._log = structlog.get_logger("pollerd.ap").bind(source=self.name)
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
-        self._recorder = ChangeRecorder(self.name, list(config.sinks), store, blobs, metrics,
-                                        on_change, clock)
+        self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
         self._secrets = [s for s in config.secret_values() if s]
         self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()},
