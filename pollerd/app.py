@@ -15,6 +15,7 @@ from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
 from pollerd.config import Config, SourceConfig
 from pollerd.config_ap import ApSourceConfig
+from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
@@ -26,6 +27,7 @@ from pollerd.server import MetricsServer
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import build_source
 from pollerd.sources.ap import ApPoller
+from pollerd.sources.democracyclub import DcPoller
 from pollerd.state import SqliteStore
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
@@ -85,6 +87,8 @@ class Daemon:
             assert config.api_key is not None
             budget = budgets.for_key(config.api_key.get_secret_value(), config.quota_per_minute)
             return ApPoller(config, context, budget)
+        if isinstance(config, DcSourceConfig):
+            return DcPoller(config, context, budgets)
         return SourcePoller(config, build_source(config, context.client), context)
 
     async def run_once(self) -> bool:

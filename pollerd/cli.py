@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                   _sim)
     sim.add_argument("--port", type=int, default=8000, help="FSO CKAN API port (default 8000)")
     sim.add_argument("--ap-port", type=int, default=8001, help="AP API port (default 8001)")
+    sim.add_argument("--dc-port", type=int, default=8002,
+                     help="Democracy Club API port (default 8002)")
     sim.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                      help=f"how many times faster than real time (default {DEFAULT_SPEED:g})")
     demo = command("demo", "Play the simulated election nights against the daemon; print each "
@@ -128,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     configure_logging("auto", "info")
-    asyncio.run(serve_simulator(args.port, args.ap_port, args.speed))
+    asyncio.run(serve_simulator(args.port, args.ap_port, args.dc_port, args.speed))
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ from pollerd.config_base import (
     host_port,
     http_url,
 )
+from pollerd.config_dc import DcSourceConfig
 
 CKAN_PRESETS = {
     "production": "https://ckan.opendata.swiss/api/3/action",
@@ -109,7 +110,7 @@ class FsoSourceConfig(SourceBase):
     allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
 
 
-SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig | ApSourceConfig,
+SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig | ApSourceConfig | DcSourceConfig,
                          Field(discriminator="kind")]
 
 
@@ -264,6 +265,9 @@ def _with_secret_files(config: Config) -> Config:
         if isinstance(source, ApSourceConfig) and source.api_key_file is not None:
             update["api_key"] = _read_secret(source.api_key_file, f"sources[{i}].api_key_file",
                                              problems)
+        if isinstance(source, DcSourceConfig) and source.auth_token_file is not None:
+            update["auth_token"] = _read_secret(source.auth_token_file,
+                                                f"sources[{i}].auth_token_file", problems)
         sources.append(source.model_copy(update=update))
     if problems:
         raise ConfigError(problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,37 +19,45 @@ import structlog
 from pollerd.app import Daemon, stop_on_signals
 from pollerd.config import Config, FsoSourceConfig
 from pollerd.config_ap import ApSourceConfig
+from pollerd.config_base import SourceBase
+from pollerd.config_dc import DcSourceConfig
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ApElection, ApServer
+from pollerd.sim.democracyclub import STEPS as DC_STEPS
+from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.night import END, START, ElectionNight
 from pollerd.waiting import wait_set
 
 NIGHT_SECONDS = (END - START).total_seconds()
 DEFAULT_SPEED = 270.0  # the 13 h 40 min night in about three minutes
 SIM_AP_KEY = "sim-demo-key"
+SIM_DC_KEY = "sim-demo-key"
 
 
 @dataclass
 class Simulation:
-    """The demo's upstreams: the FSO night and the AP replay, each optional."""
+    """The demo's upstreams: the FSO night, the AP replay, Democracy Club; each optional."""
 
     night: ElectionNight | None
     ap: ApServer | None
+    dc: DcServer | None = None
 
     async def play(self, speed: float, stop: asyncio.Event) -> None:
-        """Play both nights over the same wall-clock time."""
+        """Play every timeline over the same wall-clock time."""
         players = []
         if self.night is not None:
             players.append(self.night.play(speed, stop))
         if self.ap is not None:
             step = NIGHT_SECONDS / speed / self.ap.election.steps
             players.append(self.ap.play(step, stop))
+        if self.dc is not None:
+            players.append(self.dc.play(NIGHT_SECONDS / speed / (DC_STEPS + 1), stop))
         await asyncio.gather(*players)
 
 
 async def open_simulation(server: SimServer, fso_port: int | None, ap_port: int | None,
-                          ap_keys: set[str]) -> Simulation:
-    """Serve the FSO night's CKAN API on ``fso_port`` and the AP replay on ``ap_port``."""
+                          ap_keys: set[str], dc_port: int | None = None) -> Simulation:
+    """Serve the FSO night's CKAN API, the AP replay and Democracy Club on their ports."""
     night = None
     if fso_port is not None:
         night = ElectionNight()
@@ -57,17 +66,22 @@ async def open_simulation(server: SimServer, fso_port: int | None, ap_port: int 
     if ap_port is not None:
         ap = ApServer(ApElection(), ap_keys, quota_per_minute=600)
         await server.serve(ap.app(), ap_port)
-    return Simulation(night, ap)
+    dc = None
+    if dc_port is not None:
+        dc = DcServer(DcWorld(), {SIM_DC_KEY})
+        await server.serve(dc.app(), dc_port)
+    return Simulation(night, ap, dc)
 
 
-async def serve_simulator(port: int, ap_port: int, speed: float) -> None:
-    """Serve both nights until they end, SIGTERM or SIGINT."""
+async def serve_simulator(port: int, ap_port: int, dc_port: int, speed: float) -> None:
+    """Serve every simulated upstream until the nights end, SIGTERM or SIGINT."""
     stop = stop_on_signals()
     server = SimServer()
-    simulation = await open_simulation(server, port, ap_port, {SIM_AP_KEY})
+    simulation = await open_simulation(server, port, ap_port, {SIM_AP_KEY}, dc_port)
     structlog.get_logger("pollerd.sim").info(
         "simulator listening", fso_api=f"http://127.0.0.1:{port}/api/3/action",
         fso_package="eidg-wahlen-2023", ap_api=f"http://127.0.0.1:{ap_port}", ap_key=SIM_AP_KEY,
+        democracyclub_api=f"http://127.0.0.1:{dc_port}/api/v1", democracyclub_key=SIM_DC_KEY,
         minutes=round(NIGHT_SECONDS / speed / 60, 1))
     try:
         await simulation.play(speed, stop)
@@ -100,6 +114,7 @@ class DemoSummary:
     url_switches: int
     fso: KindFigures | None
     ap: KindFigures | None
+    dc: KindFigures | None = None
 
     def lines(self) -> list[str]:
         """One line per upstream."""
@@ -112,6 +127,9 @@ class DemoSummary:
         if self.ap is not None:
             lines.append(f"demo: {self.seconds:.0f}s, AP: {self.ap.changes} snapshot changes, "
                          f"{self.ap.words()} for a client that fetches the full document every poll")
+        if self.dc is not None:
+            lines.append(f"demo: {self.seconds:.0f}s, Democracy Club: {self.dc.changes} changes, "
+                         f"{self.dc.requests} requests")
         return lines
 
 
@@ -132,9 +150,11 @@ async def _demo(config: Config, duration: float | None, speed: float) -> DemoSum
     server = SimServer()
     fso = [s for s in config.sources if isinstance(s, FsoSourceConfig)]
     ap = [s for s in config.sources if isinstance(s, ApSourceConfig)]
+    dc = [s for s in config.sources if isinstance(s, DcSourceConfig)]
     keys = {s.api_key.get_secret_value() for s in ap if s.api_key is not None}
     simulation = await open_simulation(server, _port(fso[0].api) if fso else None,
-                                       _port(ap[0].api) if ap else None, keys)
+                                       _port(ap[0].api) if ap else None, keys,
+                                       _port(dc[0].api) if dc else None)
     loop = asyncio.get_running_loop()
     started = loop.time()
     if duration is not None:
@@ -153,7 +173,7 @@ async def _demo(config: Config, duration: float | None, speed: float) -> DemoSum
         await player
         naive = (await fso_naive, await ap_naive)
         await server.close()
-    return _summarise(daemon, simulation, loop.time() - started, naive, fso, ap)
+    return _summarise(daemon, simulation, loop.time() - started, naive, fso, ap, dc)
 
 
 def _port(url: str) -> int:
@@ -191,14 +211,14 @@ def _full_document_size(ap: ApServer, params: list[tuple[str, str]]) -> int:
 
 
 def _summarise(daemon: Daemon, simulation: Simulation, seconds: float, naive: tuple[int, int],
-               fso: list[FsoSourceConfig], ap: list[ApSourceConfig]) -> DemoSummary:
+               fso: list[FsoSourceConfig], ap: list[ApSourceConfig], dc: list[DcSourceConfig],
+               ) -> DemoSummary:
     registry = daemon.metrics.registry
 
-    def total(metric: str, sources: list[FsoSourceConfig] | list[ApSourceConfig]) -> int:
+    def total(metric: str, sources: Sequence[SourceBase]) -> int:
         return int(sum(registry.get_sample_value(metric, {"source": s.name}) or 0 for s in sources))
 
-    def figures(sources: list[FsoSourceConfig] | list[ApSourceConfig], requests: int,
-                naive_bytes: int) -> KindFigures:
+    def figures(sources: Sequence[SourceBase], requests: int, naive_bytes: int) -> KindFigures:
         return KindFigures(total("pollerd_changes_total", sources), requests,
                            total("pollerd_downloaded_bytes_total", sources), naive_bytes)
 
@@ -209,4 +229,5 @@ def _summarise(daemon: Daemon, simulation: Simulation, seconds: float, naive: tu
         url_switches=total("pollerd_url_switches_total", fso),
         fso=figures(fso, sum(len(h.log) for h in night.hosts), naive[0]) if fso and night else None,
         ap=figures(ap, len(replay.log), naive[1]) if ap and replay else None,
+        dc=figures(dc, len(simulation.dc.log), 0) if dc and simulation.dc else None,
     )

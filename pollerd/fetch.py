@@ -132,6 +132,11 @@ class HttpClient:
         self._metrics = metrics
         self._tmp_dir = tmp_dir
 
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent every request carries."""
+        return str(self._session.headers.get("User-Agent", ""))
+
     async def head(
         self,
         source: str,

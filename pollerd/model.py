@@ -73,6 +73,7 @@ class ResourceState:
     backoff_until: float | None = None
     url_switch: dict[str, str] | None = None  # a move not yet reported by an event
     cursor: str | None = None  # where a stateful API continues (AP's nextrequest link)
+    content_key: str | None = None  # hash of the canonical form, where bytes alone are too noisy
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Client-side request budgets: at most N requests in any minute per API key, shared by every
-query and source that uses the key, so pollerd never exceeds a quota by itself."""
+"""Client-side request budgets: at most N requests in any window (a minute per API key for AP,
+150 per 5 minutes per host for Democracy Club), shared by everything that spends them, so pollerd
+never exceeds a quota by itself."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ WINDOW = 60.0
 
 
 class QuotaBudget:
-    """A sliding one-minute window of request times, and a pause the upstream can impose."""
+    """A sliding window of request times, and a pause the upstream can impose."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+    def __init__(self, limit: int, window: float = WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit  # requests per window (a minute by default)
+        self.window = window
         self._clock = clock
         self._sent: deque[float] = deque()
         self._paused_until = 0.0
@@ -24,11 +27,11 @@ class QuotaBudget:
     def wait_needed(self) -> float:
         """Seconds until one more request fits (0: now)."""
         now = self._clock()
-        while self._sent and self._sent[0] <= now - WINDOW:
+        while self._sent and self._sent[0] <= now - self.window:
             self._sent.popleft()
         wait = self._paused_until - now
-        if len(self._sent) >= self.per_minute:
-            wait = max(wait, self._sent[0] + WINDOW - now)
+        if len(self._sent) >= self.limit:
+            wait = max(wait, self._sent[0] + self.window - now)
         return max(wait, 0.0)
 
     def try_take(self) -> bool:
@@ -52,16 +55,17 @@ class QuotaBudget:
 
 
 class QuotaBudgets:
-    """One budget per key; a key configured with different limits gets the smallest."""
+    """One budget per key (an API key, a host); one configured with different limits gets the
+    smallest."""
 
     def __init__(self) -> None:
         self._budgets: dict[str, QuotaBudget] = {}
 
-    def for_key(self, key: str, per_minute: int) -> QuotaBudget:
+    def for_key(self, key: str, per_window: int, window: float = WINDOW) -> QuotaBudget:
         """The budget of ``key`` (held by its hash, never the key itself)."""
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = hashlib.sha256(f"{window}\0{key}".encode()).hexdigest()
         budget = self._budgets.get(digest)
         if budget is None:
-            budget = self._budgets[digest] = QuotaBudget(per_minute)
-        budget.per_minute = min(budget.per_minute, per_minute)
+            budget = self._budgets[digest] = QuotaBudget(per_window, window)
+        budget.limit = min(budget.limit, per_window)
         return budget

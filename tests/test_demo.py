@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pollerd.sim.democracyclub import POSTCODES
 from tests.conftest import versions_on_disk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def test_demo_plays_the_night_and_sums_up(tmp_path: Path) -> None:
     """`pollerd demo` at high speed: one line per change, each version under ./out, a summary
     that counts the URL switches of the night."""
     text = (ROOT / "config" / "demo.toml").read_text()
-    for port in ("8000", "8001"):
+    for port in ("8000", "8001", "8002"):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     text = text.replace("127.0.0.1:9108", "off")
     (tmp_path / "config").mkdir()
@@ -50,4 +51,7 @@ def test_demo_plays_the_night_and_sums_up(tmp_path: Path) -> None:
     changes, published, switches = map(int, summary.groups())
     assert changes == sum(per_resource.values()) and 0 < changes <= published
     assert re.search(r"demo: \d+s, AP: \d+ snapshot changes, \d+ requests", result.stderr)
+    assert re.search(r"demo: \d+s, Democracy Club: \d+ changes, \d+ requests", result.stderr)
+    assert {words[1] for words in lines if words[1].startswith("democracyclub/postcode-")} == {
+        f"democracyclub/postcode-{code}" for code in POSTCODES}
     assert switches >= 4  # at least the move to the fallback host (the DAM move may come late)

@@ -47,6 +47,13 @@ def event_line(event: Event) -> str:
     return "  ".join(p for p in parts if p)
 
 
+def _summary_words(summary: dict[str, Any]) -> str:
+    if summary.get("first"):
+        count = len(summary.get("ballots") or [])
+        return f"first sight: {count} ballot{'' if count == 1 else 's'}"
+    return "changed: " + ", ".join(summary.get("changed") or sorted(summary))
+
+
 def _size(size: int) -> str:
     if size >= 1_000_000:
         return f"{size / 1e6:.1f} MB"
@@ -55,6 +62,9 @@ def _size(size: int) -> str:
 
 def _progress(details: dict[str, Any]) -> str:
     words = []
+    summary = details.get("summary")
+    if isinstance(summary, dict):
+        words.append(_summary_words(summary))
     if "changed_races" in details:
         words.append(f"{len(details['changed_races'])} races changed")
     if details.get("as_of"):

@@ -1,0 +1,29 @@
+"""Canonical JSON: the same data always gives the same bytes (sorted keys, one number format),
+so that an upstream re-serialising its answer is not mistaken for a change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def canonical(value: Any) -> bytes:
+    """Sorted keys, no whitespace, integral floats as integers (``1.0`` is ``1``)."""
+    return json.dumps(_numbers(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 of the canonical form."""
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def _numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(item) for item in value]
+    return value

@@ -1,0 +1,362 @@
+"""``kind = "democracyclub"``: postcodes, addresses, the elections list and the ballots feed.
+
+The service sends no validators, so change is decided on canonical JSON (re-serialisation is not
+a change); sinks get the bytes as served. The key is a query parameter: it is added to the
+request and to nothing else (URLs in state and events never carry it). ``next`` links are not
+followed as given (they drop the key and the filters): the elections list is walked by
+limit/offset and de-duplicated by ``election_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import structlog
+
+from pollerd.backoff import Backoff
+from pollerd.canonical import canonical, canonical_hash
+from pollerd.config_dc import DcSourceConfig
+from pollerd.context import PollContext
+from pollerd.fetch import FetchFailure, host_of
+from pollerd.hosts import HostPolicy
+from pollerd.model import Download, Resource, ResourceState, Validators
+from pollerd.payload import BOM, PayloadRejected
+from pollerd.poller import Outcome, PollReport
+from pollerd.quota import QuotaBudgets
+from pollerd.recorder import ChangeRecorder
+from pollerd.sources.dc_summary import postcode_summary, record_summary
+
+PAGE = 100
+MAX_PAGES = 200
+WALKS = 3
+FEED = "ballots-feed"
+VANISHED = "vanished"
+_WAIT = re.compile(r"available in (\d+) seconds?")
+Summarise = Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]]
+
+
+class DcRefused(Exception):
+    """The service answered with an error (its own words in ``message``)."""
+
+    def __init__(self, status: int | None, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.wait = wait
+
+
+class DcPoller:
+    """Polls one ``democracyclub`` source: each watch, within the host's request budget."""
+
+    def __init__(self, config: DcSourceConfig, context: PollContext, budgets: QuotaBudgets) -> None:
+        self.config = config
+        self.name = config.name
+        self.states: dict[str, ResourceState] = {}
+        self.failed = False
+        self._client = context.client
+        self._store = context.store
+        self._blobs = context.blobs
+        self._metrics = context.metrics
+        self._clock = context.clock
+        self._budgets = budgets
+        self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
+        self._backoff = Backoff(config.backoff_base, config.backoff_max)
+        self._log = structlog.get_logger("pollerd.democracyclub").bind(source=self.name)
+        self._token = config.auth_token.get_secret_value() if config.auth_token else None
+        self._api = config.api.rstrip("/") + ("/sandbox" if config.sandbox else "")
+        hosts = [urlsplit(u).hostname or "" for u in (config.api, config.candidates_api)]
+        self._policy = HostPolicy(config.allowed_hosts or [], also=hosts)
+        self._picked: dict[str, list[str]] = {}
+
+    async def load(self) -> None:
+        """Stored state, and the addresses that postcodes' pickers listed last time."""
+        self.states = await self._store.load_states(self.name)
+        await self._store.mark_stopped(self.name, None)
+        for code in self.config.postcodes:
+            answer = await self._stored(self.states.get(f"postcode-{code}"))
+            self._picked[code] = _picker_slugs(answer)
+
+    async def poll(self) -> PollReport:
+        """One cycle over every watch."""
+        if self.failed:
+            return PollReport(errors=1)
+        outcomes: list[Outcome | None] = []
+        for code in self.config.postcodes:
+            outcome = await self._watch(f"postcode-{code}", f"{self._api}/postcode/{code}/",
+                                        postcode_summary)
+            outcomes.append(outcome)
+            self._picked[code] = _picker_slugs(await self._stored(self.states.get(f"postcode-{code}")))
+        for slug in self._addresses():
+            outcomes.append(await self._watch(f"address-{slug}", f"{self._api}/address/{slug}/",
+                                              postcode_summary))
+        if self.config.elections is not None and not self.failed:
+            outcomes += await self._guarded("elections", self._elections)
+        if self.config.candidates and not self.failed:
+            outcomes += await self._guarded(FEED, self._ballots)
+        await self._store.save_states(self.name, list(self.states.values()))
+        done = [o for o in outcomes if o is not None]
+        report = PollReport(changed=done.count(Outcome.CHANGED),
+                            unchanged=done.count(Outcome.UNCHANGED),
+                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None))
+        if done and report.errors == 0:
+            self._metrics.last_success.labels(self.name).set(self._clock())
+        return report
+
+    def _addresses(self) -> list[str]:
+        picked = {slug for slugs in self._picked.values() for slug in slugs}
+        return sorted(set(self.config.addresses) | picked)
+
+    async def _watch(self, rid: str, url: str, summarise: Summarise) -> Outcome | None:
+        """One postcode or address: fetch, compare canonically, record with a summary."""
+        state = self.states.setdefault(rid, ResourceState(rid, url=url))
+        if self.failed or (state.backoff_until or 0) > self._clock():
+            return None
+        try:
+            download, document = await self._fetch(url)
+        except (DcRefused, FetchFailure, PayloadRejected) as exc:
+            return await self._failed(state, exc)
+        except _OverBudget:
+            return None
+        return await self._judge(Resource(rid, url, "json"), state, download, document, summarise)
+
+    async def _judge(self, resource: Resource, state: ResourceState, download: Download,
+                     document: Any, summarise: Summarise) -> Outcome:
+        key = await asyncio.to_thread(canonical_hash, document)
+        self._succeeded(state)
+        if key == state.content_key:
+            await self._blobs.discard(download.path)
+            return Outcome.UNCHANGED
+        old = await self._stored(state)
+        details = {"summary": summarise(old, document)}
+        self.states[resource.id] = await self._recorder.record(
+            resource, self.states[resource.id], download, "json", details, content_key=key)
+        return Outcome.CHANGED
+
+    async def _elections(self) -> list[Outcome | None]:
+        """Walk /elections/ by limit/offset, merge pages by election_id, confirm vanished ones."""
+        assert self.config.elections is not None
+        filters = self.config.elections.params()
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(WALKS):  # the order moves between pages: a row can repeat or be skipped
+            count = await self._walk(filters, seen)
+            if len(seen) >= count:
+                break
+        known = {rid.removeprefix("election-") for rid, s in self.states.items()
+                 if rid.startswith("election-") and s.content_key not in (None, VANISHED)}
+        vanished = []
+        for election_id in sorted(known - seen.keys()):  # skipped by the paging, or really gone?
+            try:
+                seen[election_id] = await self._document(f"{self._api}/elections/{election_id}/")
+            except DcRefused as exc:
+                if exc.status != 404:
+                    raise
+                vanished.append(election_id)
+        outcomes: list[Outcome | None] = [
+            await self._record(f"election-{eid}", f"{self._api}/elections/{eid}/", row)
+            for eid, row in sorted(seen.items())]
+        outcomes += [await self._record(f"election-{eid}", f"{self._api}/elections/{eid}/", None)
+                     for eid in vanished]
+        return outcomes
+
+    async def _walk(self, filters: list[tuple[str, str]], seen: dict[str, dict[str, Any]]) -> int:
+        """One walk over every page (limit/offset, the key re-added); the count the API gives."""
+        offset, count = 0, 0
+        for _ in range(MAX_PAGES):
+            url = f"{self._api}/elections/?{urlencode([*filters, ('limit', PAGE), ('offset', offset)])}"
+            page = await self._document(url)
+            count = int(page.get("count") or 0)
+            rows = [r for r in page.get("results") or [] if isinstance(r, dict) and "election_id" in r]
+            seen.update((row["election_id"], row) for row in rows)
+            offset += PAGE
+            if not rows or offset >= count:
+                break
+        return count
+
+    async def _ballots(self) -> list[Outcome | None]:
+        """The candidates site's feed after the stored cursor; each changed ballot an event."""
+        feed = self.states.setdefault(FEED, ResourceState(FEED))
+        base = self.config.candidates_api.rstrip("/")
+        outcomes: list[Outcome | None] = []
+        for _ in range(MAX_PAGES):
+            query = [("page_size", str(PAGE))] + ([("last_updated", feed.cursor)] if feed.cursor else [])
+            page = await self._document(f"{base}/ballots/?{urlencode(query)}")
+            rows = [r for r in page.get("results") or [] if isinstance(r, dict)
+                    and "ballot_paper_id" in r and isinstance(r.get("last_updated"), str)]
+            for row in rows:
+                bid = row["ballot_paper_id"]
+                outcomes.append(await self._record(f"ballot-{bid}", f"{base}/ballots/{bid}/", row))
+            if rows:
+                feed.cursor = _cursor_after(rows, full=len(rows) >= PAGE, current=feed.cursor)
+            if len(rows) < PAGE:
+                break
+        return outcomes
+
+    async def _record(self, rid: str, url: str, row: dict[str, Any] | None) -> Outcome:
+        """A record from a list (an election, a ballot): the payload is its canonical JSON;
+        ``None`` records that it vanished."""
+        state = self.states.setdefault(rid, ResourceState(rid, url=url))
+        key = VANISHED if row is None else canonical_hash(row)
+        if key == state.content_key:
+            return Outcome.UNCHANGED
+        old = await self._stored(state)
+        body = canonical(row if row is not None else {"id": rid, "vanished": True})
+        download = await self._write(body, url)
+        details = {"summary": record_summary(old, row)}
+        self.states[rid] = await self._recorder.record(Resource(rid, url, "json"), state, download,
+                                                       "json", details, content_key=key)
+        return Outcome.CHANGED
+
+    async def _guarded(self, name: str, walk: Callable[[], Any]) -> list[Outcome | None]:
+        """A list walk: one failure fails the walk (it is retried whole next cycle); its state
+        holds the error and the backoff."""
+        state = self.states.setdefault(name, ResourceState(name))
+        if (state.backoff_until or 0) > self._clock():
+            return [None]
+        try:
+            result: list[Outcome | None] = await walk()
+        except _OverBudget:
+            return [None]
+        except (DcRefused, FetchFailure, PayloadRejected) as exc:
+            return [await self._failed(state, exc)]
+        self._succeeded(self.states[name])
+        return result
+
+    async def _document(self, url: str) -> dict[str, Any]:
+        download, document = await self._fetch(url)
+        await self._blobs.discard(download.path)
+        if not isinstance(document, dict):
+            raise PayloadRejected("invalid_json", "expected a JSON object")
+        return document
+
+    async def _fetch(self, url: str) -> tuple[Download, Any]:
+        """GET with the key added, within the host's budget; the body parsed as JSON."""
+        budget = self._budgets.for_key(host_of(url), *self.config.request_budget)
+        if not budget.try_take():
+            self._metrics.quota_deferred.labels(self.name).inc()
+            raise _OverBudget
+        try:
+            answer = await self._client.get(self.name, self._with_key(url), {}, self.config.timeout,
+                                            Validators(), self.config.max_bytes, self._policy)
+        except FetchFailure as exc:
+            raise _refusal(exc) from None
+        assert answer.download is not None
+        download = dataclasses.replace(answer.download, final_url=url)  # never the keyed URL
+        try:
+            document = await asyncio.to_thread(_parse, download)
+        except PayloadRejected:
+            await self._blobs.discard(download.path)
+            raise
+        return download, document
+
+    def _with_key(self, url: str) -> str:
+        if self._token is None or self.config.sandbox:
+            return url
+        return f"{url}{'&' if '?' in url else '?'}{urlencode({'auth_token': self._token})}"
+
+    async def _stored(self, state: ResourceState | None) -> dict[str, Any] | None:
+        if state is None or state.sha256 is None or state.content_key == VANISHED:
+            return None
+        path = self._blobs.path(state.sha256)
+        try:
+            document = await asyncio.to_thread(lambda: json.loads(path.read_bytes().removeprefix(BOM)))
+        except (OSError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    async def _write(self, body: bytes, url: str) -> Download:
+        digest = hashlib.sha256(body).hexdigest()
+        path = self._blobs.tmp_dir / f"{digest}.{time.monotonic_ns()}.part"
+        await asyncio.to_thread(path.write_bytes, body)
+        return Download(path, digest, len(body), "application/json", Validators(), url)
+
+    def _succeeded(self, state: ResourceState) -> None:
+        state.failures, state.backoff_until, state.last_error = 0, None, None
+        state.last_success_at = self._clock()
+
+    async def _failed(self, state: ResourceState, exc: Exception) -> Outcome:
+        refusal = exc if isinstance(exc, DcRefused) else DcRefused(None, str(exc))
+        if isinstance(exc, PayloadRejected):
+            self._metrics.rejected.labels(self.name, exc.reason).inc()
+        message = self._redact(refusal.message)
+        state.failures += 1
+        state.last_error = message
+        if refusal.status == 401:
+            await self._stop(f"the Democracy Club key was refused (401): {message}")
+        elif refusal.status == 418:
+            await self._stop(f"the candidates site refused our User-Agent "
+                             f"{self._client.user_agent!r} (418, a bot filter): set daemon.user_agent "
+                             "to one that names your organisation")
+        else:
+            wait = refusal.wait or self._backoff.delay(state.failures)
+            state.backoff_until = self._clock() + wait
+            if refusal.status == 429:
+                self._metrics.quota_exceeded.labels(self.name).inc()
+                self._budgets.for_key(host_of(state.url or self.config.api),
+                                      *self.config.request_budget).pause(wait)
+            hint = (f" (a firewall or bot filter; User-Agent {self._client.user_agent!r})"
+                    if refusal.status == 403 else "")
+            self._log.warning("request failed", resource=state.resource_id, error=message + hint,
+                              failures=state.failures, retry_in=round(wait, 2))
+        return Outcome.ERROR
+
+    async def _stop(self, reason: str) -> None:
+        self.failed = True
+        self._metrics.source_failed.labels(self.name).set(1)
+        await self._store.mark_stopped(self.name, reason)
+        self._log.error("source stopped", reason=reason)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "[redacted]") if self._token else text
+
+
+class _OverBudget(Exception):
+    """The host's request budget is spent for now; the request waits for a later cycle."""
+
+
+def _refusal(exc: FetchFailure) -> Exception:
+    if exc.status is None:
+        return exc
+    text = exc.body.decode("utf-8", "replace").strip()
+    message = text[:300] or exc.detail
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        message = next((str(body[k]) for k in ("detail", "error", "message") if k in body), message)
+    found = _WAIT.search(message)
+    wait = float(found.group(1)) if found else exc.retry_after
+    return DcRefused(exc.status, f"HTTP {exc.status}: {message}", wait)
+
+
+def _parse(download: Download) -> Any:
+    try:
+        return json.loads(download.path.read_bytes().removeprefix(BOM))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadRejected("invalid_json", str(exc)[:200]) from None
+
+
+def _picker_slugs(answer: dict[str, Any] | None) -> list[str]:
+    if not answer or not answer.get("address_picker"):
+        return []
+    return [str(a["slug"]) for a in answer.get("addresses") or [] if isinstance(a, dict) and "slug" in a]
+
+
+def _cursor_after(rows: list[dict[str, Any]], full: bool, current: str | None) -> str:
+    """The next ``last_updated`` cursor. After a full page it stays just before the last
+    timestamp, so ballots sharing it on the next page are not skipped (seen twice at worst,
+    and a second sighting of the same content is no change)."""
+    last = str(rows[-1]["last_updated"])
+    if not full:
+        return last
+    earlier = (datetime.fromisoformat(last) - timedelta(microseconds=1)).isoformat()
+    return last if current is not None and earlier <= current else earlier
