@@ -14,23 +14,19 @@ import hashlib
 import json
 import random
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import structlog
-
-from pollerd.backoff import Backoff
 from pollerd.config_ap import ApQuery, ApSourceConfig
 from pollerd.context import PollContext
 from pollerd.fetch import FetchFailure
 from pollerd.hosts import HostPolicy
 from pollerd.model import Download, Resource, ResourceState, Validators
-from pollerd.payload import BOM, PayloadRejected
+from pollerd.payload import PayloadRejected
 from pollerd.poller import Outcome, PollReport
 from pollerd.quota import QuotaBudget
-from pollerd.recorder import ChangeRecorder
 from pollerd.sources.ap_merge import Snapshot
+from pollerd.sources.api_poller import ApiPoller
 
 MAX_PAGES = 100
 SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"
@@ -47,30 +43,14 @@ class ApRefused(Exception):
         self.retry_after = retry_after
 
 
-class ApPoller:
+class ApPoller(ApiPoller):
     """Polls every query of one ``ap`` source, spending the key's budget, never more."""
 
-    def __init__(
-        self,
-        config: ApSourceConfig,
-        context: PollContext,
-        budget: QuotaBudget,
-    ) -> None:
+    def __init__(self, config: ApSourceConfig, context: PollContext, budget: QuotaBudget) -> None:
+        super().__init__(config, context, "pollerd.ap")
         self.config = config
-        self.name = config.name
-        self.states: dict[str, ResourceState] = {}
-        self.failed = False
-        self._client = context.client
-        self._store = context.store
-        self._blobs = context.blobs
-        self._metrics = context.metrics
         self._budget = budget
-        self._clock = context.clock
-        self._log = structlog.get_logger("pollerd.ap").bind(source=self.name)
-        self._backoff = Backoff(config.backoff_base, config.backoff_max)
-        self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
-        self._secrets = [s for s in config.secret_values() if s]
         self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()},
                          "x-api-key": config.api_key.get_secret_value(), "Accept-Encoding": "gzip"}
         self._policy = HostPolicy(config.allowed_hosts or [], also=[urlsplit(config.api).hostname or ""])
@@ -80,8 +60,7 @@ class ApPoller:
 
     async def load(self) -> None:
         """Read the stored state (cursors, last snapshots) before the first poll."""
-        self.states = await self._store.load_states(self.name)
-        await self._store.mark_stopped(self.name, None)  # a restart tries the key again
+        await self._load_states()
         if self.config.rehearsal:
             self._log.warning("REHEARSAL: this source polls AP TEST data (resultsType=t); "
                               "nothing it delivers is a real result")
@@ -92,16 +71,7 @@ class ApPoller:
             return PollReport(errors=len(self.config.queries))
         outcomes = [await self._poll_query(query) for query in self.config.queries]
         await self._store.save_states(self.name, list(self.states.values()))
-        if self.failed:
-            await self._store.mark_stopped(self.name, "AP refused the API key (401); fix the key "
-                                                      "and restart pollerd")
-        done = [o for o in outcomes if o is not None]
-        report = PollReport(changed=done.count(Outcome.CHANGED),
-                            unchanged=done.count(Outcome.UNCHANGED),
-                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None))
-        if done and report.errors == 0:
-            self._metrics.last_success.labels(self.name).set(self._clock())
-        return report
+        return self._report(outcomes)
 
     async def _poll_query(self, query: ApQuery) -> Outcome | None:
         state = self.states.setdefault(query.name, ResourceState(query.name))
@@ -117,7 +87,7 @@ class ApPoller:
             else:
                 changed = await self._follow(query, state)
         except (ApRefused, FetchFailure, PayloadRejected) as exc:
-            outcome = self._failed(query, exc)
+            outcome = await self._failed(query, exc)
         else:
             outcome = Outcome.CHANGED if changed else Outcome.UNCHANGED
             current = self.states[query.name]
@@ -164,7 +134,7 @@ class ApPoller:
                                         self.config.max_bytes, self._policy)
         if answer.download is None:
             return False
-        document = await self._parse(answer.download)
+        document = await self._answer(answer.download)
         old = await self._snapshot(query.name, state)
         fresh = Snapshot()
         await asyncio.to_thread(fresh.merge, document)
@@ -192,7 +162,7 @@ class ApPoller:
             state.cursor, state.validators = cursor, validators
             return False
         self._warn_if_test(snapshot, facts)
-        download = await self._write(body, digest, self._resources[query.name].url, validators)
+        download = await self._write(body, self._resources[query.name].url, validators)
         details = {"changed_races": sorted(changed), **facts}
         self.states[query.name] = await self._recorder.record(
             self._resources[query.name], state, download, "json", details, cursor=cursor)
@@ -207,7 +177,7 @@ class ApPoller:
         if digest == state.sha256:
             return
         resource = Resource(name, self._resources[query.name].url, "json")
-        download = await self._write(body, digest, resource.url, Validators())
+        download = await self._write(body, resource.url)
         self.states[name] = await self._recorder.record(resource, state, download, "json", facts)
 
     async def _snapshot(self, query: str, state: ResourceState) -> Snapshot:
@@ -215,9 +185,9 @@ class ApPoller:
         snapshot = self._snapshots.get(query)
         if snapshot is None:
             snapshot = Snapshot()
-            if state.sha256 is not None:
-                path = self._blobs.path(state.sha256)
-                snapshot = await asyncio.to_thread(lambda: Snapshot.from_bytes(path.read_bytes()))
+            stored = await self._stored_json(state)
+            if isinstance(stored, dict):
+                await asyncio.to_thread(snapshot.merge, stored)
             self._snapshots[query] = snapshot
         return snapshot
 
@@ -225,19 +195,15 @@ class ApPoller:
         answer = await self._client.get(self.name, url, self._headers, self.config.timeout,
                                         Validators(), self.config.max_bytes, self._policy)
         assert answer.download is not None  # an unconditional GET has a body
-        return await self._parse(answer.download), answer.headers
+        return await self._answer(answer.download), answer.headers
 
-    async def _parse(self, download: Download) -> dict[str, Any]:
-        try:
-            document = await asyncio.to_thread(_read_json, download)
-        finally:
-            await self._blobs.discard(download.path)
+    async def _answer(self, download: Download) -> dict[str, Any]:
+        """An AP answer: a JSON object (the downloaded file is not kept)."""
+        document = await self._parse(download)
+        await self._blobs.discard(download.path)
+        if not isinstance(document, dict):
+            raise PayloadRejected("invalid_json", "an AP answer is a JSON object")
         return document
-
-    async def _write(self, body: bytes, digest: str, url: str, validators: Validators) -> Download:
-        path = self._blobs.tmp_dir / f"{uuid.uuid4().hex}.part"
-        await asyncio.to_thread(path.write_bytes, body)
-        return Download(path, digest, len(body), "application/json", validators, url)
 
     def _next_link(self, document: dict[str, Any]) -> str:
         """AP's link, stored as given, minus anything that looks like a key."""
@@ -252,7 +218,7 @@ class ApPoller:
             raise ApRefused("protocol", f"nextrequest points at another host: {parts.hostname}")
         return link
 
-    def _failed(self, query: ApQuery, exc: Exception) -> Outcome:
+    async def _failed(self, query: ApQuery, exc: Exception) -> Outcome:
         state = self.states[query.name]
         refusal = _classify(exc)
         now = self._clock()
@@ -261,10 +227,8 @@ class ApPoller:
         if isinstance(exc, PayloadRejected):
             self._metrics.rejected.labels(self.name, exc.reason).inc()
         if refusal.kind == "auth":
-            self.failed = True
-            self._metrics.source_failed.labels(self.name).set(1)
-            self._log.error("AP refused the API key (401): this source stops until the key is "
-                            "fixed and pollerd restarted", query=query.name, detail=state.last_error)
+            await self._stop(f"AP refused the API key (401): {state.last_error}; fix the key and "
+                             "restart pollerd")
             return Outcome.ERROR
         if refusal.kind == "quota":
             pause = refusal.retry_after or random.uniform(self.config.quota_pause,
@@ -281,11 +245,6 @@ class ApPoller:
         log("AP poll failed", query=query.name, detail=state.last_error,
             failures=state.failures, retry_in=round(delay, 2))
         return Outcome.ERROR
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
 
     def _warn_if_test(self, snapshot: Snapshot, facts: dict[str, Any]) -> None:
         facts["test"] = any(race.get("test") is True for race in snapshot.races.values())
@@ -321,17 +280,6 @@ def _error_message(body: bytes) -> str:
             if isinstance(document.get(key), str):
                 return str(document[key])
     return text[:300]
-
-
-def _read_json(download: Download) -> dict[str, Any]:
-    raw = download.path.read_bytes().removeprefix(BOM)
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadRejected("invalid_json", str(exc)[:200]) from None
-    if not isinstance(document, dict):
-        raise PayloadRejected("invalid_json", "an AP answer is a JSON object")
-    return document
 
 
 def _facts(document: dict[str, Any], headers: dict[str, str], earlier: dict[str, Any]) -> dict[str, Any]:

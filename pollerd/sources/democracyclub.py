@@ -11,28 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import structlog
-
-from pollerd.backoff import Backoff
 from pollerd.canonical import canonical, canonical_hash
 from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
 from pollerd.fetch import FetchFailure, host_of
 from pollerd.hosts import HostPolicy
 from pollerd.model import Download, Resource, ResourceState, Validators
-from pollerd.payload import BOM, PayloadRejected
+from pollerd.payload import PayloadRejected
 from pollerd.poller import Outcome, PollReport
 from pollerd.quota import QuotaBudgets
-from pollerd.recorder import ChangeRecorder
+from pollerd.sources.api_poller import ApiPoller
 from pollerd.sources.dc_summary import postcode_summary, record_summary
 
 PAGE = 100
@@ -54,23 +49,13 @@ class DcRefused(Exception):
         self.wait = wait
 
 
-class DcPoller:
+class DcPoller(ApiPoller):
     """Polls one ``democracyclub`` source: each watch, within the host's request budget."""
 
     def __init__(self, config: DcSourceConfig, context: PollContext, budgets: QuotaBudgets) -> None:
+        super().__init__(config, context, "pollerd.democracyclub")
         self.config = config
-        self.name = config.name
-        self.states: dict[str, ResourceState] = {}
-        self.failed = False
-        self._client = context.client
-        self._store = context.store
-        self._blobs = context.blobs
-        self._metrics = context.metrics
-        self._clock = context.clock
         self._budgets = budgets
-        self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
-        self._backoff = Backoff(config.backoff_base, config.backoff_max)
-        self._log = structlog.get_logger("pollerd.democracyclub").bind(source=self.name)
         self._token = config.auth_token.get_secret_value() if config.auth_token else None
         self._api = config.api.rstrip("/") + ("/sandbox" if config.sandbox else "")
         hosts = [urlsplit(u).hostname or "" for u in (config.api, config.candidates_api)]
@@ -79,8 +64,7 @@ class DcPoller:
 
     async def load(self) -> None:
         """Stored state, and the addresses that postcodes' pickers listed last time."""
-        self.states = await self._store.load_states(self.name)
-        await self._store.mark_stopped(self.name, None)
+        await self._load_states()
         for code in self.config.postcodes:
             answer = await self._stored(self.states.get(f"postcode-{code}"))
             self._picked[code] = _picker_slugs(answer)
@@ -103,13 +87,7 @@ class DcPoller:
         if self.config.candidates and not self.failed:
             outcomes += await self._guarded(FEED, self._ballots)
         await self._store.save_states(self.name, list(self.states.values()))
-        done = [o for o in outcomes if o is not None]
-        report = PollReport(changed=done.count(Outcome.CHANGED),
-                            unchanged=done.count(Outcome.UNCHANGED),
-                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None))
-        if done and report.errors == 0:
-            self._metrics.last_success.labels(self.name).set(self._clock())
-        return report
+        return self._report(outcomes)
 
     def _addresses(self) -> list[str]:
         picked = {slug for slugs in self._picked.values() for slug in slugs}
@@ -250,12 +228,7 @@ class DcPoller:
             raise _refusal(exc) from None
         assert answer.download is not None
         download = dataclasses.replace(answer.download, final_url=url)  # never the keyed URL
-        try:
-            document = await asyncio.to_thread(_parse, download)
-        except PayloadRejected:
-            await self._blobs.discard(download.path)
-            raise
-        return download, document
+        return download, await self._parse(download)
 
     def _with_key(self, url: str) -> str:
         if self._token is None or self.config.sandbox:
@@ -263,20 +236,10 @@ class DcPoller:
         return f"{url}{'&' if '?' in url else '?'}{urlencode({'auth_token': self._token})}"
 
     async def _stored(self, state: ResourceState | None) -> dict[str, Any] | None:
-        if state is None or state.sha256 is None or state.content_key == VANISHED:
+        if state is not None and state.content_key == VANISHED:
             return None
-        path = self._blobs.path(state.sha256)
-        try:
-            document = await asyncio.to_thread(lambda: json.loads(path.read_bytes().removeprefix(BOM)))
-        except (OSError, ValueError):
-            return None
+        document = await self._stored_json(state)
         return document if isinstance(document, dict) else None
-
-    async def _write(self, body: bytes, url: str) -> Download:
-        digest = hashlib.sha256(body).hexdigest()
-        path = self._blobs.tmp_dir / f"{digest}.{time.monotonic_ns()}.part"
-        await asyncio.to_thread(path.write_bytes, body)
-        return Download(path, digest, len(body), "application/json", Validators(), url)
 
     def _succeeded(self, state: ResourceState) -> None:
         state.failures, state.backoff_until, state.last_error = 0, None, None
@@ -308,15 +271,6 @@ class DcPoller:
                               failures=state.failures, retry_in=round(wait, 2))
         return Outcome.ERROR
 
-    async def _stop(self, reason: str) -> None:
-        self.failed = True
-        self._metrics.source_failed.labels(self.name).set(1)
-        await self._store.mark_stopped(self.name, reason)
-        self._log.error("source stopped", reason=reason)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "[redacted]") if self._token else text
-
 
 class _OverBudget(Exception):
     """The host's request budget is spent for now; the request waits for a later cycle."""
@@ -336,13 +290,6 @@ def _refusal(exc: FetchFailure) -> Exception:
     found = _WAIT.search(message)
     wait = float(found.group(1)) if found else exc.retry_after
     return DcRefused(exc.status, f"HTTP {exc.status}: {message}", wait)
-
-
-def _parse(download: Download) -> Any:
-    try:
-        return json.loads(download.path.read_bytes().removeprefix(BOM))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadRejected("invalid_json", str(exc)[:200]) from None
 
 
 def _picker_slugs(answer: dict[str, Any] | None) -> list[str]:
