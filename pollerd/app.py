@@ -11,7 +11,6 @@ import aiohttp
 import structlog
 
 from pollerd import PROJECT_URL, __version__
-from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
 from pollerd.config import Config, SourceConfig
 from pollerd.config_ap import ApSourceConfig
@@ -46,11 +45,11 @@ class Daemon:
         state_dir = config.daemon.state_dir
         self.store = SqliteStore(state_dir / "pollerd.sqlite3")
         self.blobs = BlobStore(state_dir)
-        self.sinks: dict[str, Sink] = {s.name: build_sink(s) for s in config.sinks}
-        self.deliverer = Deliverer(
-            self.store, self.blobs, self.sinks,
-            {s.name: Backoff(s.retry_base, s.retry_max) for s in config.sinks}, self.metrics,
-        )
+        self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
+        self.sinks: dict[str, Sink] = {s.name: build_sink(s, state_dir, self.user_agent)
+                                       for s in config.sinks}
+        self.deliverer = Deliverer(self.store, self.blobs, self.sinks,
+                                   {s.name: s for s in config.sinks}, self.metrics)
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
         self.server: MetricsServer | None = None
@@ -67,7 +66,7 @@ class Daemon:
         await asyncio.to_thread(self.blobs.prepare)
         daemon = self.config.daemon
         self._session = aiohttp.ClientSession(
-            headers={"User-Agent": daemon.user_agent or DEFAULT_USER_AGENT},
+            headers={"User-Agent": self.user_agent},
             connector=aiohttp.TCPConnector(limit=0),
         )
         client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),

@@ -11,6 +11,7 @@ from pathlib import Path
 from pollerd import __version__
 from pollerd.app import Daemon, StartupError, stop_on_signals
 from pollerd.config import Config, ConfigError, load_config
+from pollerd.deliveries import print_deliveries, redeliver
 from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.logs import configure_logging
 
@@ -58,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
                      _status)
     status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    deliveries = command("deliveries", "Show each sink's outbox: pending, dead and superseded "
+                                       "deliveries.", _deliveries)
+    deliveries.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    deliveries.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    redeliver = command("redeliver", "Send deliveries again: one event's, or every dead one.",
+                        _redeliver)
+    redeliver.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    which = redeliver.add_mutually_exclusive_group(required=True)
+    which.add_argument("event_id", nargs="?", help="the event to send again")
+    which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
+    redeliver.add_argument("--sink", help="only to this sink")
     sim = command("sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.",
                   _sim)
     sim.add_argument("--port", type=int, default=8000, help="FSO CKAN API port (default 8000)")
@@ -126,6 +138,16 @@ def _status(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     return print_status(config, as_json=args.json)
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    return print_deliveries(load_config(args.config), as_json=args.json)
+
+
+def _redeliver(args: argparse.Namespace) -> int:
+    code, message = redeliver(load_config(args.config), args.event_id, args.sink)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -20,11 +20,14 @@ from pydantic import (
 
 from pollerd.config_ap import ApSourceConfig
 from pollerd.config_base import (
+    ByteSize,
     Duration,
+    EnvPath,
     HostPattern,
     HttpUrl,
     Name,
     PositiveDuration,
+    Secret,
     SinkBase,
     SourceBase,
     Strict,
@@ -129,7 +132,52 @@ class FilesystemSinkConfig(SinkBase):
     keep_versions: int | None = Field(default=None, ge=1)
 
 
-SinkConfig = Annotated[StdoutSinkConfig | FilesystemSinkConfig, Field(discriminator="kind")]
+class WebhookSinkConfig(SinkBase):
+    """``kind = "webhook"``: one signed POST per change."""
+
+    kind: Literal["webhook"]
+    url: HttpUrl
+    body: Literal["payload", "event", "patch"] = "payload"
+    secret: Secret | None = None
+    secret_file: EnvPath | None = None
+    timeout: PositiveDuration = 10.0
+    inline_max_bytes: ByteSize = 1024 * 1024
+    ca_bundle: EnvPath | None = None
+    headers: dict[str, Secret] = {}
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSinkConfig:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError("a webhook is signed: give secret (\"${ENV_VAR}\") or secret_file")
+        return self
+
+    def secret_values(self) -> Iterator[str]:
+        """The signing secret and header values."""
+        if self.secret is not None:
+            yield self.secret.get_secret_value()
+        for value in self.headers.values():
+            yield value.get_secret_value()
+
+
+class CommandSinkConfig(SinkBase):
+    """``kind = "command"``: run a program per change (an argv list, never a shell)."""
+
+    kind: Literal["command"]
+    command: list[str] = Field(min_length=1)
+    payload: Literal["stdin", "file"] = "stdin"
+    timeout: PositiveDuration = 60.0
+    env: dict[str, Secret] = {}
+
+    def secret_values(self) -> Iterator[str]:
+        """Environment values given to the program."""
+        for value in self.env.values():
+            yield value.get_secret_value()
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig | FilesystemSinkConfig | WebhookSinkConfig | CommandSinkConfig,
+    Field(discriminator="kind"),
+]
 
 
 class Config(Strict):
@@ -141,7 +189,8 @@ class Config(Strict):
 
     def secret_values(self) -> list[str]:
         """Every secret value in the configuration (for redaction), longest first."""
-        values = {value for source in self.sources for value in source.secret_values() if value}
+        values = {value for table in (*self.sources, *self.sinks)
+                  for value in table.secret_values() if value}
         return sorted(values, key=len, reverse=True)
 
     def source(self, name: str) -> SourceConfig:
@@ -269,9 +318,15 @@ def _with_secret_files(config: Config) -> Config:
             update["auth_token"] = _read_secret(source.auth_token_file,
                                                 f"sources[{i}].auth_token_file", problems)
         sources.append(source.model_copy(update=update))
+    sinks = []
+    for i, sink in enumerate(config.sinks):
+        if isinstance(sink, WebhookSinkConfig) and sink.secret_file is not None:
+            sink = sink.model_copy(update={"secret": _read_secret(
+                sink.secret_file, f"sinks[{i}].secret_file", problems)})
+        sinks.append(sink)
     if problems:
         raise ConfigError(problems)
-    return config.model_copy(update={"sources": sources})
+    return config.model_copy(update={"sources": sources, "sinks": sinks})
 
 
 def _read_secret(path: Path, key: str, problems: list[str]) -> SecretStr:

@@ -109,8 +109,16 @@ class SourceBase(Strict):
 
 
 class SinkBase(Strict):
-    """Keys every sink shares: its name and the retry policy of its deliveries."""
+    """Keys every sink shares: its name and the delivery policy (retry, dead letter, coalescing)."""
 
     name: Name
     retry_base: PositiveDuration = 1.0
     retry_max: PositiveDuration = 300.0
+    max_attempts: int | None = Field(default=None, ge=1)
+    max_age: PositiveDuration | None = None
+    coalesce: bool = False
+    max_outbox_bytes: ByteSize | None = None
+
+    def secret_values(self) -> Iterator[str]:
+        """Every secret this sink holds, for log redaction."""
+        return iter(())

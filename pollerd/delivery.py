@@ -1,6 +1,11 @@
-"""From the outbox to the sinks: one loop per sink, per-resource order, retry with backoff.
+"""From the outbox to the sinks: one loop per sink, per-resource order, retry, dead letters.
 
-A failing sink only delays its own deliveries; polling and the other sinks go on.
+Policy, the same for every sink: an acknowledgement marks the delivery done; a temporary failure
+is retried with capped, jittered backoff (``Retry-After`` wins); a permanent one, or running out of
+``max_attempts`` or ``max_age``, moves it to the dead-letter list. With ``coalesce`` (or when the
+outbox holds more than ``max_outbox_bytes``) only the newest pending version of a resource is
+delivered; the older ones are recorded as superseded. A failing sink only delays its own
+deliveries; polling and the other sinks go on.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import structlog
 
 from pollerd.backoff import Backoff
 from pollerd.blobs import BlobStore
+from pollerd.config_base import SinkBase
 from pollerd.metrics import Metrics
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.state import PendingDelivery, StateStore
@@ -41,14 +47,15 @@ class Deliverer:
         store: StateStore,
         blobs: BlobStore,
         sinks: dict[str, Sink],
-        retry: dict[str, Backoff],
+        policies: dict[str, SinkBase],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._sinks = sinks
-        self._retry = retry
+        self._policies = policies
+        self._retry = {name: Backoff(p.retry_base, p.retry_max) for name, p in policies.items()}
         self._metrics = metrics
         self._clock = clock
         self._wake = {name: asyncio.Event() for name in sinks}
@@ -82,10 +89,16 @@ class Deliverer:
         return sum(results)
 
     async def refresh_depths(self) -> None:
-        """Set the outbox depth gauges from the store."""
+        """Set the outbox gauges from the store."""
         for name in self._sinks:
-            depth = await self._store.outbox_depth(name)
-            self._metrics.outbox_depth.labels(name).set(depth)
+            await self._gauge(name)
+
+    async def _gauge(self, name: str) -> int:
+        depth = await self._store.outbox_depth(name)
+        self._metrics.outbox_depth.labels(name).set(depth)
+        size = await self._store.outbox_bytes(name)
+        self._metrics.outbox_bytes.labels(name).set(size)
+        return size
 
     async def _drain_sink(self, name: str) -> int:
         failed = 0
@@ -106,7 +119,7 @@ class Deliverer:
             await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
-        pending = await self._store.pending_deliveries(name, BATCH)
+        pending = await self._coalesced(name, await self._store.pending_deliveries(name, BATCH))
         now = float("inf") if ignore_schedule else self._clock()
         blocked: set[tuple[str, str]] = set()
         delivered = failed = 0
@@ -124,19 +137,51 @@ class Deliverer:
             else:
                 failed += 1
                 blocked.add(key)
-        self._metrics.outbox_depth.labels(name).set(await self._store.outbox_depth(name))
+        await self._gauge(name)
         if failed and next_due is None:
             next_due = self._clock() + self._retry[name].base / 2
         return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
+
+    async def _coalesced(self, name: str, pending: list[PendingDelivery]) -> list[PendingDelivery]:
+        """With coalescing on (or the outbox over its byte limit): the newest version per resource;
+        the others are recorded as superseded."""
+        policy = self._policies[name]
+        limit = policy.max_outbox_bytes
+        over = limit is not None and await self._store.outbox_bytes(name) > limit
+        if not (policy.coalesce or over):
+            return pending
+        newest: dict[tuple[str, str], PendingDelivery] = {}
+        for item in pending:
+            newest[(item.event.source, item.event.resource)] = item
+        keep = {id(item) for item in newest.values()}
+        superseded = [item for item in pending if id(item) not in keep]
+        if superseded:
+            if over and not policy.coalesce:
+                self._log.warning("outbox over max_outbox_bytes: delivering only the newest "
+                                  "version of each resource", sink=name, superseded=len(superseded))
+            await asyncio.shield(self._store.mark_superseded(
+                [item.event.event_id for item in superseded], name))
+            self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
+            for item in superseded:
+                await self._blobs.release(item.event.sha256, self._store)
+        return [item for item in pending if id(item) in keep]
 
     async def _deliver(self, name: str, item: PendingDelivery) -> bool:
         event = item.event
         log = self._log.bind(sink=name, source=event.source, resource=event.resource,
                              event_id=event.event_id)
+        expired = self._expired(name, item)
+        if expired is not None:
+            await self._dead(name, item, expired, log)
+            return False
         try:
             await self._sinks[name].deliver(event, self._blobs.path(event.sha256))
         except DeliveryFailed as exc:
-            await self._retry_later(name, item, str(exc), exc.retry_after, log)
+            limit = self._policies[name].max_attempts
+            if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
+                await self._dead(name, item, str(exc), log)
+            else:
+                await self._retry_later(name, item, str(exc), exc.retry_after, log)
             return False
         except Exception as exc:  # a sink bug must not stop delivery to the others
             log.exception("sink crashed")
@@ -146,6 +191,23 @@ class Deliverer:
         self._metrics.deliveries.labels(name, "delivered").inc()
         await self._blobs.release(event.sha256, self._store)
         return True
+
+    def _expired(self, name: str, item: PendingDelivery) -> str | None:
+        """Why the delivery must not be tried again, if it must not."""
+        policy = self._policies[name]
+        if policy.max_attempts is not None and item.attempts >= policy.max_attempts:
+            return f"gave up after {item.attempts} attempts (max_attempts)"
+        if policy.max_age is not None and item.created_at \
+                and self._clock() - item.created_at > policy.max_age:
+            return f"older than max_age ({policy.max_age:g}s)"
+        return None
+
+    async def _dead(self, name: str, item: PendingDelivery, error: str,
+                    log: structlog.stdlib.BoundLogger) -> None:
+        await asyncio.shield(self._store.mark_dead(item.event.event_id, name, error))
+        self._metrics.deliveries.labels(name, "dead").inc()
+        log.error("delivery dead-lettered (pollerd redeliver sends it again)", error=error,
+                  attempts=item.attempts + 1)
 
     async def _retry_later(
         self,

@@ -18,7 +18,7 @@ from prometheus_client import (
 from pollerd import __version__
 
 POLL_OUTCOMES = ("unchanged", "changed", "error")
-DELIVERY_OUTCOMES = ("delivered", "failed")
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead", "superseded")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
 SWITCH_DIRECTIONS = ("to_fallback", "to_primary")
 REJECT_REASONS = ("empty", "html", "invalid_json", "oversize", "truncated")
@@ -99,6 +99,8 @@ class Metrics:
                                   ["sink", "outcome"], registry=r)
         self.outbox_depth = Gauge("pollerd_outbox_depth", "Deliveries waiting for the sink.",
                                   ["sink"], registry=r)
+        self.outbox_bytes = Gauge("pollerd_outbox_bytes", "Payload bytes waiting for the sink.",
+                                  ["sink"], registry=r)
 
     def initialise(self, sources: Iterable[str], sinks: Iterable[str]) -> None:
         """Create every labelled series at zero so dashboards see them before the first event."""
@@ -127,3 +129,4 @@ class Metrics:
             for outcome in DELIVERY_OUTCOMES:
                 self.deliveries.labels(sink, outcome)
             self.outbox_depth.labels(sink)
+            self.outbox_bytes.labels(sink)

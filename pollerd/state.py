@@ -49,7 +49,24 @@ class PendingDelivery:
     sink: str
     attempts: int
     next_attempt: float
+    created_at: float = 0.0
 
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One delivery as ``pollerd deliveries`` lists it."""
+
+    event_id: str
+    source: str
+    resource: str
+    sequence: int
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: float
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "dead", "superseded")
 
 class StateStore(Protocol):
     """What the poll cycle and the delivery loop need from durable state."""
@@ -79,6 +96,15 @@ class StateStore(Protocol):
 
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
+
+    async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
+        """The sink refused the event for good (or it ran out of attempts): the dead-letter list."""
+
+    async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        """Newer versions of these events' resources replace them for this sink (coalescing)."""
+
+    async def outbox_bytes(self, sink: str) -> int:
+        """Payload bytes of the sink's pending deliveries."""
 
     async def outbox_depth(self, sink: str) -> int:
         """How many deliveries the sink has pending."""
@@ -220,14 +246,14 @@ class SqliteStore:
     def read_pending(self, sink: str, limit: int) -> list[PendingDelivery]:
         """Synchronous pending_deliveries, for the CLI."""
         rows = self.db.execute(
-            "SELECT e.body, e.extension, d.attempts, d.next_attempt FROM deliveries d"
+            "SELECT e.body, e.extension, d.attempts, d.next_attempt, e.created_at FROM deliveries d"
             " JOIN events e ON e.event_id = d.event_id"
             " WHERE d.sink=? AND d.status='pending' ORDER BY e.id LIMIT ?",
             (sink, limit),
         )
         return [
-            PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at)
-            for body, extension, attempts, at in rows
+            PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at, created)
+            for body, extension, attempts, at, created in rows
         ]
 
     async def mark_delivered(self, event_id: str, sink: str) -> None:
@@ -246,6 +272,70 @@ class SqliteStore:
             (status, error, next_attempt, time.time(), event_id, sink),
         )
 
+    async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
+        """Move the delivery to the dead-letter list."""
+        await self._call(self._mark, event_id, sink, "dead", error, None)
+
+    async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        """Record the deliveries as superseded by newer versions."""
+        await self._call(self._mark_superseded, event_ids, sink)
+
+    def _mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        with self._transaction() as db:
+            db.executemany("UPDATE deliveries SET status='superseded', updated_at=?"
+                           " WHERE event_id=? AND sink=? AND status='pending'",
+                           [(time.time(), event_id, sink) for event_id in event_ids])
+
+    async def outbox_bytes(self, sink: str) -> int:
+        """Payload bytes of the sink's pending deliveries."""
+        return await self._call(self._outbox_bytes, sink)
+
+    def _outbox_bytes(self, sink: str) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(json_extract(e.body, '$.size')), 0) FROM deliveries d"
+            " JOIN events e ON e.event_id = d.event_id WHERE d.sink=? AND d.status='pending'",
+            (sink,)).fetchone()
+        return int(row[0])
+
+    def count_by_status(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status (for the CLI)."""
+        counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+        for status, count in self.db.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE sink=? GROUP BY status", (sink,)):
+            counts[str(status)] = int(count)
+        return counts
+
+    def list_deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
+        """Deliveries of a sink with one of ``statuses``, oldest event first (for the CLI)."""
+        marks = ",".join("?" * len(statuses))  # placeholders only: the values are bound
+        sql = ("SELECT d.event_id, e.source, e.resource, e.sequence, d.status, d.attempts,"  # noqa: S608
+               " d.last_error, d.updated_at FROM deliveries d JOIN events e ON e.event_id = d.event_id"
+               f" WHERE d.sink=? AND d.status IN ({marks}) ORDER BY e.id LIMIT ?")
+        rows = self.db.execute(sql, (sink, *statuses, limit))
+        return [DeliveryRow(*row) for row in rows]
+
+    def event_sha256(self, event_id: str) -> str | None:
+        """The payload hash of an event (for the CLI)."""
+        row = self.db.execute("SELECT sha256 FROM events WHERE event_id=?", (event_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def redeliver(self, event_id: str | None, sink: str | None) -> int:
+        """Make deliveries pending again: one event's (any status but pending), or every dead
+        one; ``sink`` limits it to one sink. Returns how many (for the CLI)."""
+        query = ("UPDATE deliveries SET status='pending', attempts=0, last_error=NULL,"
+                 " next_attempt=?, updated_at=? WHERE status != 'pending'")
+        args: list[Any] = [time.time(), time.time()]
+        if event_id is None:
+            query += " AND status='dead'"
+        else:
+            query += " AND event_id=?"
+            args.append(event_id)
+        if sink is not None:
+            query += " AND sink=?"
+            args.append(sink)
+        with self._transaction() as db:
+            return db.execute(query, args).rowcount
+
     async def outbox_depth(self, sink: str) -> int:
         """How many deliveries the sink has pending."""
         return await self._call(self.count_pending, sink)
@@ -258,13 +348,14 @@ class SqliteStore:
         return int(row[0])
 
     async def blob_in_use(self, sha256: str) -> bool:
-        """Whether a payload is still needed by a pending delivery or as a current version."""
+        """Whether a payload is still needed: by a pending or dead delivery (it may be
+        redelivered) or as a resource's current version."""
         return await self._call(self._blob_in_use, sha256)
 
     def _blob_in_use(self, sha256: str) -> bool:
         pending = self.db.execute(
             "SELECT 1 FROM deliveries d JOIN events e ON e.event_id = d.event_id"
-            " WHERE e.sha256=? AND d.status='pending' LIMIT 1", (sha256,)
+            " WHERE e.sha256=? AND d.status IN ('pending', 'dead') LIMIT 1", (sha256,)
         ).fetchone()
         if pending:
             return True

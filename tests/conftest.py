@@ -7,11 +7,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from pollerd.app import Daemon
 from pollerd.config import Config, parse_config
@@ -156,3 +157,43 @@ def file_poller(daemon: Daemon, name: str) -> SourcePoller:
     poller = daemon.pollers[name]
     assert isinstance(poller, SourcePoller)
     return poller
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers from a script (then 200), records every request."""
+
+    url: str = ""
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record, then answer the next scripted status (200 when the script is done)."""
+        self.requests.append(Received(time.monotonic(), dict(request.headers), await request.read()))
+        status, headers = self.answers.pop(0) if self.answers else (200, {})
+        return web.Response(status=status, text="nope" if status >= 300 else "ok", headers=headers)
+
+    def bodies(self) -> list[Any]:
+        """The JSON bodies received."""
+        return [json.loads(r.body) for r in self.requests]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on a free local port."""
+    server = SimServer()
+    hook = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    hook.url = await server.serve(app) + "/hook"
+    yield hook
+    await server.close()

@@ -58,6 +58,7 @@ def test_example_and_demo_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> 
     """The shipped configs load (the example's token comes from the environment)."""
     monkeypatch.setenv("RESULTS_TOKEN", "t0ken")
     monkeypatch.setenv("AP_API_KEY", "k3y")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
     for name in ("example.toml", "demo.toml", "fso-2023.toml", "ap-2026.toml",
                  "democracyclub-sandbox.toml"):
         load_config(ROOT / "config" / name)

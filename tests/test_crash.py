@@ -9,11 +9,20 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from tests.conftest import Upstream, versions_on_disk, wait_for
+from tests.conftest import Receiver, Upstream, versions_on_disk, wait_for
 
 
-def write_config(tmp_path: Path, url: str, out: Path) -> Path:
-    """A config with one source and only a filesystem sink, writing to ``out``."""
+def write_config(tmp_path: Path, url: str, out: Path, sink: str | None = None) -> Path:
+    """A config with one source and one sink: filesystem (writing to ``out``) unless ``sink``
+    gives the TOML of another."""
+    sink = sink or f'''
+[[sinks]]
+name = "out"
+kind = "filesystem"
+root = "{out}"
+retry_base = "100ms"
+retry_max = "200ms"
+'''
     config = tmp_path / "pollerd.toml"
     config.write_text(f"""
 [daemon]
@@ -27,14 +36,7 @@ kind = "http"
 urls = ["{url}"]
 interval = "300ms"
 sinks = ["out"]
-
-[[sinks]]
-name = "out"
-kind = "filesystem"
-root = "{out}"
-retry_base = "100ms"
-retry_max = "200ms"
-""")
+{sink}""")
     return config
 
 
@@ -87,6 +89,37 @@ async def test_kill_9_with_pending_delivery_is_delivered_once_after_restart(
     assert again.returncode == 0
     assert len(versions_on_disk(out, "files", "a.json")) == 1
     assert len(list((out / "files" / "a.json").glob("*.event.json"))) == 2  # version + latest
+
+
+async def test_kill_9_with_a_webhook_pending_then_the_receiver_gets_it(
+    upstream: Upstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The receiver is down (503) when the daemon is killed; after a restart it gets the event,
+    with the idempotency key it was first offered with."""
+    receiver.answers = [(503, {})] * 1000
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b'{"v": 1}')
+    sink = f'''
+[[sinks]]
+name = "out"
+kind = "webhook"
+url = "{receiver.url}"
+secret = "s3cret-for-the-test"
+retry_base = "100ms"
+retry_max = "200ms"
+'''
+    config = write_config(tmp_path, upstream.url("/a.json"), tmp_path / "out", sink)
+    daemon = await pollerd("run", "-c", str(config))
+    await wait_for(lambda: len(receiver.requests) >= 2, timeout=30)
+    os.kill(daemon.pid, signal.SIGKILL)
+    await daemon.wait()
+    receiver.answers = []
+    once = await pollerd("once", "-c", str(config))
+    _, stderr = await once.communicate()
+    assert once.returncode == 0, stderr.decode()
+    assert receiver.requests[-1].body == b'{"v": 1}'
+    assert len({r.headers["Idempotency-Key"] for r in receiver.requests}) == 1
+    assert pending_deliveries(tmp_path / "state") == 0
 
 
 async def test_sigterm_stops_the_daemon_cleanly(upstream: Upstream, tmp_path: Path) -> None:

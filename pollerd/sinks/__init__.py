@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
-from pollerd.config import SinkConfig
+from pollerd.config import (
+    CommandSinkConfig,
+    FilesystemSinkConfig,
+    SinkConfig,
+    StdoutSinkConfig,
+    WebhookSinkConfig,
+)
 from pollerd.sinks.base import DeliveryFailed, Sink
+from pollerd.sinks.command import CommandSink
 from pollerd.sinks.filesystem import FilesystemSink
 from pollerd.sinks.stdout import StdoutSink
+from pollerd.sinks.webhook import WebhookSink
 
 __all__ = ["DeliveryFailed", "Sink", "build_sink"]
 
-_BUILDERS: dict[str, Callable[[Any], Sink]] = {
-    "stdout": StdoutSink,
-    "filesystem": FilesystemSink,
-}
 
-
-def build_sink(config: SinkConfig) -> Sink:
-    """The sink object for one ``[[sinks]]`` table."""
-    return _BUILDERS[config.kind](config)
+def build_sink(config: SinkConfig, state_dir: Path, user_agent: str) -> Sink:
+    """The sink object for one ``[[sinks]]`` table (``state_dir`` for sinks that keep state)."""
+    match config:
+        case WebhookSinkConfig():
+            return WebhookSink(config, state_dir, user_agent)
+        case CommandSinkConfig():
+            return CommandSink(config)
+        case FilesystemSinkConfig():
+            return FilesystemSink(config)
+        case StdoutSinkConfig():
+            return StdoutSink(config)

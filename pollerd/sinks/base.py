@@ -9,11 +9,13 @@ from pollerd.model import Event
 
 
 class DeliveryFailed(Exception):
-    """The sink could not take the event now; it will be retried (after ``retry_after``)."""
+    """The sink could not take the event now; it will be retried (after ``retry_after``), unless
+    ``permanent``: then it goes to the dead-letter list at once (a receiver's 404, say)."""
 
-    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+    def __init__(self, detail: str, retry_after: float | None = None, permanent: bool = False) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.permanent = permanent
 
 
 class Sink(Protocol):
