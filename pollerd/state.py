@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from pollerd.model import Event, Resource, ResourceState, Strategy, Validators
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -32,13 +32,20 @@ CREATE TABLE IF NOT EXISTS discoveries (
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
     source TEXT NOT NULL, resource TEXT NOT NULL, sequence INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, body TEXT NOT NULL, extension TEXT NOT NULL, created_at REAL NOT NULL);
+    sha256 TEXT NOT NULL, body TEXT NOT NULL, extension TEXT NOT NULL, created_at REAL NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id TEXT NOT NULL, sink TEXT NOT NULL, status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
     updated_at REAL NOT NULL, PRIMARY KEY (event_id, sink));
 CREATE INDEX IF NOT EXISTS deliveries_by_sink ON deliveries (sink, status);
 """
+# Each step brings a database written by the version before up to date.
+_MIGRATIONS = {
+    2: ["ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)"],
+}
+_INDEXES = "CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);"
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,18 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
+        fresh = db.execute("SELECT name FROM sqlite_master WHERE name='events'").fetchone() is None
         db.executescript(_SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        version = SCHEMA_VERSION if fresh else int(row[0]) if row else 1
+        if version > SCHEMA_VERSION:
             db.close()
-            raise RuntimeError(f"{self.path} was written by a newer pollerd (schema {row[0]})")
+            raise RuntimeError(f"{self.path} was written by a newer pollerd (schema {version})")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db.executescript(_INDEXES)
         self._db = db
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -211,9 +223,9 @@ class SqliteStore:
                        (source, resource, state))
             db.execute(
                 "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                " created_at, size) VALUES (?,?,?,?,?,?,?,?,?)",
                 (event.event_id, source, resource, event.sequence, event.sha256,
-                 json.dumps(event.to_json()), event.extension, now),
+                 json.dumps(event.to_json()), event.extension, now, event.size),
             )
             db.executemany(
                 "INSERT INTO deliveries (event_id, sink, status, next_attempt, updated_at)"
@@ -292,7 +304,7 @@ class SqliteStore:
 
     def _outbox_bytes(self, sink: str) -> int:
         row = self.db.execute(
-            "SELECT COALESCE(SUM(json_extract(e.body, '$.size')), 0) FROM deliveries d"
+            "SELECT COALESCE(SUM(e.size), 0) FROM deliveries d"
             " JOIN events e ON e.event_id = d.event_id WHERE d.sink=? AND d.status='pending'",
             (sink,)).fetchone()
         return int(row[0])

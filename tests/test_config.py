@@ -165,3 +165,18 @@ def test_busy_metrics_port_is_a_clear_startup_error(
     err = capsys.readouterr().err
     assert f"daemon.metrics: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+def test_a_webhook_secret_can_come_from_a_file(tmp_path: Path) -> None:
+    """secret_file is read at load; a missing one names its key path; one of the two is required."""
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    raw = minimal()
+    raw["sinks"].append({"name": "hook", "kind": "webhook", "url": "https://example.org/h",
+                         "secret_file": str(secret)})
+    config = parse_config(raw)
+    assert "from-a-file" in config.secret_values()
+    raw["sinks"][1]["secret_file"] = str(tmp_path / "missing")
+    assert problems(raw)[0].startswith("sinks[1].secret_file: ")
+    del raw["sinks"][1]["secret_file"]
+    assert "a webhook is signed" in problems(raw)[0]

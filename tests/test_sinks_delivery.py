@@ -363,3 +363,20 @@ async def test_tls_is_verified_and_a_ca_bundle_can_be_given(
         assert [r.body for r in hook.requests] == [b'{"v": 1}']
     finally:
         await runner.cleanup()
+
+
+async def test_redirects_are_not_followed_and_old_events_expire(
+    upstream: Upstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A 302 is a refusal (dead letter, not followed); max_age dead-letters what waited too long."""
+    receiver.answers = [(302, {"Location": "http://127.0.0.1:9/elsewhere"}), (500, {})]
+    config = config_with(tmp_path, upstream, webhook(receiver, max_age="200ms"))
+    await publish_and_poll(upstream, config, b'{"v": 1}', b'{"v": 2}')
+    await asyncio.sleep(0.3)
+    async with opened(config) as daemon:
+        await daemon.run_once()
+    dead = collect_deliveries(config)["hook"]["dead"]
+    assert [d["last_error"].split(" (")[0] for d in dead] == ["HTTP 302: nope",
+                                                              "older than max_age"]
+    assert "redirects are not followed" in dead[0]["last_error"]
+    assert len(receiver.requests) == 2
