@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import structlog
@@ -18,16 +20,19 @@ from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
+from pollerd.health import Health, default_stall_after
 from pollerd.metrics import Metrics
 from pollerd.poller import Poller, PollReport, SourcePoller
 from pollerd.quota import QuotaBudgets
 from pollerd.scheduler import PollScheduler
-from pollerd.server import MetricsServer
+from pollerd.server import OpsServer
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import build_source
 from pollerd.sources.ap import ApPoller
 from pollerd.sources.democracyclub import DcPoller
 from pollerd.state import SqliteStore
+from pollerd.status_page import snapshot
+from pollerd.systemd import Notifier, watchdog_interval
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
 
@@ -52,7 +57,12 @@ class Daemon:
                                    {s.name: s for s in config.sinks}, self.metrics)
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
-        self.server: MetricsServer | None = None
+        stall_after = config.daemon.stall_after or default_stall_after(
+            [s.interval for s in config.sources])
+        self.health = Health(self.scheduler, stall_after)
+        self.notifier = Notifier()
+        self.server: OpsServer | None = None
+        self._opened_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
         self._polls: set[asyncio.Task[PollReport]] = set()
         self._log = structlog.get_logger("pollerd")
@@ -79,6 +89,7 @@ class Daemon:
             self.pollers[source_config.name] = poller
         self.metrics.initialise(self.pollers, self.sinks)
         await self.deliverer.refresh_depths()
+        self._opened_at = time.monotonic()
 
     @staticmethod
     def _poller(config: SourceConfig, context: PollContext, budgets: QuotaBudgets) -> Poller:
@@ -100,25 +111,76 @@ class Daemon:
         return all(r.ok for r in reports) and failed_deliveries == 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then drain within ``drain_grace``."""
+        """Serve until ``stop`` is set, then drain within ``drain_grace``.
+
+        Tells systemd READY=1 once listening and scheduled, WATCHDOG=1 while polls make progress,
+        STOPPING=1 on the way out.
+        """
         address = self.config.daemon.metrics
         if address:
-            self.server = MetricsServer(self.metrics, address)
+            self.server = OpsServer(self.metrics, address, self.health.problem, self.readiness,
+                                    self.status)
             try:
                 await self.server.start()
             except OSError as exc:
                 raise StartupError(f"daemon.metrics: cannot listen on {address}: "
                                    f"{exc.strerror}") from None
-            self._log.info("metrics listening", port=self.server.port)
+            self._log.info("http endpoints listening", port=self.server.port)
         self.deliverer.start()
         for name, poller in self.pollers.items():
             cfg = poller.config
             self.scheduler.add(name, cfg.interval, cfg.jitter, self._tracked(poller.poll))
         self.scheduler.start()
+        helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat")]
+        interval = watchdog_interval()
+        if interval is not None:
+            helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+        self.notifier.send("READY=1", f"STATUS={self._summary()}")
         self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
         await stop.wait()
+        self.notifier.send("STOPPING=1", "STATUS=stopping: draining polls and deliveries")
         self._log.info("stopping")
+        for helper in helpers:
+            helper.cancel()
         await self._drain()
+
+    def readiness(self) -> str | None:
+        """Why the daemon is not ready, or None: state open, and every source discovered at
+        least once unless it is still within ``startup_grace``."""
+        if self._opened_at is None:
+            return "the state directory is not open"
+        if time.monotonic() - self._opened_at <= self.config.daemon.startup_grace:
+            return None
+        waiting = [name for name, poller in self.pollers.items() if not poller.ready]
+        return f"never discovered: {', '.join(waiting)}" if waiting else None
+
+    async def status(self) -> dict[str, Any]:
+        """The data of ``/status`` and ``/status.json``."""
+        return await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks),
+                              self.metrics)
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 every ``interval`` seconds, only while polls make progress."""
+        withheld = False
+        while True:
+            await asyncio.sleep(interval)
+            problem = self.health.problem()
+            if problem is None:
+                self.notifier.send("WATCHDOG=1", f"STATUS={self._summary()}")
+                withheld = False
+            elif not withheld:
+                self._log.error("withholding the systemd watchdog", reason=problem)
+                self.notifier.send(f"STATUS=unhealthy: {problem}")
+                withheld = True
+
+    def _summary(self) -> str:
+        registry = self.metrics.registry
+        changes = sum(registry.get_sample_value("pollerd_changes_total", {"source": name}) or 0
+                      for name in self.pollers)
+        pending = sum(registry.get_sample_value("pollerd_outbox_depth", {"sink": name}) or 0
+                      for name in self.sinks)
+        return (f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
+                f"{pending:.0f} deliveries pending")
 
     def _tracked(self, poll: Callable[[], Awaitable[PollReport]]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
@@ -145,11 +207,12 @@ class Daemon:
         """Release everything in reverse order of opening; a failing close does not stop the rest."""
         closers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.server is not None:
-            closers.append(("metrics server", self.server.stop))
+            closers.append(("http endpoints", self.server.stop))
         closers += [(f"sink {name}", sink.close) for name, sink in self.sinks.items()]
         if self._session is not None:
             closers.append(("http session", self._session.close))
         closers.append(("state store", self.store.close))
+        self.notifier.close()
         for what, close in closers:
             try:
                 await close()

@@ -54,6 +54,8 @@ class DaemonConfig(Strict):
     max_per_host: int = Field(default=6, ge=1)
     drain_grace: Duration = 10.0
     user_agent: str | None = None
+    stall_after: PositiveDuration | None = None  # default: 3 x the longest interval, at least 60 s
+    startup_grace: Duration = 60.0
 
 
 class ResourceConfig(Strict):

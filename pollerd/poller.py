@@ -70,6 +70,11 @@ class Poller(Protocol):
         """The source's configuration table."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """Whether the source knows what to watch (discovered, or answered, at least once)."""
+        ...
+
     async def load(self) -> None:
         """Read stored state before the first poll."""
         ...
@@ -112,6 +117,11 @@ class SourcePoller:
         self._refused = 0
         self.resources: list[Resource] = []
         self.states: dict[str, ResourceState] = {}
+
+    @property
+    def ready(self) -> bool:
+        """Discovered at least once (now, or in an earlier run)."""
+        return self._discovered_at is not None or bool(self.resources)
 
     async def load(self) -> None:
         """Read the stored state and last discovery of this source (before the first poll)."""

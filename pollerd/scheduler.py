@@ -22,6 +22,7 @@ class PollScheduler:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self.last_run_at: float | None = None
+        self.last_started: float | None = None  # monotonic: when a poll last started
 
     def add(
         self, name: str, interval: float, jitter: float, poll: Callable[[], Awaitable[Any]]
@@ -30,6 +31,7 @@ class PollScheduler:
 
         async def job() -> None:
             self.last_run_at = time.time()
+            self.last_started = time.monotonic()
             await poll()
 
         self._scheduler.add_job(
@@ -42,6 +44,16 @@ class PollScheduler:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
+
+    def remove(self, name: str) -> None:
+        """Stop scheduling a source (a running poll finishes)."""
+        if self._scheduler.get_job(name) is not None:
+            self._scheduler.remove_job(name)
+
+    def next_run(self, name: str) -> datetime | None:
+        """When a source's next poll is due."""
+        job = self._scheduler.get_job(name)
+        return None if job is None else job.next_run_time
 
     def start(self) -> None:
         """Start firing jobs (needs a running event loop)."""

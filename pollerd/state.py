@@ -113,6 +113,9 @@ class StateStore(Protocol):
     async def outbox_bytes(self, sink: str) -> int:
         """Payload bytes of the sink's pending deliveries."""
 
+    async def delivery_counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+
     async def outbox_depth(self, sink: str) -> int:
         """How many deliveries the sink has pending."""
 
@@ -308,6 +311,10 @@ class SqliteStore:
             " JOIN events e ON e.event_id = d.event_id WHERE d.sink=? AND d.status='pending'",
             (sink,)).fetchone()
         return int(row[0])
+
+    async def delivery_counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+        return await self._call(self.count_by_status, sink)
 
     def count_by_status(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status (for the CLI)."""

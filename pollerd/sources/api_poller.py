@@ -39,6 +39,12 @@ class ApiPoller:
         self._secrets = [s for s in config.secret_values() if s]
         self._log = structlog.get_logger(logger).bind(source=self.name)
 
+    @property
+    def ready(self) -> bool:
+        """Answered at least once (now, or in an earlier run)."""
+        return any(s.last_success_at is not None or s.sha256 is not None
+                   for s in self.states.values())
+
     async def _load_states(self) -> None:
         """Stored state; a restart clears a stop (the key may have been fixed)."""
         self.states = await self._store.load_states(self.name)
