@@ -6,7 +6,9 @@ import asyncio
 import signal
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +16,7 @@ import structlog
 
 from pollerd import PROJECT_URL, __version__
 from pollerd.blobs import BlobStore
-from pollerd.config import Config, SourceConfig
+from pollerd.config import Config, ConfigError, SourceConfig, load_config
 from pollerd.config_ap import ApSourceConfig
 from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
@@ -64,7 +66,9 @@ class Daemon:
         self.server: OpsServer | None = None
         self._opened_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._polls: set[asyncio.Task[PollReport]] = set()
+        self._polls: dict[str, asyncio.Task[PollReport]] = {}
+        self._context: PollContext | None = None
+        self._budgets = QuotaBudgets()
         self._log = structlog.get_logger("pollerd")
 
     async def open(self) -> None:
@@ -81,10 +85,10 @@ class Daemon:
         )
         client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
                             self.metrics, self.blobs.tmp_dir)
-        budgets = QuotaBudgets()
-        context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
+        self._context = PollContext(client, self.store, self.blobs, self.metrics,
+                                    self.deliverer.wake)
         for source_config in self.config.sources:
-            poller = self._poller(source_config, context, budgets)
+            poller = self._poller(source_config, self._context, self._budgets)
             await poller.load()
             self.pollers[source_config.name] = poller
         self.metrics.initialise(self.pollers, self.sinks)
@@ -127,9 +131,8 @@ class Daemon:
                                    f"{exc.strerror}") from None
             self._log.info("http endpoints listening", port=self.server.port)
         self.deliverer.start()
-        for name, poller in self.pollers.items():
-            cfg = poller.config
-            self.scheduler.add(name, cfg.interval, cfg.jitter, self._tracked(poller.poll))
+        for name in self.pollers:
+            self._schedule(name)
         self.scheduler.start()
         helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat")]
         interval = watchdog_interval()
@@ -182,21 +185,71 @@ class Daemon:
         return (f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
                 f"{pending:.0f} deliveries pending")
 
-    def _tracked(self, poll: Callable[[], Awaitable[PollReport]]) -> Callable[[], Awaitable[None]]:
+    def _schedule(self, name: str) -> None:
+        poller = self.pollers[name]
+
         async def run() -> None:
-            task = asyncio.ensure_future(poll())
-            self._polls.add(task)
+            task = asyncio.ensure_future(poller.poll())
+            self._polls[name] = task
             try:
                 await task
             finally:
-                self._polls.discard(task)
-        return run
+                if self._polls.get(name) is task:
+                    del self._polls[name]
+
+        self.scheduler.add(name, poller.config.interval, poller.config.jitter, run)
+
+    async def reload(self, path: Path) -> bool:
+        """Re-read the config file and apply it: sources and sinks added, removed or changed,
+        state and pending deliveries kept. An invalid file changes nothing (and says why)."""
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            self._log.error("reload refused; running on the previous configuration",
+                            problems=exc.problems)
+            self.notifier.send("STATUS=reload refused: " + "; ".join(exc.problems)[:200])
+            return False
+        if new.daemon != self.config.daemon:
+            self._log.warning("[daemon] changes take effect at the next restart")
+        sinks = _diff({s.name: s for s in self.config.sinks}, {s.name: s for s in new.sinks})
+        sources = _diff({s.name: s for s in self.config.sources}, {s.name: s for s in new.sources})
+        grace = self.config.daemon.drain_grace
+        for name in sources.gone:
+            self.scheduler.remove(name)
+            if name in self._polls:
+                await asyncio.wait([self._polls[name]], timeout=grace)
+            del self.pollers[name]
+        for name in sinks.gone:
+            await self.deliverer.remove_sink(name, grace)
+            await self.sinks.pop(name).close()
+        for sink_config in new.sinks:
+            if sink_config.name in sinks.fresh:
+                sink = build_sink(sink_config, self.config.daemon.state_dir, self.user_agent)
+                self.sinks[sink_config.name] = sink
+                self.deliverer.add_sink(sink_config.name, sink, sink_config)
+        assert self._context is not None
+        for source_config in new.sources:
+            if source_config.name in sources.fresh:
+                poller = self._poller(source_config, self._context, self._budgets)
+                await poller.load()  # the state of a changed source is read back from the store
+                self.pollers[source_config.name] = poller
+                self._schedule(source_config.name)
+        self.config = new.model_copy(update={"daemon": self.config.daemon})
+        self.metrics.initialise(self.pollers, self.sinks)
+        self._log.info("reloaded", sources_added=sorted(sources.fresh - sources.gone),
+                       sources_removed=sorted(sources.gone - sources.fresh),
+                       sources_changed=sorted(sources.gone & sources.fresh),
+                       sinks_added=sorted(sinks.fresh - sinks.gone),
+                       sinks_removed=sorted(sinks.gone - sinks.fresh),
+                       sinks_changed=sorted(sinks.gone & sinks.fresh))
+        self.notifier.send(f"STATUS=reloaded: {self._summary()}")
+        return True
 
     async def _drain(self) -> None:
         grace = self.config.daemon.drain_grace
         self.scheduler.shutdown()
         if self._polls:
-            _, late = await asyncio.wait(set(self._polls), timeout=grace)
+            _, late = await asyncio.wait(set(self._polls.values()), timeout=grace)
             for task in late:
                 task.cancel()
             if late:
@@ -218,6 +271,32 @@ class Daemon:
                 await close()
             except Exception:
                 self._log.exception("close failed", what=what)
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """Names whose tables must go (removed or changed) and be built (added or changed)."""
+
+    gone: set[str]
+    fresh: set[str]
+
+
+def _diff(old: Mapping[str, object], new: Mapping[str, object]) -> _Diff:
+    changed = {name for name in old.keys() & new.keys() if old[name] != new[name]}
+    return _Diff(gone=(old.keys() - new.keys()) | changed, fresh=(new.keys() - old.keys()) | changed)
+
+
+def reload_on_sighup(daemon: Daemon, path: Path) -> None:
+    """SIGHUP (``systemctl reload``) re-reads ``path`` into the running daemon."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(daemon.reload(path))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pollerd import __version__
-from pollerd.app import Daemon, StartupError, stop_on_signals
+from pollerd.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.deliveries import print_deliveries, redeliver
 from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    run = command("run", "Run the daemon until SIGTERM or SIGINT.", _run)
+    run = command("run", "Run the daemon until SIGTERM or SIGINT (SIGHUP re-reads the config).",
+                  _run)
     run.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     once = command("once", "Poll every source once, deliver everything pending, exit "
                            "(1 if a source or delivery failed).", _once)
@@ -105,13 +106,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    asyncio.run(_serve(config))
+    asyncio.run(_serve(config, args.config))
     return EXIT_OK
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, path: Path) -> None:
     stop = stop_on_signals()
     daemon = Daemon(config)
+    reload_on_sighup(daemon, path)
     try:
         await daemon.open()
         await daemon.run(stop)

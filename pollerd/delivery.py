@@ -59,7 +59,7 @@ class Deliverer:
         self._metrics = metrics
         self._clock = clock
         self._wake = {name: asyncio.Event() for name in sinks}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._log = structlog.get_logger("pollerd.delivery")
 
     def wake(self) -> None:
@@ -69,16 +69,37 @@ class Deliverer:
 
     def start(self) -> None:
         """Start one delivery loop per sink."""
-        self._tasks = [asyncio.create_task(self._loop(name), name=f"deliver:{name}")
-                       for name in self._sinks]
+        for name in self._sinks:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self._loop(name), name=f"deliver:{name}")
 
     async def stop(self, grace: float) -> None:
         """Let in-flight deliveries finish for up to ``grace`` seconds, then cancel them."""
-        for task in self._tasks:
+        for task in self._tasks.values():
             task.cancel()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=grace)
-        self._tasks = []
+            await asyncio.wait(self._tasks.values(), timeout=grace)
+        self._tasks = {}
+
+    def add_sink(self, name: str, sink: Sink, policy: SinkBase) -> None:
+        """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume."""
+        self._sinks[name] = sink
+        self._policies[name] = policy
+        self._retry[name] = Backoff(policy.retry_base, policy.retry_max)
+        self._wake[name] = asyncio.Event()
+        if self._tasks:
+            self._start(name)
+
+    async def remove_sink(self, name: str, grace: float) -> None:
+        """Stop delivering to a sink; what it has pending stays in the outbox."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=grace)
+        for table in (self._sinks, self._policies, self._retry, self._wake):
+            table.pop(name, None)
 
     async def drain(self) -> int:
         """Try every pending delivery once, retry schedule or not (``pollerd once``).

@@ -1,0 +1,245 @@
+"""Operations: /healthz, /readyz, /status, and the sd_notify datagrams on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pollerd.app import Daemon
+from pollerd.config import Config, load_config, parse_config
+from pollerd.sim import Fault
+from tests.conftest import Upstream, wait_for
+
+
+def ops_config(tmp_path: Path, upstream: Upstream, **daemon: Any) -> Config:
+    """One http source polled every 200 ms, endpoints on a free port."""
+    return parse_config({
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0", **daemon},
+        "sources": [{"name": "files", "kind": "http", "urls": [upstream.url("/a.json")],
+                     "interval": "200ms", "timeout": "30s", "sinks": ["out"]}],
+        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
+    })
+
+
+@asynccontextmanager
+async def running(config: Config) -> AsyncIterator[tuple[Daemon, str]]:
+    """The daemon running (``run``), and the base URL of its endpoints."""
+    daemon = Daemon(config)
+    await daemon.open()
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+    try:
+        if not config.daemon.metrics:  # no endpoints: just let it start
+            await wait_for(lambda: daemon.scheduler.last_started is not None)
+            yield daemon, ""
+            return
+        await wait_for(lambda: daemon.server is not None and daemon.server.port is not None)
+        assert daemon.server is not None
+        yield daemon, f"http://127.0.0.1:{daemon.server.port}"
+    finally:
+        stop.set()
+        await task
+        await daemon.close()
+
+
+async def get(url: str) -> tuple[int, str]:
+    """Status and text of a GET."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_healthz_turns_503_while_polls_are_stuck_and_back(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A poll that hangs (the file host stalls for 3 s) stops the scheduler's progress."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b"{}")
+    config = ops_config(tmp_path, upstream, stall_after="1s")
+    async with running(config) as (_, base):
+        assert (await get(f"{base}/healthz"))[0] == 200
+        upstream.host.inject("/a.json", Fault("slow", delay=3.0))
+        seen: list[tuple[int, str]] = []
+
+        async def poll_health() -> bool:
+            seen.append(await get(f"{base}/healthz"))
+            return seen[-1][0] == 503
+
+        for _ in range(100):
+            if await poll_health():
+                break
+            await asyncio.sleep(0.1)
+        assert "polls are stuck" in seen[-1][1]
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if (await get(f"{base}/healthz"))[0] == 200:
+                break
+        else:
+            pytest.fail("healthz did not recover")
+
+
+async def test_readyz_waits_for_discovery_past_the_grace(upstream: Upstream, tmp_path: Path
+                                                         ) -> None:
+    """Ready once every source has discovered; past startup_grace an undiscovered one is named."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b"{}")
+    config = ops_config(tmp_path, upstream, startup_grace="0s")
+    async with running(config) as (daemon, base):
+        await wait_for(lambda: all(p.ready for p in daemon.pollers.values()))
+        assert await get(f"{base}/readyz") == (200, "ok\n")
+        daemon._opened_at = None
+        assert (await get(f"{base}/readyz"))[0] == 503
+
+
+async def test_status_shows_every_source_and_sink(upstream: Upstream, tmp_path: Path) -> None:
+    """/status (HTML, self-contained) and /status.json carry the same sources and sinks."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b'{"v": 1}')
+    async with running(ops_config(tmp_path, upstream)) as (daemon, base):
+        await wait_for(lambda: bool(daemon.pollers["files"].states.get("a.json")
+                                    and daemon.pollers["files"].states["a.json"].sequence))
+        status, page = await get(f"{base}/status")
+        _, text = await get(f"{base}/status.json")
+    data = json.loads(text)
+    assert status == 200 and "<html" in page and 'http-equiv="refresh"' in page
+    assert "http://" not in page.split("<body>", 1)[1].replace(upstream.base, "")  # no assets
+    assert [s["name"] for s in data["sources"]] == ["files"]
+    assert data["sources"][0]["resources"][0]["resource"] == "a.json"
+    assert [s["name"] for s in data["sinks"]] == ["out"] and data["health"] == "ok"
+    for name in ("files", "a.json", "out"):
+        assert name in page
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """A datagram socket standing in for systemd's, named in NOTIFY_SOCKET; watchdog every 0.2 s."""
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    yield listener
+    listener.close()
+
+
+def datagrams(listener: socket.socket) -> list[str]:
+    """Every datagram waiting on the socket."""
+    received = []
+    while True:
+        try:
+            received.append(listener.recv(4096).decode())
+        except BlockingIOError:
+            return received
+
+
+async def test_sd_notify_ready_watchdog_stopping_in_order(
+    upstream: Upstream, tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    """READY=1 first, WATCHDOG=1 while polls progress, none while they are stuck, STOPPING=1 last."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b"{}")
+    config = ops_config(tmp_path, upstream, stall_after="1s")
+    messages: list[str] = []
+    async with running(config):
+        await asyncio.sleep(1.0)
+        messages += datagrams(notify_socket)
+        assert messages[0].startswith("READY=1\nSTATUS=1 sources")
+        assert sum(m.startswith("WATCHDOG=1") for m in messages) >= 3
+        upstream.host.inject("/a.json", Fault("slow", delay=4.0))
+        await asyncio.sleep(2.0)  # the poll hangs; after stall_after the watchdog stops
+        datagrams(notify_socket)
+        await asyncio.sleep(1.0)
+        stuck = datagrams(notify_socket)
+        assert not any(m.startswith("WATCHDOG=1") for m in stuck)
+        await asyncio.sleep(2.5)  # the slow answer ends; polls and the watchdog resume
+        assert any(m.startswith("WATCHDOG=1") for m in datagrams(notify_socket))
+    assert datagrams(notify_socket)[-1].startswith("STOPPING=1")
+
+
+def reload_config(tmp_path: Path, upstream: Upstream, files: list[str], interval: str = "200ms"
+                  ) -> str:
+    """A config text with one http source per file name (``src-<name>``)."""
+    sources = "".join(f"""
+[[sources]]
+name = "src-{name}"
+kind = "http"
+urls = ["{upstream.url('/' + name + '.json')}"]
+interval = "{interval}"
+sinks = ["out"]
+""" for name in files)
+    return f"""[daemon]
+state_dir = "{tmp_path / 'state'}"
+metrics = "off"
+log_format = "json"
+{sources}
+[[sinks]]
+name = "out"
+kind = "filesystem"
+root = "{tmp_path / 'out'}"
+"""
+
+
+async def test_reload_adds_and_removes_sources_and_keeps_state(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP's reload: b goes, c comes, a keeps its state; an invalid file changes nothing."""
+    for name in "abc":
+        upstream.host.add(f"/{name}.json")
+        upstream.host.publish(f"/{name}.json", b"{}")
+    path = tmp_path / "pollerd.toml"
+    path.write_text(reload_config(tmp_path, upstream, ["a", "b"]))
+    async with running(load_config(path)) as (daemon, _):
+        await wait_for(lambda: all(p.states and next(iter(p.states.values())).sequence
+                                   for p in daemon.pollers.values()))
+        kept = daemon.pollers["src-a"]
+        path.write_text(reload_config(tmp_path, upstream, ["a", "c"]))
+        assert await daemon.reload(path)
+        assert set(daemon.pollers) == {"src-a", "src-c"} and daemon.pollers["src-a"] is kept
+        await wait_for(lambda: len(upstream.host.requests(path="/c.json")) > 0)
+        b_requests = len(upstream.host.requests(path="/b.json"))
+        upstream.host.publish("/a.json", b'{"v": 2}')
+        await wait_for(lambda: kept.states["a.json"].sequence == 2)
+        assert len(upstream.host.requests(path="/b.json")) == b_requests
+
+        path.write_text(reload_config(tmp_path, upstream, ["a"]).replace('interval = "200ms"',
+                                                                          'interval = "soon"'))
+        assert not await daemon.reload(path)
+        assert set(daemon.pollers) == {"src-a", "src-c"}
+    assert "reload refused" in caplog.text and "interval" in caplog.text
+
+
+async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: Path) -> None:
+    """A real `pollerd run` gets SIGHUP: a bad file is refused (it keeps running), a good one
+    adds a source."""
+    for name in "ab":
+        upstream.host.add(f"/{name}.json")
+        upstream.host.publish(f"/{name}.json", b"{}")
+    path = tmp_path / "pollerd.toml"
+    path.write_text(reload_config(tmp_path, upstream, ["a"]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pollerd", "run", "-c", str(path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_for(lambda: len(upstream.host.requests(path="/a.json")) > 0, timeout=30)
+        path.write_text("not toml [")
+        process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert process.returncode is None
+        path.write_text(reload_config(tmp_path, upstream, ["a", "b"]))
+        process.send_signal(signal.SIGHUP)
+        await wait_for(lambda: len(upstream.host.requests(path="/b.json")) > 0, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    assert b"reload refused" in stderr and b'"reloaded"' in stderr
