@@ -91,7 +91,7 @@ class Daemon:
             poller = self._poller(source_config, self._context, self._budgets)
             await poller.load()
             self.pollers[source_config.name] = poller
-        self.metrics.initialise(self.pollers, self.sinks)
+        self._initialise_metrics()
         await self.deliverer.refresh_depths()
         self._opened_at = time.monotonic()
 
@@ -104,6 +104,11 @@ class Daemon:
         if isinstance(config, DcSourceConfig):
             return DcPoller(config, context, budgets)
         return SourcePoller(config, build_source(config, context.client), context)
+
+    def _initialise_metrics(self) -> None:
+        self.metrics.initialise(self.pollers, self.sinks)
+        for name, poller in self.pollers.items():
+            self.metrics.source_interval.labels(name).set(poller.config.interval)
 
     async def run_once(self) -> bool:
         """One cycle of every source, then every pending delivery once; True if all went well."""
@@ -235,7 +240,7 @@ class Daemon:
                 self.pollers[source_config.name] = poller
                 self._schedule(source_config.name)
         self.config = new.model_copy(update={"daemon": self.config.daemon})
-        self.metrics.initialise(self.pollers, self.sinks)
+        self._initialise_metrics()
         self._log.info("reloaded", sources_added=sorted(sources.fresh - sources.gone),
                        sources_removed=sorted(sources.gone - sources.fresh),
                        sources_changed=sorted(sources.gone & sources.fresh),

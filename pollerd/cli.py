@@ -13,6 +13,7 @@ from pollerd.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.deliveries import print_deliveries, redeliver
 from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
+from pollerd.healthcheck import check_health
 from pollerd.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                      _status)
     status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    health = command("healthcheck", "Ask the running daemon's /healthz: exit 0 if healthy, else 1 "
+                                    "(Docker HEALTHCHECK).", _healthcheck)
+    health.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     deliveries = command("deliveries", "Show each sink's outbox: pending, dead and superseded "
                                        "deliveries.", _deliveries)
     deliveries.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
@@ -140,6 +145,12 @@ def _status(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     return print_status(config, as_json=args.json)
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    healthy, message = check_health(load_config(args.config), args.timeout)
+    print(message, file=sys.stdout if healthy else sys.stderr)
+    return EXIT_OK if healthy else EXIT_FAILED
 
 
 def _deliveries(args: argparse.Namespace) -> int:

@@ -115,8 +115,9 @@ class Deliverer:
             await self._gauge(name)
 
     async def _gauge(self, name: str) -> int:
-        depth = await self._store.outbox_depth(name)
-        self._metrics.outbox_depth.labels(name).set(depth)
+        counts = await self._store.delivery_counts(name)
+        self._metrics.outbox_depth.labels(name).set(counts["pending"])
+        self._metrics.dead_letters.labels(name).set(counts["dead"])
         size = await self._store.outbox_bytes(name)
         self._metrics.outbox_bytes.labels(name).set(size)
         return size
@@ -195,6 +196,7 @@ class Deliverer:
         if expired is not None:
             await self._dead(name, item, expired, log)
             return False
+        started = time.monotonic()
         try:
             await self._sinks[name].deliver(event, self._blobs.path(event.sha256))
         except DeliveryFailed as exc:
@@ -208,6 +210,7 @@ class Deliverer:
             log.exception("sink crashed")
             await self._retry_later(name, item, f"internal: {type(exc).__name__}", None, log)
             return False
+        self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
         await asyncio.shield(self._store.mark_delivered(event.event_id, name))
         self._metrics.deliveries.labels(name, "delivered").inc()
         await self._blobs.release(event.sha256, self._store)

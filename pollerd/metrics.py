@@ -99,6 +99,14 @@ class Metrics:
                                   ["sink", "outcome"], registry=r)
         self.outbox_depth = Gauge("pollerd_outbox_depth", "Deliveries waiting for the sink.",
                                   ["sink"], registry=r)
+        self.dead_letters = Gauge("pollerd_dead_letters", "Deliveries in the dead-letter list.",
+                                  ["sink"], registry=r)
+        self.delivery_seconds = Histogram("pollerd_delivery_duration_seconds",
+                                          "Time for a sink to take one event.", ["sink"], registry=r,
+                                          buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.source_interval = Gauge("pollerd_source_interval_seconds",
+                                     "The source's configured poll interval (for staleness alerts).",
+                                     ["source"], registry=r)
         self.outbox_bytes = Gauge("pollerd_outbox_bytes", "Payload bytes waiting for the sink.",
                                   ["sink"], registry=r)
 
@@ -130,3 +138,5 @@ class Metrics:
                 self.deliveries.labels(sink, outcome)
             self.outbox_depth.labels(sink)
             self.outbox_bytes.labels(sink)
+            self.dead_letters.labels(sink)
+            self.delivery_seconds.labels(sink)

@@ -1,0 +1,167 @@
+"""What ships around the code: the unit, the image, the dashboard and the alert rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from pollerd.app import Daemon
+from pollerd.config import parse_config
+from tests.conftest import Upstream, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILTIN = {"up"}  # series Prometheus makes itself
+_METRIC = re.compile(r"\b(pollerd_[a-z_]+|up)\b")
+_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def exported_names(tmp_path: Path) -> set[str]:
+    """Every metric family name on /metrics of a daemon with one source of each kind of sink."""
+    config = parse_config({
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+        "sources": [{"name": "s", "kind": "http", "urls": ["http://127.0.0.1:9/a.json"],
+                     "sinks": ["k"]}],
+        "sinks": [{"name": "k", "kind": "stdout"}],
+    })
+    daemon = Daemon(config)
+    daemon.metrics.initialise(["s"], ["k"])
+    text = generate_latest(daemon.metrics.registry).decode()
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+def used_names(text: str) -> set[str]:
+    """Metric names an expression file uses (histogram series mapped to their family)."""
+    names = set()
+    for name in _METRIC.findall(text):
+        for suffix in _SUFFIXES:
+            if name.endswith(suffix):
+                name = name.removesuffix(suffix)
+        names.add(name)
+    return names
+
+
+def test_every_metric_in_the_dashboard_and_rules_is_exported(tmp_path: Path) -> None:
+    """A renamed metric must not leave a blank panel or a silent alert behind."""
+    exported = exported_names(tmp_path) | BUILTIN
+    dashboard = json.loads((ROOT / "config/grafana/pollerd-dashboard.json").read_text())
+    expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    rules = (ROOT / "config/prometheus/pollerd-alerts.yml").read_text()
+    for where, text in (("dashboard", expressions), ("alert rules", rules)):
+        names = {n.removesuffix("_total") if n.removesuffix("_total") in exported else n
+                 for n in used_names(text)}
+        assert names, where
+        assert names <= exported, f"{where}: {sorted(names - exported)}"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_the_alert_rules_pass_promtool() -> None:
+    """promtool check rules."""
+    result = subprocess.run(["promtool", "check", "rules",
+                             str(ROOT / "config/prometheus/pollerd-alerts.yml")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is missing")
+def test_the_unit_verifies_and_scores_2_or_better(tmp_path: Path) -> None:
+    """systemd-analyze verify passes (with the real executable) and security scores <= 2.0."""
+    unit = tmp_path / "pollerd.service"
+    executable = shutil.which("pollerd") or str(Path(sys.executable).parent / "pollerd")
+    unit.write_text((ROOT / "systemd/pollerd.service").read_text()
+                    .replace("/usr/local/bin/pollerd", executable))
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, check=False, cwd=tmp_path)
+    assert verify.returncode == 0, verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                              capture_output=True, text=True, check=False, cwd=tmp_path)
+    score = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
+    assert score is not None, security.stdout[-500:]
+    assert float(score.group(1)) <= 2.0
+
+
+def dockerfile_json(instruction: str) -> list[str]:
+    """The JSON argv of a Dockerfile instruction (CMD, ENTRYPOINT, HEALTHCHECK ... CMD)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith(instruction))
+    argv: list[str] = json.loads(line[line.index("["):])
+    return argv
+
+
+async def test_the_image_command_lines_work_outside_docker(upstream: Upstream, tmp_path: Path
+                                                           ) -> None:
+    """ENTRYPOINT + CMD runs the daemon; the HEALTHCHECK command says healthy; STOPSIGNAL stops
+    it cleanly. The config path of the image is swapped for a temporary one."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b"{}")
+    config = tmp_path / "pollerd.toml"
+    port = _free_port()
+    config.write_text(f"""[daemon]
+state_dir = "{tmp_path / 'state'}"
+metrics = "0.0.0.0:{port}"
+[[sources]]
+name = "files"
+kind = "http"
+urls = ["{upstream.url('/a.json')}"]
+sinks = ["out"]
+[[sinks]]
+name = "out"
+kind = "filesystem"
+root = "{tmp_path / 'out'}"
+""")
+
+    def local(argv: list[str]) -> list[str]:
+        argv = [str(config) if a == "/etc/pollerd/pollerd.toml" else a for a in argv]
+        return [sys.executable, "-m", "pollerd", *argv[1:]] if argv[0] == "pollerd" else argv
+
+    entry = dockerfile_json("ENTRYPOINT") + dockerfile_json("CMD")
+    health = dockerfile_json("HEALTHCHECK")
+    assert entry[0] == "pollerd" and health[0] == "pollerd"
+    assert "STOPSIGNAL SIGTERM" in (ROOT / "Dockerfile").read_text()
+    process = await asyncio.create_subprocess_exec(*local(entry), stderr=asyncio.subprocess.PIPE,
+                                                   stdout=asyncio.subprocess.DEVNULL)
+    try:
+        async def healthy() -> bool:
+            check = await asyncio.create_subprocess_exec(*local(health),
+                                                         stdout=asyncio.subprocess.DEVNULL,
+                                                         stderr=asyncio.subprocess.DEVNULL)
+            return await check.wait() == 0
+
+        for _ in range(100):
+            if await healthy():
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the HEALTHCHECK command never passed")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    await wait_for(lambda: (tmp_path / "out" / "files" / "a.json" / "latest.json").exists())
+
+
+def test_healthcheck_fails_when_nothing_answers(tmp_path: Path) -> None:
+    """No daemon: exit 1, and why."""
+    config = tmp_path / "pollerd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\nmetrics = "127.0.0.1:{_free_port()}"\n'
+                      '[[sources]]\nname = "s"\nkind = "http"\nurls = ["http://127.0.0.1:9/a"]\n'
+                      'sinks = ["k"]\n[[sinks]]\nname = "k"\nkind = "stdout"\n')
+    result = subprocess.run([sys.executable, "-m", "pollerd", "healthcheck", "-c", str(config)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and "cannot reach" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
