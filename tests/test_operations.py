@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import sys
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ import pytest
 
 from pollerd.app import Daemon
 from pollerd.config import Config, load_config, parse_config
-from pollerd.sim import Fault
+from pollerd.demo import SIM_AP_KEY, open_simulation
+from pollerd.sim import Fault, SimServer
+from pollerd.sim.night import PRIMARY_DOWN
 from tests.conftest import Upstream, wait_for
 
 
@@ -243,3 +248,60 @@ async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: 
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0
     assert b"reload refused" in stderr and b'"reloaded"' in stderr
+
+
+async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None:
+    """The demo's sources and sinks all appear on /status; headless Chromium (where installed)
+    renders it without console errors and takes one screenshot."""
+    text = (Path(__file__).resolve().parent.parent / "config" / "demo.toml").read_text()
+    ports = {}
+    for default in ("8000", "8001", "8002"):
+        ports[default] = free_port()
+        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[default]}")
+    text = text.replace("127.0.0.1:9108", "127.0.0.1:0").replace('"state/demo"', f'"{tmp_path}/state"')
+    text = text.replace('root = "out"', f'root = "{tmp_path}/out"')
+    config = parse_config(tomllib.loads(text))
+    server = SimServer()
+    simulation = await open_simulation(server, ports["8000"], ports["8001"], {SIM_AP_KEY},
+                                       ports["8002"])
+    assert simulation.night is not None
+    simulation.night.advance_to(PRIMARY_DOWN - timedelta(hours=1))
+    try:
+        async with running(config) as (daemon, base):
+            await wait_for(lambda: all(p.ready for p in daemon.pollers.values()), timeout=30)
+            status, page = await get(f"{base}/status")
+            data = json.loads((await get(f"{base}/status.json"))[1])
+            shot = await screenshot(f"{base}/status", tmp_path / "status.png")
+    finally:
+        await server.close()
+    assert status == 200
+    assert [s["name"] for s in data["sources"]] == ["nrw2023", "ap", "democracyclub"]
+    assert [s["name"] for s in data["sinks"]] == ["out", "console"]
+    for name in ("nrw2023", "sd-t-17.02-NRW2023-parteien.json", "ap", "senate",
+                 "democracyclub", "postcode-AA12AA", "out", "console"):
+        assert name in page
+    if shot is not None:
+        png, console = shot
+        assert png.stat().st_size > 10_000
+        assert not [line for line in console if "CONSOLE" in line and "error" in line.lower()]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def screenshot(url: str, target: Path) -> tuple[Path, list[str]] | None:
+    """A headless Chromium screenshot of ``url`` and its console log; None without Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    process = await asyncio.create_subprocess_exec(
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        "--enable-logging=stderr", "--v=0", "--window-size=1280,1800",
+        f"--screenshot={target}", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    return target, stderr.decode(errors="replace").splitlines()

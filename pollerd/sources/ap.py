@@ -75,6 +75,7 @@ class ApPoller(ApiPoller):
 
     async def _poll_query(self, query: ApQuery) -> Outcome | None:
         state = self.states.setdefault(query.name, ResourceState(query.name))
+        state.url = self._resources[query.name].url
         if (state.backoff_until or 0) > self._clock():
             return None
         if not self._budget.try_take():

@@ -182,6 +182,7 @@ class DcPoller(ApiPoller):
         """A record from a list (an election, a ballot): the payload is its canonical JSON;
         ``None`` records that it vanished."""
         state = self.states.setdefault(rid, ResourceState(rid, url=url))
+        self._succeeded(state)
         key = VANISHED if row is None else canonical_hash(row)
         if key == state.content_key:
             return Outcome.UNCHANGED
