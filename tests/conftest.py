@@ -197,3 +197,17 @@ async def receiver() -> AsyncIterator[Receiver]:
     hook.url = await server.serve(app) + "/hook"
     yield hook
     await server.close()
+
+
+def config_file(tmp_path: Path, urls: list[str], daemon: str = 'metrics = "off"', source: str = "",
+                sink: str | None = None, sink_name: str = "out") -> Path:
+    """A TOML config file (for commands run as the CLI would): one http source ``files`` over
+    ``urls`` into one sink ``out``, a filesystem sink under ``tmp_path/out`` unless ``sink``
+    gives another ``[[sinks]]`` table (called ``sink_name``). ``daemon`` and ``source`` add
+    lines to those tables."""
+    sink = sink or f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{tmp_path / "out"}"\n'
+    path = tmp_path / "pollerd.toml"
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n{daemon}\n'
+                    f'[[sources]]\nname = "files"\nkind = "http"\nurls = {json.dumps(urls)}\n'
+                    f'sinks = ["{sink_name}"]\n{source}\n{sink}')
+    return path

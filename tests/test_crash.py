@@ -9,35 +9,16 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from tests.conftest import Receiver, Upstream, versions_on_disk, wait_for
+from tests.conftest import Receiver, Upstream, config_file, versions_on_disk, wait_for
 
 
 def write_config(tmp_path: Path, url: str, out: Path, sink: str | None = None) -> Path:
-    """A config with one source and one sink: filesystem (writing to ``out``) unless ``sink``
-    gives the TOML of another."""
-    sink = sink or f'''
-[[sinks]]
-name = "out"
-kind = "filesystem"
-root = "{out}"
-retry_base = "100ms"
-retry_max = "200ms"
-'''
-    config = tmp_path / "pollerd.toml"
-    config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-metrics = "off"
-log_format = "json"
-
-[[sources]]
-name = "files"
-kind = "http"
-urls = ["{url}"]
-interval = "300ms"
-sinks = ["out"]
-{sink}""")
-    return config
+    """A config polling ``url`` every 300 ms into a filesystem sink writing to ``out`` (or the
+    ``[[sinks]]`` TOML given), retrying deliveries quickly."""
+    sink = sink or (f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{out}"\n'
+                    'retry_base = "100ms"\nretry_max = "200ms"\n')
+    return config_file(tmp_path, [url], daemon='metrics = "off"\nlog_format = "json"',
+                       source='interval = "300ms"', sink=sink)
 
 
 def pending_deliveries(state_dir: Path) -> int:

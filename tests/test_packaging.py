@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 
 from pollerd.app import Daemon
 from pollerd.config import parse_config
-from tests.conftest import Upstream, wait_for
+from tests.conftest import Upstream, config_file, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN = {"up"}  # series Prometheus makes itself
@@ -102,21 +102,8 @@ async def test_the_image_command_lines_work_outside_docker(upstream: Upstream, t
     it cleanly. The config path of the image is swapped for a temporary one."""
     upstream.host.add("/a.json")
     upstream.host.publish("/a.json", b"{}")
-    config = tmp_path / "pollerd.toml"
-    port = _free_port()
-    config.write_text(f"""[daemon]
-state_dir = "{tmp_path / 'state'}"
-metrics = "0.0.0.0:{port}"
-[[sources]]
-name = "files"
-kind = "http"
-urls = ["{upstream.url('/a.json')}"]
-sinks = ["out"]
-[[sinks]]
-name = "out"
-kind = "filesystem"
-root = "{tmp_path / 'out'}"
-""")
+    config = config_file(tmp_path, [upstream.url("/a.json")],
+                         daemon=f'metrics = "0.0.0.0:{_free_port()}"')
 
     def local(argv: list[str]) -> list[str]:
         argv = [str(config) if a == "/etc/pollerd/pollerd.toml" else a for a in argv]

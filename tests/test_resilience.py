@@ -13,7 +13,7 @@ from pollerd.hosts import ANY_HOST
 from pollerd.model import Resource
 from pollerd.sim import Fault
 from pollerd.sources import DiscoveryFailed
-from tests.conftest import ConfigFactory, Upstream, file_poller, opened, sample
+from tests.conftest import ConfigFactory, Upstream, config_file, file_poller, opened, sample
 
 
 class DownApi:
@@ -94,22 +94,9 @@ async def test_status_shows_every_resource(
     config = make_config([upstream.url("/a.json")])
     async with opened(config) as daemon:
         assert await daemon.run_once()
-    config_file = tmp_path / "c.toml"
-    config_file.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-[[sources]]
-name = "files"
-kind = "http"
-urls = ["{upstream.url('/a.json')}"]
-sinks = ["out"]
-[[sinks]]
-name = "out"
-kind = "filesystem"
-root = "{tmp_path / 'out'}"
-""")
+    path = config_file(tmp_path, [upstream.url("/a.json")], daemon="")
     capsys.readouterr()
-    assert main(["status", "-c", str(config_file), "--json"]) == 0
+    assert main(["status", "-c", str(path), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     [row] = status["sources"]["files"]
     assert row["strategy"] == "conditional"

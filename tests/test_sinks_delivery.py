@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 
 from pollerd.cli import main
-from pollerd.config import Config, HttpSourceConfig, WebhookSinkConfig, parse_config
+from pollerd.config import Config, parse_config
 from pollerd.deliveries import collect_deliveries
 from pollerd.sim import SimServer
-from tests.conftest import Receiver, Upstream, opened, sample, wait_for
+from tests.conftest import Receiver, Upstream, config_file, opened, sample, wait_for
 
 SECRET = "whsec-3f9a1c77e2"
 
@@ -120,25 +120,15 @@ async def test_a_404_is_dead_lettered_and_redelivered_on_request(
     assert report["counts"]["dead"] == 1
     [dead] = report["dead"]
     assert dead["last_error"].startswith("HTTP 404: nope")
-    config_file = tmp_path / "pollerd.toml"
-    config_file.write_text(_toml(config))
-    assert main(["redeliver", "-c", str(config_file), dead["event_id"]]) == 0
+    path = config_file(tmp_path, [upstream.url("/a.json")], sink=(
+        f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'),
+        sink_name="hook")
+    assert main(["redeliver", "-c", str(path), dead["event_id"]]) == 0
     async with opened(config) as daemon:
         assert await daemon.run_once()
     assert len(receiver.requests) == 2
     assert collect_deliveries(config)["hook"]["counts"]["delivered"] == 1
-    assert main(["redeliver", "-c", str(config_file), "--dead"]) == 1  # nothing dead any more
-
-
-def _toml(config: Config) -> str:
-    """A config file for the CLI (the tests build configs as dicts)."""
-    source, sink = config.sources[0], config.sinks[0]
-    assert isinstance(source, HttpSourceConfig)
-    assert isinstance(sink, WebhookSinkConfig)
-    return (f'[daemon]\nstate_dir = "{config.daemon.state_dir}"\nmetrics = "off"\n'
-            f'[[sources]]\nname = "files"\nkind = "http"\nurls = {json.dumps(source.urls)}\n'
-            f'sinks = ["hook"]\n[[sinks]]\nname = "{sink.name}"\nkind = "webhook"\n'
-            f'url = "{sink.url}"\nsecret = "{SECRET}"\n')
+    assert main(["redeliver", "-c", str(path), "--dead"]) == 1  # nothing dead any more
 
 
 async def test_two_pending_versions_arrive_in_order(
