@@ -1,19 +1,21 @@
 """AP: a simulated 30-minute election night at 10 s polling, pollerd against full-document polling.
 
 Runs the simulator's AP replay (180 steps of 10 s), one daemon cycle per step, for each mode, and
-prints requests made and bytes downloaded, next to a client that GETs the full document every
-interval. Usage: python bench/ap_night.py
+reports requests made and bytes downloaded, next to a client that GETs the full document every
+interval.
+
+Usage: python -m bench.ap_night [--smoke]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.common import arguments, report
 from pollerd.app import Daemon
 from pollerd.config import parse_config
 from pollerd.logs import configure_logging
@@ -24,10 +26,10 @@ KEY = "bench-key"
 STEPS = 180  # 30 minutes at 10 s
 
 
-async def run(mode: str) -> dict[str, Any]:
+async def run(mode: str, steps: int) -> dict[str, Any]:
     """One night with pollerd in ``mode``; the figures of it and of the naive client."""
     server = SimServer()
-    replay = ApServer(ApElection(steps=STEPS), {KEY}, quota_per_minute=10_000, page_size=50)
+    replay = ApServer(ApElection(steps=steps), {KEY}, quota_per_minute=10_000, page_size=50)
     base = await server.serve(replay.app())
     with tempfile.TemporaryDirectory() as tmp:
         config = parse_config({
@@ -41,7 +43,7 @@ async def run(mode: str) -> dict[str, Any]:
         await daemon.open()
         naive_bytes = 0
         try:
-            for _ in range(STEPS + 1):
+            for _ in range(steps + 1):
                 await daemon.run_once()
                 races = replay.full_races({"level": "ru"})
                 naive_bytes += len(json.dumps({"electionDate": "2026-11-03", "races": races}))
@@ -53,24 +55,24 @@ async def run(mode: str) -> dict[str, Any]:
         finally:
             await daemon.close()
             await server.close()
-    return {"mode": mode, "requests": len(replay.log), "downloaded": int(downloaded or 0),
-            "changes": int(changes or 0), "written": stored, "naive_requests": STEPS + 1,
-            "naive_bytes": naive_bytes}
+    return {"mode": mode, "requests": len(replay.log), "bytes": int(downloaded or 0),
+            "snapshot_changes": int(changes or 0), "full_document_requests": steps + 1,
+            "full_document_bytes": naive_bytes,
+            "bytes_ratio": naive_bytes / downloaded if downloaded else None, "written": stored}
 
 
 def _tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-async def main() -> None:
-    """Both modes, one line each."""
+async def main(smoke: bool) -> None:
+    """Both modes, one row each."""
     configure_logging("json", "error")
-    for mode in ("nextrequest", "etag"):
-        figures = await run(mode)
-        print(f"{figures['mode']:>11}: {figures['requests']} requests, {figures['downloaded']:,} bytes "
-              f"downloaded, {figures['changes']} snapshot changes | full document every 10 s: "
-              f"{figures['naive_requests']} requests, {figures['naive_bytes']:,} bytes", file=sys.stdout)
+    steps = 30 if smoke else STEPS
+    rows = [await run(mode, steps) for mode in ("nextrequest", "etag")]
+    report("ap", f"AP: {steps * 10 // 60}-minute night, a poll every 10 s, 12 races at reporting-"
+           "unit level; full document every poll for comparison", rows, {"smoke": smoke})
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(arguments(__doc__ or "").smoke))

@@ -67,9 +67,9 @@ class Deliverer:
         for event in self._wake.values():
             event.set()
 
-    def start(self) -> None:
-        """Start one delivery loop per sink."""
-        for name in self._sinks:
+    def start(self, names: list[str] | None = None) -> None:
+        """Start one delivery loop per sink (or only for the sinks named)."""
+        for name in self._sinks if names is None else names:
             self._start(name)
 
     def _start(self, name: str) -> None:

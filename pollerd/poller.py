@@ -33,6 +33,8 @@ from pollerd.payload import PayloadRejected, effective_format, extension_for, va
 from pollerd.recorder import ChangeRecorder
 from pollerd.sources import DiscoveryFailed, Source
 
+BATCH = 500
+
 
 class Outcome(StrEnum):
     """The result of polling one resource once."""
@@ -135,9 +137,11 @@ class SourcePoller:
         discovery_ok = await self._discover_if_due()
         now = self._clock()
         due = [r for r in self.resources if self._is_due(r, now)]
-        outcomes = dict(zip([r.id for r in due],
-                            await asyncio.gather(*(self._poll_resource(r) for r in due)),
-                            strict=True))
+        outcomes: dict[str, Outcome] = {}
+        for start in range(0, len(due), BATCH):  # bounded: 10,000 coroutines at once cost memory
+            batch = due[start:start + BATCH]
+            results = await asyncio.gather(*(self._poll_resource(r) for r in batch))
+            outcomes.update(zip([r.id for r in batch], results, strict=True))
         failing = {r.id for r in due if outcomes[r.id] is Outcome.ERROR
                    and self.states[r.id].failures >= self.config.rediscover_after}
         touched = [r.id for r in due]

@@ -8,6 +8,7 @@ the disk and the connection is never shared between threads.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import sqlite3
 import time
@@ -199,11 +200,11 @@ class SqliteStore:
 
     async def save_states(self, source: str, states: list[ResourceState]) -> None:
         """Persist resource states in one transaction."""
-        if states:
-            await self._call(self._save_states, source, [(s.resource_id, _state_to_json(s))
-                                                         for s in states])
+        if states:  # shallow copies: the store's thread serialises them while polls go on
+            await self._call(self._save_states, source, [copy.copy(s) for s in states])
 
-    def _save_states(self, source: str, rows: list[tuple[str, str]]) -> None:
+    def _save_states(self, source: str, states: list[ResourceState]) -> None:
+        rows = [(state.resource_id, _state_to_json(state)) for state in states]
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?, ?, ?)",

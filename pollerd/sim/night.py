@@ -91,13 +91,24 @@ def load_trace() -> list[tuple[str, datetime]]:
             for row in csv.DictReader(text.splitlines())]
 
 
-def timeline() -> list[Moment]:
+@dataclass(frozen=True)
+class Script:
+    """When the scripted events of the night happen (the 2023 defaults, or a benchmark's)."""
+
+    primary_down: datetime = PRIMARY_DOWN
+    to_fallback: datetime = TO_FALLBACK
+    added_at: datetime = ADDED_AT
+    to_dam: datetime = TO_DAM
+
+
+def timeline(script: Script = Script()) -> list[Moment]:  # frozen: safe to share
     """Every moment of the night, in order."""
     by_trace_name = {f.trace_name: f for f in FILES}
     moments = [Moment(at, "publish", by_trace_name[name]) for name, at in load_trace()]
-    moments += [Moment(PRIMARY_DOWN, "primary_down"), Moment(TO_FALLBACK, "to_fallback"),
-                Moment(ADDED_AT, "add", ADDED), Moment(TO_DAM, "to_dam")]
-    moments += [Moment(ADDED_AT + _ADDED_EVERY * n, "publish", ADDED)
+    moments += [Moment(script.primary_down, "primary_down"),
+                Moment(script.to_fallback, "to_fallback"),
+                Moment(script.added_at, "add", ADDED), Moment(script.to_dam, "to_dam")]
+    moments += [Moment(script.added_at + _ADDED_EVERY * n, "publish", ADDED)
                 for n in range(1, _ADDED_UPDATES + 1)]
     return sorted(moments, key=lambda m: m.at)
 
@@ -105,14 +116,15 @@ def timeline() -> list[Moment]:
 class ElectionNight:
     """The package, its hosts and the script; ``step`` (tests) or ``play`` (the demo) runs it."""
 
-    def __init__(self, shape: Shape = FULL, seed: int = 2023) -> None:
+    def __init__(self, shape: Shape = FULL, seed: int = 2023, script: Script | None = None) -> None:
         self.ckan = CkanApi(seed=seed)
         self.primary = FileHost("s3")
         self.fallback = FileHost("fallback")
         self.dam = FileHost("dam")
         self.content = ElectionContent(shape, seed)
-        self.moments = timeline()
+        self.moments = timeline(script or Script())
         self.truth: dict[str, list[str]] = {}
+        self.visible_at: dict[str, tuple[datetime, int]] = {}  # sha256 -> (first visible, size)
         self.phase = "primary"
         self.now = START
         self.api_url = ""
@@ -157,13 +169,17 @@ class ElectionNight:
             self.step()
         self.now = max(self.now, at)
 
-    async def play(self, speed: float, stop: asyncio.Event) -> None:
-        """Run the night in real time, ``speed`` times faster, until it ends or ``stop`` is set."""
+    async def play(self, speed: float, stop: asyncio.Event, origin: datetime = START,
+                   until: datetime | None = None) -> None:
+        """Run the night in real time, ``speed`` times faster, from ``origin`` (advance to it
+        first) until it ends, ``until`` passes, or ``stop`` is set."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         while not self.finished and not stop.is_set():
             moment = self.moments[self._done]
-            wait = (moment.at - START).total_seconds() / speed - (loop.time() - began)
+            if until is not None and moment.at > until:
+                return
+            wait = (moment.at - origin).total_seconds() / speed - (loop.time() - began)
             if wait > 0:
                 await wait_set(stop, wait)
                 continue
@@ -246,6 +262,7 @@ class ElectionNight:
         digest = hashlib.sha256(body).hexdigest()
         if not versions or versions[-1] != digest:
             versions.append(digest)
+            self.visible_at.setdefault(digest, (at, len(body)))
 
     def _path(self, host: FileHost, night_file: NightFile) -> str:
         if host is self.dam:
