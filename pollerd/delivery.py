@@ -27,6 +27,7 @@ from pollerd.waiting import wait_set
 
 BATCH = 500
 IDLE_WAKE = 60.0
+ACK_BATCH = 50  # acknowledgements committed together (a crash may resend up to this many)
 
 
 @dataclass(frozen=True)
@@ -146,19 +147,28 @@ class Deliverer:
         blocked: set[tuple[str, str]] = set()
         delivered = failed = 0
         next_due: float | None = None
-        for item in pending:
-            key = (item.event.source, item.event.resource)
-            if key in blocked:
-                continue
-            if item.next_attempt > now:
-                blocked.add(key)  # a later version must not overtake this one
-                next_due = item.next_attempt if next_due is None else min(next_due, item.next_attempt)
-                continue
-            if await self._deliver(name, item):
-                delivered += 1
-            else:
-                failed += 1
-                blocked.add(key)
+        acked: list[PendingDelivery] = []
+        try:
+            for item in pending:
+                key = (item.event.source, item.event.resource)
+                if key in blocked:
+                    continue
+                if item.next_attempt > now:
+                    blocked.add(key)  # a later version must not overtake this one
+                    next_due = item.next_attempt if next_due is None else min(next_due,
+                                                                              item.next_attempt)
+                    continue
+                if await self._deliver(name, item):
+                    delivered += 1
+                    acked.append(item)
+                    if len(acked) >= ACK_BATCH:
+                        await self._acknowledge(name, acked)
+                        acked = []
+                else:
+                    failed += 1
+                    blocked.add(key)
+        finally:
+            await self._acknowledge(name, acked)
         await self._gauge(name)
         if failed and next_due is None:
             next_due = self._clock() + self._retry[name].base / 2
@@ -211,10 +221,16 @@ class Deliverer:
             await self._retry_later(name, item, f"internal: {type(exc).__name__}", None, log)
             return False
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
-        await asyncio.shield(self._store.mark_delivered(event.event_id, name))
-        self._metrics.deliveries.labels(name, "delivered").inc()
-        await self._blobs.release(event.sha256, self._store)
         return True
+
+    async def _acknowledge(self, name: str, items: list[PendingDelivery]) -> None:
+        """Commit the sink's acknowledgements together, then let go of their payloads."""
+        if not items:
+            return
+        await asyncio.shield(self._store.mark_delivered([i.event.event_id for i in items], name))
+        self._metrics.deliveries.labels(name, "delivered").inc(len(items))
+        for sha256 in dict.fromkeys(i.event.sha256 for i in items):
+            await self._blobs.release(sha256, self._store)
 
     def _expired(self, name: str, item: PendingDelivery) -> str | None:
         """Why the delivery must not be tried again, if it must not."""

@@ -99,8 +99,8 @@ class StateStore(Protocol):
     async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
         """Pending deliveries of a sink in event order (per resource: sequence order)."""
 
-    async def mark_delivered(self, event_id: str, sink: str) -> None:
-        """The sink acknowledged the event."""
+    async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        """The sink acknowledged these events (one transaction)."""
 
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
@@ -272,9 +272,15 @@ class SqliteStore:
             for body, extension, attempts, at, created in rows
         ]
 
-    async def mark_delivered(self, event_id: str, sink: str) -> None:
-        """The sink acknowledged the event."""
-        await self._call(self._mark, event_id, sink, "delivered", None, None)
+    async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        """The sink acknowledged these events (one transaction)."""
+        await self._call(self._mark_delivered, event_ids, sink)
+
+    def _mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        with self._transaction() as db:
+            db.executemany("UPDATE deliveries SET status='delivered', attempts=attempts+1,"
+                           " last_error=NULL, updated_at=? WHERE event_id=? AND sink=?",
+                           [(time.time(), event_id, sink) for event_id in event_ids])
 
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
