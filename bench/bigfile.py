@@ -22,7 +22,7 @@ from pollerd.app import Daemon
 from pollerd.config import parse_config
 from pollerd.logs import configure_logging
 
-CHUNK = 8 * 1024 * 1024
+CHUNK = 64 * 1024  # small: the writer runs in this process and must not skew its RSS
 
 
 def write_version(path: Path, size: int, version: int) -> None:

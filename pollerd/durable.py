@@ -19,9 +19,27 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_copy(source: Path, target: Path) -> None:
-    """Replace ``target`` with a copy of ``source``; readers see the old or the new file, whole."""
+    """Replace ``target`` with a copy of ``source``; readers see the old or the new file, whole.
+
+    The kernel copies (sendfile), so a large payload costs no memory here.
+    """
     with source.open("rb") as src:
-        _replace(target, lambda dst: shutil.copyfileobj(src, dst, 1024 * 1024))
+        _replace(target, lambda dst: _copy(src, dst))
+
+
+def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+    size = os.fstat(src.fileno()).st_size
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+            if sent == 0:
+                break
+            offset += sent
+    except OSError:  # a file system without sendfile between files: copy by hand
+        src.seek(offset)
+        dst.seek(offset)
+        shutil.copyfileobj(src, dst, 64 * 1024)
 
 
 def atomic_write(data: bytes, target: Path) -> None:

@@ -272,19 +272,22 @@ class HttpClient:
         digest = hashlib.sha256()
         size = 0
         file = await asyncio.to_thread(path.open, "wb")
+        buffer = memoryview(bytearray(_WRITE_BATCH))  # one buffer, reused: memory stays flat
+        filled = 0
         try:
-            buffer = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
                     raise PayloadRejected("oversize", f"body exceeds max_bytes {max_bytes}")
                 digest.update(chunk)
-                buffer += chunk
-                if len(buffer) >= _WRITE_BATCH:
-                    await _write(file, buffer)
-                    buffer = bytearray()
+                if filled + len(chunk) > _WRITE_BATCH:
+                    await asyncio.to_thread(file.write, buffer[:filled])
+                    filled = 0
+                buffer[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
                 self._metrics.downloaded_bytes.labels(source).inc(len(chunk))
-            await _write(file, buffer)
+            if filled:
+                await asyncio.to_thread(file.write, buffer[:filled])
             if declared is not None and size != declared:
                 raise PayloadRejected("truncated", f"got {size} of {declared} bytes")
         except BaseException:
@@ -299,11 +302,6 @@ class HttpClient:
             validators=validators,
             final_url=str(response.url),
         )
-
-
-async def _write(file: BinaryIO, data: bytearray) -> None:
-    if data:
-        await asyncio.to_thread(file.write, bytes(data))
 
 
 def _close_and_remove(file: BinaryIO, path: Path) -> None:
