@@ -274,13 +274,7 @@ class SqliteStore:
 
     async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
         """The sink acknowledged these events (one transaction)."""
-        await self._call(self._mark_delivered, event_ids, sink)
-
-    def _mark_delivered(self, event_ids: list[str], sink: str) -> None:
-        with self._transaction() as db:
-            db.executemany("UPDATE deliveries SET status='delivered', attempts=attempts+1,"
-                           " last_error=NULL, updated_at=? WHERE event_id=? AND sink=?",
-                           [(time.time(), event_id, sink) for event_id in event_ids])
+        await self._call(self._settle, event_ids, sink, "delivered", 1)
 
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
@@ -300,13 +294,16 @@ class SqliteStore:
 
     async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
         """Record the deliveries as superseded by newer versions."""
-        await self._call(self._mark_superseded, event_ids, sink)
+        await self._call(self._settle, event_ids, sink, "superseded", 0)
 
-    def _mark_superseded(self, event_ids: list[str], sink: str) -> None:
+    def _settle(self, event_ids: list[str], sink: str, status: str, attempted: int) -> None:
+        """Close pending deliveries with ``status`` in one transaction (``attempted``: 1 when
+        this closes an attempt)."""
         with self._transaction() as db:
-            db.executemany("UPDATE deliveries SET status='superseded', updated_at=?"
-                           " WHERE event_id=? AND sink=? AND status='pending'",
-                           [(time.time(), event_id, sink) for event_id in event_ids])
+            db.executemany("UPDATE deliveries SET status=?, attempts=attempts+?, last_error=NULL,"
+                           " updated_at=? WHERE event_id=? AND sink=? AND status='pending'",
+                           [(status, attempted, time.time(), event_id, sink)
+                            for event_id in event_ids])
 
     async def outbox_bytes(self, sink: str) -> int:
         """Payload bytes of the sink's pending deliveries."""
