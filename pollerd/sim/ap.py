@@ -30,6 +30,10 @@ ELECTION_DATE = "2026-11-03"
 POLLS_CLOSE = datetime(2026, 11, 4, 0, 0, tzinfo=UTC)
 STEP = timedelta(seconds=10)
 STATES = {"CO": ("Colorado", 5), "WV": ("West Virginia", 4), "PA": ("Pennsylvania", 6)}
+# More states for a national-sized night: (postal code, counties).
+NATIONAL = (("AL", 8), ("AZ", 6), ("CA", 12), ("FL", 10), ("GA", 9), ("IL", 8), ("IN", 7),
+            ("MI", 8), ("MN", 7), ("MO", 7), ("NC", 9), ("NJ", 6), ("NV", 4), ("NY", 10), ("OH", 9),
+            ("OR", 5), ("SC", 6), ("TX", 14), ("VA", 8), ("WA", 6), ("WI", 7))
 OFFICES = (("S", "U.S. Senate", None), ("G", "Governor", None), ("H", "U.S. House", 1),
            ("H", "U.S. House", 2))
 CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
@@ -38,14 +42,20 @@ CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
 class ApElection:
     """The races, their reporting units and votes at every step of the night (deterministic)."""
 
-    def __init__(self, steps: int = 180, seed: int = 11) -> None:
+    def __init__(self, steps: int = 180, seed: int = 11, national: bool = False,
+                 update_probability: float = 0.2) -> None:
+        """``national``: 24 states instead of 3; ``update_probability``: the chance that a race
+        gets new votes in a step (10 s)."""
         self.steps = steps
+        self.states = dict(STATES) | ({code: (code, counties) for code, counties in NATIONAL}
+                                      if national else {})
+        self._update_probability = update_probability
         self.step = 0
         self._rng = random.Random(seed)
         self.races: dict[str, dict[str, Any]] = {}
         self.updated: dict[str, int] = {}  # race key -> step of its last change
         race_number = 1000
-        for state, (state_name, counties) in STATES.items():
+        for state, (state_name, counties) in self.states.items():
             for office_id, office_name, seat in OFFICES:
                 race_number += 1
                 race = self._race(state, state_name, counties, race_number, office_id, office_name,
@@ -74,7 +84,7 @@ class ApElection:
                 return
             self.step += 1
             for key, race in self.races.items():
-                if self._rng.random() < 0.2:
+                if self._rng.random() < self._update_probability:
                     self._count(race)
                     self.updated[key] = self.step
 
@@ -187,7 +197,7 @@ class ApServer(SimHost):
         if parts[2] != ELECTION_DATE:
             return _error(400, f"No election found for date {parts[2]}")
         params = dict(request.query)
-        unknown = _values(params.get("statePostal")) - set(STATES)
+        unknown = _values(params.get("statePostal")) - set(self.election.states)
         if unknown:
             return _error(400, f"Invalid statePostal value: {','.join(sorted(unknown))}")
         return self._elections(request, parts[0], params)
