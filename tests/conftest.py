@@ -34,6 +34,12 @@ class Upstream:
         """The full URL of a path on this host."""
         return self.base + path
 
+    def file(self, path: str, body: bytes) -> str:
+        """Declare a file with its first version; its URL."""
+        self.host.add(path)
+        self.host.publish(path, body)
+        return self.url(path)
+
 
 @pytest.fixture(autouse=True)
 def _logging() -> None:

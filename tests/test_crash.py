@@ -46,8 +46,7 @@ async def test_kill_9_with_pending_delivery_is_delivered_once_after_restart(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     """The change sits in the outbox when the daemon is killed; the next run delivers it once."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     out = tmp_path / "out"
     out.write_text("not a directory yet: deliveries fail and stay pending")
     config = write_config(tmp_path, upstream.url("/a.json"), out)
@@ -78,8 +77,7 @@ async def test_kill_9_with_a_webhook_pending_then_the_receiver_gets_it(
     """The receiver is down (503) when the daemon is killed; after a restart it gets the event,
     with the idempotency key it was first offered with."""
     receiver.answers = [(503, {})] * 1000
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     sink = f'''
 [[sinks]]
 name = "out"
@@ -105,8 +103,7 @@ retry_max = "200ms"
 
 async def test_sigterm_stops_the_daemon_cleanly(upstream: Upstream, tmp_path: Path) -> None:
     """SIGTERM: stop scheduling, drain, exit 0."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     out = tmp_path / "out"
     daemon = await pollerd("run", "-c", str(write_config(tmp_path, upstream.url("/a.json"), out)))
     await wait_for((out / "files" / "a.json" / "latest.json").exists, timeout=30)

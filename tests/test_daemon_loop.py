@@ -31,8 +31,7 @@ async def test_metrics_endpoint_exposes_every_family(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     """/metrics serves the families the dashboards need, labelled by source and sink only."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = parse_config({
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0"},
         "sources": [{"name": "files", "kind": "http", "urls": [upstream.url("/a.json")],
@@ -63,8 +62,7 @@ async def test_overrunning_poll_is_skipped_not_stacked(
     upstream: Upstream, make_config: ConfigFactory
 ) -> None:
     """A poll slower than its interval never runs twice at once; the skipped runs are counted."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = make_config([upstream.url("/a.json")], interval="100ms")
     async with opened(config) as daemon:
         upstream.host.inject("/a.json", Fault("slow", delay=0.6, count=3))
@@ -80,8 +78,7 @@ async def test_failing_sink_does_not_block_polling_or_other_sinks(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     """One sink fails for every event; the other sink gets every version, in order."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a folder should be")
     config = parse_config({

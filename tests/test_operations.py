@@ -67,8 +67,7 @@ async def test_healthz_turns_503_while_polls_are_stuck_and_back(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     """A poll that hangs (the file host stalls for 3 s) stops the scheduler's progress."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = ops_config(tmp_path, upstream, stall_after="1s")
     async with running(config) as (_, base):
         assert (await get(f"{base}/healthz"))[0] == 200
@@ -95,8 +94,7 @@ async def test_healthz_turns_503_while_polls_are_stuck_and_back(
 async def test_readyz_waits_for_discovery_past_the_grace(upstream: Upstream, tmp_path: Path
                                                          ) -> None:
     """Ready once every source has discovered; past startup_grace an undiscovered one is named."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = ops_config(tmp_path, upstream, startup_grace="0s")
     async with running(config) as (daemon, base):
         await wait_for(lambda: all(p.ready for p in daemon.pollers.values()))
@@ -107,8 +105,7 @@ async def test_readyz_waits_for_discovery_past_the_grace(upstream: Upstream, tmp
 
 async def test_status_shows_every_source_and_sink(upstream: Upstream, tmp_path: Path) -> None:
     """/status (HTML, self-contained) and /status.json carry the same sources and sinks."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with running(ops_config(tmp_path, upstream)) as (daemon, base):
         await wait_for(lambda: bool(daemon.pollers["files"].states.get("a.json")
                                     and daemon.pollers["files"].states["a.json"].sequence))
@@ -151,8 +148,7 @@ async def test_sd_notify_ready_watchdog_stopping_in_order(
     upstream: Upstream, tmp_path: Path, notify_socket: socket.socket
 ) -> None:
     """READY=1 first, WATCHDOG=1 while polls progress, none while they are stuck, STOPPING=1 last."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = ops_config(tmp_path, upstream, stall_after="1s")
     messages: list[str] = []
     async with running(config):

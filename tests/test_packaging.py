@@ -100,8 +100,7 @@ async def test_the_image_command_lines_work_outside_docker(upstream: Upstream, t
                                                            ) -> None:
     """ENTRYPOINT + CMD runs the daemon; the HEALTHCHECK command says healthy; STOPSIGNAL stops
     it cleanly. The config path of the image is swapped for a temporary one."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     config = config_file(tmp_path, [upstream.url("/a.json")],
                          daemon=f'metrics = "0.0.0.0:{_free_port()}"')
 

@@ -30,8 +30,7 @@ async def test_unchanged_resource_costs_one_head_per_poll(
     upstream: Upstream, make_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An unchanged file with validators costs exactly one HEAD per poll and yields no event."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with opened(make_config([upstream.url("/a.json")])) as daemon:
         assert await daemon.run_once()
         upstream.host.log.clear()
@@ -73,8 +72,7 @@ async def test_new_validators_with_identical_bytes_are_not_a_change(
     upstream: Upstream, make_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A re-upload of the same bytes (new Last-Modified) is counted but announces nothing."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with opened(make_config([upstream.url("/a.json")])) as daemon:
         assert await daemon.run_once()
         capsys.readouterr()
@@ -135,8 +133,7 @@ async def test_bad_bodies_are_rejected_and_retried(
     capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:
     """A bad body yields no event and is counted; the next good version is delivered."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with opened(make_config([upstream.url("/a.json")], max_bytes=2000)) as daemon:
         assert await daemon.run_once()
         capsys.readouterr()
@@ -190,10 +187,8 @@ async def test_failing_host_does_not_hold_up_other_resources(
     upstream: Upstream, second_upstream: Upstream, make_config: ConfigFactory
 ) -> None:
     """A resource in backoff is skipped; a resource on another host keeps its schedule."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
-    second_upstream.host.add("/b.json")
-    second_upstream.host.publish("/b.json", b"{}")
+    upstream.file("/a.json", b"{}")
+    second_upstream.file("/b.json", b"{}")
     upstream.host.inject("*", Fault("status", status=500, count=-1))
     config = make_config([upstream.url("/a.json"), second_upstream.url("/b.json")],
                          backoff_base="30s")
@@ -209,8 +204,7 @@ async def test_restart_does_not_announce_delivered_content_again(
     tmp_path: Path,
 ) -> None:
     """A new daemon on the same state directory sends no event for content already delivered."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     config = make_config([upstream.url("/a.json")])
     async with opened(config) as daemon:
         assert await daemon.run_once()
@@ -228,8 +222,7 @@ async def test_gzip_is_accepted_and_hashed_decoded(
 ) -> None:
     """A gzip-encoded answer is stored decoded, byte for byte as published."""
     body = json.dumps({"rows": list(range(500))}).encode()
-    upstream.host.add("/big.json")
-    upstream.host.publish("/big.json", body)
+    upstream.file("/big.json", body)
     async with opened(make_config([upstream.url("/big.json")])) as daemon:
         assert await daemon.run_once()
     get = upstream.host.requests("GET")[0]
@@ -243,8 +236,7 @@ async def test_upstream_name_cannot_escape_the_output_root(
 ) -> None:
     """A URL whose last segment decodes to '../../x' is stored inside the output root."""
     path = "/feeds/..%2F..%2F..%2Fescaped.json"
-    upstream.host.add("/feeds/../../../escaped.json")
-    upstream.host.publish("/feeds/../../../escaped.json", b"{}")
+    upstream.file("/feeds/../../../escaped.json", b"{}")
     async with opened(make_config([upstream.url(path)])) as daemon:
         await daemon.run_once()
         [resource] = file_poller(daemon, "files").resources

@@ -36,8 +36,7 @@ async def test_restart_during_api_outage_polls_the_last_known_urls(
     upstream: Upstream, make_config: ConfigFactory
 ) -> None:
     """With discovery failing from the start, the persisted discovery is polled."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     config = make_config([upstream.url("/a.json")])
     async with opened(config) as daemon:
         assert await daemon.run_once()
@@ -53,8 +52,7 @@ async def test_a_resource_that_keeps_failing_forces_rediscovery(
     upstream: Upstream, make_config: ConfigFactory
 ) -> None:
     """After rediscover_after consecutive failures the source is asked again, at once."""
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b"{}")
+    upstream.file("/a.json", b"{}")
     upstream.host.inject("*", Fault("status", status=502, count=-1))
     config = make_config([upstream.url("/a.json")], rediscover_after=2, backoff_base="1ms",
                          backoff_max="1ms")

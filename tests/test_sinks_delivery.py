@@ -83,8 +83,7 @@ async def test_500s_are_retried_with_the_same_idempotency_key(
     """500, 500, 500, then 200: delivered, one key throughout."""
     receiver.answers = [(500, {})] * 3
     config = config_with(tmp_path, upstream, webhook(receiver))
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with opened(config) as daemon:
         daemon.deliverer.start()
         await daemon.pollers["files"].poll()  # the change wakes the delivery loop
@@ -99,8 +98,7 @@ async def test_retry_after_is_waited_for(upstream: Upstream, receiver: Receiver,
     """429 with Retry-After: 3: the next attempt comes no sooner."""
     receiver.answers = [(429, {"Retry-After": "3"})]
     config = config_with(tmp_path, upstream, webhook(receiver))
-    upstream.host.add("/a.json")
-    upstream.host.publish("/a.json", b'{"v": 1}')
+    upstream.file("/a.json", b'{"v": 1}')
     async with opened(config) as daemon:
         daemon.deliverer.start()
         await daemon.pollers["files"].poll()
