@@ -14,12 +14,14 @@ from typing import Any
 import aiohttp
 import structlog
 
-from pollerd import PROJECT_URL, __version__
+from pollerd import PROJECT_URL, __version__, handoff
 from pollerd.blobs import BlobStore
+from pollerd.budget_plan import plan_budgets
 from pollerd.config import Config, ConfigError, SourceConfig, load_config
 from pollerd.config_ap import ApSourceConfig
 from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
+from pollerd.deliveries import redeliver_in
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
 from pollerd.health import Health, default_stall_after
@@ -31,8 +33,10 @@ from pollerd.server import OpsServer
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import build_source
 from pollerd.sources.ap import ApPoller
+from pollerd.sources.api_poller import ApiPoller
 from pollerd.sources.democracyclub import DcPoller
-from pollerd.state import SqliteStore
+from pollerd.state import STATE_FILE, SqliteStore
+from pollerd.state_lock import StateLock
 from pollerd.status_page import snapshot
 from pollerd.systemd import Notifier, watchdog_interval
 
@@ -50,7 +54,8 @@ class Daemon:
         self.config = config
         self.metrics = metrics or Metrics()
         state_dir = config.daemon.state_dir
-        self.store = SqliteStore(state_dir / "pollerd.sqlite3")
+        self.lock = StateLock(state_dir)
+        self.store = SqliteStore(state_dir / STATE_FILE)
         self.blobs = BlobStore(state_dir)
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
         self.sinks: dict[str, Sink] = {s.name: build_sink(s, state_dir, self.user_agent)
@@ -72,7 +77,14 @@ class Daemon:
         self._log = structlog.get_logger("pollerd")
 
     async def open(self) -> None:
-        """Open state, the HTTP session and the pollers (loads stored state)."""
+        """Take the state lock, open state, the HTTP session and the pollers (loads stored state).
+
+        StateLocked when another process writes to the same state directory."""
+        try:
+            await asyncio.to_thread(self.lock.acquire)
+        except OSError as exc:
+            raise StartupError(f"daemon.state_dir: cannot lock {self.lock.path}: {exc.strerror}"
+                               ) from None
         try:
             await self.store.open()
         except (OSError, sqlite3.Error) as exc:
@@ -91,6 +103,7 @@ class Daemon:
             poller = self._poller(source_config, self._context, self._budgets)
             await poller.load()
             self.pollers[source_config.name] = poller
+        self._plan_budgets()
         self._initialise_metrics()
         await self.deliverer.refresh_depths()
         self._opened_at = time.monotonic()
@@ -105,6 +118,16 @@ class Daemon:
             return DcPoller(config, context, budgets)
         return SourcePoller(config, build_source(config, context.client), context)
 
+    def _plan_budgets(self) -> None:
+        """Give each budgeted poller its share; say which schedules do not fit their budget."""
+        for name, fit in plan_budgets(self.config.sources).items():
+            poller = self.pollers[name]
+            if isinstance(poller, ApiPoller):
+                poller.fit = fit
+            if fit.limited:
+                self._log.warning("the schedule does not fit the request budget; polling will be "
+                                  "spread to fit it", plan=fit.words())
+
     def _initialise_metrics(self) -> None:
         self.metrics.initialise(self.pollers, self.sinks)
         for name, poller in self.pollers.items():
@@ -116,8 +139,9 @@ class Daemon:
         failed_deliveries = await self.deliverer.drain()
         for name, report in zip(self.pollers, reports, strict=True):
             self._log.info("cycle", source=name, changed=report.changed,
-                           unchanged=report.unchanged, errors=report.errors)
-        return all(r.ok for r in reports) and failed_deliveries == 0
+                           unchanged=report.unchanged, errors=report.errors,
+                           failing=report.failing)
+        return all(r.clean for r in reports) and failed_deliveries == 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain within ``drain_grace``.
@@ -139,7 +163,9 @@ class Daemon:
         for name in self.pollers:
             self._schedule(name)
         self.scheduler.start()
-        helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat")]
+        helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
+                   asyncio.create_task(handoff.serve(self.config.daemon.state_dir, self._request),
+                                       name="requests")]
         interval = watchdog_interval()
         if interval is not None:
             helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
@@ -151,6 +177,18 @@ class Daemon:
         for helper in helpers:
             helper.cancel()
         await self._drain()
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
+        event_id, sink = request.get("redeliver"), request.get("sink")
+        state_dir = self.config.daemon.state_dir
+        code, message = await self.store.on_thread(
+            lambda store: redeliver_in(store, state_dir, event_id, sink))
+        if code == 0:
+            self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
+            await self.deliverer.refresh_depths()
+            self.deliverer.wake()
+        return {"code": code, "message": message}
 
     def readiness(self) -> str | None:
         """Why the daemon is not ready, or None: state open, and every source discovered at
@@ -240,6 +278,7 @@ class Daemon:
                 self.pollers[source_config.name] = poller
                 self._schedule(source_config.name)
         self.config = new.model_copy(update={"daemon": self.config.daemon})
+        self._plan_budgets()
         self._initialise_metrics()
         self._log.info("reloaded", sources_added=sorted(sources.fresh - sources.gone),
                        sources_removed=sorted(sources.gone - sources.fresh),
@@ -276,6 +315,7 @@ class Daemon:
                 await close()
             except Exception:
                 self._log.exception("close failed", what=what)
+        self.lock.release()
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pollerd import __version__
 from pollerd.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
+from pollerd.budget_plan import plan_budgets
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.deliveries import print_deliveries, redeliver
 from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.healthcheck import check_health
 from pollerd.logs import configure_logging
+from pollerd.state_lock import StateLocked
+from pollerd.status import plural, print_status
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEMO_CONFIG = Path("config/demo.toml")
@@ -30,11 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    except StateLocked as exc:
+        print(f"pollerd cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except StartupError as exc:
         print(f"pollerd cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:  # `pollerd status | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,7 +115,11 @@ def _load(path: Path) -> Config:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    print(f"{args.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks)")
+    print(f"{args.file}: OK ({plural(len(config.sources), 'source')}, "
+          f"{plural(len(config.sinks), 'sink')})")
+    for fit in plan_budgets(config.sources).values():
+        if fit.limited:
+            print(f"  note: the schedule does not fit the request budget; {fit.words()}")
     return EXIT_OK
 
 
@@ -141,8 +155,6 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pollerd.status import print_status
-
     config = load_config(args.config)
     return print_status(config, as_json=args.json)
 

@@ -1,7 +1,8 @@
 """``pollerd deliveries`` and ``pollerd redeliver``: the outbox seen and handled from the shell.
 
-Both open the state directory beside a running daemon (SQLite WAL); a redelivery is picked up
-by the running daemon within a minute, or by the next ``pollerd once``.
+``deliveries`` reads the state read-only, beside a running daemon or not. ``redeliver`` writes, so
+it takes the state lock; when a daemon holds it, the daemon is asked to do it (``handoff``) and
+its delivery loops pick the deliveries up at once.
 """
 
 from __future__ import annotations
@@ -9,18 +10,23 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from pollerd import handoff
 from pollerd.blobs import BlobStore
 from pollerd.config import Config
-from pollerd.state import SqliteStore
+from pollerd.state import STATE_FILE, SqliteStore
+from pollerd.state_lock import StateLock, StateLocked
 
 LISTED = 50
 
 
 def collect_deliveries(config: Config) -> dict[str, Any]:
     """Per sink: counts by status, and the dead and superseded deliveries (newest ``LISTED``)."""
-    store = _open(config)
+    store = open_readonly(config)
+    if store is None:
+        return {}
     try:
         return {sink.name: {"counts": store.count_by_status(sink.name),
                             "dead": [asdict(row) for row in store.list_deliveries(
@@ -29,7 +35,7 @@ def collect_deliveries(config: Config) -> dict[str, Any]:
                                 sink.name, ("superseded",), LISTED)]}
                 for sink in config.sinks}
     finally:
-        store.db.close()
+        store.close_sync()
 
 
 def print_deliveries(config: Config, as_json: bool) -> int:
@@ -38,6 +44,8 @@ def print_deliveries(config: Config, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
+    if not report:
+        print(f"no state yet in {config.daemon.state_dir}: nothing was delivered")
     for sink, info in report.items():
         counts = info["counts"]
         print(f"sink {sink}: {counts['pending']} pending, {counts['dead']} dead, "
@@ -52,28 +60,56 @@ def print_deliveries(config: Config, as_json: bool) -> int:
 
 
 def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[int, str]:
-    """Make deliveries pending again; (exit code, message)."""
+    """Make deliveries pending again; (exit code, message). Done here when no daemon holds the
+    state, else handed to the daemon that does."""
     if sink is not None and sink not in {s.name for s in config.sinks}:
         return 2, f"no sink is called {sink!r}"
-    store = _open(config)
+    state_dir = config.daemon.state_dir
+    if not (state_dir / STATE_FILE).exists():
+        return 1, f"no state yet in {state_dir}: nothing to redeliver"
+    lock = StateLock(state_dir)
     try:
-        if event_id is not None:
-            sha = store.event_sha256(event_id)
-            if sha is None:
-                return 1, f"no event {event_id}"
-            if not BlobStore(config.daemon.state_dir).path(sha).exists():
-                return 1, f"the payload of {event_id} is no longer kept; it cannot be sent again"
-        count = store.redeliver(event_id, sink)
+        lock.acquire()
+    except StateLocked as exc:
+        answer = handoff.submit(state_dir, {"redeliver": event_id, "sink": sink})
+        if answer is None:
+            return 1, f"the running pollerd (pid {exc.holder}) did not answer within " \
+                      f"{handoff.ANSWER_TIMEOUT:g} s; nothing was changed"
+        return int(answer["code"]), str(answer["message"])
+    try:
+        store = SqliteStore(state_dir / STATE_FILE)
+        store.open_sync()
+        try:
+            return redeliver_in(store, state_dir, event_id, sink)
+        finally:
+            store.close_sync()
     finally:
-        store.db.close()
-    what = f"event {event_id}" if event_id else "dead deliveries"
-    return (0, f"{count} deliveries of {what} are pending again") if count else \
-        (1, f"nothing to redeliver for {what}")
+        lock.release()
 
 
-def _open(config: Config) -> SqliteStore:
-    store = SqliteStore(config.daemon.state_dir / "pollerd.sqlite3")
-    store.open_sync()
+def redeliver_in(store: SqliteStore, state_dir: Path, event_id: str | None, sink: str | None
+                 ) -> tuple[int, str]:
+    """The redelivery itself, by the state's one writer (on the store's thread)."""
+    if event_id is not None:
+        sha = store.event_sha256(event_id)
+        if sha is None:
+            return 1, f"no event {event_id}"
+        if not BlobStore(state_dir).path(sha).exists():
+            return 1, f"the payload of {event_id} is no longer kept; it cannot be sent again"
+    count = store.redeliver(event_id, sink)
+    what = f"of event {event_id}" if event_id else "that were dead"
+    if not count:
+        return 1, f"nothing to redeliver (no deliveries {what})"
+    return 0, f"{count} {'delivery' if count == 1 else 'deliveries'} {what} pending again"
+
+
+def open_readonly(config: Config) -> SqliteStore | None:
+    """The state opened read-only for a report, or None when there is none yet (none is made)."""
+    store = SqliteStore(config.daemon.state_dir / STATE_FILE)
+    try:
+        store.open_sync(readonly=True)
+    except FileNotFoundError:
+        return None
     return store
 
 

@@ -5,11 +5,13 @@ Nothing here does I/O; every function is a table of cases (see tests/test_detect
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from pollerd.model import ResourceState, Strategy, Validators
 
 HEAD_REFUSED = frozenset({403, 405, 501})
+_MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 
 class HeadAction(StrEnum):
@@ -19,6 +21,7 @@ class HeadAction(StrEnum):
     FETCH = "fetch"  # validators differ (or nothing stored yet): download
     FALL_BACK = "fall_back"  # HEAD is useless here: use a conditional GET from now on
     FAIL = "fail"  # an error status
+    ADOPT = "adopt"  # new validators for the content held (its MD5 is the ETag): no download
 
 
 class Verdict(StrEnum):
@@ -37,9 +40,13 @@ def probe_strategy(configured: Strategy, state: ResourceState) -> Strategy:
 
 
 def after_head(
-    configured: Strategy, state: ResourceState, status: int, validators: Validators
+    configured: Strategy,
+    state: ResourceState,
+    status: int,
+    validators: Validators,
+    content_length: int | None = None,
 ) -> HeadAction:
-    """Decide from a HEAD's status and validators."""
+    """Decide from a HEAD's status, validators and length."""
     if configured is Strategy.AUTO and status in HEAD_REFUSED:
         return HeadAction.FALL_BACK
     if not 200 <= status < 300:
@@ -48,7 +55,18 @@ def after_head(
         return HeadAction.FALL_BACK if configured is Strategy.AUTO else HeadAction.FETCH
     if state.sha256 is not None and validators == state.validators:
         return HeadAction.UNCHANGED
+    if is_content_md5(validators.etag, state) and content_length == state.size:
+        return HeadAction.ADOPT
     return HeadAction.FETCH
+
+
+def is_content_md5(etag: str | None, state: ResourceState) -> bool:
+    """Whether ``etag`` is a plain, strong MD5 ETag (S3's for a single-part upload) equal to the
+    MD5 of the content held. A weak or multipart ETag (``W/``, ``"…-3"``) says nothing of bytes."""
+    if etag is None or state.md5 is None:
+        return False
+    match = _MD5_ETAG.fullmatch(etag.strip())
+    return match is not None and match.group(1).lower() == state.md5
 
 
 def strategy_after_get(configured: Strategy, current: Strategy, validators: Validators) -> Strategy:

@@ -64,6 +64,7 @@ class HeadAnswer:
     validators: Validators
     final_url: str
     retry_after: float | None
+    content_length: int | None = None  # of the body as it would be sent (None if encoded)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class HttpClient:
                 validators=_validators(response.headers),
                 final_url=str(response.url),
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                content_length=None if "Content-Encoding" in response.headers
+                else response.content_length,
             )
 
     async def get(
@@ -270,6 +273,7 @@ class HttpClient:
             raise PayloadRejected("oversize", f"Content-Length {declared} > max_bytes {max_bytes}")
         path = self._tmp_dir / f"{uuid.uuid4().hex}.part"
         digest = hashlib.sha256()
+        md5 = hashlib.md5(usedforsecurity=False)  # what S3 and most mirrors send as the ETag
         size = 0
         file = await asyncio.to_thread(path.open, "wb")
         buffer = memoryview(bytearray(_WRITE_BATCH))  # one buffer, reused: memory stays flat
@@ -280,6 +284,7 @@ class HttpClient:
                 if size > max_bytes:
                     raise PayloadRejected("oversize", f"body exceeds max_bytes {max_bytes}")
                 digest.update(chunk)
+                md5.update(chunk)
                 if filled + len(chunk) > _WRITE_BATCH:
                     await asyncio.to_thread(file.write, buffer[:filled])
                     filled = 0
@@ -301,6 +306,7 @@ class HttpClient:
             content_type=response.headers.get("Content-Type"),
             validators=validators,
             final_url=str(response.url),
+            md5=md5.hexdigest(),
         )
 
 

@@ -109,6 +109,14 @@ class Metrics:
                                      ["source"], registry=r)
         self.outbox_bytes = Gauge("pollerd_outbox_bytes", "Payload bytes waiting for the sink.",
                                   ["sink"], registry=r)
+        self.version_age = Histogram(
+            "pollerd_version_age_seconds",
+            "How old a version was when pollerd committed it, from the upstream's own time "
+            "(Last-Modified, the FSO file's timestamp, AP's lastUpdated).", ["source"], registry=r,
+            buckets=(1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600))
+        self.budget_limited = Gauge("pollerd_budget_limited",
+                                    "1 while the source polls less often than configured, to fit "
+                                    "a request budget.", ["source"], registry=r)
 
     def initialise(self, sources: Iterable[str], sinks: Iterable[str]) -> None:
         """Create every labelled series at zero so dashboards see them before the first event."""
@@ -128,7 +136,8 @@ class Metrics:
                            self.rediscoveries, self.skipped_runs, self.probe_seconds,
                            self.in_backoff, self.fallback_active, self.last_success,
                            self.last_change, self.url_switches, self.resources_watched,
-                           self.quota_deferred, self.quota_exceeded, self.source_failed):
+                           self.quota_deferred, self.quota_exceeded, self.source_failed,
+                           self.version_age, self.budget_limited):
                 family.labels(source)
             for method in ("HEAD", "GET"):
                 for status_class in STATUS_CLASSES:

@@ -74,6 +74,7 @@ class ResourceState:
     url_switch: dict[str, str] | None = None  # a move not yet reported by an event
     cursor: str | None = None  # where a stateful API continues (AP's nextrequest link)
     content_key: str | None = None  # hash of the canonical form, where bytes alone are too noisy
+    md5: str | None = None  # of the content held: S3-style ETags are this, so a moved file is known
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Download:
     content_type: str | None
     validators: Validators
     final_url: str
+    md5: str | None = None
 
 
 @dataclass(frozen=True)

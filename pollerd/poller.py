@@ -54,11 +54,17 @@ class PollReport:
     skipped: int = 0
     discovery_failed: bool = False
     refused_urls: int = 0
+    failing: int = 0  # resources whose last poll failed, this cycle or before (waiting out a backoff)
 
     @property
     def ok(self) -> bool:
         """No resource failed, the resources are known, and none points where it must not."""
         return self.errors == 0 and not self.discovery_failed and self.refused_urls == 0
+
+    @property
+    def clean(self) -> bool:
+        """ok, and no resource is still failing from an earlier cycle (``pollerd once``'s exit)."""
+        return self.ok and self.failing == 0
 
 
 class Poller(Protocol):
@@ -165,6 +171,8 @@ class SourcePoller:
             skipped=len(self.resources) - len(due),
             discovery_failed=not discovery_ok,
             refused_urls=self._refused,
+            failing=sum(1 for r in self.resources if r.id in self.states
+                        and self.states[r.id].failures > 0),
         )
         self._record_cycle(report)
         return report
@@ -314,11 +322,17 @@ class SourcePoller:
         if strategy is Strategy.HEAD:
             head = await self._client.head(self.name, url, self._headers, self.config.timeout,
                                            self._source.policy)
-            action = after_head(self._strategy, state, head.status, head.validators)
+            action = after_head(self._strategy, state, head.status, head.validators,
+                                head.content_length)
             if action is HeadAction.FAIL:
                 raise FetchFailure("status", f"HTTP {head.status} on HEAD", status=head.status,
                                    retry_after=head.retry_after)
-            if action is HeadAction.UNCHANGED:
+            if action is HeadAction.ADOPT:
+                self._metrics.same_bytes.labels(self.name).inc()
+                self._log.info("same content at this URL (its ETag is the content's MD5): "
+                               "validators adopted, nothing downloaded", resource=resource.id)
+                state.validators = head.validators
+            if action in (HeadAction.UNCHANGED, HeadAction.ADOPT):
                 state.learned_strategy = state.learned_strategy or Strategy.HEAD
                 return Outcome.UNCHANGED
             if action is HeadAction.FALL_BACK:
@@ -345,6 +359,7 @@ class SourcePoller:
                 self._metrics.same_bytes.labels(self.name).inc()
                 self._log.info("new validators, same bytes", resource=resource.id)
             state.validators = download.validators
+            state.md5 = state.md5 or download.md5  # a state from before MD5s were kept learns it
             return Outcome.UNCHANGED
         fmt = effective_format(resource.format, url, download.content_type)
         try:

@@ -11,47 +11,93 @@ from collections import deque
 from collections.abc import Callable
 
 WINDOW = 60.0
+MARGIN = 1.0  # seconds added to the window: the upstream's clock and ours are not one clock
+_SETTLE_POLL = 0.05
 
 
 class QuotaBudget:
-    """A sliding window of request times, and a pause the upstream can impose."""
+    """At most ``limit`` requests in any ``window``, counted the way no upstream can disagree with.
+
+    The upstream counts a request at some moment between our sending it and our having its whole
+    answer. So a request counts here from the moment it is taken until ``window`` (plus a small
+    margin) after its answer is complete: whenever the upstream counted it, it has left the
+    upstream's window before it leaves ours.
+    """
 
     def __init__(self, limit: int, window: float = WINDOW,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, margin: float = MARGIN) -> None:
         self.limit = limit  # requests per window (a minute by default)
         self.window = window
+        self.margin = margin
         self._clock = clock
-        self._sent: deque[float] = deque()
+        self._settled: deque[float] = deque()  # when each counted request's answer was complete
+        self._in_flight = 0
         self._paused_until = 0.0
 
     def wait_needed(self) -> float:
         """Seconds until one more request fits (0: now)."""
         now = self._clock()
-        while self._sent and self._sent[0] <= now - self.window:
-            self._sent.popleft()
+        while self._settled and self._settled[0] <= now - self.window - self.margin:
+            self._settled.popleft()
         wait = self._paused_until - now
-        if len(self._sent) >= self.limit:
-            wait = max(wait, self._sent[0] + self.window - now)
+        if self._in_flight + len(self._settled) >= self.limit:
+            if self._settled:
+                wait = max(wait, self._settled[0] + self.window + self.margin - now)
+            else:  # every request of the window is still in flight: one must finish first
+                wait = max(wait, _SETTLE_POLL)
         return max(wait, 0.0)
 
-    def try_take(self) -> bool:
-        """Spend one request now if the budget allows it."""
+    def try_take(self) -> Spend | None:
+        """Spend one request now if the budget allows it (settle it when its answer is in)."""
         if self.wait_needed() > 0:
-            return False
-        self._sent.append(self._clock())
-        return True
+            return None
+        return self._spend()
 
-    async def take(self) -> None:
+    async def take(self) -> Spend:
         """Spend one request, waiting until the budget allows it."""
         wait = self.wait_needed()
         while wait > 0:
             await asyncio.sleep(wait)
             wait = self.wait_needed()
-        self._sent.append(self._clock())
+        return self._spend()
 
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (the upstream said the quota is spent)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def used(self) -> int:
+        """Requests counted against the window now (in flight or recently answered)."""
+        self.wait_needed()
+        return self._in_flight + len(self._settled)
+
+    def _spend(self) -> Spend:
+        self._in_flight += 1
+        return Spend(self)
+
+    def _settle(self) -> None:
+        self._in_flight -= 1
+        self._settled.append(self._clock())
+
+
+class Spend:
+    """One request counted against a budget; settled (once) when its answer is complete or it
+    failed. A context manager around the request."""
+
+    def __init__(self, budget: QuotaBudget) -> None:
+        self._budget: QuotaBudget | None = budget
+
+    def settle(self) -> None:
+        """The request is over; its window starts now."""
+        if self._budget is not None:
+            self._budget._settle()
+            self._budget = None
+
+    def __enter__(self) -> Spend:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.settle()
 
 
 class QuotaBudgets:

@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from contextlib import suppress
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import structlog
 
 from pollerd.context import PollContext
 from pollerd.model import Download, Event, Resource, ResourceState
+
+
+def upstream_time(details: dict[str, Any] | None, download: Download) -> float | None:
+    """When the upstream says this version was made: the file's own ``timestamp`` (read into
+    the details), else ``Last-Modified``; None when it says nothing."""
+    stamp = (details or {}).get("timestamp")
+    if isinstance(stamp, str):
+        with suppress(ValueError):
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    if download.validators.last_modified:
+        with suppress(TypeError, ValueError):
+            return parsedate_to_datetime(download.validators.last_modified).timestamp()
+    return None
 
 
 class ChangeRecorder:
@@ -34,14 +49,19 @@ class ChangeRecorder:
         download: Download,
         ext: str,
         details: dict[str, Any] | None,
+        published_at: float | None = None,
         **state_changes: Any,
     ) -> ResourceState:
-        """Commit the change; the resource's new state (``state_changes`` are committed with it)."""
+        """Commit the change; the resource's new state (``state_changes`` are committed with it).
+
+        ``published_at``: the upstream's own time of this version, where the poller knows it
+        better than ``details["timestamp"]`` or ``Last-Modified`` (for the version-age histogram).
+        """
         now = self._clock()
         updated = dataclasses.replace(
             state, sha256=download.sha256, size=download.size, validators=download.validators,
             content_type=download.content_type, sequence=state.sequence + 1, last_change_at=now,
-            url_switch=None, **state_changes,
+            url_switch=None, md5=download.md5, **state_changes,
         )
         event = Event(
             event_id=Event.make_id(self._source, resource.id, updated.sequence, download.sha256),
@@ -53,11 +73,16 @@ class ChangeRecorder:
         )
         async with self._blobs.lock:
             await self._blobs.adopt(download.path, download.sha256)
-            await asyncio.shield(self._store.record_change(self._source, updated, event, self._sinks))
+            event = await asyncio.shield(
+                self._store.record_change(self._source, updated, event, self._sinks))
+        updated.sequence = event.sequence
         if state.sha256 is not None:
             await self._blobs.release(state.sha256, self._store)
         self._metrics.changes.labels(self._source).inc()
         self._metrics.last_change.labels(self._source).set(now)
+        published = published_at or upstream_time(details, download)
+        if published is not None:
+            self._metrics.version_age.labels(self._source).observe(max(0.0, now - published))
         self._log.info("change", resource=resource.id, sequence=event.sequence,
                        sha256=event.sha256, size=event.size, event_id=event.event_id)
         self._on_change()

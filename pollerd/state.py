@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import sqlite3
 import time
@@ -18,10 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import structlog
+
 from pollerd.model import Event, Resource, ResourceState, Strategy, Validators
 
 SCHEMA_VERSION = 2
+STATE_FILE = "pollerd.sqlite3"
 _T = TypeVar("_T")
+_log = structlog.get_logger("pollerd.state")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +51,10 @@ _MIGRATIONS = {
     2: ["ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
         "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)"],
 }
-_INDEXES = "CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);"
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
+CREATE INDEX IF NOT EXISTS events_by_resource ON events (source, resource, sequence);
+"""
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,13 @@ class StateStore(Protocol):
 
     async def record_change(
         self, source: str, state: ResourceState, event: Event, sinks: list[str]
-    ) -> None:
-        """Atomically: the resource's new state, the event, and one pending delivery per sink."""
+    ) -> Event:
+        """Atomically: the resource's new state, the event, and one pending delivery per sink.
+
+        The sequence number is allocated inside that transaction: past every event already stored
+        for the resource, so a state that disagrees with the outbox never reuses a number. The
+        event as committed is returned (its sequence and id differ from ``event``'s only then).
+        """
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""
@@ -156,8 +169,16 @@ class SqliteStore:
         """Open (and create or migrate) the database."""
         await self._call(self.open_sync)
 
-    def open_sync(self) -> None:
-        """Open on the calling thread (for the CLI's read-only commands)."""
+    def open_sync(self, readonly: bool = False) -> None:
+        """Open on the calling thread. ``readonly`` (the CLI's reports): never create, migrate or
+        write; FileNotFoundError when there is no state yet."""
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(self.path)
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
@@ -177,8 +198,19 @@ class SqliteStore:
         db.executescript(_INDEXES)
         self._db = db
 
+    def close_sync(self) -> None:
+        """Close a connection opened with ``open_sync`` (the CLI's commands)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._executor.shutdown(wait=False)
+
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def on_thread(self, fn: Callable[[SqliteStore], _T]) -> _T:
+        """Run ``fn(store)`` on the store's thread, where the synchronous methods may be used."""
+        return await self._call(fn, self)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -213,22 +245,30 @@ class SqliteStore:
 
     async def record_change(
         self, source: str, state: ResourceState, event: Event, sinks: list[str]
-    ) -> None:
-        """Atomically: the resource's new state, the event, and one pending delivery per sink."""
-        await self._call(self._record_change, source, state.resource_id, _state_to_json(state),
-                         event, sinks)
+    ) -> Event:
+        """Atomically: the resource's new state, the event (its sequence allocated here), and one
+        pending delivery per sink; the event as committed."""
+        return await self._call(self._record_change, source, copy.copy(state), event, sinks)
 
     def _record_change(
-        self, source: str, resource: str, state: str, event: Event, sinks: list[str]
-    ) -> None:
+        self, source: str, state: ResourceState, event: Event, sinks: list[str]
+    ) -> Event:
         now = time.time()
         with self._transaction() as db:
+            sequence = self._next_sequence(db, source, state.resource_id)
+            if sequence != event.sequence:
+                _log.warning("sequence repaired: the outbox is ahead of the resource's state",
+                             source=source, resource=state.resource_id, expected=event.sequence,
+                             allocated=sequence)
+                event = dataclasses.replace(event, sequence=sequence, event_id=Event.make_id(
+                    source, state.resource_id, sequence, event.sha256))
+                state.sequence = sequence
             db.execute("INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?,?,?)",
-                       (source, resource, state))
+                       (source, state.resource_id, _state_to_json(state)))
             db.execute(
                 "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
                 " created_at, size) VALUES (?,?,?,?,?,?,?,?,?)",
-                (event.event_id, source, resource, event.sequence, event.sha256,
+                (event.event_id, source, state.resource_id, event.sequence, event.sha256,
                  json.dumps(event.to_json()), event.extension, now, event.size),
             )
             db.executemany(
@@ -236,6 +276,16 @@ class SqliteStore:
                 " VALUES (?, ?, 'pending', ?, ?)",
                 [(event.event_id, sink, now, now) for sink in sinks],
             )
+        return event
+
+    @staticmethod
+    def _next_sequence(db: sqlite3.Connection, source: str, resource: str) -> int:
+        """One past the highest sequence the resource's stored state or its events have."""
+        row = db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(sequence) FROM events WHERE source=? AND resource=?),"
+            " 0), COALESCE((SELECT json_extract(state, '$.sequence') FROM resources"
+            " WHERE source=? AND resource=?), 0))", (source, resource, source, resource)).fetchone()
+        return int(row[0]) + 1
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

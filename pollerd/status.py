@@ -8,16 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pollerd.config import Config
-from pollerd.state import SqliteStore
+from pollerd.deliveries import open_readonly
 
 
 def collect_status(config: Config) -> dict[str, Any]:
     """Per source and resource: url, strategy, validators, last change, last error, backoff."""
-    path = config.daemon.state_dir / "pollerd.sqlite3"
-    if not path.exists():
+    store = open_readonly(config)
+    if store is None:
         return {"sources": {}, "stopped": {}, "sinks": {}}
-    store = SqliteStore(path)
-    store.open_sync()
     try:
         sources = {
             source.name: [_resource_row(state) for state in store.read_states(source.name).values()]
@@ -27,7 +25,7 @@ def collect_status(config: Config) -> dict[str, Any]:
                    if (reason := store.read_stopped(source.name)) is not None}
         sinks = {sink.name: {"pending": store.count_pending(sink.name)} for sink in config.sinks}
     finally:
-        store.db.close()
+        store.close_sync()
     return {"sources": sources, "stopped": stopped, "sinks": sinks}
 
 
@@ -61,17 +59,30 @@ def print_status(config: Config, as_json: bool = False) -> int:
     if as_json:
         print(json.dumps(status, indent=2))
         return 0
+    if not status["sources"]:
+        print(f"no state yet in {config.daemon.state_dir}: pollerd has not polled with it")
+        return 0
     for source, rows in status["sources"].items():
-        print(f"source {source}: {len(rows)} resources")
+        print(f"source {source}: {plural(len(rows), 'resource')}")
         if source in status["stopped"]:
             print(f"  STOPPED: {status['stopped'][source]}")
         for row in rows:
-            print(f"  {row['resource']}  seq={row['sequence']}  strategy={row['strategy']}"
-                  f"  last_change={row['last_change']}  url={row['url']}")
-            print(f"      etag={row['etag']}  last_modified={row['last_modified']}")
+            print(f"  {row['resource']}  version {row['sequence']}"
+                  f"  last change {row['last_change'] or 'never'}"
+                  f"  probed by {row['strategy'] or 'not yet known'}  {row['url'] or '-'}")
+            validators = [f"{name} {row[key]}" for name, key in
+                          (("ETag", "etag"), ("Last-Modified", "last_modified")) if row[key]]
+            if validators:
+                print(f"      {'  '.join(validators)}")
             if row["last_error"] or row["backoff_until"]:
-                print(f"      last_error={row['last_error']}  failures={row['failures']}"
-                      f"  backoff_until={row['backoff_until']}")
+                waiting = f", waiting until {row['backoff_until']}" if row["backoff_until"] else ""
+                print(f"      failing ({plural(row['failures'], 'failure')} in a row{waiting}): "
+                      f"{row['last_error'] or '-'}")
     for sink, info in status["sinks"].items():
-        print(f"sink {sink}: {info['pending']} pending")
+        print(f"sink {sink}: {plural(info['pending'], 'delivery', 'deliveries')} pending")
     return 0
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 source``, ``2 sources``."""
+    return f"{count} {one if count == 1 else many or one + 's'}"

@@ -48,6 +48,27 @@ def test_after_head(
     assert after_head(configured, state, status, validators) is expected
 
 
+MD5 = "811dca1a4c5c6f1bb1ba2ec2c7dbc5d3"
+MOVED = ResourceState("r", sha256="aa", size=120, md5=MD5)  # content held, validators cleared
+
+
+@pytest.mark.parametrize(("etag", "length", "expected"), [
+    (f'"{MD5}"', 120, HeadAction.ADOPT),  # S3's ETag is the MD5: the same bytes, no download
+    (f'"{MD5.upper()}"', 120, HeadAction.ADOPT),
+    (f'"{MD5}"', 121, HeadAction.FETCH),  # the length disagrees
+    (f'"{MD5}"', None, HeadAction.FETCH),  # no length (or an encoded one): cannot tell
+    (f'W/"{MD5}"', 120, HeadAction.FETCH),  # a weak ETag says nothing of bytes
+    (f'"{MD5}-2"', 120, HeadAction.FETCH),  # a multipart upload's ETag is no MD5 of the body
+    ('"0123456789abcdef0123456789abcdef"', 120, HeadAction.FETCH),  # another content
+])
+def test_a_moved_file_with_its_md5_as_etag_is_adopted(
+    etag: str, length: int | None, expected: HeadAction
+) -> None:
+    """After a move, HEAD's ETag and Content-Length decide whether the held bytes are served."""
+    validators = Validators(etag, "Sun, 22 Oct 2023 12:10:00 GMT")
+    assert after_head(AUTO, MOVED, 200, validators, length) is expected
+
+
 @pytest.mark.parametrize(("state", "sha", "validators", "expected"), [
     (known(sha=None), "aa", V1, Verdict.CHANGED),  # the first version is a change
     (known(), "bb", V1, Verdict.CHANGED),

@@ -17,6 +17,7 @@ import json
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -173,14 +174,25 @@ class ApServer(SimHost):
     """Serves an ApElection under AP's rules; ``keys`` are the accepted API keys."""
 
     def __init__(self, election: ApElection, keys: set[str], quota_per_minute: int = 60,
-                 page_size: int = 5) -> None:
+                 page_size: int = 5, quota_window: float = 60.0,
+                 delays: Callable[[], tuple[float, float]] | None = None) -> None:
         super().__init__("ap")
         self.election = election
         self.keys = keys
         self.quota_per_minute = quota_per_minute
+        self.quota_window = quota_window
         self.page_size = page_size
         self.quota_answers = 0
+        self.delays = delays  # (before counting, before answering) per request: a slow, uneven AP
         self._recent: dict[str, deque[float]] = {}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer, with the scripted delays: the request is counted between the two."""
+        before, after = self.delays() if self.delays else (0.0, 0.0)
+        await asyncio.sleep(before)
+        response = await super().handle(request)
+        await asyncio.sleep(after)
+        return response
 
     def respond(self, request: web.Request) -> web.Response:
         """One AP answer (or AP's error)."""
@@ -243,7 +255,7 @@ class ApServer(SimHost):
     def _within_quota(self, key: str) -> bool:
         now = time.monotonic()
         recent = self._recent.setdefault(key, deque())
-        while recent and recent[0] <= now - 60:
+        while recent and recent[0] <= now - self.quota_window:
             recent.popleft()
         if len(recent) >= self.quota_per_minute:
             return False

@@ -24,7 +24,7 @@ from pollerd.hosts import HostPolicy
 from pollerd.model import Download, Resource, ResourceState, Validators
 from pollerd.payload import PayloadRejected
 from pollerd.poller import Outcome, PollReport
-from pollerd.quota import QuotaBudget
+from pollerd.quota import QuotaBudget, Spend
 from pollerd.sources.ap_merge import Snapshot
 from pollerd.sources.api_poller import ApiPoller
 
@@ -69,6 +69,8 @@ class ApPoller(ApiPoller):
         """One cycle: each query that is due and fits the budget, one after the other."""
         if self.failed:
             return PollReport(errors=len(self.config.queries))
+        if self._paced():
+            return PollReport(skipped=len(self.config.queries))
         outcomes = [await self._poll_query(query) for query in self.config.queries]
         await self._store.save_states(self.name, list(self.states.values()))
         return self._report(outcomes)
@@ -78,15 +80,17 @@ class ApPoller(ApiPoller):
         state.url = self._resources[query.name].url
         if (state.backoff_until or 0) > self._clock():
             return None
-        if not self._budget.try_take():
-            self._metrics.quota_deferred.labels(self.name).inc()
+        spend = self._budget.try_take()
+        if spend is None:
+            self._deferring()
             return None
         started = time.monotonic()
         try:
             if self.config.mode == "etag":
-                changed = await self._refetch(query, state)
+                with spend:
+                    changed = await self._refetch(query, state)
             else:
-                changed = await self._follow(query, state)
+                changed = await self._follow(query, state, spend)
         except (ApRefused, FetchFailure, PayloadRejected) as exc:
             outcome = await self._failed(query, exc)
         else:
@@ -94,12 +98,17 @@ class ApPoller(ApiPoller):
             current = self.states[query.name]
             current.failures, current.backoff_until, current.last_error = 0, None, None
             current.last_success_at = self._clock()
+        finally:
+            spend.settle()  # never used if the cycle failed before its first request
         self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
-        self._metrics.polls.labels(self.name, outcome.value).inc()
         return outcome
 
-    async def _follow(self, query: ApQuery, state: ResourceState) -> bool:
-        """Follow the stored link (or make the first, full request), page by page."""
+    def _watched(self) -> int:
+        return len(self.config.queries) * (2 if self.config.raw_deltas else 1)
+
+    async def _follow(self, query: ApQuery, state: ResourceState, spend: Spend) -> bool:
+        """Follow the stored link (or make the first, full request), page by page; each page's
+        request is counted against the key's budget until its answer is complete."""
         snapshot = await self._snapshot(query.name, state)
         url = state.cursor or self._resources[query.name].url
         changed: set[str] = set()
@@ -107,7 +116,8 @@ class ApPoller(ApiPoller):
         facts: dict[str, Any] = {}
         try:
             for page in range(1, MAX_PAGES + 1):
-                document, headers = await self._get_json(url)
+                with spend:
+                    document, headers = await self._get_json(url)
                 changed |= await asyncio.to_thread(snapshot.merge, document)
                 delta += document.get("races") or []
                 facts = _facts(document, headers, facts)
@@ -118,8 +128,9 @@ class ApPoller(ApiPoller):
                     self._log.warning("still truncated after the page limit; continuing next cycle",
                                       query=query.name, pages=page)
                     break
-                await self._budget.take()  # "ask again now", within the budget
+                spend = await self._budget.take()  # "ask again now", within the budget
         except BaseException:
+            spend.settle()
             self._snapshots.pop(query.name, None)  # partly merged: reload from the last commit
             raise
         if self.config.raw_deltas and delta:
@@ -130,6 +141,7 @@ class ApPoller(ApiPoller):
     async def _refetch(self, query: ApQuery, state: ResourceState) -> bool:
         """The full document, conditionally on the stored ETag."""
         send = state.validators if state.sha256 is not None else Validators()
+        self._counted()
         answer = await self._client.get(self.name, self._resources[query.name].url, self._headers,
                                         self.config.timeout, Validators(send.etag),
                                         self.config.max_bytes, self._policy)
@@ -166,7 +178,8 @@ class ApPoller(ApiPoller):
         download = await self._write(body, self._resources[query.name].url, validators)
         details = {"changed_races": sorted(changed), **facts}
         self.states[query.name] = await self._recorder.record(
-            self._resources[query.name], state, download, "json", details, cursor=cursor)
+            self._resources[query.name], state, download, "json", details,
+            published_at=snapshot.last_updated(changed), cursor=cursor)
         return True
 
     async def _record_delta(self, query: ApQuery, races: list[Any], facts: dict[str, Any]) -> None:
@@ -193,6 +206,7 @@ class ApPoller(ApiPoller):
         return snapshot
 
     async def _get_json(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        self._counted()
         answer = await self._client.get(self.name, url, self._headers, self.config.timeout,
                                         Validators(), self.config.max_bytes, self._policy)
         assert answer.download is not None  # an unconditional GET has a body

@@ -9,7 +9,9 @@ taken from the delta (the list says who is in it) with fields merged by candidat
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 Race = dict[str, Any]
@@ -52,6 +54,18 @@ class Snapshot:
                     "races": [self.races[key] for key in sorted(self.races)]}
         return json.dumps(document, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode()
+
+    def last_updated(self, keys: set[str]) -> float | None:
+        """The newest ``lastUpdated`` among these races' reporting units (AP's own time of the
+        change), as a Unix time; None when none says."""
+        stamps = [unit.get("lastUpdated") for key in keys if key in self.races
+                  for unit in self.races[key].get("reportingUnits") or [] if isinstance(unit, dict)]
+        times = []
+        for stamp in stamps:
+            if isinstance(stamp, str):
+                with suppress(ValueError):
+                    times.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+        return max(times, default=None)
 
     @classmethod
     def from_bytes(cls, body: bytes) -> Snapshot:

@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from pollerd.backoff import Backoff
+from pollerd.budget_plan import BudgetFit, spacing
 from pollerd.config_base import SourceBase
 from pollerd.context import PollContext
 from pollerd.model import Download, ResourceState, Validators
@@ -27,6 +28,7 @@ class ApiPoller:
 
     def __init__(self, config: SourceBase, context: PollContext, logger: str) -> None:
         self.name = config.name
+        self._interval = config.interval
         self.states: dict[str, ResourceState] = {}
         self.failed = False
         self._client = context.client
@@ -38,6 +40,12 @@ class ApiPoller:
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
         self._secrets = [s for s in config.secret_values() if s]
         self._log = structlog.get_logger(logger).bind(source=self.name)
+        self.fit: BudgetFit | None = None  # this source's share of its request budget
+        self.budget_limited = False  # polling less often than configured, to fit the budget
+        self._requests = 0  # made in this cycle
+        self._deferred = 0  # put off in this cycle: the budget was spent
+        self._cycle_started = 0.0
+        self._next_cycle_at = 0.0
 
     @property
     def ready(self) -> bool:
@@ -50,15 +58,62 @@ class ApiPoller:
         self.states = await self._store.load_states(self.name)
         await self._store.mark_stopped(self.name, None)
 
+    def _paced(self) -> bool:
+        """Whether this cycle must wait: the last one's requests still use this source's share
+        of its budget (the cycles are spread instead of spending the budget in a burst)."""
+        now = self._clock()
+        if now < self._next_cycle_at:
+            return True
+        self._cycle_started, self._requests, self._deferred = now, 0, 0
+        return False
+
+    def _counted(self) -> None:
+        """One request of this cycle was sent."""
+        self._requests += 1
+
+    def _deferring(self) -> None:
+        """One request of this cycle was put off: the budget is spent for now."""
+        self._deferred += 1
+        self._metrics.quota_deferred.labels(self.name).inc()
+
+    def _pace(self) -> None:
+        """Set when the next cycle may run, from this cycle's requests and the budget share."""
+        if self.fit is None:
+            return
+        spread = spacing(self._requests + self._deferred, self.fit.allowance, self.fit.window)
+        self._next_cycle_at = self._cycle_started + spread
+        limited = spread > self._interval or self._deferred > 0
+        if limited and not self.budget_limited:
+            self._log.warning("polling less often than configured, to fit the request budget",
+                              requests=self._requests + self._deferred, every=round(spread, 1),
+                              budget=f"{self.fit.limit} per {self.fit.window:g}s")
+        elif self.budget_limited and not limited:
+            self._log.info("polling at the configured interval again")
+        self.budget_limited = limited
+        self._metrics.budget_limited.labels(self.name).set(int(limited))
+
     def _report(self, outcomes: list[Outcome | None]) -> PollReport:
-        """The cycle's report (``None``: skipped); a clean cycle is the source's last success."""
+        """The cycle's report (``None``: skipped), counted in the metrics every source kind
+        shares; a clean cycle is the source's last success."""
+        self._pace()
         done = [o for o in outcomes if o is not None]
+        for outcome in done:
+            self._metrics.polls.labels(self.name, outcome.value).inc()
+        self._metrics.resources_watched.labels(self.name).set(self._watched())
+        now = self._clock()
+        self._metrics.in_backoff.labels(self.name).set(
+            sum(1 for s in self.states.values() if (s.backoff_until or 0) > now))
         report = PollReport(changed=done.count(Outcome.CHANGED),
                             unchanged=done.count(Outcome.UNCHANGED),
-                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None))
+                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None),
+                            failing=sum(1 for s in self.states.values() if s.failures > 0))
         if done and report.errors == 0:
             self._metrics.last_success.labels(self.name).set(self._clock())
         return report
+
+    def _watched(self) -> int:
+        """How many resources the source watches now (each kind knows its own)."""
+        raise NotImplementedError
 
     async def _write(self, body: bytes, url: str, validators: Validators = NO_VALIDATORS) -> Download:
         """A payload pollerd made itself (a snapshot, a record), ready for the recorder."""

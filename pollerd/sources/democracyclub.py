@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ PAGE = 100
 MAX_PAGES = 200
 WALKS = 3
 FEED = "ballots-feed"
+_WALKS = frozenset({FEED, "elections"})  # states of list walks, not resources
 VANISHED = "vanished"
 _WAIT = re.compile(r"available in (\d+) seconds?")
 Summarise = Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]]
@@ -73,6 +75,8 @@ class DcPoller(ApiPoller):
         """One cycle over every watch."""
         if self.failed:
             return PollReport(errors=1)
+        if self._paced():
+            return PollReport(skipped=self._watched())
         outcomes: list[Outcome | None] = []
         for code in self.config.postcodes:
             outcome = await self._watch(f"postcode-{code}", f"{self._api}/postcode/{code}/",
@@ -88,6 +92,10 @@ class DcPoller(ApiPoller):
             outcomes += await self._guarded(FEED, self._ballots)
         await self._store.save_states(self.name, list(self.states.values()))
         return self._report(outcomes)
+
+    def _watched(self) -> int:
+        return sum(1 for rid, state in self.states.items()
+                   if rid not in _WALKS and state.content_key != VANISHED)
 
     def _addresses(self) -> list[str]:
         picked = {slug for slugs in self._picked.values() for slug in slugs}
@@ -191,7 +199,8 @@ class DcPoller(ApiPoller):
         download = await self._write(body, url)
         details = {"summary": record_summary(old, row)}
         self.states[rid] = await self._recorder.record(Resource(rid, url, "json"), state, download,
-                                                       "json", details, content_key=key)
+                                                       "json", details, _updated(row),
+                                                       content_key=key)
         return Outcome.CHANGED
 
     async def _guarded(self, name: str, walk: Callable[[], Any]) -> list[Outcome | None]:
@@ -219,14 +228,21 @@ class DcPoller(ApiPoller):
     async def _fetch(self, url: str) -> tuple[Download, Any]:
         """GET with the key added, within the host's budget; the body parsed as JSON."""
         budget = self._budgets.for_key(host_of(url), *self.config.request_budget)
-        if not budget.try_take():
-            self._metrics.quota_deferred.labels(self.name).inc()
+        spend = budget.try_take()
+        if spend is None:
+            self._deferring()
             raise _OverBudget
+        started = time.monotonic()
+        self._counted()
         try:
-            answer = await self._client.get(self.name, self._with_key(url), {}, self.config.timeout,
-                                            Validators(), self.config.max_bytes, self._policy)
+            with spend:
+                answer = await self._client.get(self.name, self._with_key(url), {},
+                                                self.config.timeout, Validators(),
+                                                self.config.max_bytes, self._policy)
         except FetchFailure as exc:
             raise _refusal(exc) from None
+        finally:
+            self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
         assert answer.download is not None
         download = dataclasses.replace(answer.download, final_url=url)  # never the keyed URL
         return download, await self._parse(download)
@@ -291,6 +307,15 @@ def _refusal(exc: FetchFailure) -> Exception:
     found = _WAIT.search(message)
     wait = float(found.group(1)) if found else exc.retry_after
     return DcRefused(exc.status, f"HTTP {exc.status}: {message}", wait)
+
+
+def _updated(row: dict[str, Any] | None) -> float | None:
+    """A record's own ``last_updated``, as a Unix time."""
+    stamp = (row or {}).get("last_updated")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _picker_slugs(answer: dict[str, Any] | None) -> list[str]:
