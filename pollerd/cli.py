@@ -114,12 +114,15 @@ def _load(path: Path) -> Config:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    missing: list[str] = []
+    config = load_config(args.file, missing)
     print(f"{args.file}: OK ({plural(len(config.sources), 'source')}, "
           f"{plural(len(config.sinks), 'sink')})")
     for fit in plan_budgets(config.sources).values():
         if fit.limited:
             print(f"  note: the schedule does not fit the request budget; {fit.words()}")
+    for what in dict.fromkeys(missing):
+        print(f"  note: {what}; run and once need it")
     return EXIT_OK
 
 

@@ -218,27 +218,32 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and resolve a configuration file, or raise ConfigError with every problem."""
+def load_config(path: Path, missing: list[str] | None = None) -> Config:
+    """Read, validate and resolve a configuration file, or raise ConfigError with every problem.
+
+    ``missing`` (``check-config``): environment variables and secret files that are not there
+    are listed in it instead of being problems, so a file can be checked where it does not run.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    return parse_config(raw)
+    return parse_config(raw, missing)
 
 
-def parse_config(raw: dict[str, Any]) -> Config:
+def parse_config(raw: dict[str, Any], missing: list[str] | None = None) -> Config:
     """Validate an already parsed TOML document, or raise ConfigError with every problem."""
+    problems = list(_check_names(raw))
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context=None if missing is None else {"missing": missing})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, raw)) from None
-    problems = list(_cross_check(config))
+        raise ConfigError(_describe(exc, raw) + problems) from None
+    problems += _cross_check(config)
     if problems:
         raise ConfigError(problems)
-    return _with_secret_files(config)
+    return _with_secret_files(config, missing)
 
 
 def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
@@ -272,25 +277,37 @@ def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
     return path
 
 
-def _cross_check(config: Config) -> Iterator[str]:
-    yield from _duplicates("sources", [source.name for source in config.sources])
-    yield from _duplicates("sinks", [sink.name for sink in config.sinks])
-    sink_names = {sink.name for sink in config.sinks}
-    for i, source in enumerate(config.sources):
-        for j, sink in enumerate(source.sinks):
-            if sink not in sink_names:
+def _check_names(raw: Mapping[str, Any]) -> Iterator[str]:
+    """Names used twice and sinks that do not exist, read from the raw document, so they are
+    reported beside every other problem (also when the tables themselves have some)."""
+    tables = {table: [t if isinstance(t, Mapping) else {} for t in raw.get(table) or []]
+              for table in ("sources", "sinks") if isinstance(raw.get(table), list)}
+    for table, rows in tables.items():
+        yield from _duplicates(table, [row.get("name") for row in rows])
+    sink_names = {row.get("name") for row in tables.get("sinks", []) if isinstance(row.get("name"), str)}
+    for i, source in enumerate(tables.get("sources", [])):
+        sinks = source.get("sinks")
+        for j, sink in enumerate(sinks if isinstance(sinks, list) else []):
+            if isinstance(sink, str) and sink not in sink_names:
                 yield f"sources[{i}].sinks[{j}]: no sink is called {sink!r}"
+
+
+def _cross_check(config: Config) -> list[str]:
+    problems = []
+    for i, source in enumerate(config.sources):
         if source.jitter >= source.interval:
-            yield f"sources[{i}].jitter: must be shorter than the interval"
-        yield from _duplicate_resources(i, source)
+            problems.append(f"sources[{i}].jitter: must be shorter than the interval")
+        problems += _duplicate_resources(i, source)
+    return problems
 
 
-def _duplicates(table: str, names: list[str]) -> Iterator[str]:
+def _duplicates(table: str, names: list[Any]) -> Iterator[str]:
     seen: set[str] = set()
     for i, name in enumerate(names):
-        if name in seen:
+        if isinstance(name, str) and name in seen:
             yield f"{table}[{i}].name: {name!r} is used twice"
-        seen.add(name)
+        if isinstance(name, str):
+            seen.add(name)
 
 
 def _duplicate_resources(index: int, source: SourceConfig) -> Iterator[str]:
@@ -303,8 +320,9 @@ def _duplicate_resources(index: int, source: SourceConfig) -> Iterator[str]:
         seen.add(resource.id)
 
 
-def _with_secret_files(config: Config) -> Config:
-    """Read every secret file into its table; a missing file is an error with its key path."""
+def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
+    """Read every secret file into its table; a missing file is an error with its key path (or,
+    with ``missing``, listed there)."""
     problems: list[str] = []
     sources = []
     for i, source in enumerate(config.sources):
@@ -326,7 +344,9 @@ def _with_secret_files(config: Config) -> Config:
             sink = sink.model_copy(update={"secret": _read_secret(
                 sink.secret_file, f"sinks[{i}].secret_file", problems)})
         sinks.append(sink)
-    if problems:
+    if problems and missing is not None:
+        missing += problems
+    elif problems:
         raise ConfigError(problems)
     return config.model_copy(update={"sources": sources, "sinks": sinks})
 

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+)
 
 from pollerd.durations import parse_duration, parse_size
 
@@ -20,23 +28,33 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 def _duration(value: object) -> object:
-    return parse_duration(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} has no unit; write \"{value}s\" for seconds "
+                         "(or \"500ms\", \"2m\", \"1h\")")
+    return value
 
 
 def _size(value: object) -> object:
     return parse_size(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
 
 
-def _expand_env(value: object) -> object:
-    """Replace every ``${NAME}`` with the environment variable; a missing one is an error."""
+def _expand_env(value: object, info: ValidationInfo) -> object:
+    """Replace every ``${NAME}`` with the environment variable; a missing one is an error, or,
+    when the validation context has a ``missing`` list (``check-config``), noted there."""
     if not isinstance(value, str):
         return value
+    missing = info.context.get("missing") if isinstance(info.context, dict) else None
 
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in os.environ:
+        if name in os.environ:
+            return os.environ[name]
+        if missing is None:
             raise ValueError(f"environment variable {name} is not set")
-        return os.environ[name]
+        missing.append(f"environment variable {name} is not set here")
+        return ""
 
     return _ENV_REFERENCE.sub(lookup, value)
 
