@@ -13,10 +13,14 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(description: str) -> argparse.Namespace:
-    """``--smoke``: a quick run that only proves the script works (CI)."""
+def arguments(description: str, outage: bool = False) -> argparse.Namespace:
+    """``--smoke``: a quick run that only proves the script works (CI); ``--outage``: (with
+    ``outage``) how long the S3 host is down before the FSO moves the files, in trace seconds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--smoke", action="store_true", help="a short run (about 30 s)")
+    if outage:
+        parser.add_argument("--outage", type=float, default=240.0,
+                            help="trace seconds between the S3 failure and the move (default 240)")
     return parser.parse_args()
 
 

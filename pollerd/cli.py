@@ -21,7 +21,7 @@ from pollerd.state_lock import StateLocked
 from pollerd.status import plural, print_status
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-DEMO_CONFIG = Path("config/demo.toml")
+DEMO_CONFIG = Path(__file__).resolve().parent / "sim" / "data" / "demo.toml"  # in the package
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", "Play the simulated election nights against the daemon; print each "
                            "change and a summary.", _demo)
     demo.add_argument("-c", "--config", type=Path, default=DEMO_CONFIG,
-                      help=f"the demo config (default {DEMO_CONFIG})")
+                      help="the demo config (default: the one in the package, "
+                           "pollerd/sim/data/demo.toml)")
     demo.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                       help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: "
                            "about three minutes)")

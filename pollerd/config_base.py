@@ -18,11 +18,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     ValidationInfo,
 )
 
-from pollerd.durations import parse_duration, parse_size
+from pollerd.durations import format_duration, parse_duration, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -83,8 +84,10 @@ def _host_pattern(value: str) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+# written back as the config would write it ("30s"), so a dumped config loads again
+_AS_WRITTEN = PlainSerializer(format_duration, return_type=str, when_used="json")
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0), _AS_WRITTEN]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0), _AS_WRITTEN]
 ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 HttpUrl = Annotated[str, AfterValidator(http_url)]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from pollerd.app import Daemon, stop_on_signals
+from pollerd.app import Daemon, StartupError, stop_on_signals
 from pollerd.config import Config, FsoSourceConfig
 from pollerd.config_ap import ApSourceConfig
 from pollerd.config_base import SourceBase
@@ -57,7 +57,18 @@ class Simulation:
 
 async def open_simulation(server: SimServer, fso_port: int | None, ap_port: int | None,
                           ap_keys: set[str], dc_port: int | None = None) -> Simulation:
-    """Serve the FSO night's CKAN API, the AP replay and Democracy Club on their ports."""
+    """Serve the FSO night's CKAN API, the AP replay and Democracy Club on their ports;
+    StartupError (one line, the port named) when a port is taken."""
+    try:
+        return await _open_simulation(server, fso_port, ap_port, ap_keys, dc_port)
+    except OSError as exc:
+        await server.close()
+        raise StartupError(f"the simulator cannot listen: {exc.strerror}; stop what uses that "
+                           "port, or choose another") from None
+
+
+async def _open_simulation(server: SimServer, fso_port: int | None, ap_port: int | None,
+                           ap_keys: set[str], dc_port: int | None) -> Simulation:
     night = None
     if fso_port is not None:
         night = ElectionNight()

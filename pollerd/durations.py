@@ -43,7 +43,7 @@ def parse_size(value: str | int) -> int:
 def format_duration(seconds: float) -> str:
     """Render seconds the way a config file would write them."""
     if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
+        return f"{seconds * 1000:g}ms"
     if seconds < 120 or seconds % 60:
         return f"{seconds:g}s"
     return f"{seconds / 60:g}m"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -116,6 +117,30 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             body=body,
         )
+
+
+def connection_words(exc: aiohttp.ClientError, host: str) -> str:
+    """What went wrong with a connection, in words (never only an exception's class name)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {host} was not accepted"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"the host name {host.rsplit(':', 1)[0]} was not found (DNS)"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"the TLS handshake with {host} failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        number = exc.os_error.errno
+        why = os.strerror(number) if number else exc.os_error.strerror or "refused"
+        return f"cannot connect to {host}: {why.lower()}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{host} closed the connection without answering"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "a redirect Location is not a valid URL"
+    if isinstance(exc, aiohttp.ClientResponseError) and "header" in str(exc.message).lower():
+        return f"the answer of {host} was not valid HTTP: response headers too large or malformed"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
+        return f"the connection to {host} failed: {exc.strerror.lower()}"
+    text = str(exc).strip()
+    return f"the connection to {host} failed" + (f": {text}" if text else f" ({type(exc).__name__})")
 
 
 def _status_class(status: int | None) -> str:
@@ -246,7 +271,7 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             if not answered:
                 self._count(source, method, None)
-            raise FetchFailure("connection", type(exc).__name__) from None
+            raise FetchFailure("connection", connection_words(exc, host_of(url))) from None
 
     def _check(self, source: str, policy: HostPolicy, url: str) -> None:
         reason = policy.refusal(url)

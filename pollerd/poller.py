@@ -181,7 +181,7 @@ class SourcePoller:
         now = self._clock()
         waiting = sum(1 for s in self.states.values() if (s.backoff_until or 0) > now)
         self._metrics.in_backoff.labels(self.name).set(waiting)
-        if report.ok:
+        if report.clean:  # a cycle that only skipped a failing resource is not clean
             self._metrics.last_success.labels(self.name).set(now)
 
     def _is_due(self, resource: Resource, now: float) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pollerd.cli import main
+from pollerd.cli import DEMO_CONFIG, main
 from pollerd.config import ConfigError, load_config, parse_config
 from pollerd.durations import parse_duration, parse_size
 
@@ -59,9 +59,11 @@ def test_example_and_demo_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RESULTS_TOKEN", "t0ken")
     monkeypatch.setenv("AP_API_KEY", "k3y")
     monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
-    for name in ("example.toml", "demo.toml", "fso-2023.toml", "ap-2026.toml",
-                 "democracyclub-sandbox.toml"):
+    monkeypatch.setenv("DC_API_KEY", "dc-k3y")
+    monkeypatch.setenv("CMS_TOKEN", "cms-t0ken")
+    for name in ("example.toml", "fso-2023.toml", "ap-2026.toml", "democracyclub-sandbox.toml"):
         load_config(ROOT / "config" / name)
+    load_config(DEMO_CONFIG)
 
 
 def test_errors_carry_key_paths() -> None:
@@ -144,7 +146,7 @@ def test_run_refuses_bad_config_before_doing_anything(
 
 def test_check_config_accepts_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     """A good file exits 0."""
-    assert main(["check-config", str(ROOT / "config" / "demo.toml")]) == 0
+    assert main(["check-config", str(DEMO_CONFIG)]) == 0
     assert "OK" in capsys.readouterr().out
 
 

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pollerd.cli import DEMO_CONFIG
 from pollerd.sim.democracyclub import POSTCODES
 from tests.conftest import versions_on_disk
 
@@ -25,14 +26,14 @@ def free_port() -> int:
 def test_demo_plays_the_night_and_sums_up(tmp_path: Path) -> None:
     """`pollerd demo` at high speed: one line per change, each version under ./out, a summary
     that counts the URL switches of the night."""
-    text = (ROOT / "config" / "demo.toml").read_text()
+    text = DEMO_CONFIG.read_text()
     for port in ("8000", "8001", "8002"):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     text = text.replace("127.0.0.1:9108", "off")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "demo.toml").write_text(text)
     result = subprocess.run(
-        [sys.executable, "-m", "pollerd", "demo", "--speed", "4000"],
+        [sys.executable, "-m", "pollerd", "demo", "-c", "config/demo.toml", "--speed", "4000"],
         cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
     )
     assert result.returncode == 0, result.stderr

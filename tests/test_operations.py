@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import socket
@@ -19,11 +20,14 @@ import aiohttp
 import pytest
 
 from pollerd.app import Daemon
+from pollerd.cli import DEMO_CONFIG
 from pollerd.config import Config, load_config, parse_config
 from pollerd.demo import SIM_AP_KEY, open_simulation
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.night import PRIMARY_DOWN
-from tests.conftest import Upstream, wait_for
+from pollerd.status_page import headline, source_state
+from tests.browser import browser_page
+from tests.conftest import Receiver, Upstream, wait_for
 
 
 def ops_config(tmp_path: Path, upstream: Upstream, **daemon: Any) -> Config:
@@ -249,7 +253,7 @@ async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: 
 async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None:
     """The demo's sources and sinks all appear on /status; headless Chromium (where installed)
     renders it without console errors and takes one screenshot."""
-    text = (Path(__file__).resolve().parent.parent / "config" / "demo.toml").read_text()
+    text = DEMO_CONFIG.read_text()
     ports = {}
     for default in ("8000", "8001", "8002"):
         ports[default] = free_port()
@@ -301,3 +305,70 @@ async def screenshot(url: str, target: Path) -> tuple[Path, list[str]] | None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     return target, stderr.decode(errors="replace").splitlines()
+
+
+async def test_a_failing_night_is_not_ok_in_the_browser(
+    upstream: Upstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Every source failing and three deliveries dead: Chromium shows a red header that says
+    so, red rows, ages in words and problems in words (no exception class names)."""
+    receiver.answers = [(404, {})] * 3
+    urls = [upstream.file(f"/{name}.json", b"{}") for name in "abc"]
+    config = parse_config({
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0"},
+        "sources": [{"name": "files", "kind": "http", "urls": urls, "interval": "300ms",
+                     "backoff_base": "20s", "sinks": ["cms"]},
+                    {"name": "nowhere", "kind": "http", "urls": ["http://127.0.0.1:9/x.json"],
+                     "interval": "300ms", "backoff_base": "20s", "sinks": ["cms"]}],
+        "sinks": [{"name": "cms", "kind": "webhook", "url": receiver.url,
+                   "secret": "s3cret-for-the-test"}],
+    })
+    async with running(config) as (daemon, base):
+        await wait_for(lambda: len(receiver.requests) == 3, timeout=30)
+        upstream.host.files.clear()  # every file now answers 404
+        await wait_for(lambda: all(s.failures for p in daemon.pollers.values()
+                                   for s in p.states.values()), timeout=30)
+        async with browser_page() as page:
+            await page.open(f"{base}/status")
+            headline = await page.evaluate("document.getElementById('headline').innerText")
+            header_colour = await page.evaluate(
+                "getComputedStyle(document.getElementById('headline')).backgroundColor")
+            rows = await page.evaluate(
+                "[...document.querySelectorAll('h2.source + table tr:not(:first-child)')]"
+                ".map(r => getComputedStyle(r.cells[0]).backgroundColor)")
+            states = await page.evaluate(
+                "[...document.querySelectorAll('h2.source')].map(h => h.dataset.state)")
+            text = await page.evaluate("document.body.innerText")
+            shot = await page.screenshot(tmp_path / "failing.png")
+    assert "2 sources failing: files, nowhere" in headline and "3 deliveries dead" in headline
+    assert header_colour == "rgb(253, 232, 234)"  # the red of a problem, not OK's green
+    assert states == ["failing", "failing"]
+    assert len(rows) == 4 and set(rows) == {"rgb(253, 232, 234)"}
+    assert "the server answered 404 (not found)" in text
+    assert "cannot connect to 127.0.0.1:9: connection refused" in text
+    assert re.search(r"last change \d+ s ago|\d+ s ago", text) and re.search(r"in \d+ s", text)
+    assert not re.search(r"\b[A-Z][A-Za-z]+(Error|Exception)\b", text), text
+    assert shot.stat().st_size > 10_000
+
+
+def test_states_and_the_headline_from_a_table() -> None:
+    """Worst first: stopped, failing, stale, budget-limited, ok; dead letters make it red."""
+    def source(name: str, **facts: Any) -> dict[str, Any]:
+        base = {"name": name, "stopped": False, "resources": [], "budget_limited": False,
+                "last_clean_poll_age_s": 1.0}
+        return {**base, **facts}
+
+    cases = [(source("a"), "ok"), (source("a", budget_limited=True), "budget-limited"),
+             (source("a", last_clean_poll_age_s=31.0), "stale"),
+             (source("a", last_clean_poll_age_s=None), "stale"),
+             (source("a", resources=[{"failures": 1}]), "failing"),
+             (source("a", stopped=True, resources=[{"failures": 1}]), "stopped")]
+    for facts, expected in cases:
+        assert source_state(facts, interval=10.0) == expected, facts
+    sinks = [{"dead": 0}]
+    assert headline({"sources": [{"name": "a", "state": "ok"}], "sinks": sinks}, None) == ("OK", "ok")
+    assert headline({"sources": [{"name": "a", "state": "budget-limited"}], "sinks": sinks},
+                    None) == ("1 source budget-limited: a", "warn")
+    words, colour = headline({"sources": [{"name": "a", "state": "ok"}], "sinks": [{"dead": 2}]},
+                             None)
+    assert colour == "bad" and words.startswith("2 deliveries dead")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from prometheus_client import generate_latest
 
 from pollerd.app import Daemon
 from pollerd.config import parse_config
-from tests.conftest import Upstream, config_file, wait_for
+from tests.conftest import Upstream, config_file, require, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN = {"up"}  # series Prometheus makes itself
@@ -62,18 +65,18 @@ def test_every_metric_in_the_dashboard_and_rules_is_exported(tmp_path: Path) -> 
         assert names <= exported, f"{where}: {sorted(names - exported)}"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_the_alert_rules_pass_promtool() -> None:
     """promtool check rules."""
+    require(shutil.which("promtool") is not None, "promtool")
     result = subprocess.run(["promtool", "check", "rules",
                              str(ROOT / "config/prometheus/pollerd-alerts.yml")],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is missing")
 def test_the_unit_verifies_and_scores_2_or_better(tmp_path: Path) -> None:
     """systemd-analyze verify passes (with the real executable) and security scores <= 2.0."""
+    require(shutil.which("systemd-analyze") is not None, "systemd-analyze")
     unit = tmp_path / "pollerd.service"
     executable = shutil.which("pollerd") or str(Path(sys.executable).parent / "pollerd")
     unit.write_text((ROOT / "systemd/pollerd.service").read_text()
@@ -86,6 +89,59 @@ def test_the_unit_verifies_and_scores_2_or_better(tmp_path: Path) -> None:
     score = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
     assert score is not None, security.stdout[-500:]
     assert float(score.group(1)) <= 2.0
+
+
+def test_the_unit_as_shipped_verifies_after_the_readme_install() -> None:
+    """The README's install puts the command at /usr/local/bin/pollerd, where the unit runs it
+    (.ci/run does that install); then `systemd-analyze verify` passes on the unit as shipped."""
+    require(shutil.which("systemd-analyze") is not None, "systemd-analyze")
+    require(Path("/usr/local/bin/pollerd").exists(), "/usr/local/bin/pollerd (the README's install)")
+    assert "ln -sf /opt/pollerd/bin/pollerd /usr/local/bin/pollerd" in (ROOT / "README.md").read_text()
+    verify = subprocess.run(["systemd-analyze", "verify", str(ROOT / "systemd/pollerd.service")],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_the_wheel_carries_the_demo_config_and_runs_outside_the_repository(tmp_path: Path) -> None:
+    """Installed from a wheel, away from the checkout, the demo finds its configuration; the
+    wheel has the LICENSE and the project's URLs."""
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True,
+                           check=False, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("pollerd-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "pollerd/sim/data/demo.toml" in names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert "Project-URL: Repository, " in metadata and "Project-URL: Issues, " in metadata
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; from pollerd.cli import DEMO_CONFIG, main; "
+         "print(DEMO_CONFIG); sys.exit(main(['check-config', str(DEMO_CONFIG)]))"],
+        cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True, text=True, check=False, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith(str(tmp_path / "site")), check.stdout
+
+
+def test_a_busy_simulator_port_is_one_clear_line(tmp_path: Path) -> None:
+    """`pollerd sim` (and `demo`) with the port taken: exit 1 and one line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args in (["sim", "--port", str(port)],
+                     ["sim", "--port", "0", "--ap-port", str(port), "--dc-port", "0"]):
+            result = subprocess.run([sys.executable, "-m", "pollerd", *args], cwd=tmp_path,
+                                    capture_output=True, text=True, check=False, timeout=60)
+            assert result.returncode == 1
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and "address already in use" in lines[0], result.stderr
 
 
 def dockerfile_json(instruction: str) -> list[str]:

@@ -37,6 +37,7 @@ class RequestRecord:
     sent_bytes: int
     headers: dict[str, str]
     query: str = ""
+    etag: str | None = None  # the answer's ETag (the simulated S3 hosts': the body's MD5)
 
 
 class SimHost:
@@ -108,7 +109,8 @@ class SimHost:
             response = web.Response(status=fault.status, text=f"fault {fault.status}\n",
                                     headers=headers)
         sent = response.content_length or 0
-        self._record(request, response.status, sent if request.method == "GET" else 0)
+        self._record(request, response.status, sent if request.method == "GET" else 0,
+                     response.headers.get("ETag"))
         return response
 
     def _take_fault(self, request: web.Request) -> Fault | None:
@@ -134,9 +136,9 @@ class SimHost:
         request.transport.close()
         return response
 
-    def _record(self, request: web.Request, status: int, sent: int) -> None:
+    def _record(self, request: web.Request, status: int, sent: int, etag: str | None = None) -> None:
         record = RequestRecord(time.time(), request.method, request.path, status, sent,
-                               dict(request.headers), request.query_string)
+                               dict(request.headers), request.query_string, etag)
         self.log.append(record)
         if self.on_request is not None:
             self.on_request(record)

@@ -42,6 +42,7 @@ class ApiPoller:
         self._log = structlog.get_logger(logger).bind(source=self.name)
         self.fit: BudgetFit | None = None  # this source's share of its request budget
         self.budget_limited = False  # polling less often than configured, to fit the budget
+        self.spread = 0.0  # seconds between cycles the budget allows now
         self._requests = 0  # made in this cycle
         self._deferred = 0  # put off in this cycle: the budget was spent
         self._cycle_started = 0.0
@@ -81,8 +82,10 @@ class ApiPoller:
         if self.fit is None:
             return
         spread = spacing(self._requests + self._deferred, self.fit.allowance, self.fit.window)
-        self._next_cycle_at = self._cycle_started + spread
         limited = spread > self._interval or self._deferred > 0
+        # the schedule spaces cycles that fit; only a source over its share is held back
+        self._next_cycle_at = self._cycle_started + spread if limited else 0.0
+        self.spread = spread
         if limited and not self.budget_limited:
             self._log.warning("polling less often than configured, to fit the request budget",
                               requests=self._requests + self._deferred, every=round(spread, 1),
@@ -107,7 +110,7 @@ class ApiPoller:
                             unchanged=done.count(Outcome.UNCHANGED),
                             errors=done.count(Outcome.ERROR), skipped=outcomes.count(None),
                             failing=sum(1 for s in self.states.values() if s.failures > 0))
-        if done and report.errors == 0:
+        if done and report.clean:
             self._metrics.last_success.labels(self.name).set(self._clock())
         return report
 
