@@ -70,10 +70,11 @@ def test_the_example_shows_every_key_of_every_kind() -> None:
         missing_kinds = set(models) - {row["kind"] for row in raw[table]}
         assert not missing_kinds, f"{table}: no example of kind {sorted(missing_kinds)}"
     # the keys every source (sink) kind shares need showing once; each kind's own, in its table
-    for base, union in ((SourceBase, SourceConfig), (SinkBase, SinkConfig)):
-        written[base] = set().union(*(written.get(m, set()) for m in kinds(union).values()))
-    everything = [DaemonConfig, SourceBase, SinkBase, *NESTED.values(),
-                  *kinds(SourceConfig).values(), *kinds(SinkConfig).values()]
+    families: list[tuple[type[BaseModel], Any]] = [(SourceBase, SourceConfig), (SinkBase, SinkConfig)]
+    for family, union in families:
+        written[family] = set().union(*(written.get(m, set()) for m in kinds(union).values()))
+    everything: list[type[BaseModel]] = [DaemonConfig, SourceBase, SinkBase, *NESTED.values(),
+                                         *kinds(SourceConfig).values(), *kinds(SinkConfig).values()]
     missing = {}
     for model in everything:
         shared = next((base for base in (SourceBase, SinkBase)
