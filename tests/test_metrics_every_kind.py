@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from pollerd.config import parse_config
 from pollerd.sim.night import PACKAGE, ElectionNight
-from tests.conftest import Upstream, opened
+from tests.conftest import ConfigFactory, Upstream, opened
 from tests.test_ap import KEY as AP_KEY
 from tests.test_ap import ap  # noqa: F401  # the AP replay fixture
 from tests.test_democracyclub import KEY as DC_KEY
@@ -69,3 +70,16 @@ def _total(registry: CollectorRegistry, name: str, source: str) -> float:
     """The sum of a family's samples of one source (any other labels)."""
     return sum(s.value for metric in registry.collect() for s in metric.samples
                if s.name == name and s.labels.get("source") == source)
+
+
+async def test_a_versions_age_is_measured_from_the_upstreams_own_time(
+    upstream: Upstream, make_config: ConfigFactory
+) -> None:
+    """Last-Modified 30 s ago: the version was 30 s old when committed ("how late are we?")."""
+    upstream.host.add("/a.json")
+    upstream.host.publish("/a.json", b'{"v": 1}', at=time.time() - 30)
+    async with opened(make_config([upstream.url("/a.json")])) as daemon:
+        assert await daemon.run_once()
+        registry = daemon.metrics.registry
+        assert _total(registry, "pollerd_version_age_seconds_count", "files") == 1
+        assert 29 <= _total(registry, "pollerd_version_age_seconds_sum", "files") < 40

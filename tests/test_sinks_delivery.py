@@ -22,7 +22,7 @@ from pollerd.cli import main
 from pollerd.config import Config, parse_config
 from pollerd.deliveries import collect_deliveries
 from pollerd.sim import SimServer
-from tests.conftest import Receiver, Upstream, config_file, opened, sample, wait_for
+from tests.conftest import Receiver, Upstream, config_file, opened, require, sample, wait_for
 
 SECRET = "whsec-3f9a1c77e2"
 
@@ -315,8 +315,7 @@ async def test_a_dead_receiver_delays_nothing_else(
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (and its key), made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    require(shutil.which("openssl") is not None, "openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                     "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
