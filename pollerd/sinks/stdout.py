@@ -66,7 +66,8 @@ def _progress(details: dict[str, Any]) -> str:
     if isinstance(summary, dict):
         words.append(_summary_words(summary))
     if "changed_races" in details:
-        words.append(f"{len(details['changed_races'])} races changed")
+        count = len(details["changed_races"])
+        words.append(f"{count} {'race' if count == 1 else 'races'} changed")
     if details.get("as_of"):
         words.append(f"as of {details['as_of']}")
     if details.get("timestamp_local"):
