@@ -74,6 +74,7 @@ class Daemon:
         self._polls: dict[str, asyncio.Task[PollReport]] = {}
         self._context: PollContext | None = None
         self._budgets = QuotaBudgets()
+        self._reloading = asyncio.Lock()
         self._log = structlog.get_logger("pollerd")
 
     async def open(self) -> None:
@@ -244,7 +245,19 @@ class Daemon:
 
     async def reload(self, path: Path) -> bool:
         """Re-read the config file and apply it: sources and sinks added, removed or changed,
-        state and pending deliveries kept. An invalid file changes nothing (and says why)."""
+        state and pending deliveries kept. An invalid file changes nothing (and says why).
+
+        Reloads run one at a time (two SIGHUPs in a row apply in turn, each against what the
+        one before left)."""
+        async with self._reloading:
+            try:
+                return await self._reload(path)
+            except Exception as exc:
+                self._log.exception("reload failed part-way; restart pollerd to apply the file",
+                                    error=str(exc))
+                return False
+
+    async def _reload(self, path: Path) -> bool:
         try:
             new = load_config(path)
         except ConfigError as exc:
@@ -264,7 +277,7 @@ class Daemon:
             del self.pollers[name]
         for name in sinks.gone:
             await self.deliverer.remove_sink(name, grace)
-            await self.sinks.pop(name).close()
+            await self._close_sink(name, self.sinks.pop(name))
         for sink_config in new.sinks:
             if sink_config.name in sinks.fresh:
                 sink = build_sink(sink_config, self.config.daemon.state_dir, self.user_agent)
@@ -288,6 +301,12 @@ class Daemon:
                        sinks_changed=sorted(sinks.gone & sinks.fresh))
         self.notifier.send(f"STATUS=reloaded: {self._summary()}")
         return True
+
+    async def _close_sink(self, name: str, sink: Sink) -> None:
+        try:
+            await sink.close()
+        except Exception as exc:  # a sink that cannot close must not stop the reload
+            self._log.warning("could not close a removed sink", sink=name, error=str(exc))
 
     async def _drain(self) -> None:
         grace = self.config.daemon.drain_grace

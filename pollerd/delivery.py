@@ -54,8 +54,8 @@ class Deliverer:
     ) -> None:
         self._store = store
         self._blobs = blobs
-        self._sinks = sinks
-        self._policies = policies
+        self._sinks = dict(sinks)  # its own tables: the daemon's reload changes them through us
+        self._policies = dict(policies)
         self._retry = {name: Backoff(p.retry_base, p.retry_max) for name, p in policies.items()}
         self._metrics = metrics
         self._clock = clock
