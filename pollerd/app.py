@@ -39,6 +39,7 @@ from pollerd.state import STATE_FILE, SqliteStore
 from pollerd.state_lock import StateLock
 from pollerd.status_page import snapshot
 from pollerd.systemd import Notifier, watchdog_interval
+from pollerd.tasks import TaskHealth, retrying
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
 
@@ -60,13 +61,15 @@ class Daemon:
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
         self.sinks: dict[str, Sink] = {s.name: build_sink(s, state_dir, self.user_agent)
                                        for s in config.sinks}
+        self.tasks = TaskHealth(self.metrics)
         self.deliverer = Deliverer(self.store, self.blobs, self.sinks,
-                                   {s.name: s for s in config.sinks}, self.metrics)
+                                   {s.name: s for s in config.sinks}, self.metrics,
+                                   health=self.tasks)
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
         stall_after = config.daemon.stall_after or default_stall_after(
             [s.interval for s in config.sources])
-        self.health = Health(self.scheduler, stall_after)
+        self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
         self.notifier = Notifier()
         self.server: OpsServer | None = None
         self._opened_at: float | None = None
@@ -164,12 +167,15 @@ class Daemon:
         for name in self.pollers:
             self._schedule(name)
         self.scheduler.start()
+        state_dir = self.config.daemon.state_dir
         helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
-                   asyncio.create_task(handoff.serve(self.config.daemon.state_dir, self._request),
-                                       name="requests")]
+                   asyncio.create_task(retrying(self.tasks, "requests", lambda: handoff.serve_once(
+                       state_dir, self._request)), name="requests")]
         interval = watchdog_interval()
         if interval is not None:
             helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+        for helper in helpers:
+            self.tasks.watch(helper)
         self.notifier.send("READY=1", f"STATUS={self._summary()}")
         self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
         await stop.wait()
@@ -237,6 +243,10 @@ class Daemon:
             self._polls[name] = task
             try:
                 await task
+            except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
+                self.tasks.failed(f"poll:{name}", exc)
+            else:
+                self.tasks.recovered(f"poll:{name}")
             finally:
                 if self._polls.get(name) is task:
                     del self._polls[name]

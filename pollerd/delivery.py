@@ -23,6 +23,7 @@ from pollerd.config_base import SinkBase
 from pollerd.metrics import Metrics
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.state import PendingDelivery, StateStore
+from pollerd.tasks import TaskHealth, retrying
 from pollerd.waiting import wait_set
 
 BATCH = 500
@@ -51,6 +52,7 @@ class Deliverer:
         policies: dict[str, SinkBase],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        health: TaskHealth | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -59,6 +61,7 @@ class Deliverer:
         self._retry = {name: Backoff(p.retry_base, p.retry_max) for name, p in policies.items()}
         self._metrics = metrics
         self._clock = clock
+        self._health = health or TaskHealth(metrics)
         self._wake = {name: asyncio.Event() for name in sinks}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._log = structlog.get_logger("pollerd.delivery")
@@ -132,14 +135,19 @@ class Deliverer:
                 return failed
 
     async def _loop(self, name: str) -> None:
+        """Rounds for ever; a store or sink error costs a retry with backoff, never the loop."""
+        await retrying(self._health, f"deliver:{name}", lambda: self._pass(name))
+
+    async def _pass(self, name: str) -> None:
+        """One round, then wait for news, a retry that is due, or the idle wake."""
         wake = self._wake[name]
-        while True:
-            wake.clear()
-            result = await self._round(name)
-            if result.more and result.delivered:
-                continue
-            timeout = IDLE_WAKE if result.next_due is None else result.next_due - self._clock()
-            await wait_set(wake, max(timeout, 0.05))
+        wake.clear()
+        result = await self._round(name)
+        self._health.recovered(f"deliver:{name}")
+        if result.more and result.delivered:
+            return
+        timeout = IDLE_WAKE if result.next_due is None else result.next_due - self._clock()
+        await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._coalesced(name, await self._store.pending_deliveries(name, BATCH))

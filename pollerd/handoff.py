@@ -46,21 +46,20 @@ def submit(state_dir: Path, request: dict[str, Any], timeout: float = ANSWER_TIM
     return None
 
 
-async def serve(state_dir: Path, handle: Handler) -> None:
-    """Carry out the requests left in the state directory, one after the other, forever."""
-    folder = state_dir / FOLDER
+async def serve_once(state_dir: Path, handle: Handler) -> None:
+    """Carry out the requests left in the state directory, one after the other; then wait a
+    moment (the daemon runs this again and again)."""
     log = structlog.get_logger("pollerd.handoff")
-    while True:
-        for path in await asyncio.to_thread(_waiting, folder):
-            try:
-                request = json.loads(await asyncio.to_thread(path.read_bytes))
-                answer = await handle(request)
-            except (OSError, ValueError) as exc:
-                log.warning("request from the command line not understood", file=path.name,
-                            error=str(exc))
-                answer = {"code": 2, "message": "the daemon could not read the request"}
-            await asyncio.to_thread(_answer, path, answer)
-        await asyncio.sleep(CHECK_EVERY)
+    for path in await asyncio.to_thread(_waiting, state_dir / FOLDER):
+        try:
+            request = json.loads(await asyncio.to_thread(path.read_bytes))
+            answer = await handle(request)
+        except (OSError, ValueError) as exc:
+            log.warning("request from the command line not understood", file=path.name,
+                        error=str(exc))
+            answer = {"code": 2, "message": "the daemon could not read the request"}
+        await asyncio.to_thread(_answer, path, answer)
+    await asyncio.sleep(CHECK_EVERY)
 
 
 def _waiting(folder: Path) -> list[Path]:

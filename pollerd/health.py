@@ -1,5 +1,6 @@
-"""Is the daemon alive and making progress? The event loop's heartbeat and the scheduler's last
-started poll answer it, for ``/healthz``, for the systemd watchdog and for ``/readyz``."""
+"""Is the daemon alive and making progress? The event loop's heartbeat, the scheduler's last
+started poll and the long-running tasks' health answer it, for ``/healthz``, for the systemd
+watchdog and for ``/readyz``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from pollerd.scheduler import PollScheduler
+from pollerd.tasks import TaskHealth
 
 HEARTBEAT = 0.5
 LAG_LIMIT = 5.0
@@ -17,8 +19,10 @@ class Health:
     """Answers "what is wrong, if anything" from the heartbeat and the scheduler's progress."""
 
     def __init__(self, scheduler: PollScheduler, stall_after: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tasks: TaskHealth | None = None
+                 ) -> None:
         self._scheduler = scheduler
+        self._tasks = tasks
         self.stall_after = stall_after
         self._clock = clock
         self._started = clock()
@@ -44,7 +48,7 @@ class Health:
         if since > self.stall_after:
             what = "no poll has run yet after" if started is None else "no poll has started for"
             return f"{what} {since:.0f}s (stall_after {self.stall_after:g}s): polls are stuck"
-        return None
+        return None if self._tasks is None else self._tasks.problem()
 
 
 def default_stall_after(intervals: list[float]) -> float:

@@ -114,6 +114,10 @@ class Metrics:
             "How old a version was when pollerd committed it, from the upstream's own time "
             "(Last-Modified, the FSO file's timestamp, AP's lastUpdated).", ["source"], registry=r,
             buckets=(1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600))
+        self.task_failures = Counter("pollerd_task_failures_total",
+                                     "Errors of the daemon's long-running tasks (a sink's delivery "
+                                     "loop, a source's polls, ...): retried, or the task died.",
+                                     ["task"], registry=r)
         self.budget_limited = Gauge("pollerd_budget_limited",
                                     "1 while the source polls less often than configured, to fit "
                                     "a request budget.", ["source"], registry=r)
@@ -122,6 +126,7 @@ class Metrics:
         """Create every labelled series at zero so dashboards see them before the first event."""
         self.build_info.labels(__version__).set(1)
         for source in sources:
+            self.task_failures.labels(f"poll:{source}")
             for outcome in POLL_OUTCOMES:
                 self.polls.labels(source, outcome)
             for reason in REJECT_REASONS:
@@ -143,6 +148,7 @@ class Metrics:
                 for status_class in STATUS_CLASSES:
                     self.http_requests.labels(source, method, status_class)
         for sink in sinks:
+            self.task_failures.labels(f"deliver:{sink}")
             for outcome in DELIVERY_OUTCOMES:
                 self.deliveries.labels(sink, outcome)
             self.outbox_depth.labels(sink)

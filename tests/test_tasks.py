@@ -1,0 +1,140 @@
+"""Long-running tasks survive their errors, and say so: a full disk while acknowledging."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import socket
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from pollerd.metrics import Metrics
+from pollerd.sim import SimServer
+from pollerd.tasks import TaskHealth, describe, retrying
+from tests.conftest import Upstream, config_file, wait_for
+from tests.test_crash import pollerd
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def fetch(url: str) -> tuple[int, str]:
+    """Status and text of a GET (connection errors: status 0)."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.text()
+    except aiohttp.ClientError as exc:
+        return 0, str(exc)
+
+
+async def test_a_full_disk_while_acknowledging_does_not_end_delivery(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The daemon's files are capped at 1 byte (RLIMIT_FSIZE: writes fail with EFBIG, as on a
+    full disk) while the receiver holds the second delivery: committing its acknowledgement fails.
+    /healthz turns 503 naming the sink and the reason, the failure is counted; once the disk has
+    room again the loop goes on by itself and the third version is delivered (at least once)."""
+    bodies: list[bytes] = []
+    hold = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        if len(bodies) == 2:
+            await hold.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = SimServer()
+    hook = await server.serve(app) + "/hook"
+    upstream.file("/a.json", b'{"v": 1}')
+    port = free_port()
+    sink = (f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{hook}"\n'
+            'secret = "s3cret-for-the-test"\n')
+    config = config_file(tmp_path, [upstream.url("/a.json")], sink=sink, sink_name="hook",
+                         daemon=f'metrics = "127.0.0.1:{port}"\nlog_format = "json"',
+                         source='interval = "200ms"')
+    daemon = await pollerd("run", "-c", str(config))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for(lambda: len(bodies) == 1, timeout=30)
+        upstream.host.publish("/a.json", b'{"v": 2}')
+        await wait_for(lambda: len(bodies) == 2, timeout=30)
+        resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+        hold.set()
+        status, text = 200, ""
+        for _ in range(200):
+            status, text = await fetch(f"{base}/healthz")
+            if status == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 503 and "deliver:hook" in text and "disk" in text, text
+        _, metrics = await fetch(f"{base}/metrics")
+        failures = next(line for line in metrics.splitlines()
+                        if line.startswith('pollerd_task_failures_total{task="deliver:hook"}'))
+        assert float(failures.split()[-1]) >= 1
+        resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        upstream.host.publish("/a.json", b'{"v": 3}')
+        await wait_for(lambda: b'{"v": 3}' in bodies, timeout=60)
+        for _ in range(300):
+            if (await fetch(f"{base}/healthz"))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await fetch(f"{base}/healthz"))[0] == 200
+    finally:
+        hold.set()
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=60)
+        await server.close()
+    log = stderr.decode()
+    assert log.count('"task failing; retrying with backoff"') == 1  # once, not every retry
+    assert '"task working again"' in log
+
+
+async def test_a_task_that_dies_turns_health_red() -> None:
+    """A task that ends (it never should) is reported until restart; cancelling is no death."""
+    health = TaskHealth(Metrics())
+
+    async def broken() -> None:
+        raise RuntimeError("the loop fell over")
+
+    dying = asyncio.create_task(broken(), name="deliver:x")
+    health.watch(dying)
+    cancelled = asyncio.create_task(asyncio.sleep(60), name="deliver:y")
+    health.watch(cancelled)
+    cancelled.cancel()
+    await asyncio.gather(dying, cancelled, return_exceptions=True)
+    assert health.problem() == "task deliver:x died: the loop fell over (RuntimeError)"
+
+
+async def test_retrying_reports_once_and_recovers() -> None:
+    """Two failures with one reason: one report; then success clears it."""
+    metrics = Metrics()
+    health = TaskHealth(metrics)
+    outcomes = [OSError(28, "No space left on device"), OSError(28, "No space left on device")]
+    done = asyncio.Event()
+
+    async def work() -> None:
+        if outcomes:
+            raise outcomes.pop(0)
+        if done.is_set():
+            await asyncio.sleep(60)
+        done.set()
+
+    runner = asyncio.create_task(retrying(health, "deliver:x", work))
+    await asyncio.wait_for(done.wait(), timeout=10)
+    await asyncio.sleep(0)
+    runner.cancel()
+    assert health.problem() is None
+    assert metrics.registry.get_sample_value("pollerd_task_failures_total",
+                                             {"task": "deliver:x"}) == 2
+    assert describe(OSError(28, "No space left on device", "state/pollerd.sqlite3-wal")) == \
+        "disk full on state/pollerd.sqlite3-wal"
