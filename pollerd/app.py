@@ -237,12 +237,18 @@ class Daemon:
 
     def _schedule(self, name: str) -> None:
         poller = self.pollers[name]
+        if isinstance(poller, SourcePoller):  # a slow resource must not make the cycle overrun
+            poller.patience = 0.9 * poller.config.interval
 
         async def run() -> None:
             task = asyncio.ensure_future(poller.poll())
             self._polls[name] = task
             try:
                 await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+                # the drain gave up on this poll: said once in its "drained" line
             except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
                 self.tasks.failed(f"poll:{name}", exc)
             else:
@@ -319,15 +325,27 @@ class Daemon:
             self._log.warning("could not close a removed sink", sink=name, error=str(exc))
 
     async def _drain(self) -> None:
+        """Stop scheduling; let the polls (stragglers too) and deliveries in flight finish within
+        ``drain_grace``; then cancel what is left, quietly, and say how much that was."""
         grace = self.config.daemon.drain_grace
+        started = time.monotonic()
+        self.scheduler.pause()
+        polls = {*self._polls.values(), *(task for poller in self.pollers.values()
+                                          if isinstance(poller, SourcePoller)
+                                          for task in poller.stragglers)}
+        deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
+        late: set[asyncio.Future[Any]] = set()
+        if polls:
+            _, late = await asyncio.wait(polls, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        cancelled_deliveries = await deliveries
         self.scheduler.shutdown()
-        if self._polls:
-            _, late = await asyncio.wait(set(self._polls.values()), timeout=grace)
-            for task in late:
-                task.cancel()
-            if late:
-                self._log.warning("abandoned polls at shutdown", count=len(late))
-        await self.deliverer.stop(grace)
+        log = self._log.warning if late or cancelled_deliveries else self._log.info
+        log("drained", seconds=round(time.monotonic() - started, 2), polls_abandoned=len(late),
+            deliveries_abandoned=cancelled_deliveries, drain_grace=grace)
 
     async def close(self) -> None:
         """Release everything in reverse order of opening; a failing close does not stop the rest."""

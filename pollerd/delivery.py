@@ -62,6 +62,7 @@ class Deliverer:
         self._metrics = metrics
         self._clock = clock
         self._health = health or TaskHealth(metrics)
+        self._stopping = False
         self._wake = {name: asyncio.Event() for name in sinks}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._log = structlog.get_logger("pollerd.delivery")
@@ -79,13 +80,20 @@ class Deliverer:
     def _start(self, name: str) -> None:
         self._tasks[name] = asyncio.create_task(self._loop(name), name=f"deliver:{name}")
 
-    async def stop(self, grace: float) -> None:
-        """Let in-flight deliveries finish for up to ``grace`` seconds, then cancel them."""
-        for task in self._tasks.values():
-            task.cancel()
+    async def stop(self, grace: float) -> int:
+        """Let each sink finish the delivery in flight (and commit its acknowledgement) within
+        ``grace`` seconds, start no new one, then cancel what is left; how many were cancelled."""
+        self._stopping = True
+        self.wake()
+        late: set[asyncio.Task[None]] = set()
         if self._tasks:
-            await asyncio.wait(self._tasks.values(), timeout=grace)
+            _, late = await asyncio.wait(self._tasks.values(), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
         self._tasks = {}
+        return len(late)
 
     def add_sink(self, name: str, sink: Sink, policy: SinkBase) -> None:
         """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume."""
@@ -136,7 +144,8 @@ class Deliverer:
 
     async def _loop(self, name: str) -> None:
         """Rounds for ever; a store or sink error costs a retry with backoff, never the loop."""
-        await retrying(self._health, f"deliver:{name}", lambda: self._pass(name))
+        await retrying(self._health, f"deliver:{name}", lambda: self._pass(name),
+                       until=lambda: self._stopping)
 
     async def _pass(self, name: str) -> None:
         """One round, then wait for news, a retry that is due, or the idle wake."""
@@ -158,6 +167,8 @@ class Deliverer:
         acked: list[PendingDelivery] = []
         try:
             for item in pending:
+                if self._stopping and not ignore_schedule:
+                    break  # shutting down: the delivery in flight finished; start no other
                 key = (item.event.source, item.event.resource)
                 if key in blocked:
                     continue

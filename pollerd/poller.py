@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +124,9 @@ class SourcePoller:
         self._switched: list[str] = []
         self._ids: frozenset[str] = frozenset()
         self._refused = 0
+        self._running: dict[str, asyncio.Task[Outcome]] = {}  # stragglers of earlier cycles
+        self._finished_late: set[str] = set()
+        self.patience: float | None = None  # how long a cycle waits for its slowest resources
         self.resources: list[Resource] = []
         self.states: dict[str, ResourceState] = {}
 
@@ -140,17 +144,15 @@ class SourcePoller:
     async def poll(self) -> PollReport:
         """One cycle over every resource that is not waiting out a backoff."""
         self._refused = 0
+        started = time.monotonic()
         discovery_ok = await self._discover_if_due()
         now = self._clock()
-        due = [r for r in self.resources if self._is_due(r, now)]
-        outcomes: dict[str, Outcome] = {}
-        for start in range(0, len(due), BATCH):  # bounded: 10,000 coroutines at once cost memory
-            batch = due[start:start + BATCH]
-            results = await asyncio.gather(*(self._poll_resource(r) for r in batch))
-            outcomes.update(zip([r.id for r in batch], results, strict=True))
-        failing = {r.id for r in due if outcomes[r.id] is Outcome.ERROR
-                   and self.states[r.id].failures >= self.config.rediscover_after}
-        touched = [r.id for r in due]
+        due = [r for r in self.resources if r.id not in self._running and self._is_due(r, now)]
+        outcomes = await self._probe_all(due, started)
+        failing = {rid for rid, outcome in outcomes.items() if outcome is Outcome.ERROR
+                   and self.states[rid].failures >= self.config.rediscover_after}
+        touched = [*outcomes, *self._finished_late]
+        self._finished_late = set()
         if failing and self._discovery_allowed():
             self._metrics.rediscoveries.labels(self.name).inc()
             self._log.info("re-discovering", failing=sorted(failing))
@@ -168,7 +170,7 @@ class SourcePoller:
             changed=results.count(Outcome.CHANGED),
             unchanged=results.count(Outcome.UNCHANGED),
             errors=results.count(Outcome.ERROR),
-            skipped=len(self.resources) - len(due),
+            skipped=len(self.resources) - len(outcomes),
             discovery_failed=not discovery_ok,
             refused_urls=self._refused,
             failing=sum(1 for r in self.resources if r.id in self.states
@@ -176,6 +178,36 @@ class SourcePoller:
         )
         self._record_cycle(report)
         return report
+
+    async def _probe_all(self, due: list[Resource], started: float) -> dict[str, Outcome]:
+        """Probe ``due`` in bounded batches. With ``patience`` set (the daemon's scheduled
+        cycles), a resource still unanswered when it runs out is left running on its own: the
+        cycle commits what finished, so one slow or hanging resource never holds up the others;
+        it is not probed again until it is done, and its state is saved with a later cycle."""
+        outcomes: dict[str, Outcome] = {}
+        for start in range(0, len(due), BATCH):  # bounded: 10,000 coroutines at once cost memory
+            batch = {r.id: asyncio.ensure_future(self._poll_resource(r))
+                     for r in due[start:start + BATCH]}
+            left = None if self.patience is None else self.patience - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                left = None  # stragglers only from batches begun in time: at most one batch
+            done, _ = await asyncio.wait(batch.values(), timeout=left)
+            for rid, task in batch.items():
+                if task in done:
+                    outcomes[rid] = task.result()
+                else:
+                    self._running[rid] = task
+                    task.add_done_callback(functools.partial(self._straggler_done, rid))
+        return outcomes
+
+    def _straggler_done(self, resource_id: str, _: asyncio.Task[Outcome]) -> None:
+        self._running.pop(resource_id, None)
+        self._finished_late.add(resource_id)
+
+    @property
+    def stragglers(self) -> list[asyncio.Task[Outcome]]:
+        """Probes still running from an earlier cycle (for a shutdown to wait for)."""
+        return list(self._running.values())
 
     def _record_cycle(self, report: PollReport) -> None:
         now = self._clock()

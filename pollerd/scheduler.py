@@ -59,8 +59,13 @@ class PollScheduler:
         """Start firing jobs (needs a running event loop)."""
         self._scheduler.start()
 
+    def pause(self) -> None:
+        """Stop firing new jobs; running ones go on (APScheduler's shutdown would cancel them)."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
     def shutdown(self) -> None:
-        """Stop firing new jobs; running ones are the caller's to drain."""
+        """Stop for good (after the running jobs have been drained)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 

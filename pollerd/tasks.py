@@ -68,10 +68,12 @@ class TaskHealth:
                         task=task.get_name(), reason=reason)
 
 
-async def retrying(health: TaskHealth, task: str, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work`` again and again: a failure is reported and waited out with backoff."""
+async def retrying(health: TaskHealth, task: str, work: Callable[[], Awaitable[None]],
+                   until: Callable[[], bool] = lambda: False) -> None:
+    """Run ``work`` again and again (until ``until()``): a failure is reported and waited out
+    with backoff."""
     failures = 0
-    while True:
+    while not until():
         try:
             await work()
         except asyncio.CancelledError:

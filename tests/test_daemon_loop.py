@@ -9,6 +9,7 @@ import aiohttp
 
 from pollerd.config import parse_config
 from pollerd.sim import Fault
+from pollerd.sim.night import ElectionNight
 from tests.conftest import (
     ConfigFactory,
     Upstream,
@@ -59,19 +60,19 @@ async def test_metrics_endpoint_exposes_every_family(
 
 
 async def test_overrunning_poll_is_skipped_not_stacked(
-    upstream: Upstream, make_config: ConfigFactory
+    night: ElectionNight, fso_config: ConfigFactory
 ) -> None:
-    """A poll slower than its interval never runs twice at once; the skipped runs are counted."""
-    upstream.file("/a.json", b"{}")
-    config = make_config([upstream.url("/a.json")], interval="100ms")
+    """A cycle slower than its interval (here its discovery: the CKAN API stalls) never runs
+    twice at once; the skipped runs are counted."""
+    config = fso_config(night.api_url, interval="100ms", discovery_interval="50ms")
     async with opened(config) as daemon:
-        upstream.host.inject("/a.json", Fault("slow", delay=0.6, count=3))
+        night.ckan.inject("*", Fault("slow", delay=0.6, count=3))
         stop = asyncio.Event()
         runner = asyncio.create_task(daemon.run(stop))
-        await wait_for(lambda: sample(daemon, "pollerd_skipped_polls_total", source="files") >= 2)
+        await wait_for(lambda: sample(daemon, "pollerd_skipped_polls_total", source="nrw") >= 2)
         stop.set()
         await runner
-    assert upstream.host.most_in_flight == 1
+    assert night.ckan.most_in_flight == 1
 
 
 async def test_failing_sink_does_not_block_polling_or_other_sinks(

@@ -24,7 +24,7 @@ from pollerd.cli import DEMO_CONFIG
 from pollerd.config import Config, load_config, parse_config
 from pollerd.demo import SIM_AP_KEY, open_simulation
 from pollerd.sim import Fault, SimServer
-from pollerd.sim.night import PRIMARY_DOWN
+from pollerd.sim.night import PACKAGE, PRIMARY_DOWN, ElectionNight
 from pollerd.status_page import headline, source_state
 from tests.browser import browser_page
 from tests.conftest import Receiver, Upstream, wait_for
@@ -67,15 +67,26 @@ async def get(url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
+def stalling_config(tmp_path: Path, night: ElectionNight) -> Config:
+    """An fso source re-reading its package every 100 ms, endpoints on a free port: a CKAN API
+    that stalls holds up the whole cycle (one slow file no longer does: it runs on alone)."""
+    return parse_config({
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0",
+                   "stall_after": "1s"},
+        "sources": [{"name": "nrw", "kind": "fso", "api": night.api_url, "package": PACKAGE,
+                     "allowed_hosts": ["127.0.0.1"], "allow_empty": True, "interval": "200ms",
+                     "discovery_interval": "100ms", "timeout": "30s", "sinks": ["out"]}],
+        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
+    })
+
+
 async def test_healthz_turns_503_while_polls_are_stuck_and_back(
-    upstream: Upstream, tmp_path: Path
+    night: ElectionNight, tmp_path: Path
 ) -> None:
-    """A poll that hangs (the file host stalls for 3 s) stops the scheduler's progress."""
-    upstream.file("/a.json", b"{}")
-    config = ops_config(tmp_path, upstream, stall_after="1s")
-    async with running(config) as (_, base):
+    """A poll that hangs (the CKAN API stalls for 3 s) stops the scheduler's progress."""
+    async with running(stalling_config(tmp_path, night)) as (_, base):
         assert (await get(f"{base}/healthz"))[0] == 200
-        upstream.host.inject("/a.json", Fault("slow", delay=3.0))
+        night.ckan.inject("*", Fault("slow", delay=3.0))
         seen: list[tuple[int, str]] = []
 
         async def poll_health() -> bool:
@@ -149,18 +160,16 @@ def datagrams(listener: socket.socket) -> list[str]:
 
 
 async def test_sd_notify_ready_watchdog_stopping_in_order(
-    upstream: Upstream, tmp_path: Path, notify_socket: socket.socket
+    night: ElectionNight, tmp_path: Path, notify_socket: socket.socket
 ) -> None:
     """READY=1 first, WATCHDOG=1 while polls progress, none while they are stuck, STOPPING=1 last."""
-    upstream.file("/a.json", b"{}")
-    config = ops_config(tmp_path, upstream, stall_after="1s")
     messages: list[str] = []
-    async with running(config):
+    async with running(stalling_config(tmp_path, night)):
         await asyncio.sleep(1.0)
         messages += datagrams(notify_socket)
         assert messages[0].startswith("READY=1\nSTATUS=1 sources")
         assert sum(m.startswith("WATCHDOG=1") for m in messages) >= 3
-        upstream.host.inject("/a.json", Fault("slow", delay=4.0))
+        night.ckan.inject("*", Fault("slow", delay=4.0))
         await asyncio.sleep(2.0)  # the poll hangs; after stall_after the watchdog stops
         datagrams(notify_socket)
         await asyncio.sleep(1.0)
