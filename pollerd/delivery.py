@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 
@@ -23,12 +24,20 @@ from pollerd.config_base import SinkBase
 from pollerd.metrics import Metrics
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.state import PendingDelivery, StateStore
-from pollerd.tasks import TaskHealth, retrying
+from pollerd.tasks import TaskHealth, describe, retrying
 from pollerd.waiting import wait_set
 
 BATCH = 500
 IDLE_WAKE = 60.0
 ACK_BATCH = 50  # acknowledgements committed together (a crash may resend up to this many)
+
+
+class Settled(StrEnum):
+    """What one delivery attempt came to."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # tried again later; later versions of the resource wait behind it
+    DEAD = "dead"  # dead-lettered: settled, so later versions go ahead
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,8 @@ class Deliverer:
                     next_due = item.next_attempt if next_due is None else min(next_due,
                                                                               item.next_attempt)
                     continue
-                if await self._deliver(name, item):
+                settled = await self._deliver(name, item)
+                if settled is Settled.DELIVERED:
                     delivered += 1
                     acked.append(item)
                     if len(acked) >= ACK_BATCH:
@@ -185,7 +195,8 @@ class Deliverer:
                         acked = []
                 else:
                     failed += 1
-                    blocked.add(key)
+                    if settled is Settled.RETRY:  # a dead one is settled: the next may follow
+                        blocked.add(key)
         finally:
             await self._acknowledge(name, acked)
         await self._gauge(name)
@@ -217,14 +228,14 @@ class Deliverer:
                 await self._blobs.release(item.event.sha256, self._store)
         return [item for item in pending if id(item) in keep]
 
-    async def _deliver(self, name: str, item: PendingDelivery) -> bool:
+    async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
         event = item.event
         log = self._log.bind(sink=name, source=event.source, resource=event.resource,
                              event_id=event.event_id)
         expired = self._expired(name, item)
         if expired is not None:
             await self._dead(name, item, expired, log)
-            return False
+            return Settled.DEAD
         started = time.monotonic()
         try:
             await self._sinks[name].deliver(event, self._blobs.path(event.sha256))
@@ -232,15 +243,16 @@ class Deliverer:
             limit = self._policies[name].max_attempts
             if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
                 await self._dead(name, item, str(exc), log)
-            else:
-                await self._retry_later(name, item, str(exc), exc.retry_after, log)
-            return False
-        except Exception as exc:  # a sink bug must not stop delivery to the others
-            log.exception("sink crashed")
-            await self._retry_later(name, item, f"internal: {type(exc).__name__}", None, log)
-            return False
+                return Settled.DEAD
+            await self._retry_later(name, item, str(exc), exc.retry_after, log)
+            return Settled.RETRY
+        except Exception as exc:  # a payload this sink cannot handle must not block it forever
+            log.exception("sink crashed on this event")
+            await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}",
+                             log)
+            return Settled.DEAD
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
-        return True
+        return Settled.DELIVERED
 
     async def _acknowledge(self, name: str, items: list[PendingDelivery]) -> None:
         """Commit the sink's acknowledgements together, then let go of their payloads."""

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 BOM = b"\xef\xbb\xbf"
 _SNIFF_BYTES = 512
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
+MAX_DEPTH = 100  # election data nests about ten deep
 
 
 class PayloadRejected(Exception):
@@ -66,8 +67,38 @@ def validate_payload(path: Path, fmt: str, allow_empty: bool) -> Any:
 
 
 def _parse_json(path: Path) -> Any:
-    raw = path.read_bytes().removeprefix(BOM)
+    return strict_json(path.read_bytes())
+
+
+def strict_json(raw: bytes) -> Any:
+    """Parse JSON as receivers will: UTF-8 (a BOM allowed), no NaN or Infinity (not JSON, and
+    many parsers refuse them), nested at most MAX_DEPTH deep (deeper is an attack or a bug, and
+    would exhaust the recursion of every reader after us). PayloadRejected otherwise."""
     try:
-        return json.loads(raw)
+        document = json.loads(raw.removeprefix(BOM), parse_constant=_no_constant)
+    except RecursionError:
+        raise PayloadRejected("invalid_json", f"nested more than {MAX_DEPTH} deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadRejected("invalid_json", str(exc)[:200]) from None
+    if _depth_over(document, MAX_DEPTH):
+        raise PayloadRejected("invalid_json", f"nested more than {MAX_DEPTH} deep")
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise PayloadRejected("invalid_json", f"{name} is not a JSON number")
+
+
+def _depth_over(document: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) \
+            else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False

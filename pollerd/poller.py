@@ -33,6 +33,7 @@ from pollerd.model import Download, Resource, ResourceState, Strategy, Validator
 from pollerd.payload import PayloadRejected, effective_format, extension_for, validate_payload
 from pollerd.recorder import ChangeRecorder
 from pollerd.sources import DiscoveryFailed, Source
+from pollerd.tasks import describe
 
 BATCH = 500
 
@@ -341,7 +342,7 @@ class SourcePoller:
             outcome = self._failed(state, url, "rejected", str(exc))
         except Exception as exc:  # a bug must cost one poll, never the daemon
             log.exception("poll crashed")
-            outcome = self._failed(state, url, "internal", type(exc).__name__)
+            outcome = self._failed(state, url, "internal", describe(exc))
         else:
             self._succeeded(state)
         self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
@@ -396,11 +397,10 @@ class SourcePoller:
         fmt = effective_format(resource.format, url, download.content_type)
         try:
             details = await asyncio.to_thread(self._inspect, resource, download, fmt)
-        except PayloadRejected:
+            self.states[resource.id] = await self._recorder.record(
+                resource, state, download, extension_for(fmt, url), details)
+        finally:  # on every path: a recorded download has moved into the blob store already
             await self._blobs.discard(download.path)
-            raise
-        self.states[resource.id] = await self._recorder.record(
-            resource, state, download, extension_for(fmt, url), details)
         return Outcome.CHANGED
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from pollerd.config import WebhookSinkConfig
 from pollerd.durable import atomic_write
 from pollerd.model import Event
 from pollerd.names import safe_name
-from pollerd.payload import BOM
+from pollerd.payload import PayloadRejected, strict_json
 from pollerd.signature import HEADER, sign
 from pollerd.sinks.base import DeliveryFailed
 
@@ -129,8 +129,8 @@ def _inline(data: bytes, limit: int) -> dict[str, Any]:
     if len(data) > limit:
         return {"payload_omitted": True}
     try:
-        return {"payload": json.loads(data.removeprefix(BOM))}
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"payload": strict_json(data)}
+    except PayloadRejected:  # not JSON as receivers read it: sent as bytes
         return {"payload_base64": base64.b64encode(data).decode()}
 
 
@@ -138,13 +138,13 @@ def _patch(base_path: Path, data: bytes) -> tuple[bytes, str] | None:
     """An RFC 6902 patch from the last delivered version (or from nothing) to ``data``, with
     the base's sha256 ("none"); None when ``data`` is not JSON."""
     try:
-        new = json.loads(data.removeprefix(BOM))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        new = strict_json(data)
+    except PayloadRejected:
         return None
     try:
         base_bytes = base_path.read_bytes()
-        base = json.loads(base_bytes.removeprefix(BOM))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        base = strict_json(base_bytes)
+    except (OSError, PayloadRejected):
         operations: list[dict[str, Any]] = [{"op": "add", "path": "", "value": new}]
         return json.dumps(operations, ensure_ascii=False).encode(), "none"
     patch = jsonpatch.make_patch(base, new)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -16,7 +15,7 @@ from pollerd.budget_plan import BudgetFit, spacing
 from pollerd.config_base import SourceBase
 from pollerd.context import PollContext
 from pollerd.model import Download, ResourceState, Validators
-from pollerd.payload import BOM, PayloadRejected
+from pollerd.payload import PayloadRejected, strict_json
 from pollerd.poller import Outcome, PollReport
 from pollerd.recorder import ChangeRecorder
 
@@ -131,8 +130,8 @@ class ApiPoller:
             return None
         path = self._blobs.path(state.sha256)
         try:
-            return await asyncio.to_thread(lambda: json.loads(path.read_bytes().removeprefix(BOM)))
-        except (OSError, ValueError):
+            return await asyncio.to_thread(lambda: strict_json(path.read_bytes()))
+        except (OSError, PayloadRejected):
             return None
 
     async def _parse(self, download: Download) -> Any:
@@ -157,7 +156,4 @@ class ApiPoller:
 
 
 def _read_json(download: Download) -> Any:
-    try:
-        return json.loads(download.path.read_bytes().removeprefix(BOM))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadRejected("invalid_json", str(exc)[:200]) from None
+    return strict_json(download.path.read_bytes())
