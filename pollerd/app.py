@@ -25,6 +25,7 @@ from pollerd.deliveries import redeliver_in
 from pollerd.delivery import Deliverer
 from pollerd.fetch import HttpClient, Limits
 from pollerd.health import Health, default_stall_after
+from pollerd.masking import MASKED
 from pollerd.metrics import Metrics
 from pollerd.poller import Poller, PollReport, SourcePoller
 from pollerd.quota import QuotaBudgets
@@ -307,6 +308,7 @@ class Daemon:
                 self.pollers[source_config.name] = poller
                 self._schedule(source_config.name)
         self.config = new.model_copy(update={"daemon": self.config.daemon})
+        MASKED.use(new.secret_values())  # a secret this file added is masked from now on
         self._plan_budgets()
         self._initialise_metrics()
         self._log.info("reloaded", sources_added=sorted(sources.fresh - sources.gone),

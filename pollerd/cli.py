@@ -17,6 +17,7 @@ from pollerd.deliveries import print_deliveries, redeliver
 from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.healthcheck import check_health
 from pollerd.logs import configure_logging
+from pollerd.masking import MASKED
 from pollerd.state_lock import StateLocked
 from pollerd.status import plural, print_status
 
@@ -159,8 +160,7 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    return print_status(config, as_json=args.json)
+    return print_status(_reading(args.config), as_json=args.json)
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
@@ -170,7 +170,15 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 
 def _deliveries(args: argparse.Namespace) -> int:
-    return print_deliveries(load_config(args.config), as_json=args.json)
+    return print_deliveries(_reading(args.config), as_json=args.json)
+
+
+def _reading(path: Path) -> Config:
+    """The config of a report: its secrets are masked in what it prints (errors kept by an
+    older version may hold one)."""
+    config = load_config(path)
+    MASKED.use(config.secret_values())
+    return config
 
 
 def _redeliver(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from pollerd import handoff
 from pollerd.blobs import BlobStore
 from pollerd.config import Config
+from pollerd.masking import MASKED
 from pollerd.state import STATE_FILE, SqliteStore
 from pollerd.state_lock import StateLock, StateLocked
 
@@ -29,8 +30,8 @@ def collect_deliveries(config: Config) -> dict[str, Any]:
         return {}
     try:
         return {sink.name: {"counts": store.count_by_status(sink.name),
-                            "dead": [asdict(row) for row in store.list_deliveries(
-                                sink.name, ("dead",), LISTED)],
+                            "dead": [{**asdict(row), "last_error": MASKED.optional(row.last_error)}
+                                     for row in store.list_deliveries(sink.name, ("dead",), LISTED)],
                             "superseded": [asdict(row) for row in store.list_deliveries(
                                 sink.name, ("superseded",), LISTED)]}
                 for sink in config.sinks}

@@ -72,6 +72,7 @@ class Deliverer:
         self._clock = clock
         self._health = health or TaskHealth(metrics)
         self._stopping = False
+        self._started = False
         self._wake = {name: asyncio.Event() for name in sinks}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._log = structlog.get_logger("pollerd.delivery")
@@ -83,6 +84,7 @@ class Deliverer:
 
     def start(self, names: list[str] | None = None) -> None:
         """Start one delivery loop per sink (or only for the sinks named)."""
+        self._started = True
         for name in self._sinks if names is None else names:
             self._start(name)
 
@@ -110,7 +112,7 @@ class Deliverer:
         self._policies[name] = policy
         self._retry[name] = Backoff(policy.retry_base, policy.retry_max)
         self._wake[name] = asyncio.Event()
-        if self._tasks:
+        if self._started:  # (a daemon whose only sink was replaced has no loop left to go by)
             self._start(name)
 
     async def remove_sink(self, name: str, grace: float) -> None:

@@ -1,7 +1,7 @@
 """Logging setup: structlog to stderr, JSON lines by default, readable on a terminal.
 
-Configured once, at start. Every known secret value is masked in every line, whatever key or
-message carries it.
+Configured once, at start. Every known secret is masked in every line, in every form, whatever
+key or message carries it; a reload replaces the set of secrets.
 """
 
 from __future__ import annotations
@@ -13,29 +13,24 @@ from typing import Any
 
 import structlog
 
-MASK = "***"
+from pollerd.masking import MASKED
 
 
 class Redactor:
-    """A structlog processor that replaces secret values inside any string of an event."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+    """A structlog processor that masks every secret (``masking.MASKED``, in all its forms) inside
+    any string of an event; the set follows reloads."""
 
     def __call__(
         self, logger: object, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Mask secrets in every value."""
-        if self._secrets:
-            for key, value in event.items():
-                event[key] = self._mask(value)
+        for key, value in event.items():
+            event[key] = self._mask(value)
         return event
 
     def _mask(self, value: Any) -> Any:
         if isinstance(value, str):
-            for secret in self._secrets:
-                value = value.replace(secret, MASK)
-            return value
+            return MASKED(value)
         if isinstance(value, list | tuple):
             return [self._mask(v) for v in value]
         if isinstance(value, dict):
@@ -44,7 +39,9 @@ class Redactor:
 
 
 def configure_logging(fmt: str = "auto", level: str = "info", secrets: Iterable[str] = ()) -> None:
-    """Set up structlog and route the standard library's logging (APScheduler, aiohttp) into it."""
+    """Set up structlog and route the standard library's logging (APScheduler, aiohttp) into it;
+    ``secrets`` become the process's masked set."""
+    MASKED.use(secrets)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -52,7 +49,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", secrets: Iterable[
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info if use_json else structlog.processors.StackInfoRenderer(),
-        Redactor(secrets),
+        Redactor(),
     ]
     renderer: Any = (structlog.processors.JSONRenderer() if use_json
                      else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from pollerd.masking import MASKED
 from pollerd.model import Event, Resource, ResourceState, Strategy, Validators
 
 SCHEMA_VERSION = 2
@@ -145,6 +146,7 @@ class StateStore(Protocol):
 
 def _state_to_json(state: ResourceState) -> str:
     data = asdict(state)
+    data["last_error"] = MASKED.optional(state.last_error)  # upstream errors may echo a key
     data["learned_strategy"] = state.learned_strategy.value if state.learned_strategy else None
     return json.dumps(data, separators=(",", ":"))
 
@@ -335,7 +337,7 @@ class SqliteStore:
         self.db.execute(
             "UPDATE deliveries SET status=?, attempts=attempts+1, last_error=?,"
             " next_attempt=COALESCE(?, next_attempt), updated_at=? WHERE event_id=? AND sink=?",
-            (status, error, next_attempt, time.time(), event_id, sink),
+            (status, MASKED.optional(error), next_attempt, time.time(), event_id, sink),
         )
 
     async def mark_dead(self, event_id: str, sink: str, error: str) -> None:

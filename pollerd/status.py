@@ -9,6 +9,7 @@ from typing import Any
 
 from pollerd.config import Config
 from pollerd.deliveries import open_readonly
+from pollerd.masking import MASKED
 
 
 def collect_status(config: Config) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def _resource_row(state: Any) -> dict[str, Any]:
         "sha256": state.sha256,
         "last_change": _iso(state.last_change_at),
         "last_success": _iso(state.last_success_at),
-        "last_error": state.last_error,
+        "last_error": MASKED.optional(state.last_error),
         "failures": state.failures,
         "backoff_until": _iso(backoff),
     }

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pollerd.config_base import SinkBase
+from pollerd.masking import MASKED
 from pollerd.metrics import Metrics
 from pollerd.poller import Poller
 from pollerd.scheduler import PollScheduler
@@ -44,8 +45,8 @@ async def snapshot(pollers: Mapping[str, Poller], scheduler: PollScheduler, stor
              "last_success_age_s": _age(now, state.last_success_at),
              "backoff_s": round(state.backoff_until - now, 1)
              if state.backoff_until and state.backoff_until > now else None,
-             "failures": state.failures, "last_error": state.last_error,
-             "problem": plain_error(state.last_error) if state.failures else None}
+             "failures": state.failures, "last_error": MASKED.optional(state.last_error),
+             "problem": MASKED.optional(plain_error(state.last_error)) if state.failures else None}
             for state in sorted(poller.states.values(), key=lambda s: s.resource_id)
         ]
         stopped = bool(getattr(poller, "failed", False))

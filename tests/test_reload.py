@@ -101,3 +101,23 @@ async def test_two_reloads_at_once_while_a_poll_is_in_flight(
         upstream.host.publish("/a.json", b'{"v": 2}')
         await wait_for(lambda: len(receiver.requests) == 2, timeout=30)
     assert json.loads(receiver.requests[1].body)["payload"] == {"v": 2}
+
+
+async def test_a_daemon_whose_only_sink_changes_keeps_delivering(
+    upstream: Upstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    """With one sink, replacing it leaves no delivery loop behind to go by: it must start anew."""
+    upstream.file("/a.json", b'{"v": 1}')
+    path = tmp_path / "pollerd.toml"
+    text = (f'[daemon]\nstate_dir = "{tmp_path / "state"}"\nmetrics = "127.0.0.1:0"\n'
+            f'[[sources]]\nname = "files"\nkind = "http"\nurls = ["{upstream.url("/a.json")}"]\n'
+            f'interval = "200ms"\nsinks = ["hook"]\n[[sinks]]\nname = "hook"\nkind = "webhook"\n'
+            f'url = "{receiver.url}"\nsecret = "s3cret-for-the-test"\n')
+    path.write_text(text)
+    async with running(load_config(path)) as (daemon, _):
+        await wait_for(lambda: len(receiver.requests) == 1)
+        path.write_text(text + 'body = "event"\n')
+        assert await daemon.reload(path)
+        upstream.host.publish("/a.json", b'{"v": 2}')
+        await wait_for(lambda: len(receiver.requests) == 2)
+    assert json.loads(receiver.requests[1].body)["payload"] == {"v": 2}

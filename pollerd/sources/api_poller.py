@@ -14,6 +14,7 @@ from pollerd.backoff import Backoff
 from pollerd.budget_plan import BudgetFit, spacing
 from pollerd.config_base import SourceBase
 from pollerd.context import PollContext
+from pollerd.masking import MASKED
 from pollerd.model import Download, ResourceState, Validators
 from pollerd.payload import PayloadRejected, strict_json
 from pollerd.poller import Outcome, PollReport
@@ -37,7 +38,6 @@ class ApiPoller:
         self._clock = context.clock
         self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
-        self._secrets = [s for s in config.secret_values() if s]
         self._log = structlog.get_logger(logger).bind(source=self.name)
         self.fit: BudgetFit | None = None  # this source's share of its request budget
         self.budget_limited = False  # polling less often than configured, to fit the budget
@@ -149,10 +149,9 @@ class ApiPoller:
         await self._store.mark_stopped(self.name, reason)
         self._log.error("source stopped", reason=reason)
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+    @staticmethod
+    def _redact(text: str) -> str:
+        return MASKED(text)
 
 
 def _read_json(download: Download) -> Any:
