@@ -17,7 +17,7 @@ import structlog
 from pollerd import PROJECT_URL, __version__, handoff
 from pollerd.blobs import BlobStore
 from pollerd.budget_plan import plan_budgets
-from pollerd.config import Config, ConfigError, SourceConfig, load_config
+from pollerd.config import Config, ConfigError, FilesystemSinkConfig, SourceConfig, load_config
 from pollerd.config_ap import ApSourceConfig
 from pollerd.config_dc import DcSourceConfig
 from pollerd.context import PollContext
@@ -36,7 +36,7 @@ from pollerd.sources import build_source
 from pollerd.sources.ap import ApPoller
 from pollerd.sources.api_poller import ApiPoller
 from pollerd.sources.democracyclub import DcPoller
-from pollerd.state import STATE_FILE, SqliteStore
+from pollerd.state import STATE_FILE, SqliteStore, StateCorrupt
 from pollerd.state_lock import StateLock
 from pollerd.status_page import snapshot
 from pollerd.systemd import Notifier, watchdog_interval
@@ -74,6 +74,7 @@ class Daemon:
         self.notifier = Notifier()
         self.server: OpsServer | None = None
         self._opened_at: float | None = None
+        self.state_lost: str | None = None  # evidence that the state was lost, said until restart
         self._session: aiohttp.ClientSession | None = None
         self._polls: dict[str, asyncio.Task[PollReport]] = {}
         self._context: PollContext | None = None
@@ -92,8 +93,16 @@ class Daemon:
                                ) from None
         try:
             await self.store.open()
+        except StateCorrupt as exc:
+            raise StartupError(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
             raise StartupError(f"daemon.state_dir: cannot open {self.store.path}: {exc}") from None
+        if self.store.created:
+            self.state_lost = await asyncio.to_thread(self._traces_of_a_lost_state)
+        if self.state_lost:
+            self._log.error("STATE LOST: the state database is new but earlier output exists; "
+                            "every resource will be announced again from version 1 with new "
+                            "event ids", evidence=self.state_lost)
         await asyncio.to_thread(self.blobs.prepare)
         daemon = self.config.daemon
         self._session = aiohttp.ClientSession(
@@ -112,6 +121,19 @@ class Daemon:
         self._initialise_metrics()
         await self.deliverer.refresh_depths()
         self._opened_at = time.monotonic()
+
+    def _traces_of_a_lost_state(self) -> str | None:
+        """Where a new state database finds output of an earlier one (payloads kept for it,
+        versions a filesystem sink wrote), or None."""
+        if any(path.is_file() for path in self.blobs.blob_dir.glob("*/*")):
+            return f"payloads of earlier versions in {self.blobs.blob_dir}"
+        for sink in self.config.sinks:
+            if isinstance(sink, FilesystemSinkConfig):
+                written = [sink.root / s.name for s in self.config.sources
+                           if (sink.root / s.name).is_dir()]
+                if written:
+                    return f"versions written by sink {sink.name} in {written[0]}"
+        return None
 
     @staticmethod
     def _poller(config: SourceConfig, context: PollContext, budgets: QuotaBudgets) -> Poller:
@@ -210,8 +232,11 @@ class Daemon:
 
     async def status(self) -> dict[str, Any]:
         """The data of ``/status`` and ``/status.json``."""
-        return await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks),
-                              self.metrics)
+        status = await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks),
+                                self.metrics)
+        if self.state_lost:
+            status["state_lost"] = self.state_lost
+        return status
 
     async def _watchdog(self, interval: float) -> None:
         """WATCHDOG=1 every ``interval`` seconds, only while polls make progress."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -340,6 +341,8 @@ class SourcePoller:
         except PayloadRejected as exc:
             self._metrics.rejected.labels(self.name, exc.reason).inc()
             outcome = self._failed(state, url, "rejected", str(exc))
+        except sqlite3.DatabaseError:
+            raise  # the state itself fails: the whole cycle does, and /healthz says so
         except Exception as exc:  # a bug must cost one poll, never the daemon
             log.exception("poll crashed")
             outcome = self._failed(state, url, "internal", describe(exc))

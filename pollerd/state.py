@@ -159,11 +159,26 @@ def _state_from_json(text: str) -> ResourceState:
     return ResourceState(**data)
 
 
+class StateCorrupt(Exception):
+    """The state database fails SQLite's own check."""
+
+
+def _integrity_problem(db: sqlite3.Connection) -> str | None:
+    """What ``PRAGMA quick_check`` finds wrong (None: nothing); a file that is no database is
+    wrong too."""
+    try:
+        rows = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows[:3])
+
+
 class SqliteStore:
     """The embedded StateStore: one SQLite file in the state directory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.created = False  # open() made a new, empty database (none was there, or 0 bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pollerd-sqlite")
         self._db: sqlite3.Connection | None = None
 
@@ -182,7 +197,14 @@ class SqliteStore:
             self._db.execute("PRAGMA busy_timeout=5000")
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.created = not self.path.exists() or self.path.stat().st_size == 0
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        problem = _integrity_problem(db)
+        if problem is not None:
+            db.close()
+            raise StateCorrupt(f"{self.path} is damaged ({problem}); restore it from a backup, "
+                               "or move it aside to start afresh (every resource is then "
+                               "announced again as a first version)")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")

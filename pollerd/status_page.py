@@ -101,12 +101,15 @@ def headline(status: Mapping[str, Any], health: str | None) -> tuple[str, str]:
     if dead:
         problems.append(f"{_count(dead, 'delivery', 'deliveries')} dead (not delivered; "
                         "`pollerd deliveries` lists them)")
+    if status.get("state_lost"):
+        problems.insert(0, "the state was lost at start (everything is announced again from "
+                           f"version 1): {status['state_lost']}")
     if health is not None:
         problems.insert(0, health)
     if not problems:
         return "OK", "ok"
     worst = next((s for s in STATES if s in by_state), "ok")
-    serious = health is not None or dead or _COLOURS[worst] == "bad"
+    serious = health is not None or dead or _COLOURS[worst] == "bad" or status.get("state_lost")
     return "; ".join(problems), "bad" if serious else "warn"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 from pollerd.config import FilesystemSinkConfig
@@ -63,11 +64,15 @@ class FilesystemSink:
 
 
 def _is_newest(folder: Path, event: Event) -> bool:
+    """Whether ``event`` is at least as new as the one ``latest`` holds, by when each was
+    detected (not by sequence: a state that was lost starts counting at 1 again, and a dead
+    letter redelivered later is older than what followed it)."""
     try:
         current = json.loads((folder / f"latest{EVENT_SUFFIX}").read_bytes())
-    except (OSError, ValueError):
+        detected = datetime.fromisoformat(str(current["detected_at"]).replace("Z", "+00:00"))
+    except (OSError, ValueError, KeyError):
         return True
-    return bool(event.sequence >= int(current.get("sequence", 0)))
+    return event.detected_at >= detected
 
 
 def _prune(folder: Path, keep: int) -> None:
