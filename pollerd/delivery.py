@@ -29,7 +29,8 @@ from pollerd.waiting import wait_set
 
 BATCH = 500
 IDLE_WAKE = 60.0
-ACK_BATCH = 50  # acknowledgements committed together (a crash may resend up to this many)
+ACK_BATCH = 50  # acknowledgements committed together, at most this many ...
+ACK_WITHIN = 0.1  # ... or this many seconds after the first: a crash resends no more than that
 
 
 class Settled(StrEnum):
@@ -176,8 +177,12 @@ class Deliverer:
         delivered = failed = 0
         next_due: float | None = None
         acked: list[PendingDelivery] = []
+        first_ack = 0.0
         try:
             for item in pending:
+                if acked and time.monotonic() - first_ack >= ACK_WITHIN:
+                    await self._acknowledge(name, acked)
+                    acked = []
                 if self._stopping and not ignore_schedule:
                     break  # shutting down: the delivery in flight finished; start no other
                 key = (item.event.source, item.event.resource)
@@ -191,6 +196,8 @@ class Deliverer:
                 settled = await self._deliver(name, item)
                 if settled is Settled.DELIVERED:
                     delivered += 1
+                    if not acked:
+                        first_ack = time.monotonic()
                     acked.append(item)
                     if len(acked) >= ACK_BATCH:
                         await self._acknowledge(name, acked)

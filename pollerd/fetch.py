@@ -278,9 +278,11 @@ class HttpClient:
         if reason is not None:
             self._metrics.refused_urls.labels(source, reason).inc()
             host = urlsplit(url).hostname or "?"
+            scheme = urlsplit(url).scheme
+            what = f"the scheme {scheme}" if reason == "scheme" else f"the host {host}"
             structlog.get_logger("pollerd.fetch").warning(
-                "refused a URL to a host not allowed", source=source, host=host, reason=reason)
-            raise FetchFailure("refused", f"{reason} not allowed: {host}")
+                f"refused a URL: {what} is not allowed", source=source, host=host, reason=reason)
+            raise FetchFailure("refused", f"{what} is not allowed")
 
     def _count(self, source: str, method: str, status: int | None) -> None:
         self._metrics.http_requests.labels(source, method, _status_class(status)).inc()

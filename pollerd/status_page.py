@@ -189,7 +189,7 @@ def plain_error(error: str | None) -> str | None:
     words = {
         "timeout": f"no complete answer in time ({detail.removeprefix('no complete answer ')})",
         "connection": f"could not reach the server: {detail}",
-        "refused": f"not fetched: {detail} (outside the allowed hosts)",
+        "refused": f"not fetched: {detail}",
         "rejected": f"the server sent a file that cannot be right, refused: {detail}",
         "redirects": f"the server redirects too often: {detail}",
         "internal": f"pollerd could not handle this answer ({detail}); the log has the details",

@@ -111,3 +111,53 @@ async def test_sigterm_stops_the_daemon_cleanly(upstream: Upstream, tmp_path: Pa
     _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=30)
     assert daemon.returncode == 0, stderr.decode()
     assert b'"stopping"' in stderr
+
+
+async def test_kill_9_mid_backlog_repeats_only_a_tenth_of_a_second_of_deliveries(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """200 events waiting for a receiver that takes 20 ms each; kill -9 after about 100: the
+    restart sends again only what was delivered but not yet acknowledged, which is at most
+    100 ms of deliveries (here about 5), never the 50 of a whole batch."""
+    from aiohttp import web
+
+    from pollerd.sim import SimServer
+
+    keys: list[str] = []
+    down = True
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        if down:
+            return web.Response(status=503)
+        await asyncio.sleep(0.02)
+        keys.append(request.headers["Idempotency-Key"])
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = SimServer()
+    hook = await server.serve(app) + "/hook"
+    urls = [upstream.file(f"/r{i:03}.json", f'{{"r": {i}}}'.encode()) for i in range(200)]
+    sink = (f'[[sinks]]\nname = "out"\nkind = "webhook"\nurl = "{hook}"\n'
+            'secret = "s3cret-for-the-test"\nretry_base = "10ms"\nretry_max = "20ms"\n')
+    config = config_file(tmp_path, urls, daemon='metrics = "off"\nlog_format = "json"',
+                         source='interval = "1m"', sink=sink)
+    try:
+        once = await pollerd("once", "-c", str(config))
+        await once.communicate()
+        assert pending_deliveries(tmp_path / "state") == 200
+        down = False
+        daemon = await pollerd("run", "-c", str(config))
+        await wait_for(lambda: len(keys) >= 100, timeout=60)
+        os.kill(daemon.pid, signal.SIGKILL)
+        await daemon.wait()
+        delivered_before = len(keys)
+        again = await pollerd("once", "-c", str(config))
+        _, stderr = await again.communicate()
+        assert again.returncode == 0, stderr.decode()[-2000:]
+    finally:
+        await server.close()
+    repeats = len(keys) - len(set(keys))
+    assert len(set(keys)) == 200
+    assert repeats <= 8, (repeats, delivered_before)
