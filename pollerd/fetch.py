@@ -135,7 +135,7 @@ def connection_words(exc: aiohttp.ClientError, host: str) -> str:
         return f"{host} closed the connection without answering"
     if isinstance(exc, aiohttp.InvalidURL):
         return "a redirect Location is not a valid URL"
-    if isinstance(exc, aiohttp.ClientResponseError) and "header" in str(exc.message).lower():
+    if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head could not be parsed
         return f"the answer of {host} was not valid HTTP: response headers too large or malformed"
     if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
         return f"the connection to {host} failed: {exc.strerror.lower()}"
@@ -257,7 +257,11 @@ class HttpClient:
                         if response.status not in _REDIRECTS or location is None:
                             yield response
                             return
-                        following = str(response.url.join(URL(location)))
+                        try:
+                            following = str(response.url.join(URL(location)))
+                        except ValueError:
+                            raise FetchFailure("redirect", "the redirect's Location is not a "
+                                               f"valid URL: {location[:100]!r}") from None
                     if host_of(following) != host_of(current):
                         sent = {k: v for k, v in sent.items() if k in _CONDITIONAL}
                     current = following

@@ -4,6 +4,7 @@ a sink cannot handle is dead-lettered instead of blocking that sink for ever."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,41 @@ def test_strict_json_keeps_what_is_json() -> None:
     assert strict_json(nested) is not None
     with pytest.raises(PayloadRejected):
         strict_json(b"[" + nested + b"]")
+
+
+async def test_broken_answers_are_described_in_words(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    """A redirect to nowhere valid, headers too large, a refused scheme: each resource's error
+    says what happened, not an exception's class name."""
+    from aiohttp import web
+
+    from pollerd.sim import SimServer
+
+    async def bad_location(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "http://[not-an-address/x"})
+
+    async def huge_headers(request: web.Request) -> web.Response:
+        return web.Response(text="{}", headers={"X-Padding": "x" * 20_000})
+
+    async def to_ftp(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "ftp://127.0.0.1/x.json"})
+
+    app = web.Application()
+    app.router.add_get("/moved.json", bad_location)
+    app.router.add_get("/huge.json", huge_headers)
+    app.router.add_get("/ftp.json", to_ftp)
+    server = SimServer()
+    base = await server.serve(app)
+    try:
+        config = make_config([f"{base}/moved.json", f"{base}/huge.json", f"{base}/ftp.json"],
+                             strategy="always")
+        async with opened(config) as daemon:
+            assert not await daemon.run_once()
+            errors = {rid: s.last_error or "" for rid, s in daemon.pollers["files"].states.items()}
+    finally:
+        await server.close()
+    assert "the redirect's Location is not a valid URL" in errors["moved.json"]
+    assert "response headers too large or malformed" in errors["huge.json"]
+    assert "the scheme ftp is not allowed" in errors["ftp.json"]
+    assert not any(re.search(r"\b[A-Z][A-Za-z]+(Error|Exception)\b", e) for e in errors.values())
