@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +217,21 @@ async def receiver() -> AsyncIterator[Receiver]:
     hook.url = await server.serve(app) + "/hook"
     yield hook
     await server.close()
+
+
+def webhook_sink(url: str, extra: str = "", name: str = "hook") -> str:
+    """A ``[[sinks]]`` table: a webhook to ``url`` (signed with a test secret), ``extra`` keys."""
+    return (f'[[sinks]]\nname = "{name}"\nkind = "webhook"\nurl = "{url}"\n'
+            f'secret = "s3cret-for-the-test"\n{extra}')
+
+
+async def serve_receiver(handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> tuple[SimServer, str]:
+    """A webhook receiver answering with ``handle`` on a free port: its server and hook URL."""
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = SimServer()
+    return server, await server.serve(app) + "/hook"
 
 
 def config_file(tmp_path: Path, urls: list[str], daemon: str = 'metrics = "off"', source: str = "",

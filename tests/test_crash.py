@@ -9,7 +9,17 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from tests.conftest import Receiver, Upstream, config_file, versions_on_disk, wait_for
+from aiohttp import web
+
+from tests.conftest import (
+    Receiver,
+    Upstream,
+    config_file,
+    serve_receiver,
+    versions_on_disk,
+    wait_for,
+    webhook_sink,
+)
 
 
 def write_config(tmp_path: Path, url: str, out: Path, sink: str | None = None) -> Path:
@@ -119,10 +129,6 @@ async def test_kill_9_mid_backlog_repeats_only_a_tenth_of_a_second_of_deliveries
     """200 events waiting for a receiver that takes 20 ms each; kill -9 after about 100: the
     restart sends again only what was delivered but not yet acknowledged, which is at most
     100 ms of deliveries (here about 5), never the 50 of a whole batch."""
-    from aiohttp import web
-
-    from pollerd.sim import SimServer
-
     keys: list[str] = []
     down = True
 
@@ -134,13 +140,9 @@ async def test_kill_9_mid_backlog_repeats_only_a_tenth_of_a_second_of_deliveries
         keys.append(request.headers["Idempotency-Key"])
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    server = SimServer()
-    hook = await server.serve(app) + "/hook"
+    server, hook = await serve_receiver(handle)
     urls = [upstream.file(f"/r{i:03}.json", f'{{"r": {i}}}'.encode()) for i in range(200)]
-    sink = (f'[[sinks]]\nname = "out"\nkind = "webhook"\nurl = "{hook}"\n'
-            'secret = "s3cret-for-the-test"\nretry_base = "10ms"\nretry_max = "20ms"\n')
+    sink = webhook_sink(hook, 'retry_base = "10ms"\nretry_max = "20ms"\n', name="out")
     config = config_file(tmp_path, urls, daemon='metrics = "off"\nlog_format = "json"',
                          source='interval = "1m"', sink=sink)
     try:

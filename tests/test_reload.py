@@ -23,6 +23,17 @@ def webhook_config(tmp_path: Path, upstream: Upstream, sink: str, *, named: bool
             + (f'[[sinks]]\nname = "hook"\n{sink}' if named else ""))
 
 
+def first_delivery_config(tmp_path: Path, upstream: Upstream, receiver: Receiver
+                          ) -> tuple[str, Path]:
+    """a.json at version 1 and a config file delivering it to the receiver: the hook table's
+    body and the file."""
+    upstream.file("/a.json", b'{"v": 1}')
+    hook = f'kind = "webhook"\nurl = "{receiver.url}"\nsecret = "s3cret-for-the-test"\n'
+    path = tmp_path / "pollerd.toml"
+    path.write_text(webhook_config(tmp_path, upstream, hook))
+    return hook, path
+
+
 async def test_changing_every_key_of_a_sink_takes_effect(
     upstream: Upstream, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -58,9 +69,7 @@ async def test_a_sink_removed_and_added_again_delivers_again(
 ) -> None:
     """Removed: nothing more for it, the daemon lives on; added again: it gets new versions."""
     upstream.file("/a.json", b'{"v": 1}')
-    hook = f'kind = "webhook"\nurl = "{receiver.url}"\nsecret = "s3cret-for-the-test"\n'
-    path = tmp_path / "pollerd.toml"
-    path.write_text(webhook_config(tmp_path, upstream, hook))
+    hook, path = first_delivery_config(tmp_path, upstream, receiver)
     async with running(load_config(path)) as (daemon, _):
         await wait_for(lambda: len(receiver.requests) == 1)
         path.write_text(webhook_config(tmp_path, upstream, hook, named=False))
@@ -82,9 +91,7 @@ async def test_two_reloads_at_once_while_a_poll_is_in_flight(
     """Two SIGHUPs while the source's poll waits on a slow answer: applied one after the other;
     the source stays scheduled and polled, the sink keeps delivering."""
     upstream.file("/a.json", b'{"v": 1}')
-    hook = f'kind = "webhook"\nurl = "{receiver.url}"\nsecret = "s3cret-for-the-test"\n'
-    path = tmp_path / "pollerd.toml"
-    path.write_text(webhook_config(tmp_path, upstream, hook))
+    hook, path = first_delivery_config(tmp_path, upstream, receiver)
     async with running(load_config(path)) as (daemon, _):
         await wait_for(lambda: len(receiver.requests) == 1)
         upstream.host.inject("/a.json", Fault("slow", delay=1.0))

@@ -15,7 +15,15 @@ from pollerd.cli import main
 from pollerd.config import load_config
 from pollerd.deliveries import open_readonly
 from pollerd.model import Event
-from tests.conftest import ConfigFactory, Receiver, Upstream, opened, stdout_events, wait_for
+from tests.conftest import (
+    ConfigFactory,
+    Receiver,
+    Upstream,
+    opened,
+    stdout_events,
+    wait_for,
+    webhook_sink,
+)
 from tests.test_crash import pending_deliveries, pollerd, write_config
 
 
@@ -90,8 +98,7 @@ async def test_redeliver_beside_a_running_daemon_is_done_by_the_daemon(
     at once, with the same idempotency key."""
     receiver.answers = [(404, {})]
     upstream.file("/a.json", b'{"v": 1}')
-    sink = (f'[[sinks]]\nname = "out"\nkind = "webhook"\nurl = "{receiver.url}"\n'
-            'secret = "s3cret-for-the-test"\n')
+    sink = webhook_sink(receiver.url, name="out")
     config = write_config(tmp_path, upstream.url("/a.json"), tmp_path / "out", sink)
     daemon = await pollerd("run", "-c", str(config))
     try:

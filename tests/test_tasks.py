@@ -18,9 +18,9 @@ from aiohttp import web
 from pollerd.config import parse_config
 from pollerd.metrics import Metrics
 from pollerd.poller import SourcePoller
-from pollerd.sim import Fault, SimServer
+from pollerd.sim import Fault
 from pollerd.tasks import TaskHealth, describe, retrying
-from tests.conftest import Upstream, config_file, wait_for
+from tests.conftest import Upstream, config_file, serve_receiver, wait_for, webhook_sink
 from tests.test_crash import pollerd
 from tests.test_operations import running
 
@@ -57,15 +57,11 @@ async def test_a_full_disk_while_acknowledging_does_not_end_delivery(
             await hold.wait()
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    server = SimServer()
-    hook = await server.serve(app) + "/hook"
+    server, hook = await serve_receiver(handle)
     upstream.file("/a.json", b'{"v": 1}')
     port = free_port()
-    sink = (f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{hook}"\n'
-            'secret = "s3cret-for-the-test"\n')
-    config = config_file(tmp_path, [upstream.url("/a.json")], sink=sink, sink_name="hook",
+    config = config_file(tmp_path, [upstream.url("/a.json")], sink=webhook_sink(hook),
+                         sink_name="hook",
                          daemon=f'metrics = "127.0.0.1:{port}"\nlog_format = "json"',
                          source='interval = "200ms"')
     daemon = await pollerd("run", "-c", str(config))
@@ -195,16 +191,12 @@ async def test_sigterm_lets_the_poll_and_the_delivery_in_flight_finish(
         answered.append(posts[-1])
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    server = SimServer()
-    hook = await server.serve(app) + "/hook"
+    server, hook = await serve_receiver(handle)
     upstream.file("/a.json", b'{"v": 1}')
     upstream.file("/b.json", b'{"v": 1}')
-    sink = (f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{hook}"\n'
-            'secret = "s3cret-for-the-test"\n')
-    config = config_file(tmp_path, [upstream.url("/a.json"), upstream.url("/b.json")], sink=sink,
-                         sink_name="hook", daemon='metrics = "off"\nlog_format = "json"',
+    config = config_file(tmp_path, [upstream.url("/a.json"), upstream.url("/b.json")],
+                         sink=webhook_sink(hook), sink_name="hook",
+                         daemon='metrics = "off"\nlog_format = "json"',
                          source=f'interval = "{interval}"')
     daemon = await pollerd("run", "-c", str(config))
     try:
