@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY pollerd ./pollerd
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /var/lib/pollerd --shell /usr/sbin/nologin pollerd \
