@@ -31,18 +31,29 @@ STEPS = 180  # 30 minutes at 10 s
 async def run(mode: str, steps: int, national: bool) -> dict[str, Any]:
     """One night with pollerd in ``mode``; the figures of it and of the naive client."""
     server = SimServer()
-    election = ApElection(steps=steps, national=national,
-                          update_probability=0.05 if national else 0.2)
+    election = ApElection(steps=steps, national=national, update_probability=0.05 if national else 0.2)
     replay = ApServer(election, {KEY}, quota_per_minute=10_000, page_size=50)
     base = await server.serve(replay.app())
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config({
-            "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
-            "sources": [{"name": "ap", "kind": "ap", "api": base, "election_date": "2026-11-03",
-                         "api_key": KEY, "mode": mode, "quota_per_minute": 10_000,
-                         "queries": [{"name": "all", "level": "ru"}], "sinks": ["out"]}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": f"{tmp}/out"}],
-        })
+        config = parse_config(
+            {
+                "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
+                "sources": [
+                    {
+                        "name": "ap",
+                        "kind": "ap",
+                        "api": base,
+                        "election_date": "2026-11-03",
+                        "api_key": KEY,
+                        "mode": mode,
+                        "quota_per_minute": 10_000,
+                        "queries": [{"name": "all", "level": "ru"}],
+                        "sinks": ["out"],
+                    }
+                ],
+                "sinks": [{"name": "out", "kind": "filesystem", "root": f"{tmp}/out"}],
+            }
+        )
         daemon = Daemon(config)
         await daemon.open()
         naive_bytes = 0
@@ -59,11 +70,17 @@ async def run(mode: str, steps: int, national: bool) -> dict[str, Any]:
         finally:
             await daemon.close()
             await server.close()
-    return {"election": f"{len(election.races)} races", "mode": mode,
-            "requests": len(replay.log), "bytes": int(downloaded or 0),
-            "snapshot_changes": int(changes or 0), "full_document_requests": steps + 1,
-            "full_document_bytes": naive_bytes,
-            "bytes_ratio": naive_bytes / downloaded if downloaded else None, "written": stored}
+    return {
+        "election": f"{len(election.races)} races",
+        "mode": mode,
+        "requests": len(replay.log),
+        "bytes": int(downloaded or 0),
+        "snapshot_changes": int(changes or 0),
+        "full_document_requests": steps + 1,
+        "full_document_bytes": naive_bytes,
+        "bytes_ratio": naive_bytes / downloaded if downloaded else None,
+        "written": stored,
+    }
 
 
 def _tree_size(root: Path) -> int:
@@ -74,10 +91,16 @@ async def main(smoke: bool) -> None:
     """Both modes, one row each."""
     configure_logging("json", "error")
     steps = 30 if smoke else STEPS
-    rows = [await run(mode, steps, national) for national in (False, True)
-            for mode in ("nextrequest", "etag")]
-    report("ap", f"AP: {steps * 10 // 60}-minute night, a poll every 10 s, at reporting-unit "
-           "level; full document every poll for comparison", rows, {"smoke": smoke})
+    rows = [
+        await run(mode, steps, national) for national in (False, True) for mode in ("nextrequest", "etag")
+    ]
+    report(
+        "ap",
+        f"AP: {steps * 10 // 60}-minute night, a poll every 10 s, at reporting-unit "
+        "level; full document every poll for comparison",
+        rows,
+        {"smoke": smoke},
+    )
 
 
 if __name__ == "__main__":

@@ -42,17 +42,26 @@ async def main(smoke: bool) -> None:
         big = Path(tmp) / "big.bin"
         await asyncio.to_thread(write_version, big, size, 0)
         server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.serve_files", "--file", str(big),
-            stdout=asyncio.subprocess.PIPE)
+            sys.executable, "-m", "bench.serve_files", "--file", str(big), stdout=asyncio.subprocess.PIPE
+        )
         assert server.stdout is not None
         port = int((await server.stdout.readline()).decode())
-        config = parse_config({
-            "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
-            "sources": [{"name": "big", "kind": "http", "urls": [f"http://127.0.0.1:{port}/big.bin"],
-                         "max_bytes": "1GiB", "timeout": "10m", "sinks": ["disk"]}],
-            "sinks": [{"name": "disk", "kind": "filesystem", "root": f"{tmp}/out",
-                       "keep_versions": 1}],
-        })
+        config = parse_config(
+            {
+                "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
+                "sources": [
+                    {
+                        "name": "big",
+                        "kind": "http",
+                        "urls": [f"http://127.0.0.1:{port}/big.bin"],
+                        "max_bytes": "1GiB",
+                        "timeout": "10m",
+                        "sinks": ["disk"],
+                    }
+                ],
+                "sinks": [{"name": "disk", "kind": "filesystem", "root": f"{tmp}/out", "keep_versions": 1}],
+            }
+        )
         daemon = Daemon(config)
         await daemon.open()
         before = rss_mb()
@@ -65,15 +74,26 @@ async def main(smoke: bool) -> None:
             fetched = time.monotonic() - started
             started = time.monotonic()
             await daemon.deliverer.drain()
-            rows.append({"version": version + 1, "size_mb": size / 1e6, "changed": report_.changed,
-                         "download_s": fetched, "deliver_s": time.monotonic() - started,
-                         "rss_mb": rss_mb()})
+            rows.append(
+                {
+                    "version": version + 1,
+                    "size_mb": size / 1e6,
+                    "changed": report_.changed,
+                    "download_s": fetched,
+                    "deliver_s": time.monotonic() - started,
+                    "rss_mb": rss_mb(),
+                }
+            )
         growth = peak_rss_mb() - before
         await daemon.close()
         server.terminate()
         await server.wait()
-    report("bigfile", f"Big file: {size // 2**20} MiB, three versions; peak RSS growth "
-           f"{growth:.1f} MB", rows, {"smoke": smoke, "rss_growth_mb": growth})
+    report(
+        "bigfile",
+        f"Big file: {size // 2**20} MiB, three versions; peak RSS growth {growth:.1f} MB",
+        rows,
+        {"smoke": smoke, "rss_growth_mb": growth},
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ def arguments(description: str, outage: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--smoke", action="store_true", help="a short run (about 30 s)")
     if outage:
-        parser.add_argument("--outage", type=float, default=240.0,
-                            help="trace seconds between the S3 failure and the move (default 240)")
+        parser.add_argument(
+            "--outage",
+            type=float,
+            default=240.0,
+            help="trace seconds between the S3 failure and the move (default 240)",
+        )
     return parser.parse_args()
 
 
@@ -44,8 +48,7 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def report(name: str, title: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None
-           ) -> None:
+def report(name: str, title: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
     """Print ``rows`` as a table and write them (with ``extra``) to bench/results/<name>.json."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
@@ -56,8 +59,14 @@ def report(name: str, title: str, rows: list[dict[str, Any]], extra: dict[str, A
     for row in cells:
         print("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |")
     RESULTS.mkdir(exist_ok=True)
-    document = {"name": name, "title": title, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "cpus": os.cpu_count(), "rows": rows, **(extra or {})}
+    document = {
+        "name": name,
+        "title": title,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "rows": rows,
+        **(extra or {}),
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
 
 

@@ -55,14 +55,30 @@ async def main(smoke: bool) -> None:
     port = await _free_port()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config({
-            "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
-            "sources": [{"name": "files", "kind": "http", "sinks": ["hook", "disk"],
-                         "urls": [f"{base}/f{n}.json" for n in range(files)]}],
-            "sinks": [{"name": "hook", "kind": "webhook", "url": f"http://127.0.0.1:{port}/hook",
-                       "secret": "bench", "retry_base": "200ms", "retry_max": "1s"},
-                      {"name": "disk", "kind": "filesystem", "root": f"{tmp}/out"}],
-        })
+        config = parse_config(
+            {
+                "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
+                "sources": [
+                    {
+                        "name": "files",
+                        "kind": "http",
+                        "sinks": ["hook", "disk"],
+                        "urls": [f"{base}/f{n}.json" for n in range(files)],
+                    }
+                ],
+                "sinks": [
+                    {
+                        "name": "hook",
+                        "kind": "webhook",
+                        "url": f"http://127.0.0.1:{port}/hook",
+                        "secret": "bench",
+                        "retry_base": "200ms",
+                        "retry_max": "1s",
+                    },
+                    {"name": "disk", "kind": "filesystem", "root": f"{tmp}/out"},
+                ],
+            }
+        )
         for n in range(files):
             host.add(f"/f{n}.json", keep=1)
         daemon = Daemon(config)
@@ -78,24 +94,40 @@ async def main(smoke: bool) -> None:
         await daemon.deliverer.refresh_depths()
         registry = daemon.metrics.registry
         events = files * versions
-        backlog = {"events": events, "produce_s": produced,
-                   "outbox_depth": registry.get_sample_value("pollerd_outbox_depth", {"sink": "hook"}),
-                   "outbox_payload_bytes": registry.get_sample_value("pollerd_outbox_bytes",
-                                                                     {"sink": "hook"}),
-                   "rss_mb": rss_mb(), "rss_growth_mb": rss_mb() - rss_before}
+        backlog = {
+            "events": events,
+            "produce_s": produced,
+            "outbox_depth": registry.get_sample_value("pollerd_outbox_depth", {"sink": "hook"}),
+            "outbox_payload_bytes": registry.get_sample_value("pollerd_outbox_bytes", {"sink": "hook"}),
+            "rss_mb": rss_mb(),
+            "rss_growth_mb": rss_mb() - rss_before,
+        }
         await server.serve(receiver, port)
         seconds = await drain(daemon, "hook")
-        rows.append({"sink": "webhook (local receiver)", "events": received, "drain_s": seconds,
-                     "events_per_s": received / seconds, "rss_mb": rss_mb()})
+        rows.append(
+            {
+                "sink": "webhook (local receiver)",
+                "events": received,
+                "drain_s": seconds,
+                "events_per_s": received / seconds,
+                "rss_mb": rss_mb(),
+            }
+        )
         daemon.deliverer.start(["disk"])
         seconds = await drain(daemon, "disk")
-        rows.append({"sink": "filesystem", "events": events, "drain_s": seconds,
-                     "events_per_s": events / seconds, "rss_mb": rss_mb()})
+        rows.append(
+            {
+                "sink": "filesystem",
+                "events": events,
+                "drain_s": seconds,
+                "events_per_s": events / seconds,
+                "rss_mb": rss_mb(),
+            }
+        )
         await daemon.deliverer.stop(1)
         await daemon.close()
     await server.close()
-    report("delivery_backlog", "Delivery: backlog while the receiver is down", [backlog],
-           {"smoke": smoke})
+    report("delivery_backlog", "Delivery: backlog while the receiver is down", [backlog], {"smoke": smoke})
     report("delivery", "Delivery: draining the backlog, one sink at a time", rows, {"smoke": smoke})
 
 

@@ -30,8 +30,12 @@ async def main(api: str, package: str, interval: float) -> None:
                     digest = hashlib.sha256(body).hexdigest()
                     if seen.get(resource["id"]) != digest:
                         seen[resource["id"]] = digest
-                        print(json.dumps({"resource": resource["id"], "sha256": digest,
-                                          "detected_at": time.time()}), flush=True)
+                        print(
+                            json.dumps(
+                                {"resource": resource["id"], "sha256": digest, "detected_at": time.time()}
+                            ),
+                            flush=True,
+                        )
             except (aiohttp.ClientError, ValueError, KeyError) as exc:
                 print(json.dumps({"error": type(exc).__name__}), file=sys.stderr, flush=True)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

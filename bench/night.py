@@ -40,23 +40,27 @@ def window(smoke: bool, outage: float = 240.0) -> tuple[datetime, datetime, floa
     else:
         start, end, speed = DAY.replace(hour=12, minute=30), DAY.replace(hour=15, minute=30), 90.0
     span = end - start
-    script = Script(primary_down=start + span * 0.3,
-                    to_fallback=start + span * 0.3 + timedelta(seconds=outage),
-                    added_at=start + span * 0.5, to_dam=start + span * 0.75)
+    script = Script(
+        primary_down=start + span * 0.3,
+        to_fallback=start + span * 0.3 + timedelta(seconds=outage),
+        added_at=start + span * 0.5,
+        to_dam=start + span * 0.75,
+    )
     return start, end, speed, script
 
 
 async def run_client(argv: list[str], output: Path) -> asyncio.subprocess.Process:
     """Start a client process whose stdout (one JSON line per change) goes to ``output``."""
-    return await asyncio.create_subprocess_exec(*argv, stdout=output.open("wb"),
-                                                stderr=asyncio.subprocess.DEVNULL)
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=output.open("wb"), stderr=asyncio.subprocess.DEVNULL
+    )
 
 
 def pollerd_config(directory: Path, api: str) -> Path:
     """pollerd's config for one night: the fso source, events as JSON lines on stdout."""
     path = directory / "pollerd.toml"
     path.write_text(f"""[daemon]
-state_dir = "{directory / 'state'}"
+state_dir = "{directory / "state"}"
 metrics = "off"
 log_level = "error"
 [[sources]]
@@ -77,8 +81,9 @@ kind = "stdout"
     return path
 
 
-def lifetimes(night: ElectionNight, start: datetime, end: datetime, outage: tuple[datetime, datetime]
-              ) -> dict[str, float]:
+def lifetimes(
+    night: ElectionNight, start: datetime, end: datetime, outage: tuple[datetime, datetime]
+) -> dict[str, float]:
     """How long each version published in the window could be fetched (trace seconds): while it
     was current, less the host outage (nobody can fetch anything then)."""
     lived = {}
@@ -92,9 +97,18 @@ def lifetimes(night: ElectionNight, start: datetime, end: datetime, outage: tupl
     return lived
 
 
-def figures(name: str, night: ElectionNight, lines: list[dict[str, Any]], wall0: float,
-            window_: tuple[datetime, datetime], speed: float, cpu: float, rss: float,
-            outage: tuple[datetime, datetime], dam: datetime) -> dict[str, Any]:
+def figures(
+    name: str,
+    night: ElectionNight,
+    lines: list[dict[str, Any]],
+    wall0: float,
+    window_: tuple[datetime, datetime],
+    speed: float,
+    cpu: float,
+    rss: float,
+    outage: tuple[datetime, datetime],
+    dam: datetime,
+) -> dict[str, Any]:
     """One client's row."""
     origin, end = window_
     lived = lifetimes(night, origin, end, outage)
@@ -119,20 +133,29 @@ def figures(name: str, night: ElectionNight, lines: list[dict[str, Any]], wall0:
     # while validators exist (before the DAM phase): file bytes against the versions' own bytes
     dam_wall = wall0 + (dam - origin).total_seconds() / speed
     file_bytes = sum(r.sent_bytes for host in night.hosts[1:] for r in host.log if r.at < dam_wall)
-    version_bytes = sum(size for sha, (visible, size) in published.items()
-                        if sha in detected and visible < dam)
+    version_bytes = sum(
+        size for sha, (visible, size) in published.items() if sha in detected and visible < dam
+    )
     refetched = refetched_bytes(night)
     quantiles = statistics.quantiles(lags, n=10) if len(lags) > 1 else [0.0] * 9
-    return {"client": name, "caught": len(lags), "published": len(published),
-            "caught_of_lived_1_interval": f"{len(long_lived & detected.keys())}/{len(long_lived)}",
-            "lag_p50_s": statistics.median(lags) if lags else None, "lag_p90_s": quantiles[8],
-            "requests": requests, "bytes": sent,
-            "bytes_per_version": sent / len(lags) if lags else None,
-            "bytes_vs_versions": sent / caught_bytes if caught_bytes else None,
-            "file_bytes_vs_versions_with_validators": round(file_bytes / version_bytes, 3)
-            if version_bytes else None,
-            "bytes_downloaded_again": refetched,
-            "cpu_s": cpu, "peak_rss_mb": rss}
+    return {
+        "client": name,
+        "caught": len(lags),
+        "published": len(published),
+        "caught_of_lived_1_interval": f"{len(long_lived & detected.keys())}/{len(long_lived)}",
+        "lag_p50_s": statistics.median(lags) if lags else None,
+        "lag_p90_s": quantiles[8],
+        "requests": requests,
+        "bytes": sent,
+        "bytes_per_version": sent / len(lags) if lags else None,
+        "bytes_vs_versions": sent / caught_bytes if caught_bytes else None,
+        "file_bytes_vs_versions_with_validators": round(file_bytes / version_bytes, 3)
+        if version_bytes
+        else None,
+        "bytes_downloaded_again": refetched,
+        "cpu_s": cpu,
+        "peak_rss_mb": rss,
+    }
 
 
 def refetched_bytes(night: ElectionNight) -> int:
@@ -140,8 +163,10 @@ def refetched_bytes(night: ElectionNight) -> int:
     what a host switch costs a client that downloads every file again at its new URL."""
     seen: set[str] = set()
     again = 0
-    answers = sorted((r for host in night.hosts[1:] for r in host.log
-                      if r.method == "GET" and r.status == 200 and r.etag), key=lambda r: r.at)
+    answers = sorted(
+        (r for host in night.hosts[1:] for r in host.log if r.method == "GET" and r.status == 200 and r.etag),
+        key=lambda r: r.at,
+    )
     for record in answers:
         assert record.etag is not None
         if record.etag in seen:
@@ -150,8 +175,7 @@ def refetched_bytes(night: ElectionNight) -> int:
     return again
 
 
-async def night_for(client: str, directory: Path, smoke: bool, outage: float = 240.0
-                    ) -> dict[str, Any]:
+async def night_for(client: str, directory: Path, smoke: bool, outage: float = 240.0) -> dict[str, Any]:
     """Replay the window against one client; its row."""
     start, end, speed, script = window(smoke, outage)
     server = SimServer()
@@ -164,8 +188,17 @@ async def night_for(client: str, directory: Path, smoke: bool, outage: float = 2
     if client == "pollerd":
         argv = [sys.executable, "-m", "pollerd", "run", "-c", str(pollerd_config(directory, api))]
     else:
-        argv = [sys.executable, "-m", "bench.naive", "--api", api, "--package", PACKAGE,
-                "--interval", str(INTERVAL)]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.naive",
+            "--api",
+            api,
+            "--package",
+            PACKAGE,
+            "--interval",
+            str(INTERVAL),
+        ]
     process = await run_client(argv, output)
     wall0 = time.time()
     stop = asyncio.Event()
@@ -176,8 +209,18 @@ async def night_for(client: str, directory: Path, smoke: bool, outage: float = 2
     await process.wait()
     await server.close()
     lines = [json.loads(line) for line in output.read_text().splitlines() if line.startswith("{")]
-    row = figures(client, night, lines, wall0, (start, end), speed, cpu, rss,
-                  (script.primary_down, script.to_fallback), script.to_dam)
+    row = figures(
+        client,
+        night,
+        lines,
+        wall0,
+        (start, end),
+        speed,
+        cpu,
+        rss,
+        (script.primary_down, script.to_fallback),
+        script.to_dam,
+    )
     row["interval_trace_s"] = INTERVAL * speed
     return row
 
@@ -192,10 +235,14 @@ async def main(smoke: bool, outage: float) -> None:
             rows.append(await night_for(client, directory, smoke, outage))
     start, end, speed, _ = window(smoke, outage)
     ratio = rows[1]["bytes"] / rows[0]["bytes"] if rows[0]["bytes"] else None
-    report("night", f"Election night {start:%H:%M}-{end:%H:%M} UTC at {speed:g}x, poll every "
-           f"{INTERVAL:g}s ({INTERVAL * speed:g} trace s), the files moved {outage:g} trace s after "
-           f"S3 fails; naive/pollerd bytes = {ratio:.1f}",
-           rows, {"smoke": smoke, "outage": outage, "naive_over_pollerd_bytes": ratio})
+    report(
+        "night",
+        f"Election night {start:%H:%M}-{end:%H:%M} UTC at {speed:g}x, poll every "
+        f"{INTERVAL:g}s ({INTERVAL * speed:g} trace s), the files moved {outage:g} trace s after "
+        f"S3 fails; naive/pollerd bytes = {ratio:.1f}",
+        rows,
+        {"smoke": smoke, "outage": outage, "naive_over_pollerd_bytes": ratio},
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def main(smoke: bool) -> int:
     for name in SCENARIOS:
         began = time.monotonic()
         result = subprocess.run(  # noqa: S603  # our own modules, by fixed names
-            [sys.executable, "-m", f"bench.{name}", *(["--smoke"] if smoke else [])], check=False)
+            [sys.executable, "-m", f"bench.{name}", *(["--smoke"] if smoke else [])], check=False
+        )
         print(f"[{name}: {time.monotonic() - began:.0f}s, exit {result.returncode}]", flush=True)
         if result.returncode != 0:
             failed.append(name)

@@ -35,19 +35,39 @@ async def lag_monitor(worst: list[float], stop: asyncio.Event) -> None:
 async def one_size(count: int) -> dict[str, Any]:
     """Poll ``count`` resources: a first full cycle, then CYCLES conditional ones."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.serve_files", "--count", str(count), "--every", "1",
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bench.serve_files",
+        "--count",
+        str(count),
+        "--every",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert server.stdout is not None
     port = int((await server.stdout.readline()).decode())
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config({
-            "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error",
-                       "max_concurrency": 64, "max_per_host": 64},
-            "sources": [{"name": "many", "kind": "http", "sinks": ["out"],
-                         "urls": [f"{base}/r{n}.json" for n in range(count)]}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": f"{tmp}/out"}],
-        })
+        config = parse_config(
+            {
+                "daemon": {
+                    "state_dir": f"{tmp}/state",
+                    "metrics": "off",
+                    "log_level": "error",
+                    "max_concurrency": 64,
+                    "max_per_host": 64,
+                },
+                "sources": [
+                    {
+                        "name": "many",
+                        "kind": "http",
+                        "sinks": ["out"],
+                        "urls": [f"{base}/r{n}.json" for n in range(count)],
+                    }
+                ],
+                "sinks": [{"name": "out", "kind": "filesystem", "root": f"{tmp}/out"}],
+            }
+        )
         daemon = Daemon(config)
         await daemon.open()
         poller = daemon.pollers["many"]
@@ -69,9 +89,15 @@ async def one_size(count: int) -> dict[str, Any]:
     server.terminate()
     await server.wait()
     cycle = sum(durations) / len(durations)
-    return {"resources": count, "cycle_s": cycle, "probes_per_s": count / cycle,
-            "probes_per_cpu_s": count * CYCLES / sum(cpus), "changes_per_cycle": changed / CYCLES,
-            "loop_lag_max_ms": worst[0] * 1000, "rss_mb": rss}
+    return {
+        "resources": count,
+        "cycle_s": cycle,
+        "probes_per_s": count / cycle,
+        "probes_per_cpu_s": count * CYCLES / sum(cpus),
+        "changes_per_cycle": changed / CYCLES,
+        "loop_lag_max_ms": worst[0] * 1000,
+        "rss_mb": rss,
+    }
 
 
 async def main(smoke: bool) -> None:
@@ -79,8 +105,12 @@ async def main(smoke: bool) -> None:
     configure_logging("json", "error")
     sizes = (200, 1_000) if smoke else (1_000, 10_000)
     rows = [await one_size(count) for count in sizes]
-    report("scale", "Scale: one host, 1% of resources changing per interval (file host in "
-           "another process)", rows, {"smoke": smoke})
+    report(
+        "scale",
+        "Scale: one host, 1% of resources changing per interval (file host in another process)",
+        rows,
+        {"smoke": smoke},
+    )
 
 
 if __name__ == "__main__":

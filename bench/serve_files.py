@@ -53,5 +53,4 @@ if __name__ == "__main__":
     parser.add_argument("--fraction", type=float, default=0.01)
     parser.add_argument("--file", type=Path)
     args = parser.parse_args()
-    asyncio.run(serve_file(args.file) if args.file else serve_many(args.count, args.every,
-                                                                   args.fraction))
+    asyncio.run(serve_file(args.file) if args.file else serve_many(args.count, args.every, args.fraction))

@@ -60,16 +60,21 @@ class Daemon:
         self.store = SqliteStore(state_dir / STATE_FILE)
         self.blobs = BlobStore(state_dir)
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
-        self.sinks: dict[str, Sink] = {s.name: build_sink(s, state_dir, self.user_agent)
-                                       for s in config.sinks}
+        self.sinks: dict[str, Sink] = {
+            s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
+        }
         self.tasks = TaskHealth(self.metrics)
-        self.deliverer = Deliverer(self.store, self.blobs, self.sinks,
-                                   {s.name: s for s in config.sinks}, self.metrics,
-                                   health=self.tasks)
+        self.deliverer = Deliverer(
+            self.store,
+            self.blobs,
+            self.sinks,
+            {s.name: s for s in config.sinks},
+            self.metrics,
+            health=self.tasks,
+        )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
-        stall_after = config.daemon.stall_after or default_stall_after(
-            [s.interval for s in config.sources])
+        stall_after = config.daemon.stall_after or default_stall_after([s.interval for s in config.sources])
         self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
         self.notifier = Notifier()
         self.server: OpsServer | None = None
@@ -89,8 +94,7 @@ class Daemon:
         try:
             await asyncio.to_thread(self.lock.acquire)
         except OSError as exc:
-            raise StartupError(f"daemon.state_dir: cannot lock {self.lock.path}: {exc.strerror}"
-                               ) from None
+            raise StartupError(f"daemon.state_dir: cannot lock {self.lock.path}: {exc.strerror}") from None
         try:
             await self.store.open()
         except StateCorrupt as exc:
@@ -100,19 +104,25 @@ class Daemon:
         if self.store.created:
             self.state_lost = await asyncio.to_thread(self._traces_of_a_lost_state)
         if self.state_lost:
-            self._log.error("STATE LOST: the state database is new but earlier output exists; "
-                            "every resource will be announced again from version 1 with new "
-                            "event ids", evidence=self.state_lost)
+            self._log.error(
+                "STATE LOST: the state database is new but earlier output exists; "
+                "every resource will be announced again from version 1 with new "
+                "event ids",
+                evidence=self.state_lost,
+            )
         await asyncio.to_thread(self.blobs.prepare)
         daemon = self.config.daemon
         self._session = aiohttp.ClientSession(
             headers={"User-Agent": self.user_agent},
             connector=aiohttp.TCPConnector(limit=0),
         )
-        client = HttpClient(self._session, Limits(daemon.max_concurrency, daemon.max_per_host),
-                            self.metrics, self.blobs.tmp_dir)
-        self._context = PollContext(client, self.store, self.blobs, self.metrics,
-                                    self.deliverer.wake)
+        client = HttpClient(
+            self._session,
+            Limits(daemon.max_concurrency, daemon.max_per_host),
+            self.metrics,
+            self.blobs.tmp_dir,
+        )
+        self._context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
         for source_config in self.config.sources:
             poller = self._poller(source_config, self._context, self._budgets)
             await poller.load()
@@ -129,8 +139,7 @@ class Daemon:
             return f"payloads of earlier versions in {self.blobs.blob_dir}"
         for sink in self.config.sinks:
             if isinstance(sink, FilesystemSinkConfig):
-                written = [sink.root / s.name for s in self.config.sources
-                           if (sink.root / s.name).is_dir()]
+                written = [sink.root / s.name for s in self.config.sources if (sink.root / s.name).is_dir()]
                 if written:
                     return f"versions written by sink {sink.name} in {written[0]}"
         return None
@@ -152,8 +161,10 @@ class Daemon:
             if isinstance(poller, ApiPoller):
                 poller.fit = fit
             if fit.limited:
-                self._log.warning("the schedule does not fit the request budget; polling will be "
-                                  "spread to fit it", plan=fit.words())
+                self._log.warning(
+                    "the schedule does not fit the request budget; polling will be spread to fit it",
+                    plan=fit.words(),
+                )
 
     def _initialise_metrics(self) -> None:
         self.metrics.initialise(self.pollers, self.sinks)
@@ -165,9 +176,14 @@ class Daemon:
         reports = await asyncio.gather(*(p.poll() for p in self.pollers.values()))
         failed_deliveries = await self.deliverer.drain()
         for name, report in zip(self.pollers, reports, strict=True):
-            self._log.info("cycle", source=name, changed=report.changed,
-                           unchanged=report.unchanged, errors=report.errors,
-                           failing=report.failing)
+            self._log.info(
+                "cycle",
+                source=name,
+                changed=report.changed,
+                unchanged=report.unchanged,
+                errors=report.errors,
+                failing=report.failing,
+            )
         return all(r.clean for r in reports) and failed_deliveries == 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -178,22 +194,24 @@ class Daemon:
         """
         address = self.config.daemon.metrics
         if address:
-            self.server = OpsServer(self.metrics, address, self.health.problem, self.readiness,
-                                    self.status)
+            self.server = OpsServer(self.metrics, address, self.health.problem, self.readiness, self.status)
             try:
                 await self.server.start()
             except OSError as exc:
-                raise StartupError(f"daemon.metrics: cannot listen on {address}: "
-                                   f"{exc.strerror}") from None
+                raise StartupError(f"daemon.metrics: cannot listen on {address}: {exc.strerror}") from None
             self._log.info("http endpoints listening", port=self.server.port)
         self.deliverer.start()
         for name in self.pollers:
             self._schedule(name)
         self.scheduler.start()
         state_dir = self.config.daemon.state_dir
-        helpers = [asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
-                   asyncio.create_task(retrying(self.tasks, "requests", lambda: handoff.serve_once(
-                       state_dir, self._request)), name="requests")]
+        helpers = [
+            asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
+            asyncio.create_task(
+                retrying(self.tasks, "requests", lambda: handoff.serve_once(state_dir, self._request)),
+                name="requests",
+            ),
+        ]
         interval = watchdog_interval()
         if interval is not None:
             helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
@@ -213,7 +231,8 @@ class Daemon:
         event_id, sink = request.get("redeliver"), request.get("sink")
         state_dir = self.config.daemon.state_dir
         code, message = await self.store.on_thread(
-            lambda store: redeliver_in(store, state_dir, event_id, sink))
+            lambda store: redeliver_in(store, state_dir, event_id, sink)
+        )
         if code == 0:
             self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
             await self.deliverer.refresh_depths()
@@ -232,8 +251,9 @@ class Daemon:
 
     async def status(self) -> dict[str, Any]:
         """The data of ``/status`` and ``/status.json``."""
-        status = await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks),
-                                self.metrics)
+        status = await snapshot(
+            self.pollers, self.scheduler, self.store, list(self.config.sinks), self.metrics
+        )
         if self.state_lost:
             status["state_lost"] = self.state_lost
         return status
@@ -254,12 +274,16 @@ class Daemon:
 
     def _summary(self) -> str:
         registry = self.metrics.registry
-        changes = sum(registry.get_sample_value("pollerd_changes_total", {"source": name}) or 0
-                      for name in self.pollers)
-        pending = sum(registry.get_sample_value("pollerd_outbox_depth", {"sink": name}) or 0
-                      for name in self.sinks)
-        return (f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
-                f"{pending:.0f} deliveries pending")
+        changes = sum(
+            registry.get_sample_value("pollerd_changes_total", {"source": name}) or 0 for name in self.pollers
+        )
+        pending = sum(
+            registry.get_sample_value("pollerd_outbox_depth", {"sink": name}) or 0 for name in self.sinks
+        )
+        return (
+            f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
+            f"{pending:.0f} deliveries pending"
+        )
 
     def _schedule(self, name: str) -> None:
         poller = self.pollers[name]
@@ -295,16 +319,16 @@ class Daemon:
             try:
                 return await self._reload(path)
             except Exception as exc:
-                self._log.exception("reload failed part-way; restart pollerd to apply the file",
-                                    error=str(exc))
+                self._log.exception(
+                    "reload failed part-way; restart pollerd to apply the file", error=str(exc)
+                )
                 return False
 
     async def _reload(self, path: Path) -> bool:
         try:
             new = load_config(path)
         except ConfigError as exc:
-            self._log.error("reload refused; running on the previous configuration",
-                            problems=exc.problems)
+            self._log.error("reload refused; running on the previous configuration", problems=exc.problems)
             self.notifier.send("STATUS=reload refused: " + "; ".join(exc.problems)[:200])
             return False
         if new.daemon != self.config.daemon:
@@ -336,12 +360,15 @@ class Daemon:
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on
         self._plan_budgets()
         self._initialise_metrics()
-        self._log.info("reloaded", sources_added=sorted(sources.fresh - sources.gone),
-                       sources_removed=sorted(sources.gone - sources.fresh),
-                       sources_changed=sorted(sources.gone & sources.fresh),
-                       sinks_added=sorted(sinks.fresh - sinks.gone),
-                       sinks_removed=sorted(sinks.gone - sinks.fresh),
-                       sinks_changed=sorted(sinks.gone & sinks.fresh))
+        self._log.info(
+            "reloaded",
+            sources_added=sorted(sources.fresh - sources.gone),
+            sources_removed=sorted(sources.gone - sources.fresh),
+            sources_changed=sorted(sources.gone & sources.fresh),
+            sinks_added=sorted(sinks.fresh - sinks.gone),
+            sinks_removed=sorted(sinks.gone - sinks.fresh),
+            sinks_changed=sorted(sinks.gone & sinks.fresh),
+        )
         self.notifier.send(f"STATUS=reloaded: {self._summary()}")
         return True
 
@@ -357,9 +384,15 @@ class Daemon:
         grace = self.config.daemon.drain_grace
         started = time.monotonic()
         self.scheduler.pause()
-        polls = {*self._polls.values(), *(task for poller in self.pollers.values()
-                                          if isinstance(poller, SourcePoller)
-                                          for task in poller.stragglers)}
+        polls = {
+            *self._polls.values(),
+            *(
+                task
+                for poller in self.pollers.values()
+                if isinstance(poller, SourcePoller)
+                for task in poller.stragglers
+            ),
+        }
         deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
         late: set[asyncio.Future[Any]] = set()
         if polls:
@@ -371,8 +404,13 @@ class Daemon:
         cancelled_deliveries = await deliveries
         self.scheduler.shutdown()
         log = self._log.warning if late or cancelled_deliveries else self._log.info
-        log("drained", seconds=round(time.monotonic() - started, 2), polls_abandoned=len(late),
-            deliveries_abandoned=cancelled_deliveries, drain_grace=grace)
+        log(
+            "drained",
+            seconds=round(time.monotonic() - started, 2),
+            polls_abandoned=len(late),
+            deliveries_abandoned=cancelled_deliveries,
+            drain_grace=grace,
+        )
 
     async def close(self) -> None:
         """Release everything in reverse order of opening; a failing close does not stop the rest."""

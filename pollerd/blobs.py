@@ -68,4 +68,3 @@ class BlobStore:
 def _unlink(path: Path) -> None:
     with suppress(FileNotFoundError):
         path.unlink()
-

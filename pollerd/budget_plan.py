@@ -55,10 +55,12 @@ class BudgetFit:
         demand = round(self.requests * self.window / self.interval)
         window = format_duration(self.window)
         shared = "" if self.share == 1.0 else f", this source's share {self.allowance:.0f}"
-        return (f"source {self.source}: {self.requests} requests every "
-                f"{format_duration(self.interval)} = {demand} per {window}; {self.budget} "
-                f"{self.limit} per {window}{shared}: each will be made about every "
-                f"{format_duration(math.ceil(self.effective_interval))}")
+        return (
+            f"source {self.source}: {self.requests} requests every "
+            f"{format_duration(self.interval)} = {demand} per {window}; {self.budget} "
+            f"{self.limit} per {window}{shared}: each will be made about every "
+            f"{format_duration(math.ceil(self.effective_interval))}"
+        )
 
 
 def spacing(requests: int, allowance: float, window: float) -> float:
@@ -81,12 +83,18 @@ def plan_budgets(sources: Iterable[SourceBase]) -> dict[str, BudgetFit]:
     fits: dict[str, BudgetFit] = {}
     for sharers in demands.values():
         limit = min(limit for _, _, limit, _, _ in sharers)
-        total = sum(requests * window / source.interval
-                    for source, requests, _, window, _ in sharers)
+        total = sum(requests * window / source.interval for source, requests, _, window, _ in sharers)
         for source, requests, _, window, what in sharers:
             share = (requests * window / source.interval) / total if total else 1.0
-            fit = BudgetFit(source.name, what, requests, source.interval, limit, window,
-                            1.0 if len(sharers) == 1 else share)
+            fit = BudgetFit(
+                source.name,
+                what,
+                requests,
+                source.interval,
+                limit,
+                window,
+                1.0 if len(sharers) == 1 else share,
+            )
             known = fits.get(source.name)
             if known is None or fit.effective_interval > known.effective_interval:
                 fits[source.name] = fit

@@ -10,8 +10,7 @@ from typing import Any
 
 def canonical(value: Any) -> bytes:
     """Sorted keys, no whitespace, integral floats as integers (``1.0`` is ``1``)."""
-    return json.dumps(_numbers(value), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def canonical_hash(value: Any) -> str:

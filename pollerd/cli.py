@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pollerd", description="Watch election-data feeds and push only what changed.")
+        prog="pollerd", description="Watch election-data feeds and push only what changed."
+    )
     parser.add_argument("--version", action="version", version=f"pollerd {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -59,52 +60,75 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    run = command("run", "Run the daemon until SIGTERM or SIGINT (SIGHUP re-reads the config).",
-                  _run)
+    run = command("run", "Run the daemon until SIGTERM or SIGINT (SIGHUP re-reads the config).", _run)
     run.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
-    once = command("once", "Poll every source once, deliver everything pending, exit "
-                           "(1 if a source or delivery failed).", _once)
+    once = command(
+        "once",
+        "Poll every source once, deliver everything pending, exit (1 if a source or delivery failed).",
+        _once,
+    )
     once.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
-    check = command("check-config", "Validate a config file: exit 0, or print every problem "
-                                    "with its key path and exit 2.", _check_config)
+    check = command(
+        "check-config",
+        "Validate a config file: exit 0, or print every problem with its key path and exit 2.",
+        _check_config,
+    )
     check.add_argument("file", type=Path, help="the TOML config file")
-    status = command("status", "Show what the state directory knows about every resource.",
-                     _status)
+    status = command("status", "Show what the state directory knows about every resource.", _status)
     status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    health = command("healthcheck", "Ask the running daemon's /healthz: exit 0 if healthy, else 1 "
-                                    "(Docker HEALTHCHECK).", _healthcheck)
+    health = command(
+        "healthcheck",
+        "Ask the running daemon's /healthz: exit 0 if healthy, else 1 (Docker HEALTHCHECK).",
+        _healthcheck,
+    )
     health.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
-    deliveries = command("deliveries", "Show each sink's outbox: pending, dead and superseded "
-                                       "deliveries.", _deliveries)
+    deliveries = command(
+        "deliveries", "Show each sink's outbox: pending, dead and superseded deliveries.", _deliveries
+    )
     deliveries.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     deliveries.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    redeliver = command("redeliver", "Send deliveries again: one event's, or every dead one.",
-                        _redeliver)
+    redeliver = command("redeliver", "Send deliveries again: one event's, or every dead one.", _redeliver)
     redeliver.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     which = redeliver.add_mutually_exclusive_group(required=True)
     which.add_argument("event_id", nargs="?", help="the event to send again")
     which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
     redeliver.add_argument("--sink", help="only to this sink")
-    sim = command("sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.",
-                  _sim)
+    sim = command("sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.", _sim)
     sim.add_argument("--port", type=int, default=8000, help="FSO CKAN API port (default 8000)")
     sim.add_argument("--ap-port", type=int, default=8001, help="AP API port (default 8001)")
-    sim.add_argument("--dc-port", type=int, default=8002,
-                     help="Democracy Club API port (default 8002)")
-    sim.add_argument("--speed", type=float, default=DEFAULT_SPEED,
-                     help=f"how many times faster than real time (default {DEFAULT_SPEED:g})")
-    demo = command("demo", "Play the simulated election nights against the daemon; print each "
-                           "change and a summary.", _demo)
-    demo.add_argument("-c", "--config", type=Path, default=DEMO_CONFIG,
-                      help="the demo config (default: the one in the package, "
-                           "pollerd/sim/data/demo.toml)")
-    demo.add_argument("--speed", type=float, default=DEFAULT_SPEED,
-                      help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: "
-                           "about three minutes)")
-    demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: when the night is over)")
+    sim.add_argument("--dc-port", type=int, default=8002, help="Democracy Club API port (default 8002)")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        help=f"how many times faster than real time (default {DEFAULT_SPEED:g})",
+    )
+    demo = command(
+        "demo",
+        "Play the simulated election nights against the daemon; print each change and a summary.",
+        _demo,
+    )
+    demo.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=DEMO_CONFIG,
+        help="the demo config (default: the one in the package, pollerd/sim/data/demo.toml)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: about three minutes)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: when the night is over)",
+    )
     return parser
 
 
@@ -118,8 +142,7 @@ def _load(path: Path) -> Config:
 def _check_config(args: argparse.Namespace) -> int:
     missing: list[str] = []
     config = load_config(args.file, missing)
-    print(f"{args.file}: OK ({plural(len(config.sources), 'source')}, "
-          f"{plural(len(config.sinks), 'sink')})")
+    print(f"{args.file}: OK ({plural(len(config.sources), 'source')}, {plural(len(config.sinks), 'sink')})")
     for fit in plan_budgets(config.sources).values():
         if fit.limited:
             print(f"  note: the schedule does not fit the request budget; {fit.words()}")

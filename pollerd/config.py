@@ -115,8 +115,9 @@ class FsoSourceConfig(SourceBase):
     allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
 
 
-SourceConfig = Annotated[HttpSourceConfig | FsoSourceConfig | ApSourceConfig | DcSourceConfig,
-                         Field(discriminator="kind")]
+SourceConfig = Annotated[
+    HttpSourceConfig | FsoSourceConfig | ApSourceConfig | DcSourceConfig, Field(discriminator="kind")
+]
 
 
 class StdoutSinkConfig(SinkBase):
@@ -150,7 +151,7 @@ class WebhookSinkConfig(SinkBase):
     @model_validator(mode="after")
     def _one_secret(self) -> WebhookSinkConfig:
         if (self.secret is None) == (self.secret_file is None):
-            raise ValueError("a webhook is signed: give secret (\"${ENV_VAR}\") or secret_file")
+            raise ValueError('a webhook is signed: give secret ("${ENV_VAR}") or secret_file')
         return self
 
     def secret_values(self) -> Iterator[str]:
@@ -191,8 +192,7 @@ class Config(Strict):
 
     def secret_values(self) -> list[str]:
         """Every secret value in the configuration (for redaction), longest first."""
-        values = {value for table in (*self.sources, *self.sinks)
-                  for value in table.secret_values() if value}
+        values = {value for table in (*self.sources, *self.sinks) for value in table.secret_values() if value}
         return sorted(values, key=len, reverse=True)
 
     def source(self, name: str) -> SourceConfig:
@@ -203,8 +203,7 @@ class Config(Strict):
 def _kinds(union: Any) -> tuple[str, ...]:
     """The ``kind`` values a discriminated union of config tables accepts."""
     members = get_args(get_args(union)[0]) or (get_args(union)[0],)
-    return tuple(kind for model in members
-                 for kind in get_args(model.model_fields["kind"].annotation))
+    return tuple(kind for model in members for kind in get_args(model.model_fields["kind"].annotation))
 
 
 _KINDS = {"sources": _kinds(SourceConfig), "sinks": _kinds(SinkConfig)}
@@ -280,8 +279,11 @@ def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
 def _check_names(raw: Mapping[str, Any]) -> Iterator[str]:
     """Names used twice and sinks that do not exist, read from the raw document, so they are
     reported beside every other problem (also when the tables themselves have some)."""
-    tables = {table: [t if isinstance(t, Mapping) else {} for t in raw.get(table) or []]
-              for table in ("sources", "sinks") if isinstance(raw.get(table), list)}
+    tables = {
+        table: [t if isinstance(t, Mapping) else {} for t in raw.get(table) or []]
+        for table in ("sources", "sinks")
+        if isinstance(raw.get(table), list)
+    }
     for table, rows in tables.items():
         yield from _duplicates(table, [row.get("name") for row in rows])
     sink_names = {row.get("name") for row in tables.get("sinks", []) if isinstance(row.get("name"), str)}
@@ -332,17 +334,18 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
             headers[header] = _read_secret(path, f"sources[{i}].header_files.{header}", problems)
         update["headers"] = headers
         if isinstance(source, ApSourceConfig) and source.api_key_file is not None:
-            update["api_key"] = _read_secret(source.api_key_file, f"sources[{i}].api_key_file",
-                                             problems)
+            update["api_key"] = _read_secret(source.api_key_file, f"sources[{i}].api_key_file", problems)
         if isinstance(source, DcSourceConfig) and source.auth_token_file is not None:
-            update["auth_token"] = _read_secret(source.auth_token_file,
-                                                f"sources[{i}].auth_token_file", problems)
+            update["auth_token"] = _read_secret(
+                source.auth_token_file, f"sources[{i}].auth_token_file", problems
+            )
         sources.append(source.model_copy(update=update))
     sinks = []
     for i, sink in enumerate(config.sinks):
         if isinstance(sink, WebhookSinkConfig) and sink.secret_file is not None:
-            sink = sink.model_copy(update={"secret": _read_secret(
-                sink.secret_file, f"sinks[{i}].secret_file", problems)})
+            sink = sink.model_copy(
+                update={"secret": _read_secret(sink.secret_file, f"sinks[{i}].secret_file", problems)}
+            )
         sinks.append(sink)
     if problems and missing is not None:
         missing += problems

@@ -63,8 +63,10 @@ class ApQuery(Strict):
         if self.race_id is not None or self.reporting_unit_id is not None:
             states = _listed(self.state_postal)
             if len(states) != 1:
-                raise ValueError("raceID and reportingUnitID need exactly one statePostal "
-                                 "(AP's race and reporting unit IDs are unique only within a state)")
+                raise ValueError(
+                    "raceID and reportingUnitID need exactly one statePostal "
+                    "(AP's race and reporting unit IDs are unique only within a state)"
+                )
         if self.omit_results and self.set_zero_counts:
             raise ValueError("omitResults and setZeroCounts are mutually exclusive")
         return self
@@ -118,22 +120,28 @@ class ApSourceConfig(SourceBase):
     @model_validator(mode="after")
     def _consistent(self) -> ApSourceConfig:
         if (self.api_key is None) == (self.api_key_file is None):
-            raise ValueError("give the AP key as exactly one of api_key (\"${ENV_VAR}\") or api_key_file")
+            raise ValueError('give the AP key as exactly one of api_key ("${ENV_VAR}") or api_key_file')
         names = [query.name for query in self.queries]
         if len(set(names)) != len(names):
             raise ValueError("queries: every query needs its own name")
         for i, query in enumerate(self.queries):
             where = f"queries[{i}] ({query.name})"
             if query.results_type == "t" and not self.rehearsal:
-                raise ValueError(f"{where}: resultsType = \"t\" is AP test data; set rehearsal = true "
-                                 "to run a rehearsal on purpose")
+                raise ValueError(
+                    f'{where}: resultsType = "t" is AP test data; set rehearsal = true '
+                    "to run a rehearsal on purpose"
+                )
             if self.rehearsal and query.results_type not in (None, "t"):
-                raise ValueError(f"{where}: rehearsal = true polls test data (resultsType t), "
-                                 f"not resultsType {query.results_type!r}")
+                raise ValueError(
+                    f"{where}: rehearsal = true polls test data (resultsType t), "
+                    f"not resultsType {query.results_type!r}"
+                )
             length = len(self.query_url(query))
             if length > MAX_URL_LENGTH:
-                raise ValueError(f"{where}: the request URL would be {length} characters; AP refuses "
-                                 f"more than {MAX_URL_LENGTH} (414)")
+                raise ValueError(
+                    f"{where}: the request URL would be {length} characters; AP refuses "
+                    f"more than {MAX_URL_LENGTH} (414)"
+                )
         return self
 
     def query_url(self, query: ApQuery) -> str:
@@ -143,8 +151,10 @@ class ApSourceConfig(SourceBase):
             params.insert(-1, ("resultsType", "t"))
         if self.include_signature:
             params.insert(-1, ("includesignature", "sha256"))
-        return f"{self.api.rstrip('/')}/{self.version}/elections/{self.election_date}?" \
+        return (
+            f"{self.api.rstrip('/')}/{self.version}/elections/{self.election_date}?"
             f"{urlencode(params, safe=',')}"
+        )
 
     def secret_values(self) -> Iterator[str]:
         """The header secrets and the API key."""

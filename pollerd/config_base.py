@@ -28,12 +28,13 @@ from pollerd.durations import format_duration, parse_duration, parse_size
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
 def _duration(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(f"{value!r} has no unit; write \"{value}s\" for seconds "
-                         "(or \"500ms\", \"2m\", \"1h\")")
+        raise ValueError(f'{value!r} has no unit; write "{value}s" for seconds (or "500ms", "2m", "1h")')
     return value
 
 

@@ -36,7 +36,7 @@ def _budget(value: object) -> object:
         return value
     match = _BUDGET.match(value)
     if match is None:
-        raise ValueError(f"{value!r} is not a budget like \"150 per 5m\"")
+        raise ValueError(f'{value!r} is not a budget like "150 per 5m"')
     return (int(match.group(1)), parse_duration(match.group(2)))
 
 
@@ -90,8 +90,7 @@ class DcSourceConfig(SourceBase):
         if self.sandbox and (self.elections or self.candidates):
             raise ValueError("the sandbox serves postcodes and addresses only")
         if not self.sandbox and self.auth_token is None and self.auth_token_file is None:
-            raise ValueError("the API needs auth_token (\"${ENV_VAR}\") or auth_token_file "
-                             "(or sandbox = true)")
+            raise ValueError('the API needs auth_token ("${ENV_VAR}") or auth_token_file (or sandbox = true)')
         if self.auth_token is not None and self.auth_token_file is not None:
             raise ValueError("give auth_token or auth_token_file, not both")
         return self

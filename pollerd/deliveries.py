@@ -29,12 +29,19 @@ def collect_deliveries(config: Config) -> dict[str, Any]:
     if store is None:
         return {}
     try:
-        return {sink.name: {"counts": store.count_by_status(sink.name),
-                            "dead": [{**asdict(row), "last_error": MASKED.optional(row.last_error)}
-                                     for row in store.list_deliveries(sink.name, ("dead",), LISTED)],
-                            "superseded": [asdict(row) for row in store.list_deliveries(
-                                sink.name, ("superseded",), LISTED)]}
-                for sink in config.sinks}
+        return {
+            sink.name: {
+                "counts": store.count_by_status(sink.name),
+                "dead": [
+                    {**asdict(row), "last_error": MASKED.optional(row.last_error)}
+                    for row in store.list_deliveries(sink.name, ("dead",), LISTED)
+                ],
+                "superseded": [
+                    asdict(row) for row in store.list_deliveries(sink.name, ("superseded",), LISTED)
+                ],
+            }
+            for sink in config.sinks
+        }
     finally:
         store.close_sync()
 
@@ -49,14 +56,17 @@ def print_deliveries(config: Config, as_json: bool) -> int:
         print(f"no state yet in {config.daemon.state_dir}: nothing was delivered")
     for sink, info in report.items():
         counts = info["counts"]
-        print(f"sink {sink}: {counts['pending']} pending, {counts['dead']} dead, "
-              f"{counts['superseded']} superseded, {counts['delivered']} delivered")
+        print(
+            f"sink {sink}: {counts['pending']} pending, {counts['dead']} dead, "
+            f"{counts['superseded']} superseded, {counts['delivered']} delivered"
+        )
         for row in info["dead"]:
-            print(f"  dead  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}"
-                  f"  attempts={row['attempts']}  at={_iso(row['updated_at'])}  {row['last_error']}")
+            print(
+                f"  dead  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}"
+                f"  attempts={row['attempts']}  at={_iso(row['updated_at'])}  {row['last_error']}"
+            )
         for row in info["superseded"]:
-            print(f"  superseded  {row['event_id']}  {row['source']}/{row['resource']}"
-                  f" #{row['sequence']}")
+            print(f"  superseded  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}")
     return 0
 
 
@@ -74,8 +84,11 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
     except StateLocked as exc:
         answer = handoff.submit(state_dir, {"redeliver": event_id, "sink": sink})
         if answer is None:
-            return 1, f"the running pollerd (pid {exc.holder}) did not answer within " \
-                      f"{handoff.ANSWER_TIMEOUT:g} s; nothing was changed"
+            return (
+                1,
+                f"the running pollerd (pid {exc.holder}) did not answer within "
+                f"{handoff.ANSWER_TIMEOUT:g} s; nothing was changed",
+            )
         return int(answer["code"]), str(answer["message"])
     try:
         store = SqliteStore(state_dir / STATE_FILE)
@@ -88,8 +101,9 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
         lock.release()
 
 
-def redeliver_in(store: SqliteStore, state_dir: Path, event_id: str | None, sink: str | None
-                 ) -> tuple[int, str]:
+def redeliver_in(
+    store: SqliteStore, state_dir: Path, event_id: str | None, sink: str | None
+) -> tuple[int, str]:
     """The redelivery itself, by the state's one writer (on the store's thread)."""
     if event_id is not None:
         sha = store.event_sha256(event_id)

@@ -156,8 +156,9 @@ class Deliverer:
 
     async def _loop(self, name: str) -> None:
         """Rounds for ever; a store or sink error costs a retry with backoff, never the loop."""
-        await retrying(self._health, f"deliver:{name}", lambda: self._pass(name),
-                       until=lambda: self._stopping)
+        await retrying(
+            self._health, f"deliver:{name}", lambda: self._pass(name), until=lambda: self._stopping
+        )
 
     async def _pass(self, name: str) -> None:
         """One round, then wait for news, a retry that is due, or the idle wake."""
@@ -190,8 +191,7 @@ class Deliverer:
                     continue
                 if item.next_attempt > now:
                     blocked.add(key)  # a later version must not overtake this one
-                    next_due = item.next_attempt if next_due is None else min(next_due,
-                                                                              item.next_attempt)
+                    next_due = item.next_attempt if next_due is None else min(next_due, item.next_attempt)
                     continue
                 settled = await self._deliver(name, item)
                 if settled is Settled.DELIVERED:
@@ -228,10 +228,14 @@ class Deliverer:
         superseded = [item for item in pending if id(item) not in keep]
         if superseded:
             if over and not policy.coalesce:
-                self._log.warning("outbox over max_outbox_bytes: delivering only the newest "
-                                  "version of each resource", sink=name, superseded=len(superseded))
-            await asyncio.shield(self._store.mark_superseded(
-                [item.event.event_id for item in superseded], name))
+                self._log.warning(
+                    "outbox over max_outbox_bytes: delivering only the newest version of each resource",
+                    sink=name,
+                    superseded=len(superseded),
+                )
+            await asyncio.shield(
+                self._store.mark_superseded([item.event.event_id for item in superseded], name)
+            )
             self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
             for item in superseded:
                 await self._blobs.release(item.event.sha256, self._store)
@@ -239,8 +243,7 @@ class Deliverer:
 
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
         event = item.event
-        log = self._log.bind(sink=name, source=event.source, resource=event.resource,
-                             event_id=event.event_id)
+        log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
         expired = self._expired(name, item)
         if expired is not None:
             await self._dead(name, item, expired, log)
@@ -257,8 +260,7 @@ class Deliverer:
             return Settled.RETRY
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
-            await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}",
-                             log)
+            await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
             return Settled.DEAD
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
         return Settled.DELIVERED
@@ -277,17 +279,24 @@ class Deliverer:
         policy = self._policies[name]
         if policy.max_attempts is not None and item.attempts >= policy.max_attempts:
             return f"gave up after {item.attempts} attempts (max_attempts)"
-        if policy.max_age is not None and item.created_at \
-                and self._clock() - item.created_at > policy.max_age:
+        if (
+            policy.max_age is not None
+            and item.created_at
+            and self._clock() - item.created_at > policy.max_age
+        ):
             return f"older than max_age ({policy.max_age:g}s)"
         return None
 
-    async def _dead(self, name: str, item: PendingDelivery, error: str,
-                    log: structlog.stdlib.BoundLogger) -> None:
+    async def _dead(
+        self, name: str, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger
+    ) -> None:
         await asyncio.shield(self._store.mark_dead(item.event.event_id, name, error))
         self._metrics.deliveries.labels(name, "dead").inc()
-        log.error("delivery dead-lettered (pollerd redeliver sends it again)", error=error,
-                  attempts=item.attempts + 1)
+        log.error(
+            "delivery dead-lettered (pollerd redeliver sends it again)",
+            error=error,
+            attempts=item.attempts + 1,
+        )
 
     async def _retry_later(
         self,
@@ -298,8 +307,6 @@ class Deliverer:
         log: structlog.stdlib.BoundLogger,
     ) -> None:
         delay = self._retry[name].delay(item.attempts + 1, retry_after)
-        await asyncio.shield(self._store.mark_retry(item.event.event_id, name, error,
-                                                    self._clock() + delay))
+        await asyncio.shield(self._store.mark_retry(item.event.event_id, name, error, self._clock() + delay))
         self._metrics.deliveries.labels(name, "failed").inc()
-        log.warning("delivery failed", error=error, attempt=item.attempts + 1,
-                    retry_in=round(delay, 2))
+        log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))

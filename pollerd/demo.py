@@ -55,20 +55,27 @@ class Simulation:
         await asyncio.gather(*players)
 
 
-async def open_simulation(server: SimServer, fso_port: int | None, ap_port: int | None,
-                          ap_keys: set[str], dc_port: int | None = None) -> Simulation:
+async def open_simulation(
+    server: SimServer,
+    fso_port: int | None,
+    ap_port: int | None,
+    ap_keys: set[str],
+    dc_port: int | None = None,
+) -> Simulation:
     """Serve the FSO night's CKAN API, the AP replay and Democracy Club on their ports;
     StartupError (one line, the port named) when a port is taken."""
     try:
         return await _open_simulation(server, fso_port, ap_port, ap_keys, dc_port)
     except OSError as exc:
         await server.close()
-        raise StartupError(f"the simulator cannot listen: {exc.strerror}; stop what uses that "
-                           "port, or choose another") from None
+        raise StartupError(
+            f"the simulator cannot listen: {exc.strerror}; stop what uses that port, or choose another"
+        ) from None
 
 
-async def _open_simulation(server: SimServer, fso_port: int | None, ap_port: int | None,
-                           ap_keys: set[str], dc_port: int | None) -> Simulation:
+async def _open_simulation(
+    server: SimServer, fso_port: int | None, ap_port: int | None, ap_keys: set[str], dc_port: int | None
+) -> Simulation:
     night = None
     if fso_port is not None:
         night = ElectionNight()
@@ -90,10 +97,15 @@ async def serve_simulator(port: int, ap_port: int, dc_port: int, speed: float) -
     server = SimServer()
     simulation = await open_simulation(server, port, ap_port, {SIM_AP_KEY}, dc_port)
     structlog.get_logger("pollerd.sim").info(
-        "simulator listening", fso_api=f"http://127.0.0.1:{port}/api/3/action",
-        fso_package="eidg-wahlen-2023", ap_api=f"http://127.0.0.1:{ap_port}", ap_key=SIM_AP_KEY,
-        democracyclub_api=f"http://127.0.0.1:{dc_port}/api/v1", democracyclub_key=SIM_DC_KEY,
-        minutes=round(NIGHT_SECONDS / speed / 60, 1))
+        "simulator listening",
+        fso_api=f"http://127.0.0.1:{port}/api/3/action",
+        fso_package="eidg-wahlen-2023",
+        ap_api=f"http://127.0.0.1:{ap_port}",
+        ap_key=SIM_AP_KEY,
+        democracyclub_api=f"http://127.0.0.1:{dc_port}/api/v1",
+        democracyclub_key=SIM_DC_KEY,
+        minutes=round(NIGHT_SECONDS / speed / 60, 1),
+    )
     try:
         await simulation.play(speed, stop)
     finally:
@@ -112,8 +124,10 @@ class KindFigures:
     def words(self) -> str:
         """The figures in words."""
         share = self.downloaded_bytes / self.naive_bytes if self.naive_bytes else 0.0
-        return (f"{self.requests} requests, {_mb(self.downloaded_bytes)} downloaded vs "
-                f"{_mb(self.naive_bytes)} ({share:.1%})")
+        return (
+            f"{self.requests} requests, {_mb(self.downloaded_bytes)} downloaded vs "
+            f"{_mb(self.naive_bytes)} ({share:.1%})"
+        )
 
 
 @dataclass(frozen=True)
@@ -131,16 +145,22 @@ class DemoSummary:
         """One line per upstream."""
         lines = []
         if self.fso is not None:
-            lines.append(f"demo: {self.seconds:.0f}s, FSO: {self.fso.changes} changes seen of "
-                         f"{self.versions_published} versions published, {self.url_switches} URL "
-                         f"switches, {self.fso.words()} for a client that downloads every file "
-                         "every poll")
+            lines.append(
+                f"demo: {self.seconds:.0f}s, FSO: {self.fso.changes} changes seen of "
+                f"{self.versions_published} versions published, {self.url_switches} URL "
+                f"switches, {self.fso.words()} for a client that downloads every file "
+                "every poll"
+            )
         if self.ap is not None:
-            lines.append(f"demo: {self.seconds:.0f}s, AP: {self.ap.changes} snapshot changes, "
-                         f"{self.ap.words()} for a client that fetches the full document every poll")
+            lines.append(
+                f"demo: {self.seconds:.0f}s, AP: {self.ap.changes} snapshot changes, "
+                f"{self.ap.words()} for a client that fetches the full document every poll"
+            )
         if self.dc is not None:
-            lines.append(f"demo: {self.seconds:.0f}s, Democracy Club: {self.dc.changes} changes, "
-                         f"{self.dc.requests} requests")
+            lines.append(
+                f"demo: {self.seconds:.0f}s, Democracy Club: {self.dc.changes} changes, "
+                f"{self.dc.requests} requests"
+            )
         return lines
 
 
@@ -163,9 +183,13 @@ async def _demo(config: Config, duration: float | None, speed: float) -> DemoSum
     ap = [s for s in config.sources if isinstance(s, ApSourceConfig)]
     dc = [s for s in config.sources if isinstance(s, DcSourceConfig)]
     keys = {s.api_key.get_secret_value() for s in ap if s.api_key is not None}
-    simulation = await open_simulation(server, _port(fso[0].api) if fso else None,
-                                       _port(ap[0].api) if ap else None, keys,
-                                       _port(dc[0].api) if dc else None)
+    simulation = await open_simulation(
+        server,
+        _port(fso[0].api) if fso else None,
+        _port(ap[0].api) if ap else None,
+        keys,
+        _port(dc[0].api) if dc else None,
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     if duration is not None:
@@ -191,16 +215,16 @@ def _port(url: str) -> int:
     return urlsplit(url).port or 80
 
 
-async def _play_then_stop(simulation: Simulation, speed: float, stop: asyncio.Event,
-                          grace: float) -> None:
+async def _play_then_stop(simulation: Simulation, speed: float, stop: asyncio.Event, grace: float) -> None:
     await simulation.play(speed, stop)
     if not stop.is_set():
         await asyncio.sleep(grace)  # the last versions still reach the daemon
         stop.set()
 
 
-async def _naive_bytes(simulation: Simulation, fso: list[FsoSourceConfig], ap: list[ApSourceConfig],
-                       stop: asyncio.Event) -> int:
+async def _naive_bytes(
+    simulation: Simulation, fso: list[FsoSourceConfig], ap: list[ApSourceConfig], stop: asyncio.Event
+) -> int:
     """What a client that downloads everything every interval would have pulled."""
     if not fso and not ap:
         return 0
@@ -210,8 +234,11 @@ async def _naive_bytes(simulation: Simulation, fso: list[FsoSourceConfig], ap: l
         if fso and simulation.night is not None:
             total += simulation.night.listed_bytes()
         if ap and simulation.ap is not None:
-            total += sum(_full_document_size(simulation.ap, query.params())
-                         for source in ap for query in source.queries)
+            total += sum(
+                _full_document_size(simulation.ap, query.params())
+                for source in ap
+                for query in source.queries
+            )
         await wait_set(stop, interval)
     return total
 
@@ -221,17 +248,27 @@ def _full_document_size(ap: ApServer, params: list[tuple[str, str]]) -> int:
     return len(json.dumps({"electionDate": ap.election.timestamp(), "races": races}).encode())
 
 
-def _summarise(daemon: Daemon, simulation: Simulation, seconds: float, naive: tuple[int, int],
-               fso: list[FsoSourceConfig], ap: list[ApSourceConfig], dc: list[DcSourceConfig],
-               ) -> DemoSummary:
+def _summarise(
+    daemon: Daemon,
+    simulation: Simulation,
+    seconds: float,
+    naive: tuple[int, int],
+    fso: list[FsoSourceConfig],
+    ap: list[ApSourceConfig],
+    dc: list[DcSourceConfig],
+) -> DemoSummary:
     registry = daemon.metrics.registry
 
     def total(metric: str, sources: Sequence[SourceBase]) -> int:
         return int(sum(registry.get_sample_value(metric, {"source": s.name}) or 0 for s in sources))
 
     def figures(sources: Sequence[SourceBase], requests: int, naive_bytes: int) -> KindFigures:
-        return KindFigures(total("pollerd_changes_total", sources), requests,
-                           total("pollerd_downloaded_bytes_total", sources), naive_bytes)
+        return KindFigures(
+            total("pollerd_changes_total", sources),
+            requests,
+            total("pollerd_downloaded_bytes_total", sources),
+            naive_bytes,
+        )
 
     night, replay = simulation.night, simulation.ap
     return DemoSummary(

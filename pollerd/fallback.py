@@ -58,8 +58,12 @@ class HostFallback:
         self._failures = 0
         if self._index == previous:
             return False
-        self._log.warning("host switch", direction="to_fallback",
-                          mirror=self._mirrors[self._index - 1], after_failures=self._threshold)
+        self._log.warning(
+            "host switch",
+            direction="to_fallback",
+            mirror=self._mirrors[self._index - 1],
+            after_failures=self._threshold,
+        )
         self._record("to_fallback")
         return True
 

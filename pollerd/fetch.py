@@ -89,9 +89,7 @@ class Limits:
 
     def __init__(self, total: int, per_host: int) -> None:
         self._total = asyncio.Semaphore(total)
-        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(per_host)
-        )
+        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_host))
 
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
@@ -178,8 +176,7 @@ class HttpClient:
                 validators=_validators(response.headers),
                 final_url=str(response.url),
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                content_length=None if "Content-Encoding" in response.headers
-                else response.content_length,
+                content_length=None if "Content-Encoding" in response.headers else response.content_length,
             )
 
     async def get(
@@ -260,8 +257,9 @@ class HttpClient:
                         try:
                             following = str(response.url.join(URL(location)))
                         except ValueError:
-                            raise FetchFailure("redirect", "the redirect's Location is not a "
-                                               f"valid URL: {location[:100]!r}") from None
+                            raise FetchFailure(
+                                "redirect", f"the redirect's Location is not a valid URL: {location[:100]!r}"
+                            ) from None
                     if host_of(following) != host_of(current):
                         sent = {k: v for k, v in sent.items() if k in _CONDITIONAL}
                     current = following
@@ -285,7 +283,8 @@ class HttpClient:
             scheme = urlsplit(url).scheme
             what = f"the scheme {scheme}" if reason == "scheme" else f"the host {host}"
             structlog.get_logger("pollerd.fetch").warning(
-                f"refused a URL: {what} is not allowed", source=source, host=host, reason=reason)
+                f"refused a URL: {what} is not allowed", source=source, host=host, reason=reason
+            )
             raise FetchFailure("refused", f"{what} is not allowed")
 
     def _count(self, source: str, method: str, status: int | None) -> None:
@@ -319,7 +318,7 @@ class HttpClient:
                 if filled + len(chunk) > _WRITE_BATCH:
                     await asyncio.to_thread(file.write, buffer[:filled])
                     filled = 0
-                buffer[filled:filled + len(chunk)] = chunk
+                buffer[filled : filled + len(chunk)] = chunk
                 filled += len(chunk)
                 self._metrics.downloaded_bytes.labels(source).inc(len(chunk))
             if filled:

@@ -26,8 +26,9 @@ CHECK_EVERY = 1.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def submit(state_dir: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
-           ) -> dict[str, Any] | None:
+def submit(
+    state_dir: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
+) -> dict[str, Any] | None:
     """Leave ``request`` for the daemon and wait for its answer (None: no answer in time)."""
     folder = state_dir / FOLDER
     folder.mkdir(exist_ok=True)
@@ -55,8 +56,7 @@ async def serve_once(state_dir: Path, handle: Handler) -> None:
             request = json.loads(await asyncio.to_thread(path.read_bytes))
             answer = await handle(request)
         except (OSError, ValueError) as exc:
-            log.warning("request from the command line not understood", file=path.name,
-                        error=str(exc))
+            log.warning("request from the command line not understood", file=path.name, error=str(exc))
             answer = {"code": 2, "message": "the daemon could not read the request"}
         await asyncio.to_thread(_answer, path, answer)
     await asyncio.sleep(CHECK_EVERY)

@@ -18,9 +18,13 @@ LAG_LIMIT = 5.0
 class Health:
     """Answers "what is wrong, if anything" from the heartbeat and the scheduler's progress."""
 
-    def __init__(self, scheduler: PollScheduler, stall_after: float,
-                 clock: Callable[[], float] = time.monotonic, tasks: TaskHealth | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        scheduler: PollScheduler,
+        stall_after: float,
+        clock: Callable[[], float] = time.monotonic,
+        tasks: TaskHealth | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self._tasks = tasks
         self.stall_after = stall_after

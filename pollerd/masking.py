@@ -20,8 +20,14 @@ _SHORTEST = 4  # shorter values would mask ordinary words
 def forms(secret: str) -> set[str]:
     """The ways ``secret`` can appear in text: raw, URL-encoded, base64."""
     raw = secret.encode()
-    found = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret),
-             base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    found = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        quote(secret),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+    }
     found |= {f.rstrip("=") for f in found}
     return {f for f in found if len(f) >= _SHORTEST}
 

@@ -44,14 +44,24 @@ class Resource:
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict, for persisting the last good discovery."""
-        return {"id": self.id, "url": self.url, "format": self.format,
-                "allow_empty": self.allow_empty, "key": self.key}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "format": self.format,
+            "allow_empty": self.allow_empty,
+            "key": self.key,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Resource:
         """The inverse of to_json."""
-        return cls(id=data["id"], url=data["url"], format=data.get("format", "auto"),
-                   allow_empty=bool(data.get("allow_empty", False)), key=data.get("key"))
+        return cls(
+            id=data["id"],
+            url=data["url"],
+            format=data.get("format", "auto"),
+            allow_empty=bool(data.get("allow_empty", False)),
+            key=data.get("key"),
+        )
 
 
 @dataclass
@@ -127,8 +137,7 @@ class Event:
             "previous_sha256": self.previous_sha256,
             "size": self.size,
             "content_type": self.content_type,
-            "validators": {"etag": self.validators.etag,
-                           "last_modified": self.validators.last_modified},
+            "validators": {"etag": self.validators.etag, "last_modified": self.validators.last_modified},
             "detected_at": self.detected_at.isoformat().replace("+00:00", "Z"),
             "upstream_id": self.upstream_id,
             "url_switch": self.url_switch,

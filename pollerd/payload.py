@@ -94,8 +94,7 @@ def _depth_over(document: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) \
-            else ()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         for child in children:
             if isinstance(child, dict | list):
                 if depth + 1 > limit:

@@ -117,8 +117,9 @@ class SourcePoller:
         self._strategy = Strategy(config.strategy)
         self._headers = {k: v.get_secret_value() for k, v in config.headers.items()}
         self._recorder = ChangeRecorder(self.name, list(config.sinks), context)
-        self._fallback = HostFallback(self.name, list(config.fallback_urls),
-                                      config.fallback_after, self._metrics, self._log)
+        self._fallback = HostFallback(
+            self.name, list(config.fallback_urls), config.fallback_after, self._metrics, self._log
+        )
         self._host_backoff: dict[str, float] = {}
         self._discovered_at: float | None = None
         self._discovery_failures = 0
@@ -151,8 +152,11 @@ class SourcePoller:
         now = self._clock()
         due = [r for r in self.resources if r.id not in self._running and self._is_due(r, now)]
         outcomes = await self._probe_all(due, started)
-        failing = {rid for rid, outcome in outcomes.items() if outcome is Outcome.ERROR
-                   and self.states[rid].failures >= self.config.rediscover_after}
+        failing = {
+            rid
+            for rid, outcome in outcomes.items()
+            if outcome is Outcome.ERROR and self.states[rid].failures >= self.config.rediscover_after
+        }
         touched = [*outcomes, *self._finished_late]
         self._finished_late = set()
         if failing and self._discovery_allowed():
@@ -166,7 +170,8 @@ class SourcePoller:
         if self._fallback.active:
             await self._probe_primary()
         await self._store.save_states(
-            self.name, [self.states[rid] for rid in dict.fromkeys(touched) if rid in self.states])
+            self.name, [self.states[rid] for rid in dict.fromkeys(touched) if rid in self.states]
+        )
         results = list(outcomes.values())
         report = PollReport(
             changed=results.count(Outcome.CHANGED),
@@ -175,8 +180,7 @@ class SourcePoller:
             skipped=len(self.resources) - len(outcomes),
             discovery_failed=not discovery_ok,
             refused_urls=self._refused,
-            failing=sum(1 for r in self.resources if r.id in self.states
-                        and self.states[r.id].failures > 0),
+            failing=sum(1 for r in self.resources if r.id in self.states and self.states[r.id].failures > 0),
         )
         self._record_cycle(report)
         return report
@@ -188,8 +192,7 @@ class SourcePoller:
         it is not probed again until it is done, and its state is saved with a later cycle."""
         outcomes: dict[str, Outcome] = {}
         for start in range(0, len(due), BATCH):  # bounded: 10,000 coroutines at once cost memory
-            batch = {r.id: asyncio.ensure_future(self._poll_resource(r))
-                     for r in due[start:start + BATCH]}
+            batch = {r.id: asyncio.ensure_future(self._poll_resource(r)) for r in due[start : start + BATCH]}
             left = None if self.patience is None else self.patience - (time.monotonic() - started)
             if left is not None and left <= 0:
                 left = None  # stragglers only from batches begun in time: at most one batch
@@ -229,8 +232,11 @@ class SourcePoller:
         """Discover at start, every discovery_interval, and every cycle while a resource fails
         (the upstream may have moved it: the moment it says so, pollerd follows)."""
         interval = self._source.discovery_interval
-        due = self._discovered_at is None or self._any_failing() or (
-            interval is not None and self._clock() - self._discovered_at >= interval)
+        due = (
+            self._discovered_at is None
+            or self._any_failing()
+            or (interval is not None and self._clock() - self._discovered_at >= interval)
+        )
         if not due:
             return True
         if not self._discovery_allowed():
@@ -238,8 +244,11 @@ class SourcePoller:
         return await self._discover()
 
     def _any_failing(self) -> bool:
-        return any(state.failures >= self.config.rediscover_after
-                   for rid, state in self.states.items() if rid in self._ids)
+        return any(
+            state.failures >= self.config.rediscover_after
+            for rid, state in self.states.items()
+            if rid in self._ids
+        )
 
     def _discovery_allowed(self) -> bool:
         """False while a failing discovery API waits out its backoff."""
@@ -261,8 +270,12 @@ class SourcePoller:
             self._discovery_failures += 1
             delay = self._backoff.delay(self._discovery_failures)
             self._discovery_retry_at = now + delay
-            self._log.warning("discovery failed; polling the known URLs", error=str(exc),
-                              known=len(self.resources), retry_in=round(delay, 2))
+            self._log.warning(
+                "discovery failed; polling the known URLs",
+                error=str(exc),
+                known=len(self.resources),
+                retry_in=round(delay, 2),
+            )
             return False
         self._metrics.discoveries.labels(self.name, "ok").inc()
         self._discovery_failures, self._discovery_retry_at = 0, 0.0
@@ -280,8 +293,12 @@ class SourcePoller:
             return True
         self._refused += 1
         self._metrics.refused_urls.labels(self.name, reason).inc()
-        self._log.error("discovered URL refused: not polled", resource=resource.id,
-                        host=urlsplit(resource.url).hostname, reason=reason)
+        self._log.error(
+            "discovered URL refused: not polled",
+            resource=resource.id,
+            host=urlsplit(resource.url).hostname,
+            reason=reason,
+        )
         return False
 
     def _apply_discovery(self, found: list[Resource]) -> None:
@@ -320,8 +337,9 @@ class SourcePoller:
         if resource is None:
             return
         try:
-            head = await self._client.head(self.name, resource.url, self._headers,
-                                           self.config.timeout, self._source.policy)
+            head = await self._client.head(
+                self.name, resource.url, self._headers, self.config.timeout, self._source.policy
+            )
         except (FetchFailure, PayloadRejected):
             return
         if 200 <= head.status < 300 or head.status in HEAD_REFUSED - {403}:
@@ -336,8 +354,15 @@ class SourcePoller:
         try:
             outcome = await self._check(resource, state, url)
         except FetchFailure as exc:
-            outcome = self._failed(state, url, exc.reason, exc.detail, exc.retry_after,
-                                   host_wide=exc.host_wide, rate_limited=exc.status == 429)
+            outcome = self._failed(
+                state,
+                url,
+                exc.reason,
+                exc.detail,
+                exc.retry_after,
+                host_wide=exc.host_wide,
+                rate_limited=exc.status == 429,
+            )
         except PayloadRejected as exc:
             self._metrics.rejected.labels(self.name, exc.reason).inc()
             outcome = self._failed(state, url, "rejected", str(exc))
@@ -356,28 +381,38 @@ class SourcePoller:
         state.url = url
         strategy = probe_strategy(self._strategy, state)
         if strategy is Strategy.HEAD:
-            head = await self._client.head(self.name, url, self._headers, self.config.timeout,
-                                           self._source.policy)
-            action = after_head(self._strategy, state, head.status, head.validators,
-                                head.content_length)
+            head = await self._client.head(
+                self.name, url, self._headers, self.config.timeout, self._source.policy
+            )
+            action = after_head(self._strategy, state, head.status, head.validators, head.content_length)
             if action is HeadAction.FAIL:
-                raise FetchFailure("status", f"HTTP {head.status} on HEAD", status=head.status,
-                                   retry_after=head.retry_after)
+                raise FetchFailure(
+                    "status", f"HTTP {head.status} on HEAD", status=head.status, retry_after=head.retry_after
+                )
             if action is HeadAction.ADOPT:
                 self._metrics.same_bytes.labels(self.name).inc()
-                self._log.info("same content at this URL (its ETag is the content's MD5): "
-                               "validators adopted, nothing downloaded", resource=resource.id)
+                self._log.info(
+                    "same content at this URL (its ETag is the content's MD5): "
+                    "validators adopted, nothing downloaded",
+                    resource=resource.id,
+                )
                 state.validators = head.validators
             if action in (HeadAction.UNCHANGED, HeadAction.ADOPT):
                 state.learned_strategy = state.learned_strategy or Strategy.HEAD
                 return Outcome.UNCHANGED
             if action is HeadAction.FALL_BACK:
                 strategy = Strategy.CONDITIONAL
-                self._log.info("HEAD is no help here; using conditional GET",
-                               resource=resource.id, status=head.status)
+                self._log.info(
+                    "HEAD is no help here; using conditional GET", resource=resource.id, status=head.status
+                )
         answer = await self._client.get(
-            self.name, url, self._headers, self.config.timeout,
-            conditional_validators(strategy, state), self.config.max_bytes, self._source.policy,
+            self.name,
+            url,
+            self._headers,
+            self.config.timeout,
+            conditional_validators(strategy, state),
+            self.config.max_bytes,
+            self._source.policy,
         )
         if self._strategy is Strategy.AUTO:
             state.learned_strategy = strategy_after_get(self._strategy, strategy, answer.validators)
@@ -385,9 +420,7 @@ class SourcePoller:
             return Outcome.UNCHANGED
         return await self._judge(resource, state, url, answer.download)
 
-    async def _judge(
-        self, resource: Resource, state: ResourceState, url: str, download: Download
-    ) -> Outcome:
+    async def _judge(self, resource: Resource, state: ResourceState, url: str, download: Download) -> Outcome:
         verdict = after_fetch(state, download.sha256, download.validators)
         if verdict is not Verdict.CHANGED:
             await self._blobs.discard(download.path)
@@ -401,7 +434,8 @@ class SourcePoller:
         try:
             details = await asyncio.to_thread(self._inspect, resource, download, fmt)
             self.states[resource.id] = await self._recorder.record(
-                resource, state, download, extension_for(fmt, url), details)
+                resource, state, download, extension_for(fmt, url), details
+            )
         finally:  # on every path: a recorded download has moved into the blob store already
             await self._blobs.discard(download.path)
         return Outcome.CHANGED
@@ -416,7 +450,6 @@ class SourcePoller:
         except Exception:  # details are a courtesy; they must never hold back a version
             self._log.exception("could not read details", resource=resource.id)
             return None
-
 
     def _succeeded(self, state: ResourceState) -> None:
         current = self.states[state.resource_id]  # _record_change may have replaced it
@@ -444,8 +477,14 @@ class SourcePoller:
         if host_wide:
             host = host_of(url)
             self._host_backoff[host] = max(self._host_backoff.get(host, 0), now + delay)
-        self._log.warning("poll failed", resource=state.resource_id, reason=reason,
-                          detail=detail, failures=state.failures, retry_in=round(delay, 2))
+        self._log.warning(
+            "poll failed",
+            resource=state.resource_id,
+            reason=reason,
+            detail=detail,
+            failures=state.failures,
+            retry_in=round(delay, 2),
+        )
         if not rate_limited and self._fallback.failed():
             self._reset_backoff()
         return Outcome.ERROR

@@ -24,8 +24,13 @@ class QuotaBudget:
     upstream's window before it leaves ours.
     """
 
-    def __init__(self, limit: int, window: float = WINDOW,
-                 clock: Callable[[], float] = time.monotonic, margin: float = MARGIN) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float = WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = MARGIN,
+    ) -> None:
         self.limit = limit  # requests per window (a minute by default)
         self.window = window
         self.margin = margin

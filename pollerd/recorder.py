@@ -59,22 +59,37 @@ class ChangeRecorder:
         """
         now = self._clock()
         updated = dataclasses.replace(
-            state, sha256=download.sha256, size=download.size, validators=download.validators,
-            content_type=download.content_type, sequence=state.sequence + 1, last_change_at=now,
-            url_switch=None, md5=download.md5, **state_changes,
+            state,
+            sha256=download.sha256,
+            size=download.size,
+            validators=download.validators,
+            content_type=download.content_type,
+            sequence=state.sequence + 1,
+            last_change_at=now,
+            url_switch=None,
+            md5=download.md5,
+            **state_changes,
         )
         event = Event(
             event_id=Event.make_id(self._source, resource.id, updated.sequence, download.sha256),
-            source=self._source, resource=resource.id, url=download.final_url,
-            sequence=updated.sequence, sha256=download.sha256, previous_sha256=state.sha256,
-            size=download.size, content_type=download.content_type,
-            validators=download.validators, detected_at=datetime.fromtimestamp(now, UTC),
-            extension=ext, upstream_id=resource.key, url_switch=state.url_switch, details=details,
+            source=self._source,
+            resource=resource.id,
+            url=download.final_url,
+            sequence=updated.sequence,
+            sha256=download.sha256,
+            previous_sha256=state.sha256,
+            size=download.size,
+            content_type=download.content_type,
+            validators=download.validators,
+            detected_at=datetime.fromtimestamp(now, UTC),
+            extension=ext,
+            upstream_id=resource.key,
+            url_switch=state.url_switch,
+            details=details,
         )
         async with self._blobs.lock:
             await self._blobs.adopt(download.path, download.sha256)
-            event = await asyncio.shield(
-                self._store.record_change(self._source, updated, event, self._sinks))
+            event = await asyncio.shield(self._store.record_change(self._source, updated, event, self._sinks))
         updated.sequence = event.sequence
         if state.sha256 is not None:
             await self._blobs.release(state.sha256, self._store)
@@ -83,7 +98,13 @@ class ChangeRecorder:
         published = published_at or upstream_time(details, download)
         if published is not None:
             self._metrics.version_age.labels(self._source).observe(max(0.0, now - published))
-        self._log.info("change", resource=resource.id, sequence=event.sequence,
-                       sha256=event.sha256, size=event.size, event_id=event.event_id)
+        self._log.info(
+            "change",
+            resource=resource.id,
+            sequence=event.sequence,
+            sha256=event.sha256,
+            size=event.size,
+            event_id=event.event_id,
+        )
         self._on_change()
         return updated

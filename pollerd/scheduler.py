@@ -24,9 +24,7 @@ class PollScheduler:
         self.last_run_at: float | None = None
         self.last_started: float | None = None  # monotonic: when a poll last started
 
-    def add(
-        self, name: str, interval: float, jitter: float, poll: Callable[[], Awaitable[Any]]
-    ) -> None:
+    def add(self, name: str, interval: float, jitter: float, poll: Callable[[], Awaitable[Any]]) -> None:
         """Schedule ``poll`` every ``interval`` seconds (plus up to ``jitter``), first run now."""
 
         async def job() -> None:

@@ -49,8 +49,10 @@ CREATE INDEX IF NOT EXISTS deliveries_by_sink ON deliveries (sink, status);
 """
 # Each step brings a database written by the version before up to date.
 _MIGRATIONS = {
-    2: ["ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
-        "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)"],
+    2: [
+        "ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)",
+    ],
 }
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
@@ -85,6 +87,7 @@ class DeliveryRow:
 
 DELIVERY_STATUSES = ("pending", "delivered", "dead", "superseded")
 
+
 class StateStore(Protocol):
     """What the poll cycle and the delivery loop need from durable state."""
 
@@ -94,9 +97,7 @@ class StateStore(Protocol):
     async def save_states(self, source: str, states: list[ResourceState]) -> None:
         """Persist resource states (validators, backoff, errors) in one transaction."""
 
-    async def record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str]
-    ) -> Event:
+    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
         """Atomically: the resource's new state, the event, and one pending delivery per sink.
 
         The sequence number is allocated inside that transaction: past every event already stored
@@ -192,8 +193,12 @@ class SqliteStore:
         if readonly:
             if not self.path.exists():
                 raise FileNotFoundError(self.path)
-            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                       isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             self._db.execute("PRAGMA busy_timeout=5000")
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +207,11 @@ class SqliteStore:
         problem = _integrity_problem(db)
         if problem is not None:
             db.close()
-            raise StateCorrupt(f"{self.path} is damaged ({problem}); restore it from a backup, "
-                               "or move it aside to start afresh (every resource is then "
-                               "announced again as a first version)")
+            raise StateCorrupt(
+                f"{self.path} is damaged ({problem}); restore it from a backup, "
+                "or move it aside to start afresh (every resource is then "
+                "announced again as a first version)"
+            )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
@@ -267,33 +274,47 @@ class SqliteStore:
                 [(source, resource, state) for resource, state in rows],
             )
 
-    async def record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str]
-    ) -> Event:
+    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
         """Atomically: the resource's new state, the event (its sequence allocated here), and one
         pending delivery per sink; the event as committed."""
         return await self._call(self._record_change, source, copy.copy(state), event, sinks)
 
-    def _record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str]
-    ) -> Event:
+    def _record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
         now = time.time()
         with self._transaction() as db:
             sequence = self._next_sequence(db, source, state.resource_id)
             if sequence != event.sequence:
-                _log.warning("sequence repaired: the outbox is ahead of the resource's state",
-                             source=source, resource=state.resource_id, expected=event.sequence,
-                             allocated=sequence)
-                event = dataclasses.replace(event, sequence=sequence, event_id=Event.make_id(
-                    source, state.resource_id, sequence, event.sha256))
+                _log.warning(
+                    "sequence repaired: the outbox is ahead of the resource's state",
+                    source=source,
+                    resource=state.resource_id,
+                    expected=event.sequence,
+                    allocated=sequence,
+                )
+                event = dataclasses.replace(
+                    event,
+                    sequence=sequence,
+                    event_id=Event.make_id(source, state.resource_id, sequence, event.sha256),
+                )
                 state.sequence = sequence
-            db.execute("INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?,?,?)",
-                       (source, state.resource_id, _state_to_json(state)))
+            db.execute(
+                "INSERT OR REPLACE INTO resources (source, resource, state) VALUES (?,?,?)",
+                (source, state.resource_id, _state_to_json(state)),
+            )
             db.execute(
                 "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
                 " created_at, size) VALUES (?,?,?,?,?,?,?,?,?)",
-                (event.event_id, source, state.resource_id, event.sequence, event.sha256,
-                 json.dumps(event.to_json()), event.extension, now, event.size),
+                (
+                    event.event_id,
+                    source,
+                    state.resource_id,
+                    event.sequence,
+                    event.sha256,
+                    json.dumps(event.to_json()),
+                    event.extension,
+                    now,
+                    event.size,
+                ),
             )
             db.executemany(
                 "INSERT INTO deliveries (event_id, sink, status, next_attempt, updated_at)"
@@ -308,7 +329,9 @@ class SqliteStore:
         row = db.execute(
             "SELECT MAX(COALESCE((SELECT MAX(sequence) FROM events WHERE source=? AND resource=?),"
             " 0), COALESCE((SELECT json_extract(state, '$.sequence') FROM resources"
-            " WHERE source=? AND resource=?), 0))", (source, resource, source, resource)).fetchone()
+            " WHERE source=? AND resource=?), 0))",
+            (source, resource, source, resource),
+        ).fetchone()
         return int(row[0]) + 1
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
@@ -316,8 +339,7 @@ class SqliteStore:
         return await self._call(self._load_discovery, source)
 
     def _load_discovery(self, source: str) -> list[Resource] | None:
-        row = self.db.execute("SELECT resources FROM discoveries WHERE source=?",
-                              (source,)).fetchone()
+        row = self.db.execute("SELECT resources FROM discoveries WHERE source=?", (source,)).fetchone()
         return None if row is None else [Resource.from_json(r) for r in json.loads(row[0])]
 
     async def save_discovery(self, source: str, resources: list[Resource]) -> None:
@@ -326,8 +348,7 @@ class SqliteStore:
         await self._call(self._save_discovery, source, text)
 
     def _save_discovery(self, source: str, text: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO discoveries VALUES (?, ?, ?)",
-                        (source, text, time.time()))
+        self.db.execute("INSERT OR REPLACE INTO discoveries VALUES (?, ?, ?)", (source, text, time.time()))
 
     async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
         """Pending deliveries of a sink in event order."""
@@ -354,8 +375,9 @@ class SqliteStore:
         """The sink failed; try again at ``next_attempt``."""
         await self._call(self._mark, event_id, sink, "pending", error, next_attempt)
 
-    def _mark(self, event_id: str, sink: str, status: str, error: str | None,
-              next_attempt: float | None) -> None:
+    def _mark(
+        self, event_id: str, sink: str, status: str, error: str | None, next_attempt: float | None
+    ) -> None:
         self.db.execute(
             "UPDATE deliveries SET status=?, attempts=attempts+1, last_error=?,"
             " next_attempt=COALESCE(?, next_attempt), updated_at=? WHERE event_id=? AND sink=?",
@@ -374,10 +396,11 @@ class SqliteStore:
         """Close pending deliveries with ``status`` in one transaction (``attempted``: 1 when
         this closes an attempt)."""
         with self._transaction() as db:
-            db.executemany("UPDATE deliveries SET status=?, attempts=attempts+?, last_error=NULL,"
-                           " updated_at=? WHERE event_id=? AND sink=? AND status='pending'",
-                           [(status, attempted, time.time(), event_id, sink)
-                            for event_id in event_ids])
+            db.executemany(
+                "UPDATE deliveries SET status=?, attempts=attempts+?, last_error=NULL,"
+                " updated_at=? WHERE event_id=? AND sink=? AND status='pending'",
+                [(status, attempted, time.time(), event_id, sink) for event_id in event_ids],
+            )
 
     async def outbox_bytes(self, sink: str) -> int:
         """Payload bytes of the sink's pending deliveries."""
@@ -387,7 +410,8 @@ class SqliteStore:
         row = self.db.execute(
             "SELECT COALESCE(SUM(e.size), 0) FROM deliveries d"
             " JOIN events e ON e.event_id = d.event_id WHERE d.sink=? AND d.status='pending'",
-            (sink,)).fetchone()
+            (sink,),
+        ).fetchone()
         return int(row[0])
 
     async def delivery_counts(self, sink: str) -> dict[str, int]:
@@ -398,16 +422,19 @@ class SqliteStore:
         """Deliveries of a sink by status (for the CLI)."""
         counts = dict.fromkeys(DELIVERY_STATUSES, 0)
         for status, count in self.db.execute(
-                "SELECT status, COUNT(*) FROM deliveries WHERE sink=? GROUP BY status", (sink,)):
+            "SELECT status, COUNT(*) FROM deliveries WHERE sink=? GROUP BY status", (sink,)
+        ):
             counts[str(status)] = int(count)
         return counts
 
     def list_deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
         """Deliveries of a sink with one of ``statuses``, oldest event first (for the CLI)."""
         marks = ",".join("?" * len(statuses))  # placeholders only: the values are bound
-        sql = ("SELECT d.event_id, e.source, e.resource, e.sequence, d.status, d.attempts,"  # noqa: S608
-               " d.last_error, d.updated_at FROM deliveries d JOIN events e ON e.event_id = d.event_id"
-               f" WHERE d.sink=? AND d.status IN ({marks}) ORDER BY e.id LIMIT ?")
+        sql = (
+            "SELECT d.event_id, e.source, e.resource, e.sequence, d.status, d.attempts,"  # noqa: S608
+            " d.last_error, d.updated_at FROM deliveries d JOIN events e ON e.event_id = d.event_id"
+            f" WHERE d.sink=? AND d.status IN ({marks}) ORDER BY e.id LIMIT ?"
+        )
         rows = self.db.execute(sql, (sink, *statuses, limit))
         return [DeliveryRow(*row) for row in rows]
 
@@ -419,8 +446,10 @@ class SqliteStore:
     def redeliver(self, event_id: str | None, sink: str | None) -> int:
         """Make deliveries pending again: one event's (any status but pending), or every dead
         one; ``sink`` limits it to one sink. Returns how many (for the CLI)."""
-        query = ("UPDATE deliveries SET status='pending', attempts=0, last_error=NULL,"
-                 " next_attempt=?, updated_at=? WHERE status != 'pending'")
+        query = (
+            "UPDATE deliveries SET status='pending', attempts=0, last_error=NULL,"
+            " next_attempt=?, updated_at=? WHERE status != 'pending'"
+        )
         args: list[Any] = [time.time(), time.time()]
         if event_id is None:
             query += " AND status='dead'"
@@ -452,7 +481,8 @@ class SqliteStore:
     def _blob_in_use(self, sha256: str) -> bool:
         pending = self.db.execute(
             "SELECT 1 FROM deliveries d JOIN events e ON e.event_id = d.event_id"
-            " WHERE e.sha256=? AND d.status IN ('pending', 'dead') LIMIT 1", (sha256,)
+            " WHERE e.sha256=? AND d.status IN ('pending', 'dead') LIMIT 1",
+            (sha256,),
         ).fetchone()
         if pending:
             return True
@@ -478,8 +508,7 @@ class SqliteStore:
 
     def sources(self) -> list[str]:
         """Every source with stored state (for the CLI)."""
-        return [row[0] for row in self.db.execute(
-            "SELECT DISTINCT source FROM resources ORDER BY source")]
+        return [row[0] for row in self.db.execute("SELECT DISTINCT source FROM resources ORDER BY source")]
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""

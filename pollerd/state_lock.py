@@ -20,8 +20,10 @@ class StateLocked(Exception):
 
     def __init__(self, state_dir: Path, holder: int | None) -> None:
         who = f"pid {holder}" if holder else "another process"
-        super().__init__(f"{state_dir} is in use by another pollerd ({who}); one process writes "
-                         "to a state directory at a time")
+        super().__init__(
+            f"{state_dir} is in use by another pollerd ({who}); one process writes "
+            "to a state directory at a time"
+        )
         self.holder = holder
 
 

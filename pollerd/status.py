@@ -22,8 +22,11 @@ def collect_status(config: Config) -> dict[str, Any]:
             source.name: [_resource_row(state) for state in store.read_states(source.name).values()]
             for source in config.sources
         }
-        stopped = {source.name: reason for source in config.sources
-                   if (reason := store.read_stopped(source.name)) is not None}
+        stopped = {
+            source.name: reason
+            for source in config.sources
+            if (reason := store.read_stopped(source.name)) is not None
+        }
         sinks = {sink.name: {"pending": store.count_pending(sink.name)} for sink in config.sinks}
     finally:
         store.close_sync()
@@ -68,17 +71,24 @@ def print_status(config: Config, as_json: bool = False) -> int:
         if source in status["stopped"]:
             print(f"  STOPPED: {status['stopped'][source]}")
         for row in rows:
-            print(f"  {row['resource']}  version {row['sequence']}"
-                  f"  last change {row['last_change'] or 'never'}"
-                  f"  probed by {row['strategy'] or 'not yet known'}  {row['url'] or '-'}")
-            validators = [f"{name} {row[key]}" for name, key in
-                          (("ETag", "etag"), ("Last-Modified", "last_modified")) if row[key]]
+            print(
+                f"  {row['resource']}  version {row['sequence']}"
+                f"  last change {row['last_change'] or 'never'}"
+                f"  probed by {row['strategy'] or 'not yet known'}  {row['url'] or '-'}"
+            )
+            validators = [
+                f"{name} {row[key]}"
+                for name, key in (("ETag", "etag"), ("Last-Modified", "last_modified"))
+                if row[key]
+            ]
             if validators:
                 print(f"      {'  '.join(validators)}")
             if row["last_error"] or row["backoff_until"]:
                 waiting = f", waiting until {row['backoff_until']}" if row["backoff_until"] else ""
-                print(f"      failing ({plural(row['failures'], 'failure')} in a row{waiting}): "
-                      f"{row['last_error'] or '-'}")
+                print(
+                    f"      failing ({plural(row['failures'], 'failure')} in a row{waiting}): "
+                    f"{row['last_error'] or '-'}"
+                )
     for sink, info in status["sinks"].items():
         print(f"sink {sink}: {plural(info['pending'], 'delivery', 'deliveries')} pending")
     return 0

@@ -36,8 +36,12 @@ class TaskHealth:
         self._metrics.task_failures.labels(task).inc()
         known = self._failing.get(task)
         if known is None or known[0] != reason:
-            self._log.error("task failing; retrying with backoff", task=task, reason=reason,
-                            exc_info=not isinstance(exc, OSError | sqlite3.Error))
+            self._log.error(
+                "task failing; retrying with backoff",
+                task=task,
+                reason=reason,
+                exc_info=not isinstance(exc, OSError | sqlite3.Error),
+            )
             self._failing[task] = (reason, known[1] if known else time.monotonic())
 
     def recovered(self, task: str) -> None:
@@ -53,8 +57,10 @@ class TaskHealth:
         """What /healthz says, or None."""
         problems = [f"task {name} died: {reason}" for name, reason in self._dead.items()]
         now = time.monotonic()
-        problems += [f"task {name} failing for {now - since:.0f}s: {reason}"
-                     for name, (reason, since) in self._failing.items()]
+        problems += [
+            f"task {name} failing for {now - since:.0f}s: {reason}"
+            for name, (reason, since) in self._failing.items()
+        ]
         return "; ".join(problems) or None
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
@@ -64,12 +70,17 @@ class TaskHealth:
         reason = describe(exc) if exc is not None else "it returned, which it never should"
         self._dead[task.get_name()] = reason
         self._metrics.task_failures.labels(task.get_name()).inc()
-        self._log.error("task died; /healthz reports it until pollerd is restarted",
-                        task=task.get_name(), reason=reason)
+        self._log.error(
+            "task died; /healthz reports it until pollerd is restarted", task=task.get_name(), reason=reason
+        )
 
 
-async def retrying(health: TaskHealth, task: str, work: Callable[[], Awaitable[None]],
-                   until: Callable[[], bool] = lambda: False) -> None:
+async def retrying(
+    health: TaskHealth,
+    task: str,
+    work: Callable[[], Awaitable[None]],
+    until: Callable[[], bool] = lambda: False,
+) -> None:
     """Run ``work`` again and again (until ``until()``): a failure is reported and waited out
     with backoff."""
     failures = 0
@@ -91,9 +102,13 @@ def describe(exc: BaseException) -> str:
     """An error in words: what happened, never only a class name."""
     if isinstance(exc, OSError) and exc.errno is not None:
         where = f" on {exc.filename}" if exc.filename else ""
-        words = {errno.ENOSPC: "disk full", errno.EFBIG: "file too large (disk or quota full)",
-                 errno.EACCES: "permission denied", errno.EROFS: "read-only file system",
-                 errno.EDQUOT: "disk quota exceeded"}.get(exc.errno, exc.strerror or "")
+        words = {
+            errno.ENOSPC: "disk full",
+            errno.EFBIG: "file too large (disk or quota full)",
+            errno.EACCES: "permission denied",
+            errno.EROFS: "read-only file system",
+            errno.EDQUOT: "disk quota exceeded",
+        }.get(exc.errno, exc.strerror or "")
         return f"{words}{where}"
     if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
         text = str(exc)

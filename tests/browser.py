@@ -18,9 +18,19 @@ import aiohttp
 from tests.conftest import require
 
 # Without the background-networking flags Chromium tries hosts this machine cannot reach
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-quic", "--window-size=1280,1600", "--remote-debugging-port=0")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=1280,1600",
+    "--remote-debugging-port=0",
+)
 
 
 class Page:
@@ -50,8 +60,10 @@ class Page:
         """Navigate and wait until the page has loaded."""
         await self.send("Page.navigate", url=url)
         for _ in range(600):
-            if await self.evaluate("document.readyState") == "complete" and \
-                    await self.evaluate("location.href") == url:
+            if (
+                await self.evaluate("document.readyState") == "complete"
+                and await self.evaluate("location.href") == url
+            ):
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"{url} did not load")
@@ -71,15 +83,19 @@ async def browser_page() -> AsyncIterator[Page]:
     assert executable is not None
     with tempfile.TemporaryDirectory() as profile:
         process = await asyncio.create_subprocess_exec(
-            executable, *FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            executable,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         try:
             port = await _devtools_port(Path(profile) / "DevToolsActivePort")
             async with aiohttp.ClientSession() as session:
                 async with session.put(f"http://127.0.0.1:{port}/json/new?about:blank") as made:
                     target = await made.json()
-                async with session.ws_connect(target["webSocketDebuggerUrl"],
-                                              max_msg_size=0) as socket:
+                async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as socket:
                     yield Page(socket)
         finally:
             process.kill()

@@ -20,6 +20,8 @@ from pollerd.config import Config, parse_config
 from pollerd.logs import configure_logging
 from pollerd.poller import SourcePoller
 from pollerd.sim import FileHost, SimServer
+from pollerd.sim.ap import ApElection, ApServer
+from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
 
@@ -34,6 +36,12 @@ class Upstream:
     def url(self, path: str) -> str:
         """The full URL of a path on this host."""
         return self.base + path
+
+    def etag(self, path: str) -> str:
+        """The ETag the host serves for ``path`` now (it must have a version)."""
+        version = self.host.files[path].current
+        assert version is not None, f"{path} has no version"
+        return version.etag
 
     def file(self, path: str, body: bytes) -> str:
         """Declare a file with its first version; its URL."""
@@ -90,10 +98,21 @@ def make_config(tmp_path: Path) -> ConfigFactory:
     def build(urls: list[str], **source: Any) -> Config:
         raw: dict[str, Any] = {
             "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-            "sources": [{"name": "files", "kind": "http", "urls": urls, "interval": "1s",
-                         "sinks": ["out", "console"], "backoff_base": "50ms", **source}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
-                      {"name": "console", "kind": "stdout"}],
+            "sources": [
+                {
+                    "name": "files",
+                    "kind": "http",
+                    "urls": urls,
+                    "interval": "1s",
+                    "sinks": ["out", "console"],
+                    "backoff_base": "50ms",
+                    **source,
+                }
+            ],
+            "sinks": [
+                {"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                {"name": "console", "kind": "stdout"},
+            ],
         }
         return parse_config(raw)
 
@@ -114,8 +133,11 @@ async def opened(config: Config) -> AsyncIterator[Daemon]:
 def versions_on_disk(root: Path, source: str, resource: str) -> list[Path]:
     """Version files (not latest, not event files) written by the filesystem sink."""
     folder = root / source / resource
-    return sorted(p for p in folder.iterdir()
-                  if not p.name.startswith(("latest", ".")) and not p.name.endswith(".event.json"))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(("latest", ".")) and not p.name.endswith(".event.json")
+    )
 
 
 def stdout_events(text: str) -> list[dict[str, Any]]:
@@ -160,12 +182,25 @@ def fso_config(tmp_path: Path) -> ConfigFactory:
     def build(api: str, **source: Any) -> Config:
         raw: dict[str, Any] = {
             "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-            "sources": [{"name": "nrw", "kind": "fso", "api": api, "package": PACKAGE,
-                         "allowed_hosts": ["127.0.0.1"], "allow_empty": True,
-                         "discovery_interval": "60s", "backoff_base": "20ms",
-                         "backoff_max": "100ms", "sinks": ["out", "console"], **source}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
-                      {"name": "console", "kind": "stdout"}],
+            "sources": [
+                {
+                    "name": "nrw",
+                    "kind": "fso",
+                    "api": api,
+                    "package": PACKAGE,
+                    "allowed_hosts": ["127.0.0.1"],
+                    "allow_empty": True,
+                    "discovery_interval": "60s",
+                    "backoff_base": "20ms",
+                    "backoff_max": "100ms",
+                    "sinks": ["out", "console"],
+                    **source,
+                }
+            ],
+            "sinks": [
+                {"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                {"name": "console", "kind": "stdout"},
+            ],
         }
         return parse_config(raw)
 
@@ -221,12 +256,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 def webhook_sink(url: str, extra: str = "", name: str = "hook") -> str:
     """A ``[[sinks]]`` table: a webhook to ``url`` (signed with a test secret), ``extra`` keys."""
-    return (f'[[sinks]]\nname = "{name}"\nkind = "webhook"\nurl = "{url}"\n'
-            f'secret = "s3cret-for-the-test"\n{extra}')
+    return (
+        f'[[sinks]]\nname = "{name}"\nkind = "webhook"\nurl = "{url}"\n'
+        f'secret = "s3cret-for-the-test"\n{extra}'
+    )
 
 
-async def serve_receiver(handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> tuple[SimServer, str]:
+async def serve_receiver(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[SimServer, str]:
     """A webhook receiver answering with ``handle`` on a free port: its server and hook URL."""
     app = web.Application()
     app.router.add_post("/hook", handle)
@@ -234,15 +272,80 @@ async def serve_receiver(handle: Callable[[web.Request], Awaitable[web.StreamRes
     return server, await server.serve(app) + "/hook"
 
 
-def config_file(tmp_path: Path, urls: list[str], daemon: str = 'metrics = "off"', source: str = "",
-                sink: str | None = None, sink_name: str = "out") -> Path:
+def config_file(
+    tmp_path: Path,
+    urls: list[str],
+    daemon: str = 'metrics = "off"',
+    source: str = "",
+    sink: str | None = None,
+    sink_name: str = "out",
+) -> Path:
     """A TOML config file (for commands run as the CLI would): one http source ``files`` over
     ``urls`` into one sink ``out``, a filesystem sink under ``tmp_path/out`` unless ``sink``
     gives another ``[[sinks]]`` table (called ``sink_name``). ``daemon`` and ``source`` add
     lines to those tables."""
     sink = sink or f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{tmp_path / "out"}"\n'
     path = tmp_path / "pollerd.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n{daemon}\n'
-                    f'[[sources]]\nname = "files"\nkind = "http"\nurls = {json.dumps(urls)}\n'
-                    f'sinks = ["{sink_name}"]\n{source}\n{sink}')
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n{daemon}\n'
+        f'[[sources]]\nname = "files"\nkind = "http"\nurls = {json.dumps(urls)}\n'
+        f'sinks = ["{sink_name}"]\n{source}\n{sink}'
+    )
     return path
+
+
+AP_KEY = "ap-key-7f3c9e21d4b8"
+
+
+@pytest.fixture
+async def ap() -> AsyncIterator[tuple[ApServer, str]]:
+    """The AP replay server (a 40-step night, deltas paged by 3) and its base URL."""
+    server = SimServer()
+    replay = ApServer(ApElection(steps=40), {AP_KEY}, quota_per_minute=1000, page_size=3)
+    base = await server.serve(replay.app())
+    yield replay, base
+    await server.close()
+
+
+DC_KEY = "dc-token-5b1e0c77a9"
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[tuple[DcServer, str]]:
+    """The Democracy Club stand-in and its base URL."""
+    server = SimServer()
+    service = DcServer(DcWorld(), {DC_KEY}, firewall_limit=10_000)
+    base = await server.serve(service.app())
+    yield service, base
+    await server.close()
+
+
+@pytest.fixture
+def dc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Build a Config with one democracyclub source (``dc``); the key comes from $DC_KEY."""
+    monkeypatch.setenv("DC_KEY", DC_KEY)
+
+    def build(base: str, daemon: dict[str, Any] | None = None, **source: Any) -> Config:
+        raw: dict[str, Any] = {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off", **(daemon or {})},
+            "sources": [
+                {
+                    "name": "dc",
+                    "kind": "democracyclub",
+                    "api": f"{base}/api/v1",
+                    "candidates_api": f"{base}/api/next",
+                    "auth_token": "${DC_KEY}",
+                    "backoff_base": "20ms",
+                    "backoff_max": "100ms",
+                    "sinks": ["out", "console"],
+                    **source,
+                }
+            ],
+            "sinks": [
+                {"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                {"name": "console", "kind": "stdout"},
+            ],
+        }
+        return parse_config(raw)
+
+    return build

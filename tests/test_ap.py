@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,13 @@ import pytest
 
 from pollerd.app import Daemon
 from pollerd.config import Config, ConfigError, parse_config
-from pollerd.sim import Fault, SimServer
-from pollerd.sim.ap import ApElection, ApServer
+from pollerd.sim import Fault
+from pollerd.sim.ap import ApServer
 from pollerd.sources.ap_merge import race_key
 from pollerd.status import collect_status
-from tests.conftest import opened, sample, stdout_events
+from tests.conftest import AP_KEY, opened, sample, stdout_events
 
-KEY = "ap-key-7f3c9e21d4b8"
-
-
-@pytest.fixture
-async def ap() -> AsyncIterator[tuple[ApServer, str]]:
-    """The AP replay server (a 40-step night, deltas paged by 3) and its base URL."""
-    server = SimServer()
-    replay = ApServer(ApElection(steps=40), {KEY}, quota_per_minute=1000, page_size=3)
-    base = await server.serve(replay.app())
-    yield replay, base
-    await server.close()
+KEY = AP_KEY
 
 
 @pytest.fixture
@@ -39,13 +28,26 @@ def ap_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     def build(base: str, queries: list[dict[str, Any]] | None = None, **source: Any) -> Config:
         raw: dict[str, Any] = {
             "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-            "sources": [{"name": "ap", "kind": "ap", "api": base, "election_date": "2026-11-03",
-                         "api_key": "${AP_KEY}", "backoff_base": "20ms", "backoff_max": "100ms",
-                         "quota_pause": "50ms", "quota_per_minute": 1000,
-                         "queries": queries or [{"name": "all", "level": "ru"}],
-                         "sinks": ["out", "console"], **source}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
-                      {"name": "console", "kind": "stdout"}],
+            "sources": [
+                {
+                    "name": "ap",
+                    "kind": "ap",
+                    "api": base,
+                    "election_date": "2026-11-03",
+                    "api_key": "${AP_KEY}",
+                    "backoff_base": "20ms",
+                    "backoff_max": "100ms",
+                    "quota_pause": "50ms",
+                    "quota_per_minute": 1000,
+                    "queries": queries or [{"name": "all", "level": "ru"}],
+                    "sinks": ["out", "console"],
+                    **source,
+                }
+            ],
+            "sinks": [
+                {"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
+                {"name": "console", "kind": "stdout"},
+            ],
         }
         return parse_config(raw)
 
@@ -65,7 +67,10 @@ def by_key(races: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("version", ["v3", "v2"])
 async def test_merged_deltas_equal_the_full_document_at_every_step(
-    ap: tuple[ApServer, str], ap_config: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ap: tuple[ApServer, str],
+    ap_config: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     version: str,
 ) -> None:
     """After each step the merged snapshot is exactly what a full request returns then (v3 pages
@@ -160,8 +165,11 @@ async def test_three_queries_on_one_key_never_exceed_the_budget(
     into the quota and deferring)."""
     replay, base = ap
     replay.quota_per_minute = 5
-    queries = [{"name": "co", "statePostal": "CO"}, {"name": "wv", "statePostal": "WV"},
-               {"name": "senate", "officeID": "S"}]
+    queries = [
+        {"name": "co", "statePostal": "CO"},
+        {"name": "wv", "statePostal": "WV"},
+        {"name": "senate", "officeID": "S"},
+    ]
     config = ap_config(base, queries, quota_per_minute=5, interval="100ms")
     daemon = Daemon(config)
     await daemon.open()
@@ -253,7 +261,9 @@ async def test_signature_and_raw_deltas(
 
 
 async def test_rehearsal_is_explicit_and_loud(
-    ap: tuple[ApServer, str], ap_config: Any, capsys: pytest.CaptureFixture[str],
+    ap: tuple[ApServer, str],
+    ap_config: Any,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """resultsType t only with rehearsal = true, which asks for test data and says so."""
@@ -268,22 +278,23 @@ async def test_rehearsal_is_explicit_and_loud(
     assert event["details"]["test"] is True
 
 
-@pytest.mark.parametrize(("query", "rule"), [
-    ({"raceID": "7162"}, "need exactly one statePostal"),
-    ({"raceID": "7162", "statePostal": "CO,WV"}, "need exactly one statePostal"),
-    ({"reportingUnitID": "6001", "statePostal": ["CO", "PA"]}, "need exactly one statePostal"),
-    ({"omitResults": True, "setZeroCounts": True}, "mutually exclusive"),
-    ({"resultsType": "x"}, "'l', 't', 'c' or 'b'"),
-    ({"statePostal": ["CO"] * 2100}, "AP refuses more than 6000"),
-    ({"format": "xml"}, "unknown key"),
-])
-def test_invalid_queries_are_refused_with_the_rule(ap_config: Any, query: dict[str, Any],
-                                                   rule: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ({"raceID": "7162"}, "need exactly one statePostal"),
+        ({"raceID": "7162", "statePostal": "CO,WV"}, "need exactly one statePostal"),
+        ({"reportingUnitID": "6001", "statePostal": ["CO", "PA"]}, "need exactly one statePostal"),
+        ({"omitResults": True, "setZeroCounts": True}, "mutually exclusive"),
+        ({"resultsType": "x"}, "'l', 't', 'c' or 'b'"),
+        ({"statePostal": ["CO"] * 2100}, "AP refuses more than 6000"),
+        ({"format": "xml"}, "unknown key"),
+    ],
+)
+def test_invalid_queries_are_refused_with_the_rule(ap_config: Any, query: dict[str, Any], rule: str) -> None:
     """AP's rules are checked at load, with the key path and the rule."""
     with pytest.raises(ConfigError) as caught:
         ap_config("http://127.0.0.1:9", [{"name": "q", **query}])
-    assert any(p.startswith("sources[0]") and rule in p for p in caught.value.problems), \
-        caught.value.problems
+    assert any(p.startswith("sources[0]") and rule in p for p in caught.value.problems), caught.value.problems
 
 
 def test_the_key_can_come_from_a_file(ap_config: Any, tmp_path: Path) -> None:
@@ -305,8 +316,11 @@ def test_the_election_date_is_checked(ap_config: Any) -> None:
 
 
 async def test_the_key_is_never_written_anywhere(
-    ap: tuple[ApServer, str], ap_config: Any, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    ap: tuple[ApServer, str],
+    ap_config: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not in logs, events, the state directory or the output (401 and 400 paths included)."""
     replay, base = ap

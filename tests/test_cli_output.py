@@ -19,8 +19,7 @@ async def test_once_exits_1_while_a_resource_is_failing_even_in_backoff(
     """The second `once` only waits out the 404's backoff, and still says the source fails."""
     upstream.host.add("/missing.json")  # declared, never published: 404
     good = upstream.file("/good.json", b"{}")
-    config = config_file(tmp_path, [good, upstream.url("/missing.json")],
-                         source='backoff_base = "10m"')
+    config = config_file(tmp_path, [good, upstream.url("/missing.json")], source='backoff_base = "10m"')
     assert await cli("once", "-c", str(config)) == 1
     assert await cli("once", "-c", str(config)) == 1
     healthy = config_file(tmp_path, [good])
@@ -54,5 +53,9 @@ def test_status_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     for command in ("status", "deliveries"):
         result = subprocess.run(
             ["bash", "-c", f"{sys.executable} -m pollerd {command} -c {config} | true"],
-            capture_output=True, text=True, check=False, timeout=60)
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         assert result.stderr == "", result.stderr

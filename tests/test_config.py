@@ -20,8 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def minimal(**source: Any) -> dict[str, Any]:
     """A valid raw config with one http source and one stdout sink."""
     return {
-        "sources": [{"name": "files", "kind": "http", "urls": ["http://127.0.0.1:8000/a.json"],
-                     "sinks": ["console"], **source}],
+        "sources": [
+            {
+                "name": "files",
+                "kind": "http",
+                "urls": ["http://127.0.0.1:8000/a.json"],
+                "sinks": ["console"],
+                **source,
+            }
+        ],
         "sinks": [{"name": "console", "kind": "stdout"}],
     }
 
@@ -33,8 +40,9 @@ def problems(raw: dict[str, Any]) -> list[str]:
     return caught.value.problems
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30), ("2m", 120),
-                                               ("1h", 3600), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("500ms", 0.5), ("30s", 30), ("2m", 120), ("1h", 3600), ("1.5s", 1.5)]
+)
 def test_durations(text: str, seconds: float) -> None:
     """Durations are written with a unit."""
     assert parse_duration(text) == seconds
@@ -69,8 +77,16 @@ def test_example_and_demo_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> 
 def test_errors_carry_key_paths() -> None:
     """Every error names its key path, and all errors are reported at once."""
     raw = minimal()
-    raw["sources"].append({"name": "more", "kind": "http", "urls": ["ftp://x"],
-                           "interval": "10", "sinks": ["nowhere"], "intervall": "5s"})
+    raw["sources"].append(
+        {
+            "name": "more",
+            "kind": "http",
+            "urls": ["ftp://x"],
+            "interval": "10",
+            "sinks": ["nowhere"],
+            "intervall": "5s",
+        }
+    )
     found = problems(raw)
     assert "sources[1].urls[0]: 'ftp://x' is not an http(s) URL" in found
     assert any(p.startswith("sources[1].interval: ") and "duration" in p for p in found)
@@ -92,8 +108,7 @@ def test_unknown_kind_is_refused() -> None:
     """A kind that does not exist is an error at the kind key."""
     raw = minimal()
     raw["sinks"][0]["kind"] = "carrier-pigeon"
-    assert any(p.startswith("sinks[0]: ") or p.startswith("sinks[0].kind")
-               for p in problems(raw))
+    assert any(p.startswith("sinks[0]: ") or p.startswith("sinks[0].kind") for p in problems(raw))
 
 
 def test_secrets_from_env_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,8 +116,9 @@ def test_secrets_from_env_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FEED_TOKEN", "s3cret-env")
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-file\n")
-    config = parse_config(minimal(headers={"Authorization": "Bearer ${FEED_TOKEN}"},
-                                  header_files={"X-Key": str(token_file)}))
+    config = parse_config(
+        minimal(headers={"Authorization": "Bearer ${FEED_TOKEN}"}, header_files={"X-Key": str(token_file)})
+    )
     source = config.sources[0]
     assert source.headers["Authorization"].get_secret_value() == "Bearer s3cret-env"
     assert source.headers["X-Key"].get_secret_value() == "s3cret-file"
@@ -114,8 +130,7 @@ def test_missing_secrets_are_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """An unset variable or a missing file is named, without any secret value."""
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     found = problems(minimal(headers={"Authorization": "${NOT_SET_ANYWHERE}"}))
-    assert found == ["sources[0].headers.Authorization: environment variable NOT_SET_ANYWHERE "
-                     "is not set"]
+    assert found == ["sources[0].headers.Authorization: environment variable NOT_SET_ANYWHERE is not set"]
     found = problems(minimal(header_files={"X-Key": str(tmp_path / "missing")}))
     assert found[0].startswith("sources[0].header_files.X-Key: ")
 
@@ -123,11 +138,18 @@ def test_missing_secrets_are_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_check_config_exits_2_with_key_paths(tmp_path: Path) -> None:
     """`pollerd check-config` prints each problem with its path and exits 2 (as a real process)."""
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[sources]]\nname = "a"\nkind = "http"\nurls = ["http://x/a"]\n'
-                   'interval = "soon"\nsinks = ["s"]\n[[sinks]]\nname = "s"\nkind = "stdout"\n'
-                   'colour = "red"\n')
-    result = subprocess.run([sys.executable, "-m", "pollerd", "check-config", str(bad)],
-                            capture_output=True, text=True, check=False, timeout=60)
+    bad.write_text(
+        '[[sources]]\nname = "a"\nkind = "http"\nurls = ["http://x/a"]\n'
+        'interval = "soon"\nsinks = ["s"]\n[[sinks]]\nname = "s"\nkind = "stdout"\n'
+        'colour = "red"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pollerd", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "sources[0].interval: " in result.stderr
     assert "sinks[0].colour: unknown key" in result.stderr
@@ -159,10 +181,12 @@ def test_busy_metrics_port_is_a_clear_startup_error(
         busy.listen()
         port = busy.getsockname()[1]
         config = tmp_path / "c.toml"
-        config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
-                          f'metrics = "127.0.0.1:{port}"\n'
-                          '[[sources]]\nname = "a"\nkind = "http"\nurls = ["http://127.0.0.1:9/a"]\n'
-                          'sinks = ["s"]\n[[sinks]]\nname = "s"\nkind = "stdout"\n')
+        config.write_text(
+            f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+            f'metrics = "127.0.0.1:{port}"\n'
+            '[[sources]]\nname = "a"\nkind = "http"\nurls = ["http://127.0.0.1:9/a"]\n'
+            'sinks = ["s"]\n[[sinks]]\nname = "s"\nkind = "stdout"\n'
+        )
         assert main(["run", "-c", str(config)]) == 1
     err = capsys.readouterr().err
     assert f"daemon.metrics: cannot listen on 127.0.0.1:{port}" in err
@@ -174,8 +198,9 @@ def test_a_webhook_secret_can_come_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("from-a-file\n")
     raw = minimal()
-    raw["sinks"].append({"name": "hook", "kind": "webhook", "url": "https://example.org/h",
-                         "secret_file": str(secret)})
+    raw["sinks"].append(
+        {"name": "hook", "kind": "webhook", "url": "https://example.org/h", "secret_file": str(secret)}
+    )
     config = parse_config(raw)
     assert "from-a-file" in config.secret_values()
     raw["sinks"][1]["secret_file"] = str(tmp_path / "missing")

@@ -29,8 +29,12 @@ from pollerd.config_dc import DcElections
 from tests.test_packaging import ROOT
 
 EXAMPLE = ROOT / "config" / "example.toml"
-NESTED: dict[str, type[BaseModel]] = {"resources": ResourceConfig, "select": FsoSelector,
-                                      "queries": ApQuery, "elections": DcElections}
+NESTED: dict[str, type[BaseModel]] = {
+    "resources": ResourceConfig,
+    "select": FsoSelector,
+    "queries": ApQuery,
+    "elections": DcElections,
+}
 _COMMENTED_KEY = re.compile(r"^\s*#\s*([A-Za-z_]+)\s*=", re.MULTILINE)
 
 
@@ -41,8 +45,9 @@ def keys_of(model: type[BaseModel]) -> set[str]:
 
 def kinds(union: Any) -> dict[str, type[BaseModel]]:
     """kind -> model, for a discriminated union of tables."""
-    return {get_args(model.model_fields["kind"].annotation)[0]: model
-            for model in get_args(get_args(union)[0])}
+    return {
+        get_args(model.model_fields["kind"].annotation)[0]: model for model in get_args(get_args(union)[0])
+    }
 
 
 def shown(tables: list[dict[str, Any]]) -> Iterator[tuple[type[BaseModel], set[str]]]:
@@ -73,12 +78,19 @@ def test_the_example_shows_every_key_of_every_kind() -> None:
     families: list[tuple[type[BaseModel], Any]] = [(SourceBase, SourceConfig), (SinkBase, SinkConfig)]
     for family, union in families:
         written[family] = set().union(*(written.get(m, set()) for m in kinds(union).values()))
-    everything: list[type[BaseModel]] = [DaemonConfig, SourceBase, SinkBase, *NESTED.values(),
-                                         *kinds(SourceConfig).values(), *kinds(SinkConfig).values()]
+    everything: list[type[BaseModel]] = [
+        DaemonConfig,
+        SourceBase,
+        SinkBase,
+        *NESTED.values(),
+        *kinds(SourceConfig).values(),
+        *kinds(SinkConfig).values(),
+    ]
     missing = {}
     for model in everything:
-        shared = next((base for base in (SourceBase, SinkBase)
-                       if issubclass(model, base) and model is not base), None)
+        shared = next(
+            (base for base in (SourceBase, SinkBase) if issubclass(model, base) and model is not base), None
+        )
         own = keys_of(model) - (keys_of(shared) if shared else set())
         missing[model.__name__] = sorted(own - written.get(model, set()) - commented)
     assert {name: keys for name, keys in missing.items() if keys} == {}
@@ -110,9 +122,12 @@ def test_missing_environment_is_a_problem_for_run_and_a_note_for_check(
 
 def minimal(**source: Any) -> dict[str, Any]:
     """A raw config with one http source (``source`` keys added) and one stdout sink."""
-    return {"sources": [{"name": "s", "kind": "http", "urls": ["http://127.0.0.1:9/a"],
-                         "sinks": ["k"], **source}],
-            "sinks": [{"name": "k", "kind": "stdout"}]}
+    return {
+        "sources": [
+            {"name": "s", "kind": "http", "urls": ["http://127.0.0.1:9/a"], "sinks": ["k"], **source}
+        ],
+        "sinks": [{"name": "k", "kind": "stdout"}],
+    }
 
 
 def test_a_bare_number_is_not_a_duration() -> None:
@@ -120,7 +135,8 @@ def test_a_bare_number_is_not_a_duration() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(minimal(interval=10))
     assert raised.value.problems == [
-        'sources[0].interval: 10 has no unit; write "10s" for seconds (or "500ms", "2m", "1h")']
+        'sources[0].interval: 10 has no unit; write "10s" for seconds (or "500ms", "2m", "1h")'
+    ]
 
 
 def test_an_unknown_sink_is_reported_among_the_other_problems() -> None:

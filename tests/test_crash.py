@@ -25,10 +25,13 @@ from tests.conftest import (
 def write_config(tmp_path: Path, url: str, out: Path, sink: str | None = None) -> Path:
     """A config polling ``url`` every 300 ms into a filesystem sink writing to ``out`` (or the
     ``[[sinks]]`` TOML given), retrying deliveries quickly."""
-    sink = sink or (f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{out}"\n'
-                    'retry_base = "100ms"\nretry_max = "200ms"\n')
-    return config_file(tmp_path, [url], daemon='metrics = "off"\nlog_format = "json"',
-                       source='interval = "300ms"', sink=sink)
+    sink = sink or (
+        f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{out}"\n'
+        'retry_base = "100ms"\nretry_max = "200ms"\n'
+    )
+    return config_file(
+        tmp_path, [url], daemon='metrics = "off"\nlog_format = "json"', source='interval = "300ms"', sink=sink
+    )
 
 
 def pending_deliveries(state_dir: Path) -> int:
@@ -47,8 +50,12 @@ def pending_deliveries(state_dir: Path) -> int:
 async def pollerd(*args: str) -> asyncio.subprocess.Process:
     """Start ``python -m pollerd`` with the given arguments."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pollerd", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pollerd",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -143,8 +150,9 @@ async def test_kill_9_mid_backlog_repeats_only_a_tenth_of_a_second_of_deliveries
     server, hook = await serve_receiver(handle)
     urls = [upstream.file(f"/r{i:03}.json", f'{{"r": {i}}}'.encode()) for i in range(200)]
     sink = webhook_sink(hook, 'retry_base = "10ms"\nretry_max = "20ms"\n', name="out")
-    config = config_file(tmp_path, urls, daemon='metrics = "off"\nlog_format = "json"',
-                         source='interval = "1m"', sink=sink)
+    config = config_file(
+        tmp_path, urls, daemon='metrics = "off"\nlog_format = "json"', source='interval = "1m"', sink=sink
+    )
     try:
         once = await pollerd("once", "-c", str(config))
         await once.communicate()

@@ -3,52 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pollerd.config import Config, ConfigError, parse_config
+from pollerd.config import ConfigError, parse_config
 from pollerd.config_dc import postcode
 from pollerd.fetch import FetchFailure
-from pollerd.sim import SimServer
-from pollerd.sim.democracyclub import PICKER_SLUGS, POSTCODES, DcServer, DcWorld
+from pollerd.sim.democracyclub import PICKER_SLUGS, POSTCODES, DcServer
 from pollerd.sources.democracyclub import DcRefused, _refusal
 from pollerd.status import collect_status
-from tests.conftest import opened, sample, stdout_events
+from tests.conftest import DC_KEY, opened, sample, stdout_events
 
-KEY = "dc-token-5b1e0c77a9"
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[tuple[DcServer, str]]:
-    """The Democracy Club stand-in and its base URL."""
-    server = SimServer()
-    service = DcServer(DcWorld(), {KEY}, firewall_limit=10_000)
-    base = await server.serve(service.app())
-    yield service, base
-    await server.close()
-
-
-@pytest.fixture
-def dc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Build a Config with one democracyclub source (``dc``); the key comes from $DC_KEY."""
-    monkeypatch.setenv("DC_KEY", KEY)
-
-    def build(base: str, daemon: dict[str, Any] | None = None, **source: Any) -> Config:
-        raw: dict[str, Any] = {
-            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off", **(daemon or {})},
-            "sources": [{"name": "dc", "kind": "democracyclub", "api": f"{base}/api/v1",
-                         "candidates_api": f"{base}/api/next", "auth_token": "${DC_KEY}",
-                         "backoff_base": "20ms", "backoff_max": "100ms",
-                         "sinks": ["out", "console"], **source}],
-            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")},
-                      {"name": "console", "kind": "stdout"}],
-        }
-        return parse_config(raw)
-
-    return build
+KEY = DC_KEY
 
 
 def by_resource(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -61,12 +29,12 @@ async def test_every_sandbox_scenario_becomes_resources(
 ) -> None:
     """Seven postcodes, and the address picker of AA13AA expands to its three addresses."""
     service, base = dc
-    async with opened(dc_config(base, postcodes=[p.lower()[:3] + " " + p[3:] for p in POSTCODES])) \
-            as daemon:
+    async with opened(dc_config(base, postcodes=[p.lower()[:3] + " " + p[3:] for p in POSTCODES])) as daemon:
         assert await daemon.run_once()
         events = by_resource(stdout_events(capsys.readouterr().out))
         assert set(events) == {f"postcode-{p}" for p in POSTCODES} | {
-            f"address-{slug}" for slug in PICKER_SLUGS}
+            f"address-{slug}" for slug in PICKER_SLUGS
+        }
         summaries = {rid: e["details"]["summary"] for rid, e in events.items()}
         assert summaries["postcode-AA11AA"] == {"first": True, "dates": [], "ballots": []}
         assert summaries["postcode-AA14AA"]["dates"] == ["2026-05-07", "2026-05-14", "2026-06-11"]
@@ -95,15 +63,27 @@ async def test_picked_addresses_go_when_the_picker_goes(
     assert [r.path for r in service.log[before:]] == ["/api/v1/postcode/AA13AA/"]
 
 
-async def test_the_sandbox_needs_no_key(dc: tuple[DcServer, str], tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+async def test_the_sandbox_needs_no_key(
+    dc: tuple[DcServer, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``sandbox = true``: /api/v1/sandbox/..., no auth_token at all."""
     service, base = dc
-    config = parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [{"name": "dc", "kind": "democracyclub", "api": f"{base}/api/v1",
-                     "sandbox": True, "postcodes": ["AA12AA"], "sinks": ["c"]}],
-        "sinks": [{"name": "c", "kind": "stdout"}]})
+    config = parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [
+                {
+                    "name": "dc",
+                    "kind": "democracyclub",
+                    "api": f"{base}/api/v1",
+                    "sandbox": True,
+                    "postcodes": ["AA12AA"],
+                    "sinks": ["c"],
+                }
+            ],
+            "sinks": [{"name": "c", "kind": "stdout"}],
+        }
+    )
     async with opened(config) as daemon:
         assert await daemon.run_once()
     assert [r.path for r in service.log] == ["/api/v1/sandbox/postcode/AA12AA/"]
@@ -121,11 +101,18 @@ async def test_each_timeline_change_is_one_event_with_its_summary(
         await daemon.run_once()
         capsys.readouterr()
         expected = [
-            ("postcode-AA12AA", {"candidates": {"local.sandbox.harbour.2026-05-07": {
-                "added": ["Dora Maar"]}}}),
-            ("postcode-AA12AB", {"dates_added": ["2026-05-21"],
-                                 "ballots_added": ["local.sandbox.hill.2026-05-21"],
-                                 "ballots_cancelled": ["local.sandbox.hill.2026-05-07"]}),
+            (
+                "postcode-AA12AA",
+                {"candidates": {"local.sandbox.harbour.2026-05-07": {"added": ["Dora Maar"]}}},
+            ),
+            (
+                "postcode-AA12AB",
+                {
+                    "dates_added": ["2026-05-21"],
+                    "ballots_added": ["local.sandbox.hill.2026-05-21"],
+                    "ballots_cancelled": ["local.sandbox.hill.2026-05-07"],
+                },
+            ),
             ("postcode-AA12AA", {"polling_station_changed": ["2026-05-07"]}),
             (None, None),  # step 4 withdraws an election: no postcode changes
             (None, None),  # step 5 re-serialises everything
@@ -164,8 +151,9 @@ async def test_elections_are_walked_by_offset_with_the_key_and_merged(
         assert sample(daemon, "pollerd_changes_total", source="dc") == 231
 
 
-async def test_a_bad_postcode_fails_alone(dc: tuple[DcServer, str], dc_config: Any,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_bad_postcode_fails_alone(
+    dc: tuple[DcServer, str], dc_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     """400 "could not geocode" marks that postcode failed, with the reason; the others go on."""
     _, base = dc
     async with opened(dc_config(base, postcodes=["ZZ9 9ZZ", "AA12AA"])) as daemon:
@@ -175,8 +163,7 @@ async def test_a_bad_postcode_fails_alone(dc: tuple[DcServer, str], dc_config: A
     assert [e["resource"] for e in stdout_events(capsys.readouterr().out)] == ["postcode-AA12AA"]
 
 
-async def test_the_request_budget_is_never_exceeded(dc: tuple[DcServer, str], dc_config: Any
-                                                    ) -> None:
+async def test_the_request_budget_is_never_exceeded(dc: tuple[DcServer, str], dc_config: Any) -> None:
     """A budget of 4 per 5 minutes: four requests, then waiting, never the firewall's 403."""
     service, base = dc
     service.firewall_limit = 4
@@ -240,8 +227,12 @@ async def test_a_wrong_key_stops_the_source_with_one_error(
 
 def test_drf_throttling_says_how_long_to_wait() -> None:
     """429 with DRF's detail: the wait is read from it."""
-    failure = FetchFailure("status", "HTTP 429", status=429, body=(
-        b'{"detail": "Request was throttled. Expected available in 37 seconds."}'))
+    failure = FetchFailure(
+        "status",
+        "HTTP 429",
+        status=429,
+        body=(b'{"detail": "Request was throttled. Expected available in 37 seconds."}'),
+    )
     refusal = _refusal(failure)
     assert isinstance(refusal, DcRefused) and refusal.wait == 37
 
@@ -256,13 +247,21 @@ def test_postcodes_are_normalised_and_checked(dc_config: Any) -> None:
 
 
 async def test_the_key_is_never_written_anywhere(
-    dc: tuple[DcServer, str], dc_config: Any, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    dc: tuple[DcServer, str],
+    dc_config: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not in logs, events, the state directory or the outputs, errors included."""
     service, base = dc
-    config = dc_config(base, postcodes=["AA12AA", "ZZ9 9ZZ"], addresses=["nope"],
-                       elections={"current": True}, candidates=True)
+    config = dc_config(
+        base,
+        postcodes=["AA12AA", "ZZ9 9ZZ"],
+        addresses=["nope"],
+        elections={"current": True},
+        candidates=True,
+    )
     async with opened(config) as daemon:
         await daemon.run_once()
         service.world.advance()

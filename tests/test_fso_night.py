@@ -30,8 +30,11 @@ BOM = b"\xef\xbb\xbf"
 
 @asynccontextmanager
 async def caught_up(
-    night: ElectionNight, fso_config: ConfigFactory, at: datetime,
-    capsys: pytest.CaptureFixture[str], **source: Any,
+    night: ElectionNight,
+    fso_config: ConfigFactory,
+    at: datetime,
+    capsys: pytest.CaptureFixture[str],
+    **source: Any,
 ) -> AsyncIterator[Daemon]:
     """The night played up to ``at``, a daemon that has seen it, and its output cleared."""
     night.advance_to(at)
@@ -50,7 +53,9 @@ def by_resource(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 
 
 async def test_every_version_of_the_night_is_delivered_once_in_order(
-    night: ElectionNight, fso_config: ConfigFactory, tmp_path: Path,
+    night: ElectionNight,
+    fso_config: ConfigFactory,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A cycle after every moment of the night: S3, outage, fallback, new resource, DAM."""
@@ -93,8 +98,7 @@ async def test_every_version_of_the_night_is_delivered_once_in_order(
         assert local - utc.replace(tzinfo=None) == timedelta(hours=2)  # CEST on 22 Oct 2023
         assert details["stand"]["gemeinden_total"] == len(night.content.communes)
     elected = events[ADDED.file_name]
-    assert datetime.fromisoformat(elected[0]["details"]["timestamp"].replace("Z", "+00:00")) \
-        == ADDED_AT
+    assert datetime.fromisoformat(elected[0]["details"]["timestamp"].replace("Z", "+00:00")) == ADDED_AT
     assert elected[0]["upstream_id"] == ADDED.ckan_id
 
     stored = versions_on_disk(tmp_path / "out", "nrw", "sd-t-17.02-NRW2023-kandidierende.json")
@@ -132,8 +136,9 @@ async def test_a_stale_old_host_is_left_when_the_package_moves(
 ) -> None:
     """After the DAM switch the fallback still answers 200 with its old files: the periodic
     discovery finds the move, and the versions published on the DAM are delivered."""
-    async with caught_up(night, fso_config, TO_DAM - timedelta(seconds=1), capsys,
-                         discovery_interval="300ms") as daemon:
+    async with caught_up(
+        night, fso_config, TO_DAM - timedelta(seconds=1), capsys, discovery_interval="300ms"
+    ) as daemon:
         night.advance_to(TO_DAM + timedelta(hours=2))
         await daemon.run_once()  # discovery not due yet: the stale fallback looks unchanged
         assert stdout_events(capsys.readouterr().out) == []
@@ -160,21 +165,24 @@ async def test_a_403_on_a_file_is_an_error_and_triggers_rediscovery(
         assert sample(daemon, "pollerd_rediscoveries_total", source="nrw") >= 1
         assert len(night.ckan.log) > ckan_before
         assert "sd-t-17.02-NRW2023-parteien.json" not in {
-            e["resource"] for e in stdout_events(capsys.readouterr().out)}
+            e["resource"] for e in stdout_events(capsys.readouterr().out)
+        }
         night.primary.clear_faults()
         await wait_out_backoff(daemon)
         await daemon.run_once()
         events = stdout_events(capsys.readouterr().out)
-        assert [e["sha256"] for e in events if e["resource"] == "sd-t-17.02-NRW2023-parteien.json"] \
-            == night.truth["sd-t-17.02-NRW2023-parteien.json"][-1:]
+        assert [
+            e["sha256"] for e in events if e["resource"] == "sd-t-17.02-NRW2023-parteien.json"
+        ] == night.truth["sd-t-17.02-NRW2023-parteien.json"][-1:]
 
 
 async def test_ckan_down_does_not_stop_polling(
     night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With package_show failing, the known URLs are polled and CKAN is retried with backoff."""
-    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=3), capsys,
-                         discovery_interval="1ms") as daemon:
+    async with caught_up(
+        night, fso_config, PRIMARY_DOWN - timedelta(hours=3), capsys, discovery_interval="1ms"
+    ) as daemon:
         night.ckan.inject("*", Fault("status", status=503, count=-1))
         ckan_before = len(night.ckan.log)
         cycles = 0
@@ -209,13 +217,16 @@ async def test_restart_downloads_nothing_new(
 
 
 async def test_a_resource_dropped_from_the_package_is_no_longer_polled(
-    night: ElectionNight, fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str],
+    night: ElectionNight,
+    fso_config: ConfigFactory,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """It is reported (log line, gauge) and its file is not requested any more."""
     dropped = FILES[3]
-    async with caught_up(night, fso_config, PRIMARY_DOWN - timedelta(hours=1), capsys,
-                         discovery_interval="1ms") as daemon:
+    async with caught_up(
+        night, fso_config, PRIMARY_DOWN - timedelta(hours=1), capsys, discovery_interval="1ms"
+    ) as daemon:
         assert sample(daemon, "pollerd_resources_watched", source="nrw") == len(FILES)
         night.ckan.remove(PACKAGE, dropped.ckan_id)
         assert await daemon.run_once()

@@ -52,29 +52,44 @@ async def client() -> AsyncIterator[HttpClient]:
 
 def source_config(api: str, **keys: Any) -> FsoSourceConfig:
     """A validated fso source table."""
-    raw = {"sources": [{"name": "nrw", "kind": "fso", "api": api, "package": PACKAGE,
-                        "allowed_hosts": ["127.0.0.1"], "sinks": ["console"], **keys}],
-           "sinks": [{"name": "console", "kind": "stdout"}]}
+    raw = {
+        "sources": [
+            {
+                "name": "nrw",
+                "kind": "fso",
+                "api": api,
+                "package": PACKAGE,
+                "allowed_hosts": ["127.0.0.1"],
+                "sinks": ["console"],
+                **keys,
+            }
+        ],
+        "sinks": [{"name": "console", "kind": "stdout"}],
+    }
     source = parse_config(raw).sources[0]
     assert isinstance(source, FsoSourceConfig)
     return source
 
 
-async def discover(api: str, client: HttpClient, known: list[Resource] | None = None,
-                   **keys: Any) -> list[Resource]:
+async def discover(
+    api: str, client: HttpClient, known: list[Resource] | None = None, **keys: Any
+) -> list[Resource]:
     """One discovery with the given source keys."""
     return await FsoSource(source_config(api, **keys), client).discover(known or [])
 
 
-@pytest.mark.parametrize(("select", "expected"), [
-    ([], {"a1", "b2", "c3"}),
-    ([{"format": "json"}], {"a1", "b2"}),
-    ([{"file": "*-parteien.json"}], {"a1"}),
-    ([{"title": "*beteiligung*", "language": "de"}], {"b2"}),
-    ([{"title": "*beteiligung (fr)", "language": "de"}], set()),
-    ([{"id": "c3"}, {"file": "*parteien*"}], {"a1", "c3"}),
-    ([{"format": "CSV", "file": "*parteien*"}], set()),
-])
+@pytest.mark.parametrize(
+    ("select", "expected"),
+    [
+        ([], {"a1", "b2", "c3"}),
+        ([{"format": "json"}], {"a1", "b2"}),
+        ([{"file": "*-parteien.json"}], {"a1"}),
+        ([{"title": "*beteiligung*", "language": "de"}], {"b2"}),
+        ([{"title": "*beteiligung (fr)", "language": "de"}], set()),
+        ([{"id": "c3"}, {"file": "*parteien*"}], {"a1", "c3"}),
+        ([{"format": "CSV", "file": "*parteien*"}], set()),
+    ],
+)
 async def test_selection_is_by_name_format_title_or_id(
     ckan: tuple[CkanApi, str], client: HttpClient, select: list[dict[str, str]], expected: set[str]
 ) -> None:
@@ -99,25 +114,34 @@ async def test_the_package_order_changes_nothing(ckan: tuple[CkanApi, str], clie
 async def test_names_stay_when_urls_move(ckan: tuple[CkanApi, str], client: HttpClient) -> None:
     """A resource keeps the name it got first, even on a DAM URL without a file name."""
     api, url = ckan
-    api.put(PACKAGE, PackageResource("d4", "http://127.0.0.1:9/hub/api/dam/assets/77/master",
-                                     "Gewählte", stray_whitespace=True))
+    api.put(
+        PACKAGE,
+        PackageResource(
+            "d4", "http://127.0.0.1:9/hub/api/dam/assets/77/master", "Gewählte", stray_whitespace=True
+        ),
+    )
     first = {r.key: r for r in await discover(url, client)}
     assert first["a1"].id == "sd-t-17.02-NRW2023-parteien.json"
     assert first["a1"].format == "json" and first["c3"].format == "text"
     assert first["d4"].id == "d4"  # first seen on the DAM: named by its CKAN id
     assert first["d4"].url == "http://127.0.0.1:9/hub/api/dam/assets/77/master"  # trimmed
     api.move(PACKAGE, "a1", "http://127.0.0.1:9/hub/api/dam/assets/1/master")
-    moved = {r.key: r for r in await discover(url, client, list(first.values()),
-                                              select=[{"file": "*-parteien.json"}])}
+    moved = {
+        r.key: r
+        for r in await discover(url, client, list(first.values()), select=[{"file": "*-parteien.json"}])
+    }
     assert moved["a1"].id == "sd-t-17.02-NRW2023-parteien.json"  # and still selected by file
     assert moved["a1"].url.endswith("/assets/1/master")
 
 
-@pytest.mark.parametrize(("fault", "message"), [
-    (Fault("status", status=503), "HTTP 503"),
-    (Fault("html"), "not JSON"),
-    (Fault("truncate"), "truncated"),
-])
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault("status", status=503), "HTTP 503"),
+        (Fault("html"), "not JSON"),
+        (Fault("truncate"), "truncated"),
+    ],
+)
 async def test_a_broken_package_show_is_a_failed_discovery(
     ckan: tuple[CkanApi, str], client: HttpClient, fault: Fault, message: str
 ) -> None:
@@ -127,9 +151,7 @@ async def test_a_broken_package_show_is_a_failed_discovery(
         await discover(ckan[1], client)
 
 
-async def test_unknown_package_is_a_failed_discovery(
-    ckan: tuple[CkanApi, str], client: HttpClient
-) -> None:
+async def test_unknown_package_is_a_failed_discovery(ckan: tuple[CkanApi, str], client: HttpClient) -> None:
     """CKAN's 404 with success=false."""
     with pytest.raises(DiscoveryFailed, match="404"):
         await FsoSource(source_config(ckan[1], package="no-such-package"), client).discover([])
@@ -138,19 +160,28 @@ async def test_unknown_package_is_a_failed_discovery(
 def test_api_presets_and_default_hosts() -> None:
     """``api = "test"`` is the FSO's test instance; the default hosts cover the FSO's."""
     assert source_config("test").api == CKAN_PRESETS["test"]
-    raw = {"sources": [{"name": "n", "kind": "fso", "package": PACKAGE, "sinks": ["c"]}],
-           "sinks": [{"name": "c", "kind": "stdout"}]}
+    raw = {
+        "sources": [{"name": "n", "kind": "fso", "package": PACKAGE, "sinks": ["c"]}],
+        "sinks": [{"name": "c", "kind": "stdout"}],
+    }
     default = parse_config(raw).sources[0]
     assert isinstance(default, FsoSourceConfig)
     assert default.api == "https://ckan.opendata.swiss/api/3/action"
     assert default.discovery_interval == 60 and default.rediscover_after == 1
     policy = FsoSource(default, None).policy  # type: ignore[arg-type]  # no request is made
-    for allowed in ("https://ckan.opendata.swiss/x", "https://ogd-static.voteinfo-app.ch/v4/ogd/a.json",
-                    "https://bucket.s3.eu-central-1.amazonaws.com/a.json",
-                    "https://dam-api.bfs.admin.ch/hub/api/dam/assets/1/master"):
+    for allowed in (
+        "https://ckan.opendata.swiss/x",
+        "https://ogd-static.voteinfo-app.ch/v4/ogd/a.json",
+        "https://bucket.s3.eu-central-1.amazonaws.com/a.json",
+        "https://dam-api.bfs.admin.ch/hub/api/dam/assets/1/master",
+    ):
         assert policy.refusal(allowed) is None, allowed
-    for refused in ("http://169.254.169.254/latest/meta-data/", "http://localhost:8080/admin",
-                    "https://voteinfo-app.ch.evil.example/a.json", "file:///etc/passwd"):
+    for refused in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8080/admin",
+        "https://voteinfo-app.ch.evil.example/a.json",
+        "file:///etc/passwd",
+    ):
         assert policy.refusal(refused) is not None, refused
 
 
@@ -170,21 +201,29 @@ def test_swiss_time_is_converted_with_the_zurich_rules() -> None:
 
 def test_details_report_what_the_file_says() -> None:
     """Progress as written, including a flag given as the string "false"."""
-    document = {"timestamp": "2023-10-22T18:00:00",
-                "stand": {"wahl_abgeschlossen": False, "gemeinden_total": 2131,
-                          "gemeinden_abgeschlossen": 2000, "other": 1},
-                "stand_kantone": [{"kanton_abgeschlossen": True},
-                                  {"kanton_abgeschlossen": "false"},
-                                  {"kanton_abgeschlossen": "true"}]}
+    document = {
+        "timestamp": "2023-10-22T18:00:00",
+        "stand": {
+            "wahl_abgeschlossen": False,
+            "gemeinden_total": 2131,
+            "gemeinden_abgeschlossen": 2000,
+            "other": 1,
+        },
+        "stand_kantone": [
+            {"kanton_abgeschlossen": True},
+            {"kanton_abgeschlossen": "false"},
+            {"kanton_abgeschlossen": "true"},
+        ],
+    }
     assert fso_details(document) == {
-        "timestamp": "2023-10-22T16:00:00Z", "timestamp_local": "2023-10-22T18:00:00",
-        "stand": {"wahl_abgeschlossen": False, "gemeinden_total": 2131,
-                  "gemeinden_abgeschlossen": 2000},
-        "cantons_reporting": 3, "cantons_complete": 2}
-    vote = {"schweiz": {"vorlagen": [{"vorlagenId": 6600, "vorlageBeendet": True,
-                                      "provisorisch": True}]}}
-    assert fso_details(vote) == {"vorlagen": [{"vorlagen_id": 6600, "beendet": True,
-                                               "provisorisch": True}]}
+        "timestamp": "2023-10-22T16:00:00Z",
+        "timestamp_local": "2023-10-22T18:00:00",
+        "stand": {"wahl_abgeschlossen": False, "gemeinden_total": 2131, "gemeinden_abgeschlossen": 2000},
+        "cantons_reporting": 3,
+        "cantons_complete": 2,
+    }
+    vote = {"schweiz": {"vorlagen": [{"vorlagenId": 6600, "vorlageBeendet": True, "provisorisch": True}]}}
+    assert fso_details(vote) == {"vorlagen": [{"vorlagen_id": 6600, "beendet": True, "provisorisch": True}]}
     assert fso_details([1, 2]) is None
 
 
@@ -213,6 +252,7 @@ async def test_a_discovered_url_to_another_host_is_never_fetched(
 
 async def redirect_app(target: str) -> web.Application:
     """A host whose every path redirects to ``target``."""
+
     async def handler(request: web.Request) -> web.Response:
         raise web.HTTPFound(target)
 
@@ -237,11 +277,11 @@ async def test_redirects_are_checked_hop_by_hop(client: HttpClient) -> None:
     bouncer = await server.serve(await redirect_app(f"{target_base}/data.json"))
     try:
         with pytest.raises(FetchFailure, match="the host localhost is not allowed"):
-            await client.head("s", f"{bouncer}/a", {"x-api-key": "k"}, 5,
-                              HostPolicy(["127.0.0.1"]))
+            await client.head("s", f"{bouncer}/a", {"x-api-key": "k"}, 5, HostPolicy(["127.0.0.1"]))
         assert seen == []
-        answer = await client.head("s", f"{bouncer}/a", {"x-api-key": "k"}, 5,
-                                   HostPolicy(["127.0.0.1", "localhost"]))
+        answer = await client.head(
+            "s", f"{bouncer}/a", {"x-api-key": "k"}, 5, HostPolicy(["127.0.0.1", "localhost"])
+        )
         assert answer.status == 200 and answer.final_url.startswith(target_base)
         assert "x-api-key" not in {k.lower() for k in seen[0]}
         assert seen[0]["User-Agent"].startswith("pollerd/")

@@ -32,12 +32,22 @@ from tests.conftest import Receiver, Upstream, wait_for
 
 def ops_config(tmp_path: Path, upstream: Upstream, **daemon: Any) -> Config:
     """One http source polled every 200 ms, endpoints on a free port."""
-    return parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0", **daemon},
-        "sources": [{"name": "files", "kind": "http", "urls": [upstream.url("/a.json")],
-                     "interval": "200ms", "timeout": "30s", "sinks": ["out"]}],
-        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
-    })
+    return parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0", **daemon},
+            "sources": [
+                {
+                    "name": "files",
+                    "kind": "http",
+                    "urls": [upstream.url("/a.json")],
+                    "interval": "200ms",
+                    "timeout": "30s",
+                    "sinks": ["out"],
+                }
+            ],
+            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
+        }
+    )
 
 
 @asynccontextmanager
@@ -70,19 +80,29 @@ async def get(url: str) -> tuple[int, str]:
 def stalling_config(tmp_path: Path, night: ElectionNight) -> Config:
     """An fso source re-reading its package every 100 ms, endpoints on a free port: a CKAN API
     that stalls holds up the whole cycle (one slow file no longer does: it runs on alone)."""
-    return parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0",
-                   "stall_after": "1s"},
-        "sources": [{"name": "nrw", "kind": "fso", "api": night.api_url, "package": PACKAGE,
-                     "allowed_hosts": ["127.0.0.1"], "allow_empty": True, "interval": "200ms",
-                     "discovery_interval": "100ms", "timeout": "30s", "sinks": ["out"]}],
-        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
-    })
+    return parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0", "stall_after": "1s"},
+            "sources": [
+                {
+                    "name": "nrw",
+                    "kind": "fso",
+                    "api": night.api_url,
+                    "package": PACKAGE,
+                    "allowed_hosts": ["127.0.0.1"],
+                    "allow_empty": True,
+                    "interval": "200ms",
+                    "discovery_interval": "100ms",
+                    "timeout": "30s",
+                    "sinks": ["out"],
+                }
+            ],
+            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
+        }
+    )
 
 
-async def test_healthz_turns_503_while_polls_are_stuck_and_back(
-    night: ElectionNight, tmp_path: Path
-) -> None:
+async def test_healthz_turns_503_while_polls_are_stuck_and_back(night: ElectionNight, tmp_path: Path) -> None:
     """A poll that hangs (the CKAN API stalls for 3 s) stops the scheduler's progress."""
     async with running(stalling_config(tmp_path, night)) as (_, base):
         assert (await get(f"{base}/healthz"))[0] == 200
@@ -106,8 +126,7 @@ async def test_healthz_turns_503_while_polls_are_stuck_and_back(
             pytest.fail("healthz did not recover")
 
 
-async def test_readyz_waits_for_discovery_past_the_grace(upstream: Upstream, tmp_path: Path
-                                                         ) -> None:
+async def test_readyz_waits_for_discovery_past_the_grace(upstream: Upstream, tmp_path: Path) -> None:
     """Ready once every source has discovered; past startup_grace an undiscovered one is named."""
     upstream.file("/a.json", b"{}")
     config = ops_config(tmp_path, upstream, startup_grace="0s")
@@ -122,8 +141,12 @@ async def test_status_shows_every_source_and_sink(upstream: Upstream, tmp_path: 
     """/status (HTML, self-contained) and /status.json carry the same sources and sinks."""
     upstream.file("/a.json", b'{"v": 1}')
     async with running(ops_config(tmp_path, upstream)) as (daemon, base):
-        await wait_for(lambda: bool(daemon.pollers["files"].states.get("a.json")
-                                    and daemon.pollers["files"].states["a.json"].sequence))
+        await wait_for(
+            lambda: bool(
+                daemon.pollers["files"].states.get("a.json")
+                and daemon.pollers["files"].states["a.json"].sequence
+            )
+        )
         status, page = await get(f"{base}/status")
         _, text = await get(f"{base}/status.json")
     data = json.loads(text)
@@ -180,26 +203,28 @@ async def test_sd_notify_ready_watchdog_stopping_in_order(
     assert datagrams(notify_socket)[-1].startswith("STOPPING=1")
 
 
-def reload_config(tmp_path: Path, upstream: Upstream, files: list[str], interval: str = "200ms"
-                  ) -> str:
+def reload_config(tmp_path: Path, upstream: Upstream, files: list[str], interval: str = "200ms") -> str:
     """A config text with one http source per file name (``src-<name>``)."""
-    sources = "".join(f"""
+    sources = "".join(
+        f"""
 [[sources]]
 name = "src-{name}"
 kind = "http"
-urls = ["{upstream.url('/' + name + '.json')}"]
+urls = ["{upstream.url("/" + name + ".json")}"]
 interval = "{interval}"
 sinks = ["out"]
-""" for name in files)
+"""
+        for name in files
+    )
     return f"""[daemon]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 metrics = "off"
 log_format = "json"
 {sources}
 [[sinks]]
 name = "out"
 kind = "filesystem"
-root = "{tmp_path / 'out'}"
+root = "{tmp_path / "out"}"
 """
 
 
@@ -213,8 +238,9 @@ async def test_reload_adds_and_removes_sources_and_keeps_state(
     path = tmp_path / "pollerd.toml"
     path.write_text(reload_config(tmp_path, upstream, ["a", "b"]))
     async with running(load_config(path)) as (daemon, _):
-        await wait_for(lambda: all(p.states and next(iter(p.states.values())).sequence
-                                   for p in daemon.pollers.values()))
+        await wait_for(
+            lambda: all(p.states and next(iter(p.states.values())).sequence for p in daemon.pollers.values())
+        )
         kept = daemon.pollers["src-a"]
         path.write_text(reload_config(tmp_path, upstream, ["a", "c"]))
         assert await daemon.reload(path)
@@ -225,8 +251,9 @@ async def test_reload_adds_and_removes_sources_and_keeps_state(
         await wait_for(lambda: kept.states["a.json"].sequence == 2)
         assert len(upstream.host.requests(path="/b.json")) == b_requests
 
-        path.write_text(reload_config(tmp_path, upstream, ["a"]).replace('interval = "200ms"',
-                                                                          'interval = "soon"'))
+        path.write_text(
+            reload_config(tmp_path, upstream, ["a"]).replace('interval = "200ms"', 'interval = "soon"')
+        )
         assert not await daemon.reload(path)
         assert set(daemon.pollers) == {"src-a", "src-c"}
     assert "reload refused" in caplog.text and "interval" in caplog.text
@@ -241,8 +268,15 @@ async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: 
     path = tmp_path / "pollerd.toml"
     path.write_text(reload_config(tmp_path, upstream, ["a"]))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pollerd", "run", "-c", str(path),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pollerd",
+        "run",
+        "-c",
+        str(path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await wait_for(lambda: len(upstream.host.requests(path="/a.json")) > 0, timeout=30)
         path.write_text("not toml [")
@@ -271,8 +305,7 @@ async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None
     text = text.replace('root = "out"', f'root = "{tmp_path}/out"')
     config = parse_config(tomllib.loads(text))
     server = SimServer()
-    simulation = await open_simulation(server, ports["8000"], ports["8001"], {SIM_AP_KEY},
-                                       ports["8002"])
+    simulation = await open_simulation(server, ports["8000"], ports["8001"], {SIM_AP_KEY}, ports["8002"])
     assert simulation.night is not None
     simulation.night.advance_to(PRIMARY_DOWN - timedelta(hours=1))
     try:
@@ -286,8 +319,16 @@ async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None
     assert status == 200
     assert [s["name"] for s in data["sources"]] == ["nrw2023", "ap", "democracyclub"]
     assert [s["name"] for s in data["sinks"]] == ["out", "console"]
-    for name in ("nrw2023", "sd-t-17.02-NRW2023-parteien.json", "ap", "senate",
-                 "democracyclub", "postcode-AA12AA", "out", "console"):
+    for name in (
+        "nrw2023",
+        "sd-t-17.02-NRW2023-parteien.json",
+        "ap",
+        "senate",
+        "democracyclub",
+        "postcode-AA12AA",
+        "out",
+        "console",
+    ):
         assert name in page
     if shot is not None:
         png, console = shot
@@ -308,10 +349,19 @@ async def screenshot(url: str, target: Path) -> tuple[Path, list[str]] | None:
     if browser is None:
         return None
     process = await asyncio.create_subprocess_exec(
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        "--enable-logging=stderr", "--v=0", "--window-size=1280,1800",
-        f"--screenshot={target}", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,1800",
+        f"--screenshot={target}",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     return target, stderr.decode(errors="replace").splitlines()
 
@@ -323,30 +373,51 @@ async def test_a_failing_night_is_not_ok_in_the_browser(
     so, red rows, ages in words and problems in words (no exception class names)."""
     receiver.answers = [(404, {})] * 3
     urls = [upstream.file(f"/{name}.json", b"{}") for name in "abc"]
-    config = parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0"},
-        "sources": [{"name": "files", "kind": "http", "urls": urls, "interval": "300ms",
-                     "backoff_base": "20s", "sinks": ["cms"]},
-                    {"name": "nowhere", "kind": "http", "urls": ["http://127.0.0.1:9/x.json"],
-                     "interval": "300ms", "backoff_base": "20s", "sinks": ["cms"]}],
-        "sinks": [{"name": "cms", "kind": "webhook", "url": receiver.url,
-                   "secret": "s3cret-for-the-test"}],
-    })
+    config = parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0"},
+            "sources": [
+                {
+                    "name": "files",
+                    "kind": "http",
+                    "urls": urls,
+                    "interval": "300ms",
+                    "backoff_base": "20s",
+                    "sinks": ["cms"],
+                },
+                {
+                    "name": "nowhere",
+                    "kind": "http",
+                    "urls": ["http://127.0.0.1:9/x.json"],
+                    "interval": "300ms",
+                    "backoff_base": "20s",
+                    "sinks": ["cms"],
+                },
+            ],
+            "sinks": [
+                {"name": "cms", "kind": "webhook", "url": receiver.url, "secret": "s3cret-for-the-test"}
+            ],
+        }
+    )
     async with running(config) as (daemon, base):
         await wait_for(lambda: len(receiver.requests) == 3, timeout=30)
         upstream.host.files.clear()  # every file now answers 404
-        await wait_for(lambda: all(s.failures for p in daemon.pollers.values()
-                                   for s in p.states.values()), timeout=30)
+        await wait_for(
+            lambda: all(s.failures for p in daemon.pollers.values() for s in p.states.values()), timeout=30
+        )
         async with browser_page() as page:
             await page.open(f"{base}/status")
             headline = await page.evaluate("document.getElementById('headline').innerText")
             header_colour = await page.evaluate(
-                "getComputedStyle(document.getElementById('headline')).backgroundColor")
+                "getComputedStyle(document.getElementById('headline')).backgroundColor"
+            )
             rows = await page.evaluate(
                 "[...document.querySelectorAll('h2.source + table tr:not(:first-child)')]"
-                ".map(r => getComputedStyle(r.cells[0]).backgroundColor)")
+                ".map(r => getComputedStyle(r.cells[0]).backgroundColor)"
+            )
             states = await page.evaluate(
-                "[...document.querySelectorAll('h2.source')].map(h => h.dataset.state)")
+                "[...document.querySelectorAll('h2.source')].map(h => h.dataset.state)"
+            )
             text = await page.evaluate("document.body.innerText")
             shot = await page.screenshot(tmp_path / "failing.png")
     assert "2 sources failing: files, nowhere" in headline and "3 deliveries dead" in headline
@@ -362,22 +433,32 @@ async def test_a_failing_night_is_not_ok_in_the_browser(
 
 def test_states_and_the_headline_from_a_table() -> None:
     """Worst first: stopped, failing, stale, budget-limited, ok; dead letters make it red."""
+
     def source(name: str, **facts: Any) -> dict[str, Any]:
-        base = {"name": name, "stopped": False, "resources": [], "budget_limited": False,
-                "last_clean_poll_age_s": 1.0}
+        base = {
+            "name": name,
+            "stopped": False,
+            "resources": [],
+            "budget_limited": False,
+            "last_clean_poll_age_s": 1.0,
+        }
         return {**base, **facts}
 
-    cases = [(source("a"), "ok"), (source("a", budget_limited=True), "budget-limited"),
-             (source("a", last_clean_poll_age_s=31.0), "stale"),
-             (source("a", last_clean_poll_age_s=None), "stale"),
-             (source("a", resources=[{"failures": 1}]), "failing"),
-             (source("a", stopped=True, resources=[{"failures": 1}]), "stopped")]
+    cases = [
+        (source("a"), "ok"),
+        (source("a", budget_limited=True), "budget-limited"),
+        (source("a", last_clean_poll_age_s=31.0), "stale"),
+        (source("a", last_clean_poll_age_s=None), "stale"),
+        (source("a", resources=[{"failures": 1}]), "failing"),
+        (source("a", stopped=True, resources=[{"failures": 1}]), "stopped"),
+    ]
     for facts, expected in cases:
         assert source_state(facts, interval=10.0) == expected, facts
     sinks = [{"dead": 0}]
     assert headline({"sources": [{"name": "a", "state": "ok"}], "sinks": sinks}, None) == ("OK", "ok")
-    assert headline({"sources": [{"name": "a", "state": "budget-limited"}], "sinks": sinks},
-                    None) == ("1 source budget-limited: a", "warn")
-    words, colour = headline({"sources": [{"name": "a", "state": "ok"}], "sinks": [{"dead": 2}]},
-                             None)
+    assert headline({"sources": [{"name": "a", "state": "budget-limited"}], "sinks": sinks}, None) == (
+        "1 source budget-limited: a",
+        "warn",
+    )
+    words, colour = headline({"sources": [{"name": "a", "state": "ok"}], "sinks": [{"dead": 2}]}, None)
     assert colour == "bad" and words.startswith("2 deliveries dead")

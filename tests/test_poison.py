@@ -21,15 +21,22 @@ from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, st
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    (DEEP, f"nested more than {MAX_DEPTH} deep"),
-    (b'{"turnout": NaN}', "NaN is not a JSON number"),
-    (b'{"votes": Infinity}', "Infinity is not a JSON number"),
-    (b'{"votes": -Infinity}', "-Infinity is not a JSON number"),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (DEEP, f"nested more than {MAX_DEPTH} deep"),
+        (b'{"turnout": NaN}', "NaN is not a JSON number"),
+        (b'{"votes": Infinity}', "Infinity is not a JSON number"),
+        (b'{"votes": -Infinity}', "-Infinity is not a JSON number"),
+    ],
+)
 async def test_poison_json_is_refused_counted_and_leaves_nothing_behind(
-    upstream: Upstream, make_config: ConfigFactory, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], body: bytes, words: str,
+    upstream: Upstream,
+    make_config: ConfigFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    body: bytes,
+    words: str,
 ) -> None:
     """Three polls of a poison body: refused as invalid_json each time, no crash, no sink sees
     it, no temporary file left; the good version after it is delivered."""
@@ -37,8 +44,7 @@ async def test_poison_json_is_refused_counted_and_leaves_nothing_behind(
     async with opened(make_config([url], backoff_base="1ms", backoff_max="1ms")) as daemon:
         for _ in range(3):
             assert not await daemon.run_once()
-        assert sample(daemon, "pollerd_rejected_payloads_total", source="files",
-                      reason="invalid_json") == 3
+        assert sample(daemon, "pollerd_rejected_payloads_total", source="files", reason="invalid_json") == 3
         assert words in (daemon.pollers["files"].states["a.json"].last_error or "")
         assert list((tmp_path / "state" / "tmp").iterdir()) == []
         upstream.host.publish("/a.json", b'{"turnout": 0.45}')
@@ -55,8 +61,15 @@ async def test_a_deep_text_payload_reaches_an_event_webhook_as_bytes(
     url = upstream.file("/a.txt", DEEP)
     config = make_config([url], format="text")
     raw = config.model_dump(mode="json", by_alias=True)
-    raw["sinks"] = [{"name": "out", "kind": "webhook", "url": receiver.url, "body": "event",
-                     "secret": "s3cret-for-the-test"}]
+    raw["sinks"] = [
+        {
+            "name": "out",
+            "kind": "webhook",
+            "url": receiver.url,
+            "body": "event",
+            "secret": "s3cret-for-the-test",
+        }
+    ]
     raw["sources"][0]["sinks"] = ["out"]
     raw["daemon"]["state_dir"] = str(tmp_path / "state")
     async with opened(parse_config(raw)) as daemon:
@@ -102,16 +115,16 @@ async def test_a_payload_a_sink_cannot_handle_is_dead_lettered_not_retried_forev
     sink = Crashing()
     try:
         policy = make_config([url]).sinks[0].model_copy(update={"name": "out"})
-        deliverer = Deliverer(store, BlobStore(tmp_path / "state"), {"out": sink},
-                              {"out": policy}, Metrics())
+        deliverer = Deliverer(store, BlobStore(tmp_path / "state"), {"out": sink}, {"out": policy}, Metrics())
         assert await deliverer.drain() == 1
         assert sink.delivered == [2]
         dead = store.list_deliveries("out", ("dead",), 10)
     finally:
         await store.close()
     assert [row.sequence for row in dead] == [1]
-    assert dead[0].last_error == ("the sink could not handle this event: cannot handle this "
-                                  "payload (ValueError)")
+    assert dead[0].last_error == (
+        "the sink could not handle this event: cannot handle this payload (ValueError)"
+    )
 
 
 def test_strict_json_keeps_what_is_json() -> None:
@@ -123,9 +136,7 @@ def test_strict_json_keeps_what_is_json() -> None:
         strict_json(b"[" + nested + b"]")
 
 
-async def test_broken_answers_are_described_in_words(
-    make_config: ConfigFactory, tmp_path: Path
-) -> None:
+async def test_broken_answers_are_described_in_words(make_config: ConfigFactory, tmp_path: Path) -> None:
     """A redirect to nowhere valid, headers too large, a refused scheme: each resource's error
     says what happened, not an exception's class name."""
     from aiohttp import web
@@ -148,8 +159,9 @@ async def test_broken_answers_are_described_in_words(
     server = SimServer()
     base = await server.serve(app)
     try:
-        config = make_config([f"{base}/moved.json", f"{base}/huge.json", f"{base}/ftp.json"],
-                             strategy="always")
+        config = make_config(
+            [f"{base}/moved.json", f"{base}/huge.json", f"{base}/ftp.json"], strategy="always"
+        )
         async with opened(config) as daemon:
             assert not await daemon.run_once()
             errors = {rid: s.last_error or "" for rid, s in daemon.pollers["files"].states.items()}

@@ -42,7 +42,9 @@ async def test_unchanged_resource_costs_one_head_per_poll(
 
 
 async def test_change_yields_one_get_and_one_event_per_sink(
-    upstream: Upstream, make_config: ConfigFactory, tmp_path: Path,
+    upstream: Upstream,
+    make_config: ConfigFactory,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A new version costs one HEAD and one GET, and reaches the stdout and filesystem sinks once."""
@@ -58,7 +60,7 @@ async def test_change_yields_one_get_and_one_event_per_sink(
     [event] = stdout_events(capsys.readouterr().out)
     assert event["sequence"] == 2
     assert event["resource"] == "a.json"
-    assert event["validators"]["etag"] == upstream.host.files["/a.json"].current.etag  # type: ignore[union-attr]
+    assert event["validators"]["etag"] == upstream.etag("/a.json")
     out = tmp_path / "out"
     assert len(versions_on_disk(out, "files", "a.json")) == 2
     assert (out / "files" / "a.json" / "latest.json").read_bytes() == b'{"v": 2}'
@@ -119,7 +121,7 @@ async def test_refused_head_falls_back_to_conditional_get(
         assert await daemon.run_once()
     [request] = upstream.host.log
     assert (request.method, request.status) == ("GET", 304)
-    assert request.headers["If-None-Match"] == upstream.host.files["/a.json"].current.etag  # type: ignore[union-attr]
+    assert request.headers["If-None-Match"] == upstream.etag("/a.json")
 
 
 BAD_BODIES = {
@@ -130,8 +132,11 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("reason", ["truncated", "html", "invalid_json", "oversize", "empty"])
 async def test_bad_bodies_are_rejected_and_retried(
-    reason: str, upstream: Upstream, make_config: ConfigFactory,
-    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    reason: str,
+    upstream: Upstream,
+    make_config: ConfigFactory,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """A bad body yields no event and is counted; the next good version is delivered."""
     upstream.file("/a.json", b'{"v": 1}')
@@ -142,13 +147,13 @@ async def test_bad_bodies_are_rejected_and_retried(
             upstream.host.publish("/a.json", b'{"v": 2}')
             upstream.host.inject("/a.json", BAD_BODIES[reason])
         else:
-            bad = {"invalid_json": b'{"v": ', "oversize": b'{"pad": "' + b"x" * 5000 + b'"}',
-                   "empty": b""}[reason]
+            bad = {"invalid_json": b'{"v": ', "oversize": b'{"pad": "' + b"x" * 5000 + b'"}', "empty": b""}[
+                reason
+            ]
             upstream.host.publish("/a.json", bad)
         assert not await daemon.run_once()
         assert stdout_events(capsys.readouterr().out) == []
-        assert sample(daemon, "pollerd_rejected_payloads_total", source="files",
-                      reason=reason) == 1
+        assert sample(daemon, "pollerd_rejected_payloads_total", source="files", reason=reason) == 1
         assert sample(daemon, "pollerd_polls_total", source="files", outcome="error") == 1
         upstream.host.publish("/a.json", b'{"v": 3}')
         await wait_out_backoff(daemon)
@@ -191,8 +196,7 @@ async def test_failing_host_does_not_hold_up_other_resources(
     upstream.file("/a.json", b"{}")
     second_upstream.file("/b.json", b"{}")
     upstream.host.inject("*", Fault("status", status=500, count=-1))
-    config = make_config([upstream.url("/a.json"), second_upstream.url("/b.json")],
-                         backoff_base="30s")
+    config = make_config([upstream.url("/a.json"), second_upstream.url("/b.json")], backoff_base="30s")
     async with opened(config) as daemon:
         for _ in range(3):
             await daemon.run_once()
@@ -201,7 +205,9 @@ async def test_failing_host_does_not_hold_up_other_resources(
 
 
 async def test_restart_does_not_announce_delivered_content_again(
-    upstream: Upstream, make_config: ConfigFactory, capsys: pytest.CaptureFixture[str],
+    upstream: Upstream,
+    make_config: ConfigFactory,
+    capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
     """A new daemon on the same state directory sends no event for content already delivered."""
@@ -254,8 +260,7 @@ async def test_filesystem_retention_keeps_the_newest_versions(
     """keep_versions = 2: older versions and their event files are removed, latest stays."""
     upstream.host.add("/a.json")
     config = make_config([upstream.url("/a.json")])
-    sinks = [s.model_copy(update={"keep_versions": 2}) if s.kind == "filesystem" else s
-             for s in config.sinks]
+    sinks = [s.model_copy(update={"keep_versions": 2}) if s.kind == "filesystem" else s for s in config.sinks]
     async with opened(config.model_copy(update={"sinks": sinks})) as daemon:
         for n in range(4):
             upstream.host.publish("/a.json", f'{{"v": {n}}}'.encode())

@@ -18,7 +18,6 @@ from pollerd.sim import SimServer
 from pollerd.sim.ap import ELECTION_DATE, ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer
 from tests.conftest import opened, sample
-from tests.test_democracyclub import dc, dc_config  # noqa: F401  # fixtures
 
 LIMIT, WINDOW = 6, 2.0
 
@@ -29,8 +28,13 @@ async def test_a_strict_quota_is_never_exceeded_when_answers_are_slow_and_uneven
     the budget was really used (not starved by the margin)."""
     rng = random.Random(7)
     server = SimServer()
-    ap = ApServer(ApElection(), {"key"}, quota_per_minute=LIMIT, quota_window=WINDOW,
-                  delays=lambda: (rng.uniform(0, 0.5), rng.uniform(0, 0.8)))
+    ap = ApServer(
+        ApElection(),
+        {"key"},
+        quota_per_minute=LIMIT,
+        quota_window=WINDOW,
+        delays=lambda: (rng.uniform(0, 0.5), rng.uniform(0, 0.8)),
+    )
     url = await server.serve(ap.app()) + f"/v3/elections/{ELECTION_DATE}?format=json"
     budget = QuotaBudget(LIMIT, window=WINDOW, margin=0.05)
     end = time.monotonic() + 4 * WINDOW
@@ -67,8 +71,9 @@ def test_a_request_counts_until_its_answer_is_complete() -> None:
 
 
 async def test_a_schedule_over_budget_is_spread_not_burst_and_starved(
-    dc: tuple[DcServer, str], dc_config: Any,  # noqa: F811
-    capsys: pytest.CaptureFixture[str]
+    dc: tuple[DcServer, str],
+    dc_config: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Three postcodes and the ballots feed every 200 ms against 16 requests per 4 s: the plan
     says so at check-config; the daemon (whose postcodes' pickers add three addresses: seven
@@ -76,8 +81,13 @@ async def test_a_schedule_over_budget_is_spread_not_burst_and_starved(
     included, is polled every 2.6 s and no request is ever put off, instead of the budget
     going in one burst and the source falling silent."""
     service, base = dc
-    config = dc_config(base, postcodes=["AA11AA", "AA12AA", "AA13AA"], candidates=True,
-                       interval="200ms", request_budget="16 per 4s")
+    config = dc_config(
+        base,
+        postcodes=["AA11AA", "AA12AA", "AA13AA"],
+        candidates=True,
+        interval="200ms",
+        request_budget="16 per 4s",
+    )
     fit = plan_budgets(config.sources)["dc"]
     assert fit.limited and round(fit.effective_interval, 3) == 1.25
     assert fit.words().endswith("each will be made about every 2s")

@@ -43,8 +43,7 @@ class Echo:
 
     async def postcode(self, request: web.Request) -> web.Response:
         """DRF's 400, echoing what it got."""
-        return web.json_response({"detail": f"Could not geocode from {request.query_string}"},
-                                 status=400)
+        return web.json_response({"detail": f"Could not geocode from {request.query_string}"}, status=400)
 
     async def file(self, request: web.Request) -> web.Response:
         """A file whose version the test moves on."""
@@ -59,7 +58,7 @@ class Echo:
 def config_text(tmp_path: Path, base: str, port: int, hook_headers: str) -> str:
     """A Democracy Club source and an http source into a webhook that refuses everything."""
     return f"""[daemon]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 metrics = "127.0.0.1:{port}"
 log_format = "json"
 [[sources]]
@@ -97,8 +96,14 @@ async def text_of(url: str) -> str:
 async def run(*args: str, env: dict[str, str]) -> str:
     """``pollerd ARGS`` as a process; its stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pollerd", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pollerd",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     return out.decode() + err.decode()
 
@@ -114,13 +119,22 @@ async def test_no_form_of_any_secret_leaves_the_process(tmp_path: Path) -> None:
     path = tmp_path / "pollerd.toml"
     path.write_text(config_text(tmp_path, base, port, '{ Authorization = "${HOOK_TOKEN}" }'))
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pollerd", "run", "-c", str(path), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pollerd",
+        "run",
+        "-c",
+        str(path),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     seen: list[str] = []
     try:
         await wait_for(lambda: echo.hook_calls >= 1, timeout=30)
-        path.write_text(config_text(tmp_path, base, port,
-                                    '{ Authorization = "${HOOK_TOKEN}", X-New = "${NEW_TOKEN}" }'))
+        path.write_text(
+            config_text(tmp_path, base, port, '{ Authorization = "${HOOK_TOKEN}", X-New = "${NEW_TOKEN}" }')
+        )
         daemon.send_signal(signal.SIGHUP)
         await asyncio.sleep(1.0)
         calls = echo.hook_calls

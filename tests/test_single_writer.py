@@ -127,8 +127,7 @@ def _dead(tmp_path: Path) -> int:
 
 
 async def test_an_outbox_ahead_of_the_state_is_repaired_not_wedged(
-    upstream: Upstream, make_config: ConfigFactory, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str]
+    upstream: Upstream, make_config: ConfigFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A state left inconsistent by an older version (an event at the sequence the resource's
     state would use next, with other bytes) does not wedge the resource: the next change takes
@@ -141,14 +140,17 @@ async def test_an_outbox_ahead_of_the_state_is_repaired_not_wedged(
     with sqlite3.connect(tmp_path / "state/pollerd.sqlite3") as db:
         body = json.loads(db.execute("SELECT body FROM events").fetchone()[0])
         body.update(event_id=stray, sequence=2, sha256="0" * 64)
-        db.execute("INSERT INTO events (event_id, source, resource, sequence, sha256, body,"
-                   " extension, created_at, size) VALUES (?, 'files', 'a.json', 2, ?, ?, 'json',"
-                   " 0, 1)", (stray, "0" * 64, json.dumps(body)))
+        db.execute(
+            "INSERT INTO events (event_id, source, resource, sequence, sha256, body,"
+            " extension, created_at, size) VALUES (?, 'files', 'a.json', 2, ?, ?, 'json',"
+            " 0, 1)",
+            (stray, "0" * 64, json.dumps(body)),
+        )
     upstream.host.publish("/a.json", b'{"v": 2}')
     async with opened(config) as daemon:
-        assert (await daemon.run_once())
+        assert await daemon.run_once()
         upstream.host.publish("/a.json", b'{"v": 3}')
-        assert (await daemon.run_once())
+        assert await daemon.run_once()
     sequences = [e["sequence"] for e in stdout_events(capsys.readouterr().out)]
     assert sequences == [1, 3, 4]
     with sqlite3.connect(tmp_path / "state/pollerd.sqlite3") as db:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -29,12 +30,22 @@ SECRET = "whsec-3f9a1c77e2"
 
 def config_with(tmp_path: Path, upstream: Upstream, sink: dict[str, Any], **source: Any) -> Config:
     """One http source (``files``, /a.json) delivering to one sink (``hook``)."""
-    return parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [{"name": "files", "kind": "http", "urls": [upstream.url("/a.json")],
-                     "sinks": ["hook"], "interval": "1s", **source}],
-        "sinks": [{"name": "hook", "retry_base": "20ms", "retry_max": "50ms", **sink}],
-    })
+    return parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [
+                {
+                    "name": "files",
+                    "kind": "http",
+                    "urls": [upstream.url("/a.json")],
+                    "sinks": ["hook"],
+                    "interval": "1s",
+                    **source,
+                }
+            ],
+            "sinks": [{"name": "hook", "retry_base": "20ms", "retry_max": "50ms", **sink}],
+        }
+    )
 
 
 def webhook(receiver: Receiver, **keys: Any) -> dict[str, Any]:
@@ -45,8 +56,7 @@ def webhook(receiver: Receiver, **keys: Any) -> dict[str, Any]:
 def verify_signature(secret: str, header: str, body: bytes, tolerance: float = 300) -> bool:
     """The README's recipe, verbatim: what a receiver runs."""
     fields = dict(part.split("=", 1) for part in header.split(","))
-    expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + body,
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
     fresh = abs(time.time() - int(fields["t"])) <= tolerance
     return fresh and hmac.compare_digest(expected, fields["v1"])
 
@@ -88,13 +98,13 @@ async def test_500s_are_retried_with_the_same_idempotency_key(
         daemon.deliverer.start()
         await daemon.pollers["files"].poll()  # the change wakes the delivery loop
         await wait_for(lambda: len(receiver.requests) == 4)
-        await wait_for(lambda: sample(daemon, "pollerd_deliveries_total", sink="hook",
-                                      outcome="delivered") == 1)
+        await wait_for(
+            lambda: sample(daemon, "pollerd_deliveries_total", sink="hook", outcome="delivered") == 1
+        )
     assert len({r.headers["Idempotency-Key"] for r in receiver.requests}) == 1
 
 
-async def test_retry_after_is_waited_for(upstream: Upstream, receiver: Receiver, tmp_path: Path
-                                         ) -> None:
+async def test_retry_after_is_waited_for(upstream: Upstream, receiver: Receiver, tmp_path: Path) -> None:
     """429 with Retry-After: 3: the next attempt comes no sooner."""
     receiver.answers = [(429, {"Retry-After": "3"})]
     config = config_with(tmp_path, upstream, webhook(receiver))
@@ -118,9 +128,12 @@ async def test_a_404_is_dead_lettered_and_redelivered_on_request(
     assert report["counts"]["dead"] == 1
     [dead] = report["dead"]
     assert dead["last_error"].startswith("HTTP 404: nope")
-    path = config_file(tmp_path, [upstream.url("/a.json")], sink=(
-        f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'),
-        sink_name="hook")
+    path = config_file(
+        tmp_path,
+        [upstream.url("/a.json")],
+        sink=(f'[[sinks]]\nname = "hook"\nkind = "webhook"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'),
+        sink_name="hook",
+    )
     assert main(["redeliver", "-c", str(path), dead["event_id"]]) == 0
     async with opened(config) as daemon:
         assert await daemon.run_once()
@@ -138,8 +151,12 @@ async def test_two_pending_versions_arrive_in_order(
     await publish_and_poll(upstream, config, b'{"v": 1}', b'{"v": 2}')
     async with opened(config) as daemon:
         await daemon.run_once()
-    assert [r.body for r in receiver.requests if r.body] == [b'{"v": 1}', b'{"v": 1}',
-                                                             b'{"v": 1}', b'{"v": 2}']
+    assert [r.body for r in receiver.requests if r.body] == [
+        b'{"v": 1}',
+        b'{"v": 1}',
+        b'{"v": 1}',
+        b'{"v": 2}',
+    ]
 
 
 async def test_coalesce_delivers_the_newest_and_records_the_others(
@@ -162,12 +179,17 @@ async def test_an_outbox_over_its_byte_limit_coalesces(
     """Backpressure: over max_outbox_bytes, older versions are superseded (recorded, not lost)."""
     receiver.answers = [(503, {})] * 3
     config = config_with(tmp_path, upstream, webhook(receiver, max_outbox_bytes=20))
-    await publish_and_poll(upstream, config, b'{"v": 1, "pad": 1}', b'{"v": 2, "pad": 2}',
-                           b'{"v": 3, "pad": 3}')  # each 19 bytes: two pending are over 20
+    await publish_and_poll(
+        upstream, config, b'{"v": 1, "pad": 1}', b'{"v": 2, "pad": 2}', b'{"v": 3, "pad": 3}'
+    )  # each 19 bytes: two pending are over 20
     async with opened(config) as daemon:
         await daemon.run_once()
     assert [r.body for r in receiver.requests] == [
-        b'{"v": 1, "pad": 1}', b'{"v": 2, "pad": 2}', b'{"v": 3, "pad": 3}', b'{"v": 3, "pad": 3}']
+        b'{"v": 1, "pad": 1}',
+        b'{"v": 2, "pad": 2}',
+        b'{"v": 3, "pad": 3}',
+        b'{"v": 3, "pad": 3}',
+    ]
     counts = collect_deliveries(config)["hook"]["counts"]
     assert counts == {"pending": 0, "delivered": 1, "dead": 0, "superseded": 2}
 
@@ -176,8 +198,11 @@ async def test_patch_bodies_rebuild_each_version(
     upstream: Upstream, receiver: Receiver, tmp_path: Path
 ) -> None:
     """body = "patch": applying each patch to the receiver's copy gives the new JSON exactly."""
-    versions = [{"a": 1, "list": [1, 2]}, {"a": 2, "list": [1, 2, 3], "new": {"x": True}},
-                {"list": [3], "new": {"x": False}}]
+    versions = [
+        {"a": 1, "list": [1, 2]},
+        {"a": 2, "list": [1, 2, 3], "new": {"x": True}},
+        {"list": [3], "new": {"x": False}},
+    ]
     config = config_with(tmp_path, upstream, webhook(receiver, body="patch"))
     await publish_and_poll(upstream, config, *(json.dumps(v).encode() for v in versions))
     document: Any = None
@@ -201,8 +226,7 @@ async def test_event_bodies_inline_small_payloads(
     assert large["payload_omitted"] is True and "payload" not in large
 
 
-async def test_max_attempts_dead_letters(upstream: Upstream, receiver: Receiver, tmp_path: Path
-                                         ) -> None:
+async def test_max_attempts_dead_letters(upstream: Upstream, receiver: Receiver, tmp_path: Path) -> None:
     """A receiver that keeps failing: after max_attempts the delivery is dead, not retried."""
     receiver.answers = [(500, {})] * 10
     config = config_with(tmp_path, upstream, webhook(receiver, max_attempts=2))
@@ -224,10 +248,12 @@ def command(tmp_path: Path, script: str, **keys: Any) -> dict[str, Any]:
 async def test_a_command_gets_the_payload_and_the_event(upstream: Upstream, tmp_path: Path) -> None:
     """stdin carries the payload, POLLERD_* the event; exit 0 acknowledges."""
     log = tmp_path / "ran.jsonl"
-    script = ("import json, os, sys\n"
-              f"with open({str(log)!r}, 'a') as f:\n"
-              "    f.write(json.dumps({'stdin': sys.stdin.read(), 'id': os.environ['POLLERD_EVENT_ID'],"
-              " 'seq': os.environ['POLLERD_SEQUENCE']}) + '\\n')\n")
+    script = (
+        "import json, os, sys\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'stdin': sys.stdin.read(), 'id': os.environ['POLLERD_EVENT_ID'],"
+        " 'seq': os.environ['POLLERD_SEQUENCE']}) + '\\n')\n"
+    )
     config = config_with(tmp_path, upstream, command(tmp_path, script))
     await publish_and_poll(upstream, config, b'{"v": 1}')
     [ran] = [json.loads(line) for line in log.read_text().splitlines()]
@@ -239,12 +265,14 @@ async def test_a_failing_command_is_retried_and_a_hanging_one_killed(
 ) -> None:
     """Exit 1 is a failure to retry; a command past its timeout is killed (and retried)."""
     marker = tmp_path / "count"
-    script = ("import pathlib, sys, time\n"
-              f"p = pathlib.Path({str(marker)!r})\n"
-              "n = int(p.read_text()) if p.exists() else 0\n"
-              "p.write_text(str(n + 1))\n"
-              "if n == 0: sys.exit(1)\n"
-              "if n == 1: time.sleep(60)\n")
+    script = (
+        "import pathlib, sys, time\n"
+        f"p = pathlib.Path({str(marker)!r})\n"
+        "n = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(n + 1))\n"
+        "if n == 0: sys.exit(1)\n"
+        "if n == 1: time.sleep(60)\n"
+    )
     config = config_with(tmp_path, upstream, command(tmp_path, script, timeout="1s"))
     started = time.monotonic()
     await publish_and_poll(upstream, config, b'{"v": 1}')
@@ -257,8 +285,11 @@ async def test_a_failing_command_is_retried_and_a_hanging_one_killed(
 
 
 async def test_the_webhook_secret_never_appears_in_logs(
-    upstream: Upstream, receiver: Receiver, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    upstream: Upstream,
+    receiver: Receiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not in log lines (failures included) nor the state directory."""
     receiver.answers = [(500, {}), (404, {})]
@@ -286,14 +317,24 @@ async def test_a_dead_receiver_delays_nothing_else(
     app = web.Application()
     app.router.add_post("/hook", never)
     hanging.url = await server.serve(app) + "/hook"
-    config = parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [{"name": "files", "kind": "http", "urls": [upstream.url("/a.json")],
-                     "sinks": ["stuck", "hook"], "interval": "100ms"}],
-        "sinks": [{"name": "stuck", "kind": "webhook", "url": hanging.url, "secret": SECRET,
-                   "timeout": "30s"},
-                  {"name": "hook", "kind": "webhook", "url": receiver.url, "secret": SECRET}],
-    })
+    config = parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [
+                {
+                    "name": "files",
+                    "kind": "http",
+                    "urls": [upstream.url("/a.json")],
+                    "sinks": ["stuck", "hook"],
+                    "interval": "100ms",
+                }
+            ],
+            "sinks": [
+                {"name": "stuck", "kind": "webhook", "url": hanging.url, "secret": SECRET, "timeout": "30s"},
+                {"name": "hook", "kind": "webhook", "url": receiver.url, "secret": SECRET},
+            ],
+        }
+    )
     upstream.host.add("/a.json")
     try:
         async with opened(config) as daemon:
@@ -303,7 +344,7 @@ async def test_a_dead_receiver_delays_nothing_else(
             try:
                 for n in range(1, 4):
                     upstream.host.publish("/a.json", f'{{"v": {n}}}'.encode())
-                    await wait_for(lambda n=n: len(receiver.requests) == n)  # type: ignore[misc]
+                    await wait_for(functools.partial(lambda n: len(receiver.requests) == n, n))
             finally:
                 daemon.scheduler.shutdown()
                 await daemon.deliverer.stop(0.1)
@@ -317,9 +358,28 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (and its key), made with openssl."""
     require(shutil.which("openssl") is not None, "openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -363,7 +423,6 @@ async def test_redirects_are_not_followed_and_old_events_expire(
     async with opened(config) as daemon:
         await daemon.run_once()
     dead = collect_deliveries(config)["hook"]["dead"]
-    assert [d["last_error"].split(" (")[0] for d in dead] == ["HTTP 302: nope",
-                                                              "older than max_age"]
+    assert [d["last_error"].split(" (")[0] for d in dead] == ["HTTP 302: nope", "older than max_age"]
     assert "redirects are not followed" in dead[0]["last_error"]
     assert len(receiver.requests) == 2

@@ -17,8 +17,9 @@ from tests.test_single_writer import cli
 
 def twenty_resources(tmp_path: Path, upstream: Upstream) -> Path:
     """A config with twenty files, each polled once into state and ./out."""
-    urls = [upstream.file(f"/r{i:02}.json", json.dumps({"r": i, "pad": "x" * 3000}).encode())
-            for i in range(20)]
+    urls = [
+        upstream.file(f"/r{i:02}.json", json.dumps({"r": i, "pad": "x" * 3000}).encode()) for i in range(20)
+    ]
     return config_file(tmp_path, urls)
 
 

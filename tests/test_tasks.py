@@ -60,10 +60,14 @@ async def test_a_full_disk_while_acknowledging_does_not_end_delivery(
     server, hook = await serve_receiver(handle)
     upstream.file("/a.json", b'{"v": 1}')
     port = free_port()
-    config = config_file(tmp_path, [upstream.url("/a.json")], sink=webhook_sink(hook),
-                         sink_name="hook",
-                         daemon=f'metrics = "127.0.0.1:{port}"\nlog_format = "json"',
-                         source='interval = "200ms"')
+    config = config_file(
+        tmp_path,
+        [upstream.url("/a.json")],
+        sink=webhook_sink(hook),
+        sink_name="hook",
+        daemon=f'metrics = "127.0.0.1:{port}"\nlog_format = "json"',
+        source='interval = "200ms"',
+    )
     daemon = await pollerd("run", "-c", str(config))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,11 +84,13 @@ async def test_a_full_disk_while_acknowledging_does_not_end_delivery(
             await asyncio.sleep(0.1)
         assert status == 503 and "deliver:hook" in text and "disk" in text, text
         _, metrics = await fetch(f"{base}/metrics")
-        failures = next(line for line in metrics.splitlines()
-                        if line.startswith('pollerd_task_failures_total{task="deliver:hook"}'))
+        failures = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith('pollerd_task_failures_total{task="deliver:hook"}')
+        )
         assert float(failures.split()[-1]) >= 1
-        resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE,
-                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         upstream.host.publish("/a.json", b'{"v": 3}')
         await wait_for(lambda: b'{"v": 3}' in bodies, timeout=60)
         for _ in range(300):
@@ -137,27 +143,29 @@ async def test_retrying_reports_once_and_recovers() -> None:
     await asyncio.sleep(0)
     runner.cancel()
     assert health.problem() is None
-    assert metrics.registry.get_sample_value("pollerd_task_failures_total",
-                                             {"task": "deliver:x"}) == 2
-    assert describe(OSError(28, "No space left on device", "state/pollerd.sqlite3-wal")) == \
-        "disk full on state/pollerd.sqlite3-wal"
+    assert metrics.registry.get_sample_value("pollerd_task_failures_total", {"task": "deliver:x"}) == 2
+    assert (
+        describe(OSError(28, "No space left on device", "state/pollerd.sqlite3-wal"))
+        == "disk full on state/pollerd.sqlite3-wal"
+    )
 
 
-async def test_a_hanging_resource_does_not_hold_up_its_neighbour(
-    upstream: Upstream, tmp_path: Path
-) -> None:
+async def test_a_hanging_resource_does_not_hold_up_its_neighbour(upstream: Upstream, tmp_path: Path) -> None:
     """slow.json answers after 6 s, every time; fast.json changes every 0.5 s: each of its six
     versions is committed within a second of being published, and slow.json is not asked again
     while its answer is outstanding."""
     fast = upstream.file("/fast.json", b'{"v": 0}')
     slow = upstream.file("/slow.json", b'{"slow": true}')
     upstream.host.inject("/slow.json", Fault("slow", count=-1, delay=6.0))
-    config = parse_config({
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [{"name": "files", "kind": "http", "urls": [fast, slow], "interval": "200ms",
-                     "sinks": ["out"]}],
-        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
-    })
+    config = parse_config(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+            "sources": [
+                {"name": "files", "kind": "http", "urls": [fast, slow], "interval": "200ms", "sinks": ["out"]}
+            ],
+            "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out")}],
+        }
+    )
     async with running(config) as (daemon, _):
         states = daemon.pollers["files"].states
         await wait_for(lambda: "fast.json" in states and states["fast.json"].sequence == 1)
@@ -165,8 +173,9 @@ async def test_a_hanging_resource_does_not_hold_up_its_neighbour(
         for version in range(1, 7):
             upstream.host.publish("/fast.json", f'{{"v": {version}}}'.encode())
             published = time.monotonic()
-            await wait_for(functools.partial(lambda v: states["fast.json"].sequence == v + 1,
-                                             version), timeout=5)
+            await wait_for(
+                functools.partial(lambda v: states["fast.json"].sequence == v + 1, version), timeout=5
+            )
             lags.append(time.monotonic() - published)
             await asyncio.sleep(max(0.0, 0.5 - lags[-1]))
         poller = daemon.pollers["files"]
@@ -194,10 +203,14 @@ async def test_sigterm_lets_the_poll_and_the_delivery_in_flight_finish(
     server, hook = await serve_receiver(handle)
     upstream.file("/a.json", b'{"v": 1}')
     upstream.file("/b.json", b'{"v": 1}')
-    config = config_file(tmp_path, [upstream.url("/a.json"), upstream.url("/b.json")],
-                         sink=webhook_sink(hook), sink_name="hook",
-                         daemon='metrics = "off"\nlog_format = "json"',
-                         source=f'interval = "{interval}"')
+    config = config_file(
+        tmp_path,
+        [upstream.url("/a.json"), upstream.url("/b.json")],
+        sink=webhook_sink(hook),
+        sink_name="hook",
+        daemon='metrics = "off"\nlog_format = "json"',
+        source=f'interval = "{interval}"',
+    )
     daemon = await pollerd("run", "-c", str(config))
     try:
         await wait_for(lambda: len(answered) == 2, timeout=30)

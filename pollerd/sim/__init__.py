@@ -5,5 +5,4 @@ from pollerd.sim.files import FileHost, ServedFile, Version
 from pollerd.sim.host import Fault, SimHost
 from pollerd.sim.server import SimServer
 
-__all__ = ["CkanApi", "Fault", "FileHost", "PackageResource", "ServedFile", "SimHost", "SimServer",
-           "Version"]
+__all__ = ["CkanApi", "Fault", "FileHost", "PackageResource", "ServedFile", "SimHost", "SimServer", "Version"]

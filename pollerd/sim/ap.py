@@ -32,24 +32,50 @@ POLLS_CLOSE = datetime(2026, 11, 4, 0, 0, tzinfo=UTC)
 STEP = timedelta(seconds=10)
 STATES = {"CO": ("Colorado", 5), "WV": ("West Virginia", 4), "PA": ("Pennsylvania", 6)}
 # More states for a national-sized night: (postal code, counties).
-NATIONAL = (("AL", 8), ("AZ", 6), ("CA", 12), ("FL", 10), ("GA", 9), ("IL", 8), ("IN", 7),
-            ("MI", 8), ("MN", 7), ("MO", 7), ("NC", 9), ("NJ", 6), ("NV", 4), ("NY", 10), ("OH", 9),
-            ("OR", 5), ("SC", 6), ("TX", 14), ("VA", 8), ("WA", 6), ("WI", 7))
-OFFICES = (("S", "U.S. Senate", None), ("G", "Governor", None), ("H", "U.S. House", 1),
-           ("H", "U.S. House", 2))
+NATIONAL = (
+    ("AL", 8),
+    ("AZ", 6),
+    ("CA", 12),
+    ("FL", 10),
+    ("GA", 9),
+    ("IL", 8),
+    ("IN", 7),
+    ("MI", 8),
+    ("MN", 7),
+    ("MO", 7),
+    ("NC", 9),
+    ("NJ", 6),
+    ("NV", 4),
+    ("NY", 10),
+    ("OH", 9),
+    ("OR", 5),
+    ("SC", 6),
+    ("TX", 14),
+    ("VA", 8),
+    ("WA", 6),
+    ("WI", 7),
+)
+OFFICES = (
+    ("S", "U.S. Senate", None),
+    ("G", "Governor", None),
+    ("H", "U.S. House", 1),
+    ("H", "U.S. House", 2),
+)
 CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
 
 
 class ApElection:
     """The races, their reporting units and votes at every step of the night (deterministic)."""
 
-    def __init__(self, steps: int = 180, seed: int = 11, national: bool = False,
-                 update_probability: float = 0.2) -> None:
+    def __init__(
+        self, steps: int = 180, seed: int = 11, national: bool = False, update_probability: float = 0.2
+    ) -> None:
         """``national``: 24 states instead of 3; ``update_probability``: the chance that a race
         gets new votes in a step (10 s)."""
         self.steps = steps
-        self.states = dict(STATES) | ({code: (code, counties) for code, counties in NATIONAL}
-                                      if national else {})
+        self.states = dict(STATES) | (
+            {code: (code, counties) for code, counties in NATIONAL} if national else {}
+        )
         self._update_probability = update_probability
         self.step = 0
         self._rng = random.Random(seed)
@@ -59,8 +85,7 @@ class ApElection:
         for state, (state_name, counties) in self.states.items():
             for office_id, office_name, seat in OFFICES:
                 race_number += 1
-                race = self._race(state, state_name, counties, race_number, office_id, office_name,
-                                  seat)
+                race = self._race(state, state_name, counties, race_number, office_id, office_name, seat)
                 key = f"{state}:{race['raceID']}:G"
                 self.races[key] = race
                 self.updated[key] = 0
@@ -89,32 +114,64 @@ class ApElection:
                     self._count(race)
                     self.updated[key] = self.step
 
-    def _race(self, state: str, state_name: str, counties: int, number: int, office_id: str,
-              office_name: str, seat: int | None) -> dict[str, Any]:
+    def _race(
+        self,
+        state: str,
+        state_name: str,
+        counties: int,
+        number: int,
+        office_id: str,
+        office_name: str,
+        seat: int | None,
+    ) -> dict[str, Any]:
         units = [self._unit(state, state_name, "state", state, counties * 40, number)]
-        units += [self._unit(state, state_name, "subunit", f"{number}{c:02d}", 40, number)
-                  for c in range(1, counties + 1)]
+        units += [
+            self._unit(state, state_name, "subunit", f"{number}{c:02d}", 40, number)
+            for c in range(1, counties + 1)
+        ]
         race: dict[str, Any] = {
-            "test": False, "resultsType": "l", "raceID": str(number), "raceType": "General",
-            "raceTypeID": "G", "officeID": office_id, "officeName": office_name,
-            "statePostal": state, "eevp": 0, "tabulationStatus": "Active Tabulation",
-            "raceCallStatus": "Too Early to Call", "reportingUnits": units,
+            "test": False,
+            "resultsType": "l",
+            "raceID": str(number),
+            "raceType": "General",
+            "raceTypeID": "G",
+            "officeID": office_id,
+            "officeName": office_name,
+            "statePostal": state,
+            "eevp": 0,
+            "tabulationStatus": "Active Tabulation",
+            "raceCallStatus": "Too Early to Call",
+            "reportingUnits": units,
         }
         if seat is not None:
             race["seatNum"], race["seatName"] = str(seat), f"District {seat}"
         return race
 
-    def _unit(self, state: str, state_name: str, level: str, unit_id: str, precincts: int,
-              race_number: int) -> dict[str, Any]:
+    def _unit(
+        self, state: str, state_name: str, level: str, unit_id: str, precincts: int, race_number: int
+    ) -> dict[str, Any]:
         return {
-            "statePostal": state, "stateName": state_name, "level": level,
-            "reportingunitID": unit_id, "lastUpdated": self.timestamp(0), "precinctsReporting": 0,
-            "precinctsTotal": precincts, "precinctsReportingPct": 0.0,
-            "candidates": [{"first": f"Alex{n}", "last": last, "party": party,
-                            "candidateID": f"{race_number}{n}",
-                            "polID": f"{n}{len(last)}{n}", "ballotOrder": n, "polNum": str(n),
-                            "voteCount": 0}
-                           for n, (party, last) in enumerate(CANDIDATES, start=1)],
+            "statePostal": state,
+            "stateName": state_name,
+            "level": level,
+            "reportingunitID": unit_id,
+            "lastUpdated": self.timestamp(0),
+            "precinctsReporting": 0,
+            "precinctsTotal": precincts,
+            "precinctsReportingPct": 0.0,
+            "candidates": [
+                {
+                    "first": f"Alex{n}",
+                    "last": last,
+                    "party": party,
+                    "candidateID": f"{race_number}{n}",
+                    "polID": f"{n}{len(last)}{n}",
+                    "ballotOrder": n,
+                    "polNum": str(n),
+                    "voteCount": 0,
+                }
+                for n, (party, last) in enumerate(CANDIDATES, start=1)
+            ],
         }
 
     def _count(self, race: dict[str, Any]) -> None:
@@ -124,14 +181,14 @@ class ApElection:
                 continue
             unit["precinctsReporting"] = min(unit["precinctsTotal"], unit["precinctsReporting"] + 8)
             unit["precinctsReportingPct"] = round(
-                100 * unit["precinctsReporting"] / unit["precinctsTotal"], 1)
+                100 * unit["precinctsReporting"] / unit["precinctsTotal"], 1
+            )
             unit["lastUpdated"] = self.timestamp()
             for candidate in unit["candidates"]:
                 candidate["voteCount"] += self._rng.randint(50, 900) // candidate["ballotOrder"]
         total = units[0]
         total["precinctsReporting"] = sum(u["precinctsReporting"] for u in units[1:])
-        total["precinctsReportingPct"] = round(
-            100 * total["precinctsReporting"] / total["precinctsTotal"], 1)
+        total["precinctsReportingPct"] = round(100 * total["precinctsReporting"] / total["precinctsTotal"], 1)
         total["lastUpdated"] = self.timestamp()
         for i, candidate in enumerate(total["candidates"]):
             candidate["voteCount"] = sum(u["candidates"][i]["voteCount"] for u in units[1:])
@@ -152,8 +209,7 @@ class ApElection:
         for key, race in sorted(self.races.items()):
             if states and race["statePostal"] not in states:
                 continue
-            if (offices and race["officeID"] not in offices) or (race_ids and race["raceID"]
-                                                                 not in race_ids):
+            if (offices and race["officeID"] not in offices) or (race_ids and race["raceID"] not in race_ids):
                 continue
             if since is not None and not since < self.updated[key] <= until:
                 continue
@@ -173,9 +229,15 @@ def _values(text: str | None) -> set[str]:
 class ApServer(SimHost):
     """Serves an ApElection under AP's rules; ``keys`` are the accepted API keys."""
 
-    def __init__(self, election: ApElection, keys: set[str], quota_per_minute: int = 60,
-                 page_size: int = 5, quota_window: float = 60.0,
-                 delays: Callable[[], tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        election: ApElection,
+        keys: set[str],
+        quota_per_minute: int = 60,
+        page_size: int = 5,
+        quota_window: float = 60.0,
+        delays: Callable[[], tuple[float, float]] | None = None,
+    ) -> None:
         super().__init__("ap")
         self.election = election
         self.keys = keys
@@ -204,8 +266,9 @@ class ApServer(SimHost):
             return _error(401, "Invalid API key")
         if not self._within_quota(key):
             self.quota_answers += 1
-            return _error(403, f"Per-minute Quota ({self.quota_per_minute}) Exceeded, try again in "
-                               "a little bit.")
+            return _error(
+                403, f"Per-minute Quota ({self.quota_per_minute}) Exceeded, try again in a little bit."
+            )
         if parts[2] != ELECTION_DATE:
             return _error(400, f"No election found for date {parts[2]}")
         params = dict(request.query)
@@ -224,23 +287,36 @@ class ApServer(SimHost):
         base = {k: v for k, v in params.items() if k not in ("minDateTime", "untilStep", "offset")}
         truncated = version == "v3" and since is not None and len(races) > offset + self.page_size
         if since is not None:
-            races = races[offset: offset + self.page_size] if version == "v3" else races
+            races = races[offset : offset + self.page_size] if version == "v3" else races
         if truncated:
-            follow = {**base, "minDateTime": params["minDateTime"], "untilStep": str(until),
-                      "offset": str(offset + self.page_size)}
+            follow = {
+                **base,
+                "minDateTime": params["minDateTime"],
+                "untilStep": str(until),
+                "offset": str(offset + self.page_size),
+            }
         else:
             follow = {**base, "minDateTime": election.timestamp(until)}
         link = f"{request.url.origin()}{request.path}?{urlencode(follow, safe=',:')}"
         if since is not None and not races:
             return self._json(request, {"nextrequest": link}, etag=None)
-        document: dict[str, Any] = {"electionDate": ELECTION_DATE, "timestamp": election.timestamp(),
-                                    "races": races, "nextrequest": link}
+        document: dict[str, Any] = {
+            "electionDate": ELECTION_DATE,
+            "timestamp": election.timestamp(),
+            "races": races,
+            "nextrequest": link,
+        }
         if version == "v3":
             document = {"apiVersion": "3.0", **document, "isTruncated": truncated}
         etag = None
         if since is None:
-            etag = '"' + hashlib.md5(json.dumps(races, sort_keys=True).encode(),
-                                     usedforsecurity=False).hexdigest()[:16] + '"'
+            etag = (
+                '"'
+                + hashlib.md5(json.dumps(races, sort_keys=True).encode(), usedforsecurity=False).hexdigest()[
+                    :16
+                ]
+                + '"'
+            )
             if request.headers.get("If-None-Match") == etag:
                 return web.Response(status=304, headers={"ETag": etag})
         return self._json(request, document, etag)

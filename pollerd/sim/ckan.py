@@ -28,14 +28,27 @@ class PackageResource:
     def to_json(self, position: int) -> dict[str, object]:
         """The resource as CKAN lists it (metadata that says nothing about file updates)."""
         url = self.url + (" \n" if self.stray_whitespace else "")
-        titles = {"de": self.title, "fr": f"{self.title} (fr)", "it": f"{self.title} (it)",
-                  "en": f"{self.title} (en)"}
+        titles = {
+            "de": self.title,
+            "fr": f"{self.title} (fr)",
+            "it": f"{self.title} (it)",
+            "en": f"{self.title} (en)",
+        }
         return {
-            "id": self.id, "url": url, "download_url": url, "format": self.format,
-            "media_type": "application/json", "position": position, "name": titles,
-            "title": titles, "description": {"de": "", "fr": "", "it": "", "en": ""},
-            "issued": "2023-08-16T00:00:00", "created": "2023-08-16T12:00:00",
-            "modified": "2023-08-16T12:00:00", "last_modified": None, "byte_size": 0,
+            "id": self.id,
+            "url": url,
+            "download_url": url,
+            "format": self.format,
+            "media_type": "application/json",
+            "position": position,
+            "name": titles,
+            "title": titles,
+            "description": {"de": "", "fr": "", "it": "", "en": ""},
+            "issued": "2023-08-16T00:00:00",
+            "created": "2023-08-16T12:00:00",
+            "modified": "2023-08-16T12:00:00",
+            "last_modified": None,
+            "byte_size": 0,
             "language": self.languages,
         }
 
@@ -71,13 +84,16 @@ class CkanApi(SimHost):
         resources = list(package.values())
         if self._shuffle:
             self._rng.shuffle(resources)
-        result = {"name": request.query["id"],
-                  "resources": [r.to_json(i) for i, r in enumerate(resources)]}
-        body = {"help": f"{request.url.origin()}/api/3/action/help_show?name=package_show",
-                "success": True, "result": result}
+        result = {"name": request.query["id"], "resources": [r.to_json(i) for i, r in enumerate(resources)]}
+        body = {
+            "help": f"{request.url.origin()}/api/3/action/help_show?name=package_show",
+            "success": True,
+            "result": result,
+        }
         return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"success": False, "error": {"message": message, "__type": "Not Found"}},
-                             status=status)
+    return web.json_response(
+        {"success": False, "error": {"message": message, "__type": "Not Found"}}, status=status
+    )

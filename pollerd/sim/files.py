@@ -109,8 +109,11 @@ class FileHost(SimHost):
         if self._not_modified(request, served, version):
             return web.Response(status=304, headers=headers)
         body = version.body
-        if served.gzip_encoding and "gzip" in request.headers.get("Accept-Encoding", "") \
-                and len(body) >= _GZIP_MIN:
+        if (
+            served.gzip_encoding
+            and "gzip" in request.headers.get("Accept-Encoding", "")
+            and len(body) >= _GZIP_MIN
+        ):
             body = served.gzipped(version)
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"

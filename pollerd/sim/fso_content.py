@@ -16,10 +16,34 @@ from zoneinfo import ZoneInfo
 
 BOM = b"\xef\xbb\xbf"
 SWISS_TIME = ZoneInfo("Europe/Zurich")
-CANTONS = (("ZH", 160), ("BE", 338), ("LU", 80), ("UR", 19), ("SZ", 30), ("OW", 7), ("NW", 11),
-           ("GL", 3), ("ZG", 11), ("FR", 126), ("SO", 107), ("BS", 3), ("BL", 86), ("SH", 26),
-           ("AR", 20), ("AI", 5), ("SG", 75), ("GR", 101), ("AG", 200), ("TG", 80), ("TI", 106),
-           ("VD", 300), ("VS", 122), ("NE", 27), ("GE", 45), ("JU", 53))
+CANTONS = (
+    ("ZH", 160),
+    ("BE", 338),
+    ("LU", 80),
+    ("UR", 19),
+    ("SZ", 30),
+    ("OW", 7),
+    ("NW", 11),
+    ("GL", 3),
+    ("ZG", 11),
+    ("FR", 126),
+    ("SO", 107),
+    ("BS", 3),
+    ("BL", 86),
+    ("SH", 26),
+    ("AR", 20),
+    ("AI", 5),
+    ("SG", 75),
+    ("GR", 101),
+    ("AG", 200),
+    ("TG", 80),
+    ("TI", 106),
+    ("VD", 300),
+    ("VS", 122),
+    ("NE", 27),
+    ("GE", 45),
+    ("JU", 53),
+)
 PARTIES = ("SVP", "SP", "FDP", "Mitte", "GRÜNE", "GLP", "EVP", "EDU", "Lega", "MCG", "PdA", "Übrige")
 COUNT_STARTS = datetime(2023, 10, 22, 10, 0, tzinfo=UTC)
 COUNT_ENDS = datetime(2023, 10, 22, 19, 0, tzinfo=UTC)
@@ -64,13 +88,20 @@ class ElectionContent:
             for _ in range(max(1, round(count * shape.scale))):
                 weights = [rng.random() ** 2 for _ in PARTIES]
                 total = sum(weights)
-                self.communes.append(Commune(len(self.communes) + 1, canton,
-                                             rng.randint(200, 40000),
-                                             tuple(round(w / total, 4) for w in weights)))
+                self.communes.append(
+                    Commune(
+                        len(self.communes) + 1,
+                        canton,
+                        rng.randint(200, 40000),
+                        tuple(round(w / total, 4) for w in weights),
+                    )
+                )
         self._order = list(range(len(self.communes)))
         rng.shuffle(self._order)  # the order in which communes report
-        self._people = [(n, rng.randrange(len(CANTONS)), rng.randrange(len(PARTIES)))
-                            for n in range(1, shape.candidates + 1)]
+        self._people = [
+            (n, rng.randrange(len(CANTONS)), rng.randrange(len(PARTIES)))
+            for n in range(1, shape.candidates + 1)
+        ]
 
     def render(self, kind: str, at: datetime) -> bytes:
         """The file ``kind`` as published at ``at``: UTF-8 with a BOM, like the FSO's."""
@@ -100,35 +131,50 @@ class ElectionContent:
         if _uncompleted(at) and any(complete):
             complete[complete.index(True)] = False  # the FSO once took a canton's completion back
         stand_kantone = [
-            {"kanton_nummer": c + 1, "kanton_bezeichnung": CANTONS[c][0],
-             "kanton_abgeschlossen": str(complete[c]).lower() if flag_as_text else complete[c],
-             "gemeinden_total": totals[c], "gemeinden_abgeschlossen": per_canton[c]}
+            {
+                "kanton_nummer": c + 1,
+                "kanton_bezeichnung": CANTONS[c][0],
+                "kanton_abgeschlossen": str(complete[c]).lower() if flag_as_text else complete[c],
+                "gemeinden_total": totals[c],
+                "gemeinden_abgeschlossen": per_canton[c],
+            }
             for c in range(len(CANTONS))
         ]
         return {
             "timestamp": at.astimezone(SWISS_TIME).strftime("%Y-%m-%dT%H:%M:%S"),
             "wahl_jahr": 2023,
             "spatial_reference": [{"spatial_unit": "Gemeinde", "spatial_date": "2023-10-22"}],
-            "stand": {"wahl_abgeschlossen": all(complete), "kantone_total": len(CANTONS),
-                      "kantone_abgeschlossen": sum(complete),
-                      "gemeinden_total": len(self.communes),
-                      "gemeinden_abgeschlossen": len(counted)},
+            "stand": {
+                "wahl_abgeschlossen": all(complete),
+                "kantone_total": len(CANTONS),
+                "kantone_abgeschlossen": sum(complete),
+                "gemeinden_total": len(self.communes),
+                "gemeinden_abgeschlossen": len(counted),
+            },
             "stand_kantone": stand_kantone,
         }
 
     def _party_rows(self, commune: Commune) -> list[dict[str, Any]]:
-        return [{"gemeinde_nummer": commune.number, "partei_id": p + 1,
-                 "partei_bezeichnung_de": name, "stimmen_partei": round(commune.voters * share),
-                 "partei_staerke": round(share * 100, 2), "letzte_wahl_partei_staerke": None}
-                for p, (name, share) in enumerate(zip(PARTIES, commune.shares, strict=True))]
+        return [
+            {
+                "gemeinde_nummer": commune.number,
+                "partei_id": p + 1,
+                "partei_bezeichnung_de": name,
+                "stimmen_partei": round(commune.voters * share),
+                "partei_staerke": round(share * 100, 2),
+                "letzte_wahl_partei_staerke": None,
+            }
+            for p, (name, share) in enumerate(zip(PARTIES, commune.shares, strict=True))
+        ]
 
     def _parties(self, at: datetime) -> dict[str, Any]:
         counted = self.counted(at)
         document = self._header(at)
         document["level_ch"] = _party_totals(counted)
         document["level_kantone"] = [
-            {"kanton_nummer": c + 1, "resultat": _party_totals(
-                [m for m in counted if m.canton == c])} for c in range(len(CANTONS))]
+            {"kanton_nummer": c + 1, "resultat": _party_totals([m for m in counted if m.canton == c])}
+            for c in range(len(CANTONS))
+        ]
         document["level_gemeinden"] = [row for m in counted for row in self._party_rows(m)]
         return document
 
@@ -137,11 +183,13 @@ class ElectionContent:
         document = self._header(at)
         document["level_ch"] = {"wahlbeteiligung": _turnout(counted)}
         document["level_kantone"] = [
-            {"kanton_nummer": c + 1, "wahlbeteiligung": _turnout(
-                [m for m in counted if m.canton == c])} for c in range(len(CANTONS))]
+            {"kanton_nummer": c + 1, "wahlbeteiligung": _turnout([m for m in counted if m.canton == c])}
+            for c in range(len(CANTONS))
+        ]
         document["level_gemeinden"] = [
-            {"gemeinde_nummer": m.number, "wahlberechtigte": m.voters * 2,
-             "wahlbeteiligung": _turnout([m])} for m in counted]
+            {"gemeinde_nummer": m.number, "wahlberechtigte": m.voters * 2, "wahlbeteiligung": _turnout([m])}
+            for m in counted
+        ]
         return document
 
     def _candidates(self, at: datetime, council: str = "NR") -> dict[str, Any]:
@@ -149,12 +197,19 @@ class ElectionContent:
         document = self._header(at, flag_as_text=council == "SR")
         people = self._people if council == "NR" else self._people[: max(5, len(self._people) // 30)]
         document["level_kantone"] = [
-            {"kanton_nummer": canton + 1, "kandidat_nummer": f"{party + 1:02d}.{n:03d}",
-             "vorname": f"Vorname{n}", "name": f"Name{n}", "partei_bezeichnung": PARTIES[party],
-             "geschlecht": "f" if n % 2 else "m", "jahrgang": 1950 + n % 50,
-             "beruf": "Kandidatin" if n % 2 else "Kandidat", "wohnort": f"Gemeinde{n % 997}",
-             "stimmen_kandidat": round(share * ((n * 7919) % 40000)),
-             "flag_gewaehlt": share >= 1.0 and n % 25 == 0}
+            {
+                "kanton_nummer": canton + 1,
+                "kandidat_nummer": f"{party + 1:02d}.{n:03d}",
+                "vorname": f"Vorname{n}",
+                "name": f"Name{n}",
+                "partei_bezeichnung": PARTIES[party],
+                "geschlecht": "f" if n % 2 else "m",
+                "jahrgang": 1950 + n % 50,
+                "beruf": "Kandidatin" if n % 2 else "Kandidat",
+                "wohnort": f"Gemeinde{n % 997}",
+                "stimmen_kandidat": round(share * ((n * 7919) % 40000)),
+                "flag_gewaehlt": share >= 1.0 and n % 25 == 0,
+            }
             for n, canton, party in people
         ]
         return document
@@ -165,16 +220,25 @@ class ElectionContent:
     def _elected(self, at: datetime) -> dict[str, Any]:
         document = self._header(at)
         seats = round(200 * self.progress(at))
-        document["level_ch"] = [{"kandidat_nummer": f"{n:03d}", "partei_bezeichnung":
-                                 PARTIES[n % len(PARTIES)]} for n in range(1, seats + 1)]
+        document["level_ch"] = [
+            {"kandidat_nummer": f"{n:03d}", "partei_bezeichnung": PARTIES[n % len(PARTIES)]}
+            for n in range(1, seats + 1)
+        ]
         return document
 
 
 def _party_totals(communes: list[Commune]) -> list[dict[str, Any]]:
     votes = [sum(round(m.voters * m.shares[p]) for m in communes) for p in range(len(PARTIES))]
     total = sum(votes) or 1
-    return [{"partei_id": p + 1, "partei_bezeichnung_de": name, "stimmen_partei": votes[p],
-             "partei_staerke": round(votes[p] / total * 100, 2)} for p, name in enumerate(PARTIES)]
+    return [
+        {
+            "partei_id": p + 1,
+            "partei_bezeichnung_de": name,
+            "stimmen_partei": votes[p],
+            "partei_staerke": round(votes[p] / total * 100, 2),
+        }
+        for p, name in enumerate(PARTIES)
+    ]
 
 
 def _turnout(communes: list[Commune]) -> float | None:
@@ -185,5 +249,4 @@ def _turnout(communes: list[Commune]) -> float | None:
 
 def _uncompleted(at: datetime) -> bool:
     """The window in which one completed canton is reported as not complete again."""
-    return datetime(2023, 10, 22, 16, 20, tzinfo=UTC) <= at < datetime(2023, 10, 22, 16, 45,
-                                                                          tzinfo=UTC)
+    return datetime(2023, 10, 22, 16, 20, tzinfo=UTC) <= at < datetime(2023, 10, 22, 16, 45, tzinfo=UTC)

@@ -69,8 +69,9 @@ class SimHost:
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[RequestRecord]:
         """Logged requests, filtered."""
-        return [r for r in self.log
-                if (method is None or r.method == method) and (path is None or r.path == path)]
+        return [
+            r for r in self.log if (method is None or r.method == method) and (path is None or r.path == path)
+        ]
 
     def app(self) -> web.Application:
         """An aiohttp application serving every path of this host."""
@@ -106,11 +107,11 @@ class SimHost:
             response = web.Response(body=_HTML_PAGE, content_type="text/html")
         else:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            response = web.Response(status=fault.status, text=f"fault {fault.status}\n",
-                                    headers=headers)
+            response = web.Response(status=fault.status, text=f"fault {fault.status}\n", headers=headers)
         sent = response.content_length or 0
-        self._record(request, response.status, sent if request.method == "GET" else 0,
-                     response.headers.get("ETag"))
+        self._record(
+            request, response.status, sent if request.method == "GET" else 0, response.headers.get("ETag")
+        )
         return response
 
     def _take_fault(self, request: web.Request) -> Fault | None:
@@ -137,8 +138,16 @@ class SimHost:
         return response
 
     def _record(self, request: web.Request, status: int, sent: int, etag: str | None = None) -> None:
-        record = RequestRecord(time.time(), request.method, request.path, status, sent,
-                               dict(request.headers), request.query_string, etag)
+        record = RequestRecord(
+            time.time(),
+            request.method,
+            request.path,
+            status,
+            sent,
+            dict(request.headers),
+            request.query_string,
+            etag,
+        )
         self.log.append(record)
         if self.on_request is not None:
             self.on_request(record)

@@ -56,21 +56,48 @@ class NightFile:
 
 
 FILES = (
-    NightFile("results", "parties", "sd-t-17.02-NRW2023-parteien.json",
-              "Nationalratswahlen 2023: Parteistärken", "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a01", 27245501),
-    NightFile("voterturnout", "turnout", "sd-t-17.02-NRW2023-wahlbeteiligung.json",
-              "Nationalratswahlen 2023: Wahlbeteiligung", "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a02",
-              27245502, stray_whitespace=True),
-    NightFile("candidates", "candidates", "sd-t-17.02-NRW2023-kandidierende.json",
-              "Nationalratswahlen 2023: Kandidierende", "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a03",
-              27245503),
-    NightFile("SR_candidates", "sr_candidates", "sd-t-17.02-SRW2023-kandidierende.json",
-              "Ständeratswahlen 2023: Kandidierende", "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a04",
-              27245504),
+    NightFile(
+        "results",
+        "parties",
+        "sd-t-17.02-NRW2023-parteien.json",
+        "Nationalratswahlen 2023: Parteistärken",
+        "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a01",
+        27245501,
+    ),
+    NightFile(
+        "voterturnout",
+        "turnout",
+        "sd-t-17.02-NRW2023-wahlbeteiligung.json",
+        "Nationalratswahlen 2023: Wahlbeteiligung",
+        "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a02",
+        27245502,
+        stray_whitespace=True,
+    ),
+    NightFile(
+        "candidates",
+        "candidates",
+        "sd-t-17.02-NRW2023-kandidierende.json",
+        "Nationalratswahlen 2023: Kandidierende",
+        "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a03",
+        27245503,
+    ),
+    NightFile(
+        "SR_candidates",
+        "sr_candidates",
+        "sd-t-17.02-SRW2023-kandidierende.json",
+        "Ständeratswahlen 2023: Kandidierende",
+        "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a04",
+        27245504,
+    ),
 )
-ADDED = NightFile("elected", "elected", "sd-t-17.02-NRW2023-gewaehlte.json",
-                  "Nationalratswahlen 2023: Gewählte", "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a05",
-                  27245505)
+ADDED = NightFile(
+    "elected",
+    "elected",
+    "sd-t-17.02-NRW2023-gewaehlte.json",
+    "Nationalratswahlen 2023: Gewählte",
+    "6e1bc5a2-1c53-4a1e-8a43-0c5c1f0b6a05",
+    27245505,
+)
 _ADDED_UPDATES = 8
 _ADDED_EVERY = timedelta(minutes=20)
 
@@ -87,8 +114,10 @@ class Moment:
 def load_trace() -> list[tuple[str, datetime]]:
     """The real trace: (file, Last-Modified) for every version seen on 22 Oct 2023."""
     text = files("pollerd.sim").joinpath("data", TRACE_FILE).read_text(encoding="utf-8")
-    return [(row["file"], datetime.fromisoformat(row["last_modified_utc"]))
-            for row in csv.DictReader(text.splitlines())]
+    return [
+        (row["file"], datetime.fromisoformat(row["last_modified_utc"]))
+        for row in csv.DictReader(text.splitlines())
+    ]
 
 
 @dataclass(frozen=True)
@@ -105,11 +134,15 @@ def timeline(script: Script = Script()) -> list[Moment]:  # frozen: safe to shar
     """Every moment of the night, in order."""
     by_trace_name = {f.trace_name: f for f in FILES}
     moments = [Moment(at, "publish", by_trace_name[name]) for name, at in load_trace()]
-    moments += [Moment(script.primary_down, "primary_down"),
-                Moment(script.to_fallback, "to_fallback"),
-                Moment(script.added_at, "add", ADDED), Moment(script.to_dam, "to_dam")]
-    moments += [Moment(script.added_at + _ADDED_EVERY * n, "publish", ADDED)
-                for n in range(1, _ADDED_UPDATES + 1)]
+    moments += [
+        Moment(script.primary_down, "primary_down"),
+        Moment(script.to_fallback, "to_fallback"),
+        Moment(script.added_at, "add", ADDED),
+        Moment(script.to_dam, "to_dam"),
+    ]
+    moments += [
+        Moment(script.added_at + _ADDED_EVERY * n, "publish", ADDED) for n in range(1, _ADDED_UPDATES + 1)
+    ]
     return sorted(moments, key=lambda m: m.at)
 
 
@@ -169,8 +202,9 @@ class ElectionNight:
             self.step()
         self.now = max(self.now, at)
 
-    async def play(self, speed: float, stop: asyncio.Event, origin: datetime = START,
-                   until: datetime | None = None) -> None:
+    async def play(
+        self, speed: float, stop: asyncio.Event, origin: datetime = START, until: datetime | None = None
+    ) -> None:
         """Run the night in real time, ``speed`` times faster, from ``origin`` (advance to it
         first) until it ends, ``until`` passes, or ``stop`` is set."""
         loop = asyncio.get_running_loop()
@@ -227,15 +261,24 @@ class ElectionNight:
         """Put a file on every host and into the package, with its first version."""
         for host in (self.primary, self.fallback, self.dam):
             dam = host is self.dam
-            host.add(self._path(host, night_file), validators="none" if dam else "full",
-                     content_type="application/octet-stream" if dam else "application/json",
-                     gzip_encoding=False, keep=1)
+            host.add(
+                self._path(host, night_file),
+                validators="none" if dam else "full",
+                content_type="application/octet-stream" if dam else "application/json",
+                gzip_encoding=False,
+                keep=1,
+            )
         self._listed.append(night_file)
-        self._publish(night_file, body if body is not None
-                      else self.content.render(night_file.kind, at), at)
-        self.ckan.put(PACKAGE, PackageResource(night_file.ckan_id, self.url_of(night_file),
-                                               night_file.title,
-                                               stray_whitespace=night_file.stray_whitespace))
+        self._publish(night_file, body if body is not None else self.content.render(night_file.kind, at), at)
+        self.ckan.put(
+            PACKAGE,
+            PackageResource(
+                night_file.ckan_id,
+                self.url_of(night_file),
+                night_file.title,
+                stray_whitespace=night_file.stray_whitespace,
+            ),
+        )
 
     def _publish(self, night_file: NightFile, body: bytes, at: datetime) -> None:
         self._bodies[night_file.trace_name] = body

@@ -36,9 +36,13 @@ class CommandSink:
         data = await asyncio.to_thread(payload.read_bytes) if config.payload == "stdin" else None
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                env=self._environment(event, payload), start_new_session=True)
+                *argv,
+                stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._environment(event, payload),
+                start_new_session=True,
+            )
         except OSError as exc:
             raise DeliveryFailed(f"cannot start {argv[0]!r}: {exc.strerror}", permanent=True) from None
         try:
@@ -50,21 +54,33 @@ class CommandSink:
         except asyncio.CancelledError:
             _kill_group(process.pid)
             raise
-        self._log.info("command ran", event_id=event.event_id, exit=process.returncode,
-                       stdout=_tail(out), stderr=_tail(err))
+        self._log.info(
+            "command ran",
+            event_id=event.event_id,
+            exit=process.returncode,
+            stdout=_tail(out),
+            stderr=_tail(err),
+        )
         if process.returncode != 0:
             raise DeliveryFailed(f"exit {process.returncode}: {_tail(err) or _tail(out)}")
 
     def _environment(self, event: Event, payload: Path) -> dict[str, str]:
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
         env.update({key: value.get_secret_value() for key, value in self._config.env.items()})
-        env.update({
-            "POLLERD_EVENT_ID": event.event_id, "POLLERD_SOURCE": event.source,
-            "POLLERD_RESOURCE": event.resource, "POLLERD_SEQUENCE": str(event.sequence),
-            "POLLERD_SHA256": event.sha256, "POLLERD_SIZE": str(event.size),
-            "POLLERD_URL": event.url, "POLLERD_CONTENT_TYPE": event.content_type or "",
-            "POLLERD_PAYLOAD": str(payload), "POLLERD_EVENT": json.dumps(event.to_json()),
-        })
+        env.update(
+            {
+                "POLLERD_EVENT_ID": event.event_id,
+                "POLLERD_SOURCE": event.source,
+                "POLLERD_RESOURCE": event.resource,
+                "POLLERD_SEQUENCE": str(event.sequence),
+                "POLLERD_SHA256": event.sha256,
+                "POLLERD_SIZE": str(event.size),
+                "POLLERD_URL": event.url,
+                "POLLERD_CONTENT_TYPE": event.content_type or "",
+                "POLLERD_PAYLOAD": str(payload),
+                "POLLERD_EVENT": json.dumps(event.to_json()),
+            }
+        )
         return env
 
     async def close(self) -> None:

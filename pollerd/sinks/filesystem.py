@@ -76,8 +76,11 @@ def _is_newest(folder: Path, event: Event) -> bool:
 
 
 def _prune(folder: Path, keep: int) -> None:
-    stems = sorted(p.name.removesuffix(EVENT_SUFFIX) for p in folder.glob(f"*{EVENT_SUFFIX}")
-                   if not p.name.startswith("latest"))
+    stems = sorted(
+        p.name.removesuffix(EVENT_SUFFIX)
+        for p in folder.glob(f"*{EVENT_SUFFIX}")
+        if not p.name.startswith("latest")
+    )
     for stem in stems[:-keep]:
         for path in folder.glob(f"{stem}.*"):
             path.unlink(missing_ok=True)

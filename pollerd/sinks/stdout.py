@@ -38,8 +38,13 @@ def _json_line(event: Event) -> str:
 
 def event_line(event: Event) -> str:
     """A change for people: when, what, which version, how big, and what the file says."""
-    parts = [f"{event.detected_at:%H:%M:%S}", f"{event.source}/{event.resource}",
-             f"#{event.sequence}", _size(event.size), event.sha256[:8]]
+    parts = [
+        f"{event.detected_at:%H:%M:%S}",
+        f"{event.source}/{event.resource}",
+        f"#{event.sequence}",
+        _size(event.size),
+        event.sha256[:8],
+    ]
     if event.details:
         parts.append(_progress(event.details))
     if event.url_switch:

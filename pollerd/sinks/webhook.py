@@ -42,16 +42,23 @@ class WebhookSink:
         self._config = config
         self._secret = config.secret.get_secret_value()
         self._bases = state_dir / "sinks" / safe_name(config.name)
-        self._headers = {"User-Agent": user_agent,
-                         **{k: v.get_secret_value() for k, v in config.headers.items()}}
+        self._headers = {
+            "User-Agent": user_agent,
+            **{k: v.get_secret_value() for k, v in config.headers.items()},
+        }
         self._session: aiohttp.ClientSession | None = None
 
     async def deliver(self, event: Event, payload: Path) -> None:
         """POST the change; raise DeliveryFailed (permanent for a refusal) when not acknowledged."""
         data = await asyncio.to_thread(payload.read_bytes)
         body, content_type, mode, base_sha = await self._body(event, data)
-        headers = {**self._headers, **_event_headers(event), "Content-Type": content_type,
-                   "X-Pollerd-Body": mode, HEADER: sign(self._secret, body)}
+        headers = {
+            **self._headers,
+            **_event_headers(event),
+            "Content-Type": content_type,
+            "X-Pollerd-Body": mode,
+            HEADER: sign(self._secret, body),
+        }
         if base_sha is not None:
             headers["X-Pollerd-Base-Sha256"] = base_sha
         status, answer, retry_after = await self._post(body, headers)
@@ -75,11 +82,15 @@ class WebhookSink:
         session = self._session or self._open()
         timeout = aiohttp.ClientTimeout(total=self._config.timeout)
         try:
-            async with session.post(self._config.url, data=body, headers=headers,
-                                    allow_redirects=False, timeout=timeout) as response:
+            async with session.post(
+                self._config.url, data=body, headers=headers, allow_redirects=False, timeout=timeout
+            ) as response:
                 answer = (await response.content.read(_ANSWER_BYTES)).decode("utf-8", "replace")
-                return (response.status, " ".join(answer.split()),
-                        parse_retry_after(response.headers.get("Retry-After")))
+                return (
+                    response.status,
+                    " ".join(answer.split()),
+                    parse_retry_after(response.headers.get("Retry-After")),
+                )
         except TimeoutError:
             raise DeliveryFailed(f"no answer within {self._config.timeout:g}s") from None
         except aiohttp.ClientSSLError as exc:
@@ -119,10 +130,15 @@ def _event_headers(event: Event) -> dict[str, str]:
     def value(text: object) -> str:
         return quote(str(text), safe="-._~:/@")
 
-    return {"Idempotency-Key": event.event_id, "X-Pollerd-Event-Id": event.event_id,
-            "X-Pollerd-Source": value(event.source), "X-Pollerd-Resource": value(event.resource),
-            "X-Pollerd-Sequence": str(event.sequence), "X-Pollerd-Sha256": event.sha256,
-            "X-Pollerd-Url": value(event.url)}
+    return {
+        "Idempotency-Key": event.event_id,
+        "X-Pollerd-Event-Id": event.event_id,
+        "X-Pollerd-Source": value(event.source),
+        "X-Pollerd-Resource": value(event.resource),
+        "X-Pollerd-Sequence": str(event.sequence),
+        "X-Pollerd-Sha256": event.sha256,
+        "X-Pollerd-Url": value(event.url),
+    }
 
 
 def _inline(data: bytes, limit: int) -> dict[str, Any]:

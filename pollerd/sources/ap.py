@@ -51,19 +51,23 @@ class ApPoller(ApiPoller):
         self.config = config
         self._budget = budget
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
-        self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()},
-                         "x-api-key": config.api_key.get_secret_value(), "Accept-Encoding": "gzip"}
+        self._headers = {
+            **{k: v.get_secret_value() for k, v in config.headers.items()},
+            "x-api-key": config.api_key.get_secret_value(),
+            "Accept-Encoding": "gzip",
+        }
         self._policy = HostPolicy(config.allowed_hosts or [], also=[urlsplit(config.api).hostname or ""])
         self._snapshots: dict[str, Snapshot] = {}
-        self._resources = {q.name: Resource(q.name, config.query_url(q), "json")
-                           for q in config.queries}
+        self._resources = {q.name: Resource(q.name, config.query_url(q), "json") for q in config.queries}
 
     async def load(self) -> None:
         """Read the stored state (cursors, last snapshots) before the first poll."""
         await self._load_states()
         if self.config.rehearsal:
-            self._log.warning("REHEARSAL: this source polls AP TEST data (resultsType=t); "
-                              "nothing it delivers is a real result")
+            self._log.warning(
+                "REHEARSAL: this source polls AP TEST data (resultsType=t); "
+                "nothing it delivers is a real result"
+            )
 
     async def poll(self) -> PollReport:
         """One cycle: each query that is due and fits the budget, one after the other."""
@@ -125,8 +129,11 @@ class ApPoller(ApiPoller):
                 if not document.get("isTruncated"):
                     break
                 if page == MAX_PAGES:
-                    self._log.warning("still truncated after the page limit; continuing next cycle",
-                                      query=query.name, pages=page)
+                    self._log.warning(
+                        "still truncated after the page limit; continuing next cycle",
+                        query=query.name,
+                        pages=page,
+                    )
                     break
                 spend = await self._budget.take()  # "ask again now", within the budget
         except BaseException:
@@ -135,28 +142,38 @@ class ApPoller(ApiPoller):
             raise
         if self.config.raw_deltas and delta:
             await self._record_delta(query, delta, facts)
-        return await self._commit(query, state, snapshot, changed, facts, cursor=url,
-                                  validators=Validators())
+        return await self._commit(query, state, snapshot, changed, facts, cursor=url, validators=Validators())
 
     async def _refetch(self, query: ApQuery, state: ResourceState) -> bool:
         """The full document, conditionally on the stored ETag."""
         send = state.validators if state.sha256 is not None else Validators()
         self._counted()
-        answer = await self._client.get(self.name, self._resources[query.name].url, self._headers,
-                                        self.config.timeout, Validators(send.etag),
-                                        self.config.max_bytes, self._policy)
+        answer = await self._client.get(
+            self.name,
+            self._resources[query.name].url,
+            self._headers,
+            self.config.timeout,
+            Validators(send.etag),
+            self.config.max_bytes,
+            self._policy,
+        )
         if answer.download is None:
             return False
         document = await self._answer(answer.download)
         old = await self._snapshot(query.name, state)
         fresh = Snapshot()
         await asyncio.to_thread(fresh.merge, document)
-        changed = {k for k in fresh.races.keys() | old.races.keys()
-                   if fresh.races.get(k) != old.races.get(k)}
+        changed = {k for k in fresh.races.keys() | old.races.keys() if fresh.races.get(k) != old.races.get(k)}
         self._snapshots[query.name] = fresh
-        return await self._commit(query, state, fresh, changed,
-                                  _facts(document, answer.headers, {}), cursor=None,
-                                  validators=Validators(answer.validators.etag))
+        return await self._commit(
+            query,
+            state,
+            fresh,
+            changed,
+            _facts(document, answer.headers, {}),
+            cursor=None,
+            validators=Validators(answer.validators.etag),
+        )
 
     async def _commit(
         self,
@@ -178,8 +195,14 @@ class ApPoller(ApiPoller):
         download = await self._write(body, self._resources[query.name].url, validators)
         details = {"changed_races": sorted(changed), **facts}
         self.states[query.name] = await self._recorder.record(
-            self._resources[query.name], state, download, "json", details,
-            published_at=snapshot.last_updated(changed), cursor=cursor)
+            self._resources[query.name],
+            state,
+            download,
+            "json",
+            details,
+            published_at=snapshot.last_updated(changed),
+            cursor=cursor,
+        )
         return True
 
     async def _record_delta(self, query: ApQuery, races: list[Any], facts: dict[str, Any]) -> None:
@@ -207,8 +230,15 @@ class ApPoller(ApiPoller):
 
     async def _get_json(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
         self._counted()
-        answer = await self._client.get(self.name, url, self._headers, self.config.timeout,
-                                        Validators(), self.config.max_bytes, self._policy)
+        answer = await self._client.get(
+            self.name,
+            url,
+            self._headers,
+            self.config.timeout,
+            Validators(),
+            self.config.max_bytes,
+            self._policy,
+        )
         assert answer.download is not None  # an unconditional GET has a body
         return await self._answer(answer.download), answer.headers
 
@@ -226,8 +256,9 @@ class ApPoller(ApiPoller):
         if not isinstance(link, str) or not link.startswith(("http://", "https://")):
             raise ApRefused("protocol", "the answer has no nextrequest link")
         parts = urlsplit(link)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if k.lower() not in _KEY_PARAMS]
+        query = [
+            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _KEY_PARAMS
+        ]
         link = urlunsplit(parts._replace(query=urlencode(query, safe=",:")))
         if self._policy.refusal(link) is not None:
             raise ApRefused("protocol", f"nextrequest points at another host: {parts.hostname}")
@@ -242,23 +273,34 @@ class ApPoller(ApiPoller):
         if isinstance(exc, PayloadRejected):
             self._metrics.rejected.labels(self.name, exc.reason).inc()
         if refusal.kind == "auth":
-            await self._stop(f"AP refused the API key (401): {state.last_error}; fix the key and "
-                             "restart pollerd")
+            await self._stop(
+                f"AP refused the API key (401): {state.last_error}; fix the key and restart pollerd"
+            )
             return Outcome.ERROR
         if refusal.kind == "quota":
-            pause = refusal.retry_after or random.uniform(self.config.quota_pause,
-                                                          2 * self.config.quota_pause)
+            pause = refusal.retry_after or random.uniform(
+                self.config.quota_pause, 2 * self.config.quota_pause
+            )
             self._budget.pause(pause)
             state.backoff_until = now + pause
             self._metrics.quota_exceeded.labels(self.name).inc()
-            self._log.warning("AP quota exceeded; waiting", query=query.name,
-                              retry_in=round(pause, 2), detail=state.last_error)
+            self._log.warning(
+                "AP quota exceeded; waiting",
+                query=query.name,
+                retry_in=round(pause, 2),
+                detail=state.last_error,
+            )
             return Outcome.ERROR
         delay = self._backoff.delay(state.failures, refusal.retry_after)
         state.backoff_until = now + delay
         log = self._log.error if refusal.kind == "request" else self._log.warning
-        log("AP poll failed", query=query.name, detail=state.last_error,
-            failures=state.failures, retry_in=round(delay, 2))
+        log(
+            "AP poll failed",
+            query=query.name,
+            detail=state.last_error,
+            failures=state.failures,
+            retry_in=round(delay, 2),
+        )
         return Outcome.ERROR
 
     def _warn_if_test(self, snapshot: Snapshot, facts: dict[str, Any]) -> None:

@@ -50,16 +50,22 @@ class Snapshot:
 
     def to_bytes(self) -> bytes:
         """The snapshot as sinks receive it: canonical JSON, races in key order."""
-        document = {"electionDate": self.election_date,
-                    "races": [self.races[key] for key in sorted(self.races)]}
-        return json.dumps(document, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+        document = {
+            "electionDate": self.election_date,
+            "races": [self.races[key] for key in sorted(self.races)],
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def last_updated(self, keys: set[str]) -> float | None:
         """The newest ``lastUpdated`` among these races' reporting units (AP's own time of the
         change), as a Unix time; None when none says."""
-        stamps = [unit.get("lastUpdated") for key in keys if key in self.races
-                  for unit in self.races[key].get("reportingUnits") or [] if isinstance(unit, dict)]
+        stamps = [
+            unit.get("lastUpdated")
+            for key in keys
+            if key in self.races
+            for unit in self.races[key].get("reportingUnits") or []
+            if isinstance(unit, dict)
+        ]
         times = []
         for stamp in stamps:
             if isinstance(stamp, str):
@@ -79,8 +85,9 @@ class Snapshot:
 def _merge_race(old: Race, new: Race) -> Race:
     merged = {**old, **new}
     if "reportingUnits" in new and "reportingUnits" in old:
-        merged["reportingUnits"] = _upsert(old["reportingUnits"], new["reportingUnits"], _unit_key,
-                                           _merge_unit)
+        merged["reportingUnits"] = _upsert(
+            old["reportingUnits"], new["reportingUnits"], _unit_key, _merge_unit
+        )
     return merged
 
 
@@ -88,8 +95,9 @@ def _merge_unit(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged = {**old, **new}
     if "candidates" in new and "candidates" in old:
         known = {c.get("candidateID"): c for c in old["candidates"] if isinstance(c, dict)}
-        merged["candidates"] = [{**known.get(c.get("candidateID"), {}), **c}
-                                for c in new["candidates"] if isinstance(c, dict)]
+        merged["candidates"] = [
+            {**known.get(c.get("candidateID"), {}), **c} for c in new["candidates"] if isinstance(c, dict)
+        ]
     return merged
 
 

@@ -50,8 +50,7 @@ class ApiPoller:
     @property
     def ready(self) -> bool:
         """Answered at least once (now, or in an earlier run)."""
-        return any(s.last_success_at is not None or s.sha256 is not None
-                   for s in self.states.values())
+        return any(s.last_success_at is not None or s.sha256 is not None for s in self.states.values())
 
     async def _load_states(self) -> None:
         """Stored state; a restart clears a stop (the key may have been fixed)."""
@@ -86,9 +85,12 @@ class ApiPoller:
         self._next_cycle_at = self._cycle_started + spread if limited else 0.0
         self.spread = spread
         if limited and not self.budget_limited:
-            self._log.warning("polling less often than configured, to fit the request budget",
-                              requests=self._requests + self._deferred, every=round(spread, 1),
-                              budget=f"{self.fit.limit} per {self.fit.window:g}s")
+            self._log.warning(
+                "polling less often than configured, to fit the request budget",
+                requests=self._requests + self._deferred,
+                every=round(spread, 1),
+                budget=f"{self.fit.limit} per {self.fit.window:g}s",
+            )
         elif self.budget_limited and not limited:
             self._log.info("polling at the configured interval again")
         self.budget_limited = limited
@@ -104,11 +106,15 @@ class ApiPoller:
         self._metrics.resources_watched.labels(self.name).set(self._watched())
         now = self._clock()
         self._metrics.in_backoff.labels(self.name).set(
-            sum(1 for s in self.states.values() if (s.backoff_until or 0) > now))
-        report = PollReport(changed=done.count(Outcome.CHANGED),
-                            unchanged=done.count(Outcome.UNCHANGED),
-                            errors=done.count(Outcome.ERROR), skipped=outcomes.count(None),
-                            failing=sum(1 for s in self.states.values() if s.failures > 0))
+            sum(1 for s in self.states.values() if (s.backoff_until or 0) > now)
+        )
+        report = PollReport(
+            changed=done.count(Outcome.CHANGED),
+            unchanged=done.count(Outcome.UNCHANGED),
+            errors=done.count(Outcome.ERROR),
+            skipped=outcomes.count(None),
+            failing=sum(1 for s in self.states.values() if s.failures > 0),
+        )
         if done and report.clean:
             self._metrics.last_success.labels(self.name).set(self._clock())
         return report
@@ -121,8 +127,9 @@ class ApiPoller:
         """A payload pollerd made itself (a snapshot, a record), ready for the recorder."""
         path = self._blobs.tmp_dir / f"{uuid.uuid4().hex}.part"
         await asyncio.to_thread(path.write_bytes, body)
-        return Download(path, hashlib.sha256(body).hexdigest(), len(body), "application/json",
-                        validators, url)
+        return Download(
+            path, hashlib.sha256(body).hexdigest(), len(body), "application/json", validators, url
+        )
 
     async def _stored_json(self, state: ResourceState | None) -> Any:
         """The last recorded payload of a resource, parsed (None if there is none)."""

@@ -11,8 +11,11 @@ Document = dict[str, Any]
 def postcode_summary(old: Document | None, new: Document) -> dict[str, Any]:
     """The difference between two /postcode (or /address) answers."""
     if old is None:
-        return {"first": True, "dates": [d.get("date") for d in _dates(new)],
-                "ballots": sorted(_ballots(new))}
+        return {
+            "first": True,
+            "dates": [d.get("date") for d in _dates(new)],
+            "ballots": sorted(_ballots(new)),
+        }
     summary: dict[str, Any] = {}
     old_dates, new_dates = {d.get("date") for d in _dates(old)}, {d.get("date") for d in _dates(new)}
     _put(summary, "dates_added", sorted(new_dates - old_dates, key=str))
@@ -20,20 +23,40 @@ def postcode_summary(old: Document | None, new: Document) -> dict[str, Any]:
     before, after = _ballots(old), _ballots(new)
     _put(summary, "ballots_added", sorted(after.keys() - before.keys()))
     _put(summary, "ballots_removed", sorted(before.keys() - after.keys()))
-    _put(summary, "ballots_cancelled", sorted(
-        b for b in after.keys() & before.keys()
-        if after[b].get("cancelled") and not before[b].get("cancelled")))
+    _put(
+        summary,
+        "ballots_cancelled",
+        sorted(
+            b
+            for b in after.keys() & before.keys()
+            if after[b].get("cancelled") and not before[b].get("cancelled")
+        ),
+    )
     candidates = {b: _candidate_change(before[b], after[b]) for b in sorted(after.keys() & before.keys())}
     _put(summary, "candidates", {b: change for b, change in candidates.items() if change})
     stations_before = {d.get("date"): d.get("polling_station") for d in _dates(old)}
-    _put(summary, "polling_station_changed", sorted(
-        (d.get("date") for d in _dates(new)
-         if d.get("date") in stations_before and d.get("polling_station") != stations_before[d.get("date")]),
-        key=str))
+    _put(
+        summary,
+        "polling_station_changed",
+        sorted(
+            (
+                d.get("date")
+                for d in _dates(new)
+                if d.get("date") in stations_before
+                and d.get("polling_station") != stations_before[d.get("date")]
+            ),
+            key=str,
+        ),
+    )
     if old.get("address_picker") != new.get("address_picker"):
         summary["address_picker"] = new.get("address_picker")
-    _put(summary, "other", sorted(k for k in (old.keys() | new.keys()) - {"dates", "address_picker"}
-                                  if old.get(k) != new.get(k)))
+    _put(
+        summary,
+        "other",
+        sorted(
+            k for k in (old.keys() | new.keys()) - {"dates", "address_picker"} if old.get(k) != new.get(k)
+        ),
+    )
     return summary
 
 
@@ -66,8 +89,12 @@ def _dates(answer: Document) -> list[Document]:
 
 
 def _ballots(answer: Document) -> dict[str, Document]:
-    return {b["ballot_paper_id"]: b for d in _dates(answer) for b in d.get("ballots") or []
-            if isinstance(b, dict) and "ballot_paper_id" in b}
+    return {
+        b["ballot_paper_id"]: b
+        for d in _dates(answer)
+        for b in d.get("ballots") or []
+        if isinstance(b, dict) and "ballot_paper_id" in b
+    }
 
 
 def _put(summary: dict[str, Any], key: str, value: Any) -> None:

@@ -79,13 +79,13 @@ class DcPoller(ApiPoller):
             return PollReport(skipped=self._watched())
         outcomes: list[Outcome | None] = []
         for code in self.config.postcodes:
-            outcome = await self._watch(f"postcode-{code}", f"{self._api}/postcode/{code}/",
-                                        postcode_summary)
+            outcome = await self._watch(f"postcode-{code}", f"{self._api}/postcode/{code}/", postcode_summary)
             outcomes.append(outcome)
             self._picked[code] = _picker_slugs(await self._stored(self.states.get(f"postcode-{code}")))
         for slug in self._addresses():
-            outcomes.append(await self._watch(f"address-{slug}", f"{self._api}/address/{slug}/",
-                                              postcode_summary))
+            outcomes.append(
+                await self._watch(f"address-{slug}", f"{self._api}/address/{slug}/", postcode_summary)
+            )
         if self.config.elections is not None and not self.failed:
             outcomes += await self._guarded("elections", self._elections)
         if self.config.candidates and not self.failed:
@@ -94,8 +94,9 @@ class DcPoller(ApiPoller):
         return self._report(outcomes)
 
     def _watched(self) -> int:
-        return sum(1 for rid, state in self.states.items()
-                   if rid not in _WALKS and state.content_key != VANISHED)
+        return sum(
+            1 for rid, state in self.states.items() if rid not in _WALKS and state.content_key != VANISHED
+        )
 
     def _addresses(self) -> list[str]:
         picked = {slug for slugs in self._picked.values() for slug in slugs}
@@ -114,8 +115,14 @@ class DcPoller(ApiPoller):
             return None
         return await self._judge(Resource(rid, url, "json"), state, download, document, summarise)
 
-    async def _judge(self, resource: Resource, state: ResourceState, download: Download,
-                     document: Any, summarise: Summarise) -> Outcome:
+    async def _judge(
+        self,
+        resource: Resource,
+        state: ResourceState,
+        download: Download,
+        document: Any,
+        summarise: Summarise,
+    ) -> Outcome:
         key = await asyncio.to_thread(canonical_hash, document)
         self._succeeded(state)
         if key == state.content_key:
@@ -124,7 +131,8 @@ class DcPoller(ApiPoller):
         old = await self._stored(state)
         details = {"summary": summarise(old, document)}
         self.states[resource.id] = await self._recorder.record(
-            resource, self.states[resource.id], download, "json", details, content_key=key)
+            resource, self.states[resource.id], download, "json", details, content_key=key
+        )
         return Outcome.CHANGED
 
     async def _elections(self) -> list[Outcome | None]:
@@ -136,8 +144,11 @@ class DcPoller(ApiPoller):
             count = await self._walk(filters, seen)
             if len(seen) >= count:
                 break
-        known = {rid.removeprefix("election-") for rid, s in self.states.items()
-                 if rid.startswith("election-") and s.content_key not in (None, VANISHED)}
+        known = {
+            rid.removeprefix("election-")
+            for rid, s in self.states.items()
+            if rid.startswith("election-") and s.content_key not in (None, VANISHED)
+        }
         vanished = []
         for election_id in sorted(known - seen.keys()):  # skipped by the paging, or really gone?
             try:
@@ -148,9 +159,11 @@ class DcPoller(ApiPoller):
                 vanished.append(election_id)
         outcomes: list[Outcome | None] = [
             await self._record(f"election-{eid}", f"{self._api}/elections/{eid}/", row)
-            for eid, row in sorted(seen.items())]
-        outcomes += [await self._record(f"election-{eid}", f"{self._api}/elections/{eid}/", None)
-                     for eid in vanished]
+            for eid, row in sorted(seen.items())
+        ]
+        outcomes += [
+            await self._record(f"election-{eid}", f"{self._api}/elections/{eid}/", None) for eid in vanished
+        ]
         return outcomes
 
     async def _walk(self, filters: list[tuple[str, str]], seen: dict[str, dict[str, Any]]) -> int:
@@ -175,8 +188,11 @@ class DcPoller(ApiPoller):
         for _ in range(MAX_PAGES):
             query = [("page_size", str(PAGE))] + ([("last_updated", feed.cursor)] if feed.cursor else [])
             page = await self._document(f"{base}/ballots/?{urlencode(query)}")
-            rows = [r for r in page.get("results") or [] if isinstance(r, dict)
-                    and "ballot_paper_id" in r and isinstance(r.get("last_updated"), str)]
+            rows = [
+                r
+                for r in page.get("results") or []
+                if isinstance(r, dict) and "ballot_paper_id" in r and isinstance(r.get("last_updated"), str)
+            ]
             for row in rows:
                 bid = row["ballot_paper_id"]
                 outcomes.append(await self._record(f"ballot-{bid}", f"{base}/ballots/{bid}/", row))
@@ -198,9 +214,9 @@ class DcPoller(ApiPoller):
         body = canonical(row if row is not None else {"id": rid, "vanished": True})
         download = await self._write(body, url)
         details = {"summary": record_summary(old, row)}
-        self.states[rid] = await self._recorder.record(Resource(rid, url, "json"), state, download,
-                                                       "json", details, _updated(row),
-                                                       content_key=key)
+        self.states[rid] = await self._recorder.record(
+            Resource(rid, url, "json"), state, download, "json", details, _updated(row), content_key=key
+        )
         return Outcome.CHANGED
 
     async def _guarded(self, name: str, walk: Callable[[], Any]) -> list[Outcome | None]:
@@ -236,9 +252,15 @@ class DcPoller(ApiPoller):
         self._counted()
         try:
             with spend:
-                answer = await self._client.get(self.name, self._with_key(url), {},
-                                                self.config.timeout, Validators(),
-                                                self.config.max_bytes, self._policy)
+                answer = await self._client.get(
+                    self.name,
+                    self._with_key(url),
+                    {},
+                    self.config.timeout,
+                    Validators(),
+                    self.config.max_bytes,
+                    self._policy,
+                )
         except FetchFailure as exc:
             raise _refusal(exc) from None
         finally:
@@ -272,20 +294,31 @@ class DcPoller(ApiPoller):
         if refusal.status == 401:
             await self._stop(f"the Democracy Club key was refused (401): {message}")
         elif refusal.status == 418:
-            await self._stop(f"the candidates site refused our User-Agent "
-                             f"{self._client.user_agent!r} (418, a bot filter): set daemon.user_agent "
-                             "to one that names your organisation")
+            await self._stop(
+                f"the candidates site refused our User-Agent "
+                f"{self._client.user_agent!r} (418, a bot filter): set daemon.user_agent "
+                "to one that names your organisation"
+            )
         else:
             wait = refusal.wait or self._backoff.delay(state.failures)
             state.backoff_until = self._clock() + wait
             if refusal.status == 429:
                 self._metrics.quota_exceeded.labels(self.name).inc()
-                self._budgets.for_key(host_of(state.url or self.config.api),
-                                      *self.config.request_budget).pause(wait)
-            hint = (f" (a firewall or bot filter; User-Agent {self._client.user_agent!r})"
-                    if refusal.status == 403 else "")
-            self._log.warning("request failed", resource=state.resource_id, error=message + hint,
-                              failures=state.failures, retry_in=round(wait, 2))
+                self._budgets.for_key(
+                    host_of(state.url or self.config.api), *self.config.request_budget
+                ).pause(wait)
+            hint = (
+                f" (a firewall or bot filter; User-Agent {self._client.user_agent!r})"
+                if refusal.status == 403
+                else ""
+            )
+            self._log.warning(
+                "request failed",
+                resource=state.resource_id,
+                error=message + hint,
+                failures=state.failures,
+                retry_in=round(wait, 2),
+            )
         return Outcome.ERROR
 
 

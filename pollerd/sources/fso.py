@@ -59,15 +59,17 @@ class FsoSource:
     async def discover(self, known: list[Resource]) -> list[Resource]:
         """Read the package and select its resources; ids of known CKAN resources are kept."""
         try:
-            body = await self._client.read(self.name, self._url, {}, self._config.timeout,
-                                           MAX_PACKAGE_BYTES, self.policy)
+            body = await self._client.read(
+                self.name, self._url, {}, self._config.timeout, MAX_PACKAGE_BYTES, self.policy
+            )
         except (FetchFailure, PayloadRejected) as exc:
             raise DiscoveryFailed(f"package_show: {exc}") from None
         entries = parse_package(body)
         resources = self._select(entries, known)
         if not resources:
             raise DiscoveryFailed(
-                f"package {self._config.package!r} lists {len(entries)} resources, none selected")
+                f"package {self._config.package!r} lists {len(entries)} resources, none selected"
+            )
         return resources
 
     def details(self, document: Any) -> dict[str, Any] | None:
@@ -84,10 +86,14 @@ class FsoSource:
                 continue
             name = names.get(entry.id) or _new_name(entry, taken)
             taken.add(name)
-            allow_empty = next((s.allow_empty for s in selectors if s.allow_empty is not None),
-                               self._config.allow_empty)
-            resources.append(Resource(id=name, url=entry.url, format=self._format(entry),
-                                      allow_empty=allow_empty, key=entry.id))
+            allow_empty = next(
+                (s.allow_empty for s in selectors if s.allow_empty is not None), self._config.allow_empty
+            )
+            resources.append(
+                Resource(
+                    id=name, url=entry.url, format=self._format(entry), allow_empty=allow_empty, key=entry.id
+                )
+            )
         return resources
 
     def _matching(self, entry: CkanResource, known_name: str | None) -> list[FsoSelector]:
@@ -150,8 +156,12 @@ def parse_package(body: bytes) -> list[CkanResource]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise DiscoveryFailed("package_show answered something that is not JSON") from None
     result = answer.get("result") if isinstance(answer, dict) else None
-    if not isinstance(answer, dict) or answer.get("success") is not True \
-            or not isinstance(result, dict) or not isinstance(result.get("resources"), list):
+    if (
+        not isinstance(answer, dict)
+        or answer.get("success") is not True
+        or not isinstance(result, dict)
+        or not isinstance(result.get("resources"), list)
+    ):
         raise DiscoveryFailed("package_show answer has no result.resources (or success is false)")
     return [entry for item in result["resources"] if (entry := _entry(item)) is not None]
 

@@ -11,8 +11,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 SWISS_TIME = ZoneInfo("Europe/Zurich")
-_STAND_KEYS = ("wahl_abgeschlossen", "kantone_total", "kantone_abgeschlossen",
-               "gemeinden_total", "gemeinden_abgeschlossen")
+_STAND_KEYS = (
+    "wahl_abgeschlossen",
+    "kantone_total",
+    "kantone_abgeschlossen",
+    "gemeinden_total",
+    "gemeinden_abgeschlossen",
+)
 
 
 def swiss_local_to_utc(text: str) -> str | None:
@@ -59,9 +64,13 @@ def _proposals(document: dict[str, Any]) -> list[dict[str, Any]] | None:
     if not isinstance(switzerland, dict) or not isinstance(switzerland.get("vorlagen"), list):
         return None
     return [
-        {"vorlagen_id": item.get("vorlagenId"), "beendet": item.get("vorlageBeendet"),
-         "provisorisch": item.get("provisorisch")}
-        for item in switzerland["vorlagen"] if isinstance(item, dict)
+        {
+            "vorlagen_id": item.get("vorlagenId"),
+            "beendet": item.get("vorlageBeendet"),
+            "provisorisch": item.get("provisorisch"),
+        }
+        for item in switzerland["vorlagen"]
+        if isinstance(item, dict)
     ]
 
 
