@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import arguments, report
-from pollerd.app import Daemon
 from pollerd.config import parse_config
-from pollerd.logs import configure_logging
+from pollerd.daemon.app import Daemon
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ApElection, ApServer
+from pollerd.telemetry.logs import configure_logging
 
 KEY = "bench-key"
 STEPS = 180  # 30 minutes at 10 s

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import arguments, peak_rss_mb, report, rss_mb
-from pollerd.app import Daemon
 from pollerd.config import parse_config
-from pollerd.logs import configure_logging
+from pollerd.daemon.app import Daemon
+from pollerd.telemetry.logs import configure_logging
 
 CHUNK = 64 * 1024  # small: the writer runs in this process and must not skew its RSS
 

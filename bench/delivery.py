@@ -19,10 +19,10 @@ from typing import Any
 from aiohttp import web
 
 from bench.common import arguments, report, rss_mb
-from pollerd.app import Daemon
 from pollerd.config import parse_config
-from pollerd.logs import configure_logging
+from pollerd.daemon.app import Daemon
 from pollerd.sim import FileHost, SimServer
+from pollerd.telemetry.logs import configure_logging
 
 
 async def drain(daemon: Daemon, sink: str) -> float:

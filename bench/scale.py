@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from bench.common import arguments, cpu_seconds, report, rss_mb
-from pollerd.app import Daemon
 from pollerd.config import parse_config
-from pollerd.logs import configure_logging
+from pollerd.daemon.app import Daemon
+from pollerd.telemetry.logs import configure_logging
 
 CYCLES = 3
 

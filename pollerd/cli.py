@@ -10,16 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pollerd import __version__
-from pollerd.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
-from pollerd.budget_plan import plan_budgets
+from pollerd.commands.deliveries import print_deliveries, redeliver
+from pollerd.commands.demo import DEFAULT_SPEED, run_demo, serve_simulator
+from pollerd.commands.healthcheck import check_health
+from pollerd.commands.status import plural, print_status
 from pollerd.config import Config, ConfigError, load_config
-from pollerd.deliveries import print_deliveries, redeliver
-from pollerd.demo import DEFAULT_SPEED, run_demo, serve_simulator
-from pollerd.healthcheck import check_health
-from pollerd.logs import configure_logging
-from pollerd.masking import MASKED
-from pollerd.state_lock import StateLocked
-from pollerd.status import plural, print_status
+from pollerd.core.masking import MASKED
+from pollerd.daemon.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
+from pollerd.polling.budget_plan import plan_budgets
+from pollerd.store.lock import StateLocked
+from pollerd.telemetry.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEMO_CONFIG = Path(__file__).resolve().parent / "sim" / "data" / "demo.toml"  # in the package

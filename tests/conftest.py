@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pollerd.app import Daemon
 from pollerd.config import Config, parse_config
-from pollerd.logs import configure_logging
-from pollerd.poller import SourcePoller
+from pollerd.daemon.app import Daemon
+from pollerd.polling.file_poller import SourcePoller
 from pollerd.sim import FileHost, SimServer
 from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
+from pollerd.telemetry.logs import configure_logging
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from pollerd.app import Daemon
+from pollerd.commands.status import collect_status
 from pollerd.config import Config, ConfigError, parse_config
+from pollerd.daemon.app import Daemon
 from pollerd.sim import Fault
 from pollerd.sim.ap import ApServer
 from pollerd.sources.ap_merge import race_key
-from pollerd.status import collect_status
 from tests.conftest import AP_KEY, opened, sample, stdout_events
 
 KEY = AP_KEY

@@ -12,7 +12,7 @@ import pytest
 
 from pollerd.cli import DEMO_CONFIG, main
 from pollerd.config import ConfigError, load_config, parse_config
-from pollerd.durations import parse_duration, parse_size
+from pollerd.core.durations import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,9 +23,9 @@ from pollerd.config import (
     load_config,
     parse_config,
 )
-from pollerd.config_ap import ApQuery
-from pollerd.config_base import SinkBase, SourceBase
-from pollerd.config_dc import DcElections
+from pollerd.config.ap import ApQuery
+from pollerd.config.base import SinkBase, SourceBase
+from pollerd.config.dc import DcElections
 from tests.test_packaging import ROOT
 
 EXAMPLE = ROOT / "config" / "example.toml"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from pollerd.commands.status import collect_status
 from pollerd.config import ConfigError, parse_config
-from pollerd.config_dc import postcode
-from pollerd.fetch import FetchFailure
+from pollerd.config.dc import postcode
+from pollerd.polling.fetch import FetchFailure
 from pollerd.sim.democracyclub import PICKER_SLUGS, POSTCODES, DcServer
 from pollerd.sources.democracyclub import DcRefused, _refusal
-from pollerd.status import collect_status
 from tests.conftest import DC_KEY, opened, sample, stdout_events
 
 KEY = DC_KEY

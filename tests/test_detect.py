@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollerd.detect import (
+from pollerd.core.detect import (
     HeadAction,
     Verdict,
     after_fetch,
@@ -13,7 +13,7 @@ from pollerd.detect import (
     probe_strategy,
     strategy_after_get,
 )
-from pollerd.model import ResourceState, Strategy, Validators
+from pollerd.core.model import ResourceState, Strategy, Validators
 
 V1 = Validators('"e1"', "Mon, 21 Aug 2023 08:45:52 GMT")
 V2 = Validators('"e2"', "Mon, 21 Aug 2023 08:46:52 GMT")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pollerd.app import Daemon
-from pollerd.model import Strategy
+from pollerd.core.model import Strategy
+from pollerd.daemon.app import Daemon
 from pollerd.sim import Fault
 from pollerd.sim.night import ADDED, ADDED_AT, FILES, PACKAGE, PRIMARY_DOWN, TO_DAM, ElectionNight
 from tests.conftest import (

@@ -10,17 +10,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pollerd.app import DEFAULT_USER_AGENT
 from pollerd.config import CKAN_PRESETS, ConfigError, FsoSourceConfig, parse_config
-from pollerd.fetch import FetchFailure, HttpClient, Limits
-from pollerd.hosts import HostPolicy
-from pollerd.metrics import Metrics
-from pollerd.model import Resource
+from pollerd.core.hosts import HostPolicy
+from pollerd.core.model import Resource
+from pollerd.daemon.app import DEFAULT_USER_AGENT
+from pollerd.polling.fetch import FetchFailure, HttpClient, Limits
 from pollerd.sim import CkanApi, Fault, PackageResource, SimServer
 from pollerd.sim.night import ElectionNight
 from pollerd.sources import DiscoveryFailed
 from pollerd.sources.fso import FsoSource
 from pollerd.sources.fso_details import fso_details, swiss_local_to_utc
+from pollerd.telemetry.metrics import Metrics
 from tests.conftest import ConfigFactory, file_poller, opened, sample, stdout_events
 
 PACKAGE = "eidg-wahlen-2023"

@@ -8,8 +8,8 @@ import logging
 import pytest
 import structlog
 
-from pollerd.logs import configure_logging
-from pollerd.names import name_from_url, safe_name
+from pollerd.core.names import name_from_url, safe_name
+from pollerd.telemetry.logs import configure_logging
 
 
 @pytest.mark.parametrize(

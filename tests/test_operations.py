@@ -19,13 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pollerd.app import Daemon
 from pollerd.cli import DEMO_CONFIG
+from pollerd.commands.demo import SIM_AP_KEY, open_simulation
 from pollerd.config import Config, load_config, parse_config
-from pollerd.demo import SIM_AP_KEY, open_simulation
+from pollerd.daemon.app import Daemon
+from pollerd.daemon.status_page import headline, source_state
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.night import PACKAGE, PRIMARY_DOWN, ElectionNight
-from pollerd.status_page import headline, source_state
 from tests.browser import browser_page
 from tests.conftest import Receiver, Upstream, wait_for
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from pollerd.app import Daemon
 from pollerd.config import parse_config
+from pollerd.daemon.app import Daemon
 from tests.conftest import Upstream, config_file, require, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

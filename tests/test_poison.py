@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pollerd.blobs import BlobStore
 from pollerd.config import parse_config
-from pollerd.delivery import Deliverer
-from pollerd.metrics import Metrics
-from pollerd.model import Event
-from pollerd.payload import MAX_DEPTH, PayloadRejected, strict_json
-from pollerd.state import SqliteStore
+from pollerd.core.model import Event
+from pollerd.core.payload import MAX_DEPTH, PayloadRejected, strict_json
+from pollerd.delivery.deliverer import Deliverer
+from pollerd.store.blobs import BlobStore
+from pollerd.store.state import SqliteStore
+from pollerd.telemetry.metrics import Metrics
 from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, stdout_events
 
 DEEP = b"[" * 100_000 + b"]" * 100_000

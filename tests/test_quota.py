@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pollerd.budget_plan import plan_budgets
-from pollerd.quota import QuotaBudget
+from pollerd.polling.budget_plan import plan_budgets
+from pollerd.polling.quota import QuotaBudget
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ELECTION_DATE, ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer

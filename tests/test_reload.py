@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pollerd.config import load_config
-from pollerd.signature import verify
+from pollerd.core.signature import verify
 from pollerd.sim import Fault
 from tests.conftest import Receiver, Upstream, sample, wait_for
 from tests.test_operations import running

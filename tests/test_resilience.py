@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pollerd.cli import main
-from pollerd.hosts import ANY_HOST
-from pollerd.model import Resource
+from pollerd.core.hosts import ANY_HOST
+from pollerd.core.model import Resource
 from pollerd.sim import Fault
 from pollerd.sources import DiscoveryFailed
 from tests.conftest import ConfigFactory, Upstream, config_file, file_poller, opened, sample

@@ -15,7 +15,7 @@ from urllib.parse import quote, quote_plus
 import aiohttp
 from aiohttp import web
 
-from pollerd.masking import forms
+from pollerd.core.masking import forms
 from pollerd.sim import SimServer
 from tests.conftest import wait_for
 from tests.test_tasks import free_port

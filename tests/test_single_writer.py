@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pollerd.cli import main
+from pollerd.commands.deliveries import open_readonly
 from pollerd.config import load_config
-from pollerd.deliveries import open_readonly
-from pollerd.model import Event
+from pollerd.core.model import Event
 from tests.conftest import (
     ConfigFactory,
     Receiver,

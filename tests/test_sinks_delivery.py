@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 
 from pollerd.cli import main
+from pollerd.commands.deliveries import collect_deliveries
 from pollerd.config import Config, parse_config
-from pollerd.deliveries import collect_deliveries
 from pollerd.sim import SimServer
 from tests.conftest import Receiver, Upstream, config_file, opened, require, sample, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pollerd.state import SCHEMA_VERSION, SqliteStore
+from pollerd.store.state import SCHEMA_VERSION, SqliteStore
 
 _V1_EVENTS = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

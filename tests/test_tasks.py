@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from pollerd.config import parse_config
-from pollerd.metrics import Metrics
-from pollerd.poller import SourcePoller
+from pollerd.polling.file_poller import SourcePoller
 from pollerd.sim import Fault
-from pollerd.tasks import TaskHealth, describe, retrying
+from pollerd.telemetry.metrics import Metrics
+from pollerd.telemetry.tasks import TaskHealth, describe, retrying
 from tests.conftest import Upstream, config_file, serve_receiver, wait_for, webhook_sink
 from tests.test_crash import pollerd
 from tests.test_operations import running

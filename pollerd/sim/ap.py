@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from pollerd.core.waiting import wait_set
 from pollerd.sim.host import SimHost
-from pollerd.waiting import wait_set
 
 ELECTION_DATE = "2026-11-03"
 POLLS_CLOSE = datetime(2026, 11, 4, 0, 0, tzinfo=UTC)

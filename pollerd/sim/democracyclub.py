@@ -28,8 +28,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from pollerd.core.waiting import wait_set
 from pollerd.sim.host import SimHost
-from pollerd.waiting import wait_set
 
 POSTCODES = ("AA11AA", "AA12AA", "AA12AB", "AA13AA", "AA14AA", "AA15AA", "EH11YJ")
 PICKER_SLUGS = ("10035187881", "10035187882", "10035187883")

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 
+from pollerd.core.waiting import wait_set
 from pollerd.sim.ckan import CkanApi, PackageResource
 from pollerd.sim.files import FileHost
 from pollerd.sim.fso_content import FULL, ElectionContent, Shape
 from pollerd.sim.host import Fault
 from pollerd.sim.server import SimServer
-from pollerd.waiting import wait_set
 
 PACKAGE = "eidg-wahlen-2023"
 TRACE_FILE = "fso-2023-10-22-last-modified-trace.csv"

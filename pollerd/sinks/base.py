@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pollerd.model import Event
+from pollerd.core.model import Event
 
 
 class DeliveryFailed(Exception):

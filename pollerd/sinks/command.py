@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from pollerd.config import CommandSinkConfig
-from pollerd.model import Event
+from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
 
 OUTPUT_BYTES = 2000

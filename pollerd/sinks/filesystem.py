@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 from pollerd.config import FilesystemSinkConfig
-from pollerd.durable import atomic_copy, atomic_write, fsync_dir
-from pollerd.model import Event
-from pollerd.names import safe_name
+from pollerd.core.model import Event
+from pollerd.core.names import safe_name
 from pollerd.sinks.base import DeliveryFailed
+from pollerd.store.durable import atomic_copy, atomic_write, fsync_dir
 
 EVENT_SUFFIX = ".event.json"
 

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pollerd.config import StdoutSinkConfig
-from pollerd.model import Event
+from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
 
 

@@ -20,14 +20,14 @@ from urllib.parse import quote
 import aiohttp
 import jsonpatch
 
-from pollerd.backoff import parse_retry_after
 from pollerd.config import WebhookSinkConfig
-from pollerd.durable import atomic_write
-from pollerd.model import Event
-from pollerd.names import safe_name
-from pollerd.payload import PayloadRejected, strict_json
-from pollerd.signature import HEADER, sign
+from pollerd.core.backoff import parse_retry_after
+from pollerd.core.model import Event
+from pollerd.core.names import safe_name
+from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.core.signature import HEADER, sign
 from pollerd.sinks.base import DeliveryFailed
+from pollerd.store.durable import atomic_write
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 _ANSWER_BYTES = 512

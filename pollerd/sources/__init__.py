@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pollerd.config import FsoSourceConfig, HttpSourceConfig
-from pollerd.fetch import HttpClient
-from pollerd.sources.base import DiscoveryFailed, Source
+from pollerd.polling.fetch import HttpClient
+from pollerd.polling.source import DiscoveryFailed, Source
 from pollerd.sources.fso import FsoSource
 from pollerd.sources.http import HttpSource
 

@@ -17,16 +17,16 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pollerd.config_ap import ApQuery, ApSourceConfig
-from pollerd.context import PollContext
-from pollerd.fetch import FetchFailure
-from pollerd.hosts import HostPolicy
-from pollerd.model import Download, Resource, ResourceState, Validators
-from pollerd.payload import PayloadRejected
-from pollerd.poller import Outcome, PollReport
-from pollerd.quota import QuotaBudget, Spend
+from pollerd.config.ap import ApQuery, ApSourceConfig
+from pollerd.core.hosts import HostPolicy
+from pollerd.core.model import Download, Resource, ResourceState, Validators
+from pollerd.core.payload import PayloadRejected
+from pollerd.polling.api_poller import ApiPoller
+from pollerd.polling.context import PollContext
+from pollerd.polling.fetch import FetchFailure
+from pollerd.polling.file_poller import Outcome, PollReport
+from pollerd.polling.quota import QuotaBudget, Spend
 from pollerd.sources.ap_merge import Snapshot
-from pollerd.sources.api_poller import ApiPoller
 
 MAX_PAGES = 100
 SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"

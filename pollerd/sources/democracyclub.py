@@ -19,16 +19,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from pollerd.canonical import canonical, canonical_hash
-from pollerd.config_dc import DcSourceConfig
-from pollerd.context import PollContext
-from pollerd.fetch import FetchFailure, host_of
-from pollerd.hosts import HostPolicy
-from pollerd.model import Download, Resource, ResourceState, Validators
-from pollerd.payload import PayloadRejected
-from pollerd.poller import Outcome, PollReport
-from pollerd.quota import QuotaBudgets
-from pollerd.sources.api_poller import ApiPoller
+from pollerd.config.dc import DcSourceConfig
+from pollerd.core.canonical import canonical, canonical_hash
+from pollerd.core.hosts import HostPolicy
+from pollerd.core.model import Download, Resource, ResourceState, Validators
+from pollerd.core.payload import PayloadRejected
+from pollerd.polling.api_poller import ApiPoller
+from pollerd.polling.context import PollContext
+from pollerd.polling.fetch import FetchFailure, host_of
+from pollerd.polling.file_poller import Outcome, PollReport
+from pollerd.polling.quota import QuotaBudgets
 from pollerd.sources.dc_summary import postcode_summary, record_summary
 
 PAGE = 100

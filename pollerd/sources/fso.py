@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from pollerd.config import FsoSelector, FsoSourceConfig
-from pollerd.fetch import FetchFailure, HttpClient
-from pollerd.hosts import HostPolicy
-from pollerd.model import Resource
-from pollerd.names import name_from_url, safe_name
-from pollerd.payload import PayloadRejected
-from pollerd.sources.base import DiscoveryFailed
+from pollerd.core.hosts import HostPolicy
+from pollerd.core.model import Resource
+from pollerd.core.names import name_from_url, safe_name
+from pollerd.core.payload import PayloadRejected
+from pollerd.polling.fetch import FetchFailure, HttpClient
+from pollerd.polling.source import DiscoveryFailed
 from pollerd.sources.fso_details import fso_details
 
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pollerd.config import HttpSourceConfig
-from pollerd.hosts import HostPolicy
-from pollerd.model import Resource
-from pollerd.names import name_from_url
+from pollerd.core.hosts import HostPolicy
+from pollerd.core.model import Resource
+from pollerd.core.names import name_from_url
 
 
 class HttpSource:

@@ -1,0 +1,1 @@
+"""The command line's commands beyond ``run``: reports, redelivery, demo."""

@@ -1,0 +1,114 @@
+"""``pollerd deliveries`` and ``pollerd redeliver``: the outbox seen and handled from the shell.
+
+``deliveries`` reads the state read-only, beside a running daemon or not. ``redeliver`` writes, so
+it takes the state lock; when a daemon holds it, the daemon is asked to do it (``handoff``) and
+its delivery loops pick the deliveries up at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from pollerd.config import Config
+from pollerd.core.masking import MASKED
+from pollerd.daemon import handoff
+from pollerd.store.lock import StateLock, StateLocked
+from pollerd.store.redeliver import redeliver_in
+from pollerd.store.state import STATE_FILE, SqliteStore
+
+LISTED = 50
+
+
+def collect_deliveries(config: Config) -> dict[str, Any]:
+    """Per sink: counts by status, and the dead and superseded deliveries (newest ``LISTED``)."""
+    store = open_readonly(config)
+    if store is None:
+        return {}
+    try:
+        return {
+            sink.name: {
+                "counts": store.count_by_status(sink.name),
+                "dead": [
+                    {**asdict(row), "last_error": MASKED.optional(row.last_error)}
+                    for row in store.list_deliveries(sink.name, ("dead",), LISTED)
+                ],
+                "superseded": [
+                    asdict(row) for row in store.list_deliveries(sink.name, ("superseded",), LISTED)
+                ],
+            }
+            for sink in config.sinks
+        }
+    finally:
+        store.close_sync()
+
+
+def print_deliveries(config: Config, as_json: bool) -> int:
+    """Print the outbox per sink (or JSON); exit 0."""
+    report = collect_deliveries(config)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if not report:
+        print(f"no state yet in {config.daemon.state_dir}: nothing was delivered")
+    for sink, info in report.items():
+        counts = info["counts"]
+        print(
+            f"sink {sink}: {counts['pending']} pending, {counts['dead']} dead, "
+            f"{counts['superseded']} superseded, {counts['delivered']} delivered"
+        )
+        for row in info["dead"]:
+            print(
+                f"  dead  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}"
+                f"  attempts={row['attempts']}  at={_iso(row['updated_at'])}  {row['last_error']}"
+            )
+        for row in info["superseded"]:
+            print(f"  superseded  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}")
+    return 0
+
+
+def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[int, str]:
+    """Make deliveries pending again; (exit code, message). Done here when no daemon holds the
+    state, else handed to the daemon that does."""
+    if sink is not None and sink not in {s.name for s in config.sinks}:
+        return 2, f"no sink is called {sink!r}"
+    state_dir = config.daemon.state_dir
+    if not (state_dir / STATE_FILE).exists():
+        return 1, f"no state yet in {state_dir}: nothing to redeliver"
+    lock = StateLock(state_dir)
+    try:
+        lock.acquire()
+    except StateLocked as exc:
+        answer = handoff.submit(state_dir, {"redeliver": event_id, "sink": sink})
+        if answer is None:
+            return (
+                1,
+                f"the running pollerd (pid {exc.holder}) did not answer within "
+                f"{handoff.ANSWER_TIMEOUT:g} s; nothing was changed",
+            )
+        return int(answer["code"]), str(answer["message"])
+    try:
+        store = SqliteStore(state_dir / STATE_FILE)
+        store.open_sync()
+        try:
+            return redeliver_in(store, state_dir, event_id, sink)
+        finally:
+            store.close_sync()
+    finally:
+        lock.release()
+
+
+def open_readonly(config: Config) -> SqliteStore | None:
+    """The state opened read-only for a report, or None when there is none yet (none is made)."""
+    store = SqliteStore(config.daemon.state_dir / STATE_FILE)
+    try:
+        store.open_sync(readonly=True)
+    except FileNotFoundError:
+        return None
+    return store
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,362 @@
+"""The configuration file: pydantic models, secret resolution and error reporting by key path.
+
+This is the only module that reads environment variables and secret files.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from pollerd.config.ap import ApSourceConfig
+from pollerd.config.base import (
+    ByteSize,
+    Duration,
+    EnvPath,
+    HostPattern,
+    HttpUrl,
+    Name,
+    PositiveDuration,
+    Secret,
+    SinkBase,
+    SourceBase,
+    Strict,
+    host_port,
+    http_url,
+)
+from pollerd.config.dc import DcSourceConfig
+
+CKAN_PRESETS = {
+    "production": "https://ckan.opendata.swiss/api/3/action",
+    "test": "https://ckan.ogdch-abnahme.clients.liip.ch/api/3/action",
+}
+FSO_FILE_HOSTS = ("*.voteinfo-app.ch", "*.amazonaws.com", "dam-api.bfs.admin.ch", "www.bfs.admin.ch")
+
+
+class DaemonConfig(Strict):
+    """The ``[daemon]`` table."""
+
+    state_dir: Path = Path("state")
+    metrics: Annotated[str, AfterValidator(host_port)] = "127.0.0.1:9108"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_concurrency: int = Field(default=32, ge=1)
+    max_per_host: int = Field(default=6, ge=1)
+    drain_grace: Duration = 10.0
+    user_agent: str | None = None
+    stall_after: PositiveDuration | None = None  # default: 3 x the longest interval, at least 60 s
+    startup_grace: Duration = 60.0
+
+
+class ResourceConfig(Strict):
+    """One explicitly named resource of an ``http`` source."""
+
+    id: Name
+    url: HttpUrl
+    format: Literal["auto", "json", "text", "binary"] | None = None
+    allow_empty: bool | None = None
+
+
+class HttpSourceConfig(SourceBase):
+    """``kind = "http"``: a fixed list of URLs, for any server."""
+
+    kind: Literal["http"]
+    urls: list[HttpUrl] = []
+    resources: list[ResourceConfig] = []
+
+    @model_validator(mode="after")
+    def _has_resources(self) -> HttpSourceConfig:
+        if not self.urls and not self.resources:
+            raise ValueError("an http source needs 'urls' or 'resources'")
+        return self
+
+
+def _ckan_api(value: str) -> str:
+    return http_url(CKAN_PRESETS.get(value, value)).rstrip("/")
+
+
+class FsoSelector(Strict):
+    """One ``[[sources.select]]`` table: a resource matches when every given criterion does."""
+
+    file: str | None = None
+    id: str | None = None
+    format: str | None = None
+    title: str | None = None
+    language: Literal["de", "fr", "it", "en", "rm"] | None = None
+    allow_empty: bool | None = None
+
+    @model_validator(mode="after")
+    def _has_criterion(self) -> FsoSelector:
+        if not (self.file or self.id or self.format or self.title or self.language):
+            raise ValueError("a selector needs at least one of file, id, format, title, language")
+        return self
+
+
+class FsoSourceConfig(SourceBase):
+    """``kind = "fso"``: the files of an opendata.swiss (CKAN) package, found through its API."""
+
+    kind: Literal["fso"]
+    package: Annotated[str, Field(pattern=r"^[a-z0-9_-]{2,100}$")]
+    api: Annotated[str, AfterValidator(_ckan_api)] = CKAN_PRESETS["production"]
+    discovery_interval: PositiveDuration = 60.0
+    select: list[FsoSelector] = []
+    details: bool = True
+    rediscover_after: int = Field(default=1, ge=1)
+    allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
+
+
+SourceConfig = Annotated[
+    HttpSourceConfig | FsoSourceConfig | ApSourceConfig | DcSourceConfig, Field(discriminator="kind")
+]
+
+
+class StdoutSinkConfig(SinkBase):
+    """``kind = "stdout"``: one line per change, JSON (for pipes) or text (for people)."""
+
+    kind: Literal["stdout"]
+    format: Literal["json", "text"] = "json"
+
+
+class FilesystemSinkConfig(SinkBase):
+    """``kind = "filesystem"``: every version under ``<root>/<source>/<resource>/``."""
+
+    kind: Literal["filesystem"]
+    root: Path
+    keep_versions: int | None = Field(default=None, ge=1)
+
+
+class WebhookSinkConfig(SinkBase):
+    """``kind = "webhook"``: one signed POST per change."""
+
+    kind: Literal["webhook"]
+    url: HttpUrl
+    body: Literal["payload", "event", "patch"] = "payload"
+    secret: Secret | None = None
+    secret_file: EnvPath | None = None
+    timeout: PositiveDuration = 10.0
+    inline_max_bytes: ByteSize = 1024 * 1024
+    ca_bundle: EnvPath | None = None
+    headers: dict[str, Secret] = {}
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSinkConfig:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError('a webhook is signed: give secret ("${ENV_VAR}") or secret_file')
+        return self
+
+    def secret_values(self) -> Iterator[str]:
+        """The signing secret and header values."""
+        if self.secret is not None:
+            yield self.secret.get_secret_value()
+        for value in self.headers.values():
+            yield value.get_secret_value()
+
+
+class CommandSinkConfig(SinkBase):
+    """``kind = "command"``: run a program per change (an argv list, never a shell)."""
+
+    kind: Literal["command"]
+    command: list[str] = Field(min_length=1)
+    payload: Literal["stdin", "file"] = "stdin"
+    timeout: PositiveDuration = 60.0
+    env: dict[str, Secret] = {}
+
+    def secret_values(self) -> Iterator[str]:
+        """Environment values given to the program."""
+        for value in self.env.values():
+            yield value.get_secret_value()
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig | FilesystemSinkConfig | WebhookSinkConfig | CommandSinkConfig,
+    Field(discriminator="kind"),
+]
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    daemon: DaemonConfig = DaemonConfig()
+    sources: list[SourceConfig] = Field(min_length=1)
+    sinks: list[SinkConfig] = Field(min_length=1)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in the configuration (for redaction), longest first."""
+        values = {value for table in (*self.sources, *self.sinks) for value in table.secret_values() if value}
+        return sorted(values, key=len, reverse=True)
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``."""
+        return next(source for source in self.sources if source.name == name)
+
+
+def _kinds(union: Any) -> tuple[str, ...]:
+    """The ``kind`` values a discriminated union of config tables accepts."""
+    members = get_args(get_args(union)[0]) or (get_args(union)[0],)
+    return tuple(kind for model in members for kind in get_args(model.model_fields["kind"].annotation))
+
+
+_KINDS = {"sources": _kinds(SourceConfig), "sinks": _kinds(SinkConfig)}
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``problems`` holds 'key.path: reason' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: Path, missing: list[str] | None = None) -> Config:
+    """Read, validate and resolve a configuration file, or raise ConfigError with every problem.
+
+    ``missing`` (``check-config``): environment variables and secret files that are not there
+    are listed in it instead of being problems, so a file can be checked where it does not run.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return parse_config(raw, missing)
+
+
+def parse_config(raw: dict[str, Any], missing: list[str] | None = None) -> Config:
+    """Validate an already parsed TOML document, or raise ConfigError with every problem."""
+    problems = list(_check_names(raw))
+    try:
+        config = Config.model_validate(raw, context=None if missing is None else {"missing": missing})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw) + problems) from None
+    problems += _cross_check(config)
+    if problems:
+        raise ConfigError(problems)
+    return _with_secret_files(config, missing)
+
+
+def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = _key_path(error["loc"], raw)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path = f"{path}.kind"
+            kinds = _KINDS.get(str(error["loc"][0]), ())
+            message = f"missing or unknown kind; expected one of: {', '.join(kinds)}"
+        problems.append(f"{path}: {message}" if path else message)
+    return problems
+
+
+def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Render a pydantic location as ``sources[2].interval``, dropping union tags."""
+    path = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, Mapping) and part not in node and node.get("kind") == part:
+            continue  # the discriminated union's tag, not a key the user wrote
+        path += f".{part}" if path else part
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return path
+
+
+def _check_names(raw: Mapping[str, Any]) -> Iterator[str]:
+    """Names used twice and sinks that do not exist, read from the raw document, so they are
+    reported beside every other problem (also when the tables themselves have some)."""
+    tables = {
+        table: [t if isinstance(t, Mapping) else {} for t in raw.get(table) or []]
+        for table in ("sources", "sinks")
+        if isinstance(raw.get(table), list)
+    }
+    for table, rows in tables.items():
+        yield from _duplicates(table, [row.get("name") for row in rows])
+    sink_names = {row.get("name") for row in tables.get("sinks", []) if isinstance(row.get("name"), str)}
+    for i, source in enumerate(tables.get("sources", [])):
+        sinks = source.get("sinks")
+        for j, sink in enumerate(sinks if isinstance(sinks, list) else []):
+            if isinstance(sink, str) and sink not in sink_names:
+                yield f"sources[{i}].sinks[{j}]: no sink is called {sink!r}"
+
+
+def _cross_check(config: Config) -> list[str]:
+    problems = []
+    for i, source in enumerate(config.sources):
+        if source.jitter >= source.interval:
+            problems.append(f"sources[{i}].jitter: must be shorter than the interval")
+        problems += _duplicate_resources(i, source)
+    return problems
+
+
+def _duplicates(table: str, names: list[Any]) -> Iterator[str]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in seen:
+            yield f"{table}[{i}].name: {name!r} is used twice"
+        if isinstance(name, str):
+            seen.add(name)
+
+
+def _duplicate_resources(index: int, source: SourceConfig) -> Iterator[str]:
+    seen: set[str] = set()
+    if not isinstance(source, HttpSourceConfig):
+        return
+    for j, resource in enumerate(source.resources):
+        if resource.id in seen:
+            yield f"sources[{index}].resources[{j}].id: {resource.id!r} is used twice"
+        seen.add(resource.id)
+
+
+def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
+    """Read every secret file into its table; a missing file is an error with its key path (or,
+    with ``missing``, listed there)."""
+    problems: list[str] = []
+    sources = []
+    for i, source in enumerate(config.sources):
+        update: dict[str, Any] = {}
+        headers = dict(source.headers)
+        for header, path in source.header_files.items():
+            headers[header] = _read_secret(path, f"sources[{i}].header_files.{header}", problems)
+        update["headers"] = headers
+        if isinstance(source, ApSourceConfig) and source.api_key_file is not None:
+            update["api_key"] = _read_secret(source.api_key_file, f"sources[{i}].api_key_file", problems)
+        if isinstance(source, DcSourceConfig) and source.auth_token_file is not None:
+            update["auth_token"] = _read_secret(
+                source.auth_token_file, f"sources[{i}].auth_token_file", problems
+            )
+        sources.append(source.model_copy(update=update))
+    sinks = []
+    for i, sink in enumerate(config.sinks):
+        if isinstance(sink, WebhookSinkConfig) and sink.secret_file is not None:
+            sink = sink.model_copy(
+                update={"secret": _read_secret(sink.secret_file, f"sinks[{i}].secret_file", problems)}
+            )
+        sinks.append(sink)
+    if problems and missing is not None:
+        missing += problems
+    elif problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"sources": sources, "sinks": sinks})
+
+
+def _read_secret(path: Path, key: str, problems: list[str]) -> SecretStr:
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        problems.append(f"{key}: {path}: {exc.strerror}")
+        return SecretStr("")

@@ -1,0 +1,146 @@
+"""The building blocks of the configuration: value types, the strict base, keys every kind shares.
+
+This module and ``config`` are the only ones that read environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationInfo,
+)
+
+from pollerd.core.durations import format_duration, parse_duration, parse_size
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f'{value!r} has no unit; write "{value}s" for seconds (or "500ms", "2m", "1h")')
+    return value
+
+
+def _size(value: object) -> object:
+    return parse_size(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+def _expand_env(value: object, info: ValidationInfo) -> object:
+    """Replace every ``${NAME}`` with the environment variable; a missing one is an error, or,
+    when the validation context has a ``missing`` list (``check-config``), noted there."""
+    if not isinstance(value, str):
+        return value
+    missing = info.context.get("missing") if isinstance(info.context, dict) else None
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in os.environ:
+            return os.environ[name]
+        if missing is None:
+            raise ValueError(f"environment variable {name} is not set")
+        missing.append(f"environment variable {name} is not set here")
+        return ""
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
+def http_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def host_port(value: str) -> str:
+    if value in ("", "off"):
+        return ""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not 'host:port' (or 'off')")
+    return value
+
+
+def _host_pattern(value: str) -> str:
+    value = value.strip().lower()
+    if not _HOST_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a host name, an IP address or '*.suffix'")
+    return value
+
+
+# written back as the config would write it ("30s"), so a dumped config loads again
+_AS_WRITTEN = PlainSerializer(format_duration, return_type=str, when_used="json")
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0), _AS_WRITTEN]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0), _AS_WRITTEN]
+ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
+EnvPath = Annotated[Path, BeforeValidator(_expand_env)]
+HostPattern = Annotated[str, AfterValidator(_host_pattern)]
+
+
+class Strict(BaseModel):
+    """Base for every config table: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceBase(Strict):
+    """Keys every source kind shares: schedule, probing, limits, failure handling, routing."""
+
+    name: Name
+    interval: PositiveDuration = 30.0
+    jitter: Duration = 0.0
+    sinks: list[Name] = Field(min_length=1)
+    strategy: Literal["auto", "head", "conditional", "always"] = "auto"
+    format: Literal["auto", "json", "text", "binary"] = "auto"
+    allow_empty: bool = False
+    max_bytes: ByteSize = 50 * 1024 * 1024
+    timeout: PositiveDuration = 30.0
+    backoff_base: PositiveDuration = 2.0
+    backoff_max: PositiveDuration = 300.0
+    rediscover_after: int = Field(default=3, ge=1)
+    fallback_urls: list[HttpUrl] = []
+    fallback_after: int = Field(default=3, ge=1)
+    headers: dict[str, Secret] = {}
+    header_files: dict[str, EnvPath] = {}
+    allowed_hosts: list[HostPattern] | None = None
+
+    def secret_values(self) -> Iterator[str]:
+        """Every secret this source holds, for log redaction."""
+        for value in self.headers.values():
+            yield value.get_secret_value()
+
+
+class SinkBase(Strict):
+    """Keys every sink shares: its name and the delivery policy (retry, dead letter, coalescing)."""
+
+    name: Name
+    retry_base: PositiveDuration = 1.0
+    retry_max: PositiveDuration = 300.0
+    max_attempts: int | None = Field(default=None, ge=1)
+    max_age: PositiveDuration | None = None
+    coalesce: bool = False
+    max_outbox_bytes: ByteSize | None = None
+
+    def secret_values(self) -> Iterator[str]:
+        """Every secret this sink holds, for log redaction."""
+        return iter(())

@@ -1,0 +1,1 @@
+"""The pure parts every stage shares: values, decisions, checks, names and text."""

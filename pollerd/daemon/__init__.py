@@ -1,0 +1,1 @@
+"""The running daemon: composition, schedule, endpoints, health, systemd, hand-off."""

@@ -1,0 +1,466 @@
+"""The composition root: builds every part from the config, owns start and stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from pollerd import PROJECT_URL, __version__
+from pollerd.config import Config, ConfigError, FilesystemSinkConfig, SourceConfig, load_config
+from pollerd.config.ap import ApSourceConfig
+from pollerd.config.dc import DcSourceConfig
+from pollerd.core.masking import MASKED
+from pollerd.daemon import handoff
+from pollerd.daemon.health import Health, default_stall_after
+from pollerd.daemon.scheduler import PollScheduler
+from pollerd.daemon.server import OpsServer
+from pollerd.daemon.status_page import snapshot
+from pollerd.daemon.systemd import Notifier, watchdog_interval
+from pollerd.delivery.deliverer import Deliverer
+from pollerd.polling.api_poller import ApiPoller
+from pollerd.polling.budget_plan import plan_budgets
+from pollerd.polling.context import PollContext
+from pollerd.polling.fetch import HttpClient, Limits
+from pollerd.polling.file_poller import Poller, PollReport, SourcePoller
+from pollerd.polling.quota import QuotaBudgets
+from pollerd.sinks import Sink, build_sink
+from pollerd.sources import build_source
+from pollerd.sources.ap import ApPoller
+from pollerd.sources.democracyclub import DcPoller
+from pollerd.store.blobs import BlobStore
+from pollerd.store.lock import StateLock
+from pollerd.store.redeliver import redeliver_in
+from pollerd.store.state import STATE_FILE, SqliteStore, StateCorrupt
+from pollerd.telemetry.metrics import Metrics
+from pollerd.telemetry.tasks import TaskHealth, retrying
+
+DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a port in use, a state directory it cannot write)."""
+
+
+class Daemon:
+    """One pollerd instance. Constructing it does no I/O; ``open`` does, ``close`` undoes it."""
+
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        state_dir = config.daemon.state_dir
+        self.lock = StateLock(state_dir)
+        self.store = SqliteStore(state_dir / STATE_FILE)
+        self.blobs = BlobStore(state_dir)
+        self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
+        self.sinks: dict[str, Sink] = {
+            s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
+        }
+        self.tasks = TaskHealth(self.metrics)
+        self.deliverer = Deliverer(
+            self.store,
+            self.blobs,
+            self.sinks,
+            {s.name: s for s in config.sinks},
+            self.metrics,
+            health=self.tasks,
+        )
+        self.pollers: dict[str, Poller] = {}
+        self.scheduler = PollScheduler(self.metrics)
+        stall_after = config.daemon.stall_after or default_stall_after([s.interval for s in config.sources])
+        self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
+        self.notifier = Notifier()
+        self.server: OpsServer | None = None
+        self._opened_at: float | None = None
+        self.state_lost: str | None = None  # evidence that the state was lost, said until restart
+        self._session: aiohttp.ClientSession | None = None
+        self._polls: dict[str, asyncio.Task[PollReport]] = {}
+        self._context: PollContext | None = None
+        self._budgets = QuotaBudgets()
+        self._reloading = asyncio.Lock()
+        self._log = structlog.get_logger("pollerd")
+
+    async def open(self) -> None:
+        """Take the state lock, open state, the HTTP session and the pollers (loads stored state).
+
+        StateLocked when another process writes to the same state directory."""
+        try:
+            await asyncio.to_thread(self.lock.acquire)
+        except OSError as exc:
+            raise StartupError(f"daemon.state_dir: cannot lock {self.lock.path}: {exc.strerror}") from None
+        try:
+            await self.store.open()
+        except StateCorrupt as exc:
+            raise StartupError(str(exc)) from None
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"daemon.state_dir: cannot open {self.store.path}: {exc}") from None
+        if self.store.created:
+            self.state_lost = await asyncio.to_thread(self._traces_of_a_lost_state)
+        if self.state_lost:
+            self._log.error(
+                "STATE LOST: the state database is new but earlier output exists; "
+                "every resource will be announced again from version 1 with new "
+                "event ids",
+                evidence=self.state_lost,
+            )
+        await asyncio.to_thread(self.blobs.prepare)
+        daemon = self.config.daemon
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": self.user_agent},
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        client = HttpClient(
+            self._session,
+            Limits(daemon.max_concurrency, daemon.max_per_host),
+            self.metrics,
+            self.blobs.tmp_dir,
+        )
+        self._context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
+        for source_config in self.config.sources:
+            poller = self._poller(source_config, self._context, self._budgets)
+            await poller.load()
+            self.pollers[source_config.name] = poller
+        self._plan_budgets()
+        self._initialise_metrics()
+        await self.deliverer.refresh_depths()
+        self._opened_at = time.monotonic()
+
+    def _traces_of_a_lost_state(self) -> str | None:
+        """Where a new state database finds output of an earlier one (payloads kept for it,
+        versions a filesystem sink wrote), or None."""
+        if any(path.is_file() for path in self.blobs.blob_dir.glob("*/*")):
+            return f"payloads of earlier versions in {self.blobs.blob_dir}"
+        for sink in self.config.sinks:
+            if isinstance(sink, FilesystemSinkConfig):
+                written = [sink.root / s.name for s in self.config.sources if (sink.root / s.name).is_dir()]
+                if written:
+                    return f"versions written by sink {sink.name} in {written[0]}"
+        return None
+
+    @staticmethod
+    def _poller(config: SourceConfig, context: PollContext, budgets: QuotaBudgets) -> Poller:
+        if isinstance(config, ApSourceConfig):
+            assert config.api_key is not None
+            budget = budgets.for_key(config.api_key.get_secret_value(), config.quota_per_minute)
+            return ApPoller(config, context, budget)
+        if isinstance(config, DcSourceConfig):
+            return DcPoller(config, context, budgets)
+        return SourcePoller(config, build_source(config, context.client), context)
+
+    def _plan_budgets(self) -> None:
+        """Give each budgeted poller its share; say which schedules do not fit their budget."""
+        for name, fit in plan_budgets(self.config.sources).items():
+            poller = self.pollers[name]
+            if isinstance(poller, ApiPoller):
+                poller.fit = fit
+            if fit.limited:
+                self._log.warning(
+                    "the schedule does not fit the request budget; polling will be spread to fit it",
+                    plan=fit.words(),
+                )
+
+    def _initialise_metrics(self) -> None:
+        self.metrics.initialise(self.pollers, self.sinks)
+        for name, poller in self.pollers.items():
+            self.metrics.source_interval.labels(name).set(poller.config.interval)
+
+    async def run_once(self) -> bool:
+        """One cycle of every source, then every pending delivery once; True if all went well."""
+        reports = await asyncio.gather(*(p.poll() for p in self.pollers.values()))
+        failed_deliveries = await self.deliverer.drain()
+        for name, report in zip(self.pollers, reports, strict=True):
+            self._log.info(
+                "cycle",
+                source=name,
+                changed=report.changed,
+                unchanged=report.unchanged,
+                errors=report.errors,
+                failing=report.failing,
+            )
+        return all(r.clean for r in reports) and failed_deliveries == 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain within ``drain_grace``.
+
+        Tells systemd READY=1 once listening and scheduled, WATCHDOG=1 while polls make progress,
+        STOPPING=1 on the way out.
+        """
+        address = self.config.daemon.metrics
+        if address:
+            self.server = OpsServer(self.metrics, address, self.health.problem, self.readiness, self.status)
+            try:
+                await self.server.start()
+            except OSError as exc:
+                raise StartupError(f"daemon.metrics: cannot listen on {address}: {exc.strerror}") from None
+            self._log.info("http endpoints listening", port=self.server.port)
+        self.deliverer.start()
+        for name in self.pollers:
+            self._schedule(name)
+        self.scheduler.start()
+        state_dir = self.config.daemon.state_dir
+        helpers = [
+            asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
+            asyncio.create_task(
+                retrying(self.tasks, "requests", lambda: handoff.serve_once(state_dir, self._request)),
+                name="requests",
+            ),
+        ]
+        interval = watchdog_interval()
+        if interval is not None:
+            helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+        for helper in helpers:
+            self.tasks.watch(helper)
+        self.notifier.send("READY=1", f"STATUS={self._summary()}")
+        self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
+        await stop.wait()
+        self.notifier.send("STOPPING=1", "STATUS=stopping: draining polls and deliveries")
+        self._log.info("stopping")
+        for helper in helpers:
+            helper.cancel()
+        await self._drain()
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
+        event_id, sink = request.get("redeliver"), request.get("sink")
+        state_dir = self.config.daemon.state_dir
+        code, message = await self.store.on_thread(
+            lambda store: redeliver_in(store, state_dir, event_id, sink)
+        )
+        if code == 0:
+            self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
+            await self.deliverer.refresh_depths()
+            self.deliverer.wake()
+        return {"code": code, "message": message}
+
+    def readiness(self) -> str | None:
+        """Why the daemon is not ready, or None: state open, and every source discovered at
+        least once unless it is still within ``startup_grace``."""
+        if self._opened_at is None:
+            return "the state directory is not open"
+        if time.monotonic() - self._opened_at <= self.config.daemon.startup_grace:
+            return None
+        waiting = [name for name, poller in self.pollers.items() if not poller.ready]
+        return f"never discovered: {', '.join(waiting)}" if waiting else None
+
+    async def status(self) -> dict[str, Any]:
+        """The data of ``/status`` and ``/status.json``."""
+        status = await snapshot(
+            self.pollers, self.scheduler, self.store, list(self.config.sinks), self.metrics
+        )
+        if self.state_lost:
+            status["state_lost"] = self.state_lost
+        return status
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 every ``interval`` seconds, only while polls make progress."""
+        withheld = False
+        while True:
+            await asyncio.sleep(interval)
+            problem = self.health.problem()
+            if problem is None:
+                self.notifier.send("WATCHDOG=1", f"STATUS={self._summary()}")
+                withheld = False
+            elif not withheld:
+                self._log.error("withholding the systemd watchdog", reason=problem)
+                self.notifier.send(f"STATUS=unhealthy: {problem}")
+                withheld = True
+
+    def _summary(self) -> str:
+        registry = self.metrics.registry
+        changes = sum(
+            registry.get_sample_value("pollerd_changes_total", {"source": name}) or 0 for name in self.pollers
+        )
+        pending = sum(
+            registry.get_sample_value("pollerd_outbox_depth", {"sink": name}) or 0 for name in self.sinks
+        )
+        return (
+            f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
+            f"{pending:.0f} deliveries pending"
+        )
+
+    def _schedule(self, name: str) -> None:
+        poller = self.pollers[name]
+        if isinstance(poller, SourcePoller):  # a slow resource must not make the cycle overrun
+            poller.patience = 0.9 * poller.config.interval
+
+        async def run() -> None:
+            task = asyncio.ensure_future(poller.poll())
+            self._polls[name] = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+                # the drain gave up on this poll: said once in its "drained" line
+            except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
+                self.tasks.failed(f"poll:{name}", exc)
+            else:
+                self.tasks.recovered(f"poll:{name}")
+            finally:
+                if self._polls.get(name) is task:
+                    del self._polls[name]
+
+        self.scheduler.add(name, poller.config.interval, poller.config.jitter, run)
+
+    async def reload(self, path: Path) -> bool:
+        """Re-read the config file and apply it: sources and sinks added, removed or changed,
+        state and pending deliveries kept. An invalid file changes nothing (and says why).
+
+        Reloads run one at a time (two SIGHUPs in a row apply in turn, each against what the
+        one before left)."""
+        async with self._reloading:
+            try:
+                return await self._reload(path)
+            except Exception as exc:
+                self._log.exception(
+                    "reload failed part-way; restart pollerd to apply the file", error=str(exc)
+                )
+                return False
+
+    async def _reload(self, path: Path) -> bool:
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            self._log.error("reload refused; running on the previous configuration", problems=exc.problems)
+            self.notifier.send("STATUS=reload refused: " + "; ".join(exc.problems)[:200])
+            return False
+        if new.daemon != self.config.daemon:
+            self._log.warning("[daemon] changes take effect at the next restart")
+        sinks = _diff({s.name: s for s in self.config.sinks}, {s.name: s for s in new.sinks})
+        sources = _diff({s.name: s for s in self.config.sources}, {s.name: s for s in new.sources})
+        grace = self.config.daemon.drain_grace
+        for name in sources.gone:
+            self.scheduler.remove(name)
+            if name in self._polls:
+                await asyncio.wait([self._polls[name]], timeout=grace)
+            del self.pollers[name]
+        for name in sinks.gone:
+            await self.deliverer.remove_sink(name, grace)
+            await self._close_sink(name, self.sinks.pop(name))
+        for sink_config in new.sinks:
+            if sink_config.name in sinks.fresh:
+                sink = build_sink(sink_config, self.config.daemon.state_dir, self.user_agent)
+                self.sinks[sink_config.name] = sink
+                self.deliverer.add_sink(sink_config.name, sink, sink_config)
+        assert self._context is not None
+        for source_config in new.sources:
+            if source_config.name in sources.fresh:
+                poller = self._poller(source_config, self._context, self._budgets)
+                await poller.load()  # the state of a changed source is read back from the store
+                self.pollers[source_config.name] = poller
+                self._schedule(source_config.name)
+        self.config = new.model_copy(update={"daemon": self.config.daemon})
+        MASKED.use(new.secret_values())  # a secret this file added is masked from now on
+        self._plan_budgets()
+        self._initialise_metrics()
+        self._log.info(
+            "reloaded",
+            sources_added=sorted(sources.fresh - sources.gone),
+            sources_removed=sorted(sources.gone - sources.fresh),
+            sources_changed=sorted(sources.gone & sources.fresh),
+            sinks_added=sorted(sinks.fresh - sinks.gone),
+            sinks_removed=sorted(sinks.gone - sinks.fresh),
+            sinks_changed=sorted(sinks.gone & sinks.fresh),
+        )
+        self.notifier.send(f"STATUS=reloaded: {self._summary()}")
+        return True
+
+    async def _close_sink(self, name: str, sink: Sink) -> None:
+        try:
+            await sink.close()
+        except Exception as exc:  # a sink that cannot close must not stop the reload
+            self._log.warning("could not close a removed sink", sink=name, error=str(exc))
+
+    async def _drain(self) -> None:
+        """Stop scheduling; let the polls (stragglers too) and deliveries in flight finish within
+        ``drain_grace``; then cancel what is left, quietly, and say how much that was."""
+        grace = self.config.daemon.drain_grace
+        started = time.monotonic()
+        self.scheduler.pause()
+        polls = {
+            *self._polls.values(),
+            *(
+                task
+                for poller in self.pollers.values()
+                if isinstance(poller, SourcePoller)
+                for task in poller.stragglers
+            ),
+        }
+        deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
+        late: set[asyncio.Future[Any]] = set()
+        if polls:
+            _, late = await asyncio.wait(polls, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        cancelled_deliveries = await deliveries
+        self.scheduler.shutdown()
+        log = self._log.warning if late or cancelled_deliveries else self._log.info
+        log(
+            "drained",
+            seconds=round(time.monotonic() - started, 2),
+            polls_abandoned=len(late),
+            deliveries_abandoned=cancelled_deliveries,
+            drain_grace=grace,
+        )
+
+    async def close(self) -> None:
+        """Release everything in reverse order of opening; a failing close does not stop the rest."""
+        closers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if self.server is not None:
+            closers.append(("http endpoints", self.server.stop))
+        closers += [(f"sink {name}", sink.close) for name, sink in self.sinks.items()]
+        if self._session is not None:
+            closers.append(("http session", self._session.close))
+        closers.append(("state store", self.store.close))
+        self.notifier.close()
+        for what, close in closers:
+            try:
+                await close()
+            except Exception:
+                self._log.exception("close failed", what=what)
+        self.lock.release()
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """Names whose tables must go (removed or changed) and be built (added or changed)."""
+
+    gone: set[str]
+    fresh: set[str]
+
+
+def _diff(old: Mapping[str, object], new: Mapping[str, object]) -> _Diff:
+    changed = {name for name in old.keys() & new.keys() if old[name] != new[name]}
+    return _Diff(gone=(old.keys() - new.keys()) | changed, fresh=(new.keys() - old.keys()) | changed)
+
+
+def reload_on_sighup(daemon: Daemon, path: Path) -> None:
+    """SIGHUP (``systemctl reload``) re-reads ``path`` into the running daemon."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(daemon.reload(path))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (for the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,312 @@
+"""From the outbox to the sinks: one loop per sink, per-resource order, retry, dead letters.
+
+Policy, the same for every sink: an acknowledgement marks the delivery done; a temporary failure
+is retried with capped, jittered backoff (``Retry-After`` wins); a permanent one, or running out of
+``max_attempts`` or ``max_age``, moves it to the dead-letter list. With ``coalesce`` (or when the
+outbox holds more than ``max_outbox_bytes``) only the newest pending version of a resource is
+delivered; the older ones are recorded as superseded. A failing sink only delays its own
+deliveries; polling and the other sinks go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+from pollerd.config.base import SinkBase
+from pollerd.core.backoff import Backoff
+from pollerd.core.waiting import wait_set
+from pollerd.sinks import DeliveryFailed, Sink
+from pollerd.store.blobs import BlobStore
+from pollerd.store.state import PendingDelivery, StateStore
+from pollerd.telemetry.metrics import Metrics
+from pollerd.telemetry.tasks import TaskHealth, describe, retrying
+
+BATCH = 500
+IDLE_WAKE = 60.0
+ACK_BATCH = 50  # acknowledgements committed together, at most this many ...
+ACK_WITHIN = 0.1  # ... or this many seconds after the first: a crash resends no more than that
+
+
+class Settled(StrEnum):
+    """What one delivery attempt came to."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # tried again later; later versions of the resource wait behind it
+    DEAD = "dead"  # dead-lettered: settled, so later versions go ahead
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one pass over a sink's pending deliveries did."""
+
+    delivered: int
+    failed: int
+    next_due: float | None  # the earliest retry that is still waiting
+    more: bool  # the batch was full: there may be more to do at once
+
+
+class Deliverer:
+    """Delivers pending events to every sink, each sink in its own task."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        blobs: BlobStore,
+        sinks: dict[str, Sink],
+        policies: dict[str, SinkBase],
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        health: TaskHealth | None = None,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._sinks = dict(sinks)  # its own tables: the daemon's reload changes them through us
+        self._policies = dict(policies)
+        self._retry = {name: Backoff(p.retry_base, p.retry_max) for name, p in policies.items()}
+        self._metrics = metrics
+        self._clock = clock
+        self._health = health or TaskHealth(metrics)
+        self._stopping = False
+        self._started = False
+        self._wake = {name: asyncio.Event() for name in sinks}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._log = structlog.get_logger("pollerd.delivery")
+
+    def wake(self) -> None:
+        """New events are in the outbox."""
+        for event in self._wake.values():
+            event.set()
+
+    def start(self, names: list[str] | None = None) -> None:
+        """Start one delivery loop per sink (or only for the sinks named)."""
+        self._started = True
+        for name in self._sinks if names is None else names:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self._loop(name), name=f"deliver:{name}")
+
+    async def stop(self, grace: float) -> int:
+        """Let each sink finish the delivery in flight (and commit its acknowledgement) within
+        ``grace`` seconds, start no new one, then cancel what is left; how many were cancelled."""
+        self._stopping = True
+        self.wake()
+        late: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks.values(), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        self._tasks = {}
+        return len(late)
+
+    def add_sink(self, name: str, sink: Sink, policy: SinkBase) -> None:
+        """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume."""
+        self._sinks[name] = sink
+        self._policies[name] = policy
+        self._retry[name] = Backoff(policy.retry_base, policy.retry_max)
+        self._wake[name] = asyncio.Event()
+        if self._started:  # (a daemon whose only sink was replaced has no loop left to go by)
+            self._start(name)
+
+    async def remove_sink(self, name: str, grace: float) -> None:
+        """Stop delivering to a sink; what it has pending stays in the outbox."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=grace)
+        for table in (self._sinks, self._policies, self._retry, self._wake):
+            table.pop(name, None)
+
+    async def drain(self) -> int:
+        """Try every pending delivery once, retry schedule or not (``pollerd once``).
+
+        Return how many failed.
+        """
+        results = await asyncio.gather(*(self._drain_sink(name) for name in self._sinks))
+        return sum(results)
+
+    async def refresh_depths(self) -> None:
+        """Set the outbox gauges from the store."""
+        for name in self._sinks:
+            await self._gauge(name)
+
+    async def _gauge(self, name: str) -> int:
+        counts = await self._store.delivery_counts(name)
+        self._metrics.outbox_depth.labels(name).set(counts["pending"])
+        self._metrics.dead_letters.labels(name).set(counts["dead"])
+        size = await self._store.outbox_bytes(name)
+        self._metrics.outbox_bytes.labels(name).set(size)
+        return size
+
+    async def _drain_sink(self, name: str) -> int:
+        failed = 0
+        while True:
+            result = await self._round(name, ignore_schedule=True)
+            failed += result.failed
+            if not result.more or result.delivered == 0:
+                return failed
+
+    async def _loop(self, name: str) -> None:
+        """Rounds for ever; a store or sink error costs a retry with backoff, never the loop."""
+        await retrying(
+            self._health, f"deliver:{name}", lambda: self._pass(name), until=lambda: self._stopping
+        )
+
+    async def _pass(self, name: str) -> None:
+        """One round, then wait for news, a retry that is due, or the idle wake."""
+        wake = self._wake[name]
+        wake.clear()
+        result = await self._round(name)
+        self._health.recovered(f"deliver:{name}")
+        if result.more and result.delivered:
+            return
+        timeout = IDLE_WAKE if result.next_due is None else result.next_due - self._clock()
+        await wait_set(wake, max(timeout, 0.05))
+
+    async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
+        pending = await self._coalesced(name, await self._store.pending_deliveries(name, BATCH))
+        now = float("inf") if ignore_schedule else self._clock()
+        blocked: set[tuple[str, str]] = set()
+        delivered = failed = 0
+        next_due: float | None = None
+        acked: list[PendingDelivery] = []
+        first_ack = 0.0
+        try:
+            for item in pending:
+                if acked and time.monotonic() - first_ack >= ACK_WITHIN:
+                    await self._acknowledge(name, acked)
+                    acked = []
+                if self._stopping and not ignore_schedule:
+                    break  # shutting down: the delivery in flight finished; start no other
+                key = (item.event.source, item.event.resource)
+                if key in blocked:
+                    continue
+                if item.next_attempt > now:
+                    blocked.add(key)  # a later version must not overtake this one
+                    next_due = item.next_attempt if next_due is None else min(next_due, item.next_attempt)
+                    continue
+                settled = await self._deliver(name, item)
+                if settled is Settled.DELIVERED:
+                    delivered += 1
+                    if not acked:
+                        first_ack = time.monotonic()
+                    acked.append(item)
+                    if len(acked) >= ACK_BATCH:
+                        await self._acknowledge(name, acked)
+                        acked = []
+                else:
+                    failed += 1
+                    if settled is Settled.RETRY:  # a dead one is settled: the next may follow
+                        blocked.add(key)
+        finally:
+            await self._acknowledge(name, acked)
+        await self._gauge(name)
+        if failed and next_due is None:
+            next_due = self._clock() + self._retry[name].base / 2
+        return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
+
+    async def _coalesced(self, name: str, pending: list[PendingDelivery]) -> list[PendingDelivery]:
+        """With coalescing on (or the outbox over its byte limit): the newest version per resource;
+        the others are recorded as superseded."""
+        policy = self._policies[name]
+        limit = policy.max_outbox_bytes
+        over = limit is not None and await self._store.outbox_bytes(name) > limit
+        if not (policy.coalesce or over):
+            return pending
+        newest: dict[tuple[str, str], PendingDelivery] = {}
+        for item in pending:
+            newest[(item.event.source, item.event.resource)] = item
+        keep = {id(item) for item in newest.values()}
+        superseded = [item for item in pending if id(item) not in keep]
+        if superseded:
+            if over and not policy.coalesce:
+                self._log.warning(
+                    "outbox over max_outbox_bytes: delivering only the newest version of each resource",
+                    sink=name,
+                    superseded=len(superseded),
+                )
+            await asyncio.shield(
+                self._store.mark_superseded([item.event.event_id for item in superseded], name)
+            )
+            self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
+            for item in superseded:
+                await self._blobs.release(item.event.sha256, self._store)
+        return [item for item in pending if id(item) in keep]
+
+    async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
+        event = item.event
+        log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
+        expired = self._expired(name, item)
+        if expired is not None:
+            await self._dead(name, item, expired, log)
+            return Settled.DEAD
+        started = time.monotonic()
+        try:
+            await self._sinks[name].deliver(event, self._blobs.path(event.sha256))
+        except DeliveryFailed as exc:
+            limit = self._policies[name].max_attempts
+            if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
+                await self._dead(name, item, str(exc), log)
+                return Settled.DEAD
+            await self._retry_later(name, item, str(exc), exc.retry_after, log)
+            return Settled.RETRY
+        except Exception as exc:  # a payload this sink cannot handle must not block it forever
+            log.exception("sink crashed on this event")
+            await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
+            return Settled.DEAD
+        self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
+        return Settled.DELIVERED
+
+    async def _acknowledge(self, name: str, items: list[PendingDelivery]) -> None:
+        """Commit the sink's acknowledgements together, then let go of their payloads."""
+        if not items:
+            return
+        await asyncio.shield(self._store.mark_delivered([i.event.event_id for i in items], name))
+        self._metrics.deliveries.labels(name, "delivered").inc(len(items))
+        for sha256 in dict.fromkeys(i.event.sha256 for i in items):
+            await self._blobs.release(sha256, self._store)
+
+    def _expired(self, name: str, item: PendingDelivery) -> str | None:
+        """Why the delivery must not be tried again, if it must not."""
+        policy = self._policies[name]
+        if policy.max_attempts is not None and item.attempts >= policy.max_attempts:
+            return f"gave up after {item.attempts} attempts (max_attempts)"
+        if (
+            policy.max_age is not None
+            and item.created_at
+            and self._clock() - item.created_at > policy.max_age
+        ):
+            return f"older than max_age ({policy.max_age:g}s)"
+        return None
+
+    async def _dead(
+        self, name: str, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger
+    ) -> None:
+        await asyncio.shield(self._store.mark_dead(item.event.event_id, name, error))
+        self._metrics.deliveries.labels(name, "dead").inc()
+        log.error(
+            "delivery dead-lettered (pollerd redeliver sends it again)",
+            error=error,
+            attempts=item.attempts + 1,
+        )
+
+    async def _retry_later(
+        self,
+        name: str,
+        item: PendingDelivery,
+        error: str,
+        retry_after: float | None,
+        log: structlog.stdlib.BoundLogger,
+    ) -> None:
+        delay = self._retry[name].delay(item.attempts + 1, retry_after)
+        await asyncio.shield(self._store.mark_retry(item.event.event_id, name, error, self._clock() + delay))
+        self._metrics.deliveries.labels(name, "failed").inc()
+        log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))
