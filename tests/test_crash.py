@@ -47,13 +47,14 @@ def pending_deliveries(state_dir: Path) -> int:
     return int(row[0])
 
 
-async def pollerd(*args: str) -> asyncio.subprocess.Process:
-    """Start ``python -m pollerd`` with the given arguments."""
+async def pollerd(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """Start ``python -m pollerd`` with the given arguments (stderr piped, stdout dropped)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "pollerd",
         *args,
+        env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

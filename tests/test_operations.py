@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import socket
-import sys
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from pollerd.sim import Fault, SimServer
 from pollerd.sim.night import PACKAGE, PRIMARY_DOWN, ElectionNight
 from tests.browser import browser_page
 from tests.conftest import Receiver, Upstream, wait_for
+from tests.test_crash import pollerd
 
 
 def ops_config(tmp_path: Path, upstream: Upstream, **daemon: Any) -> Config:
@@ -267,16 +267,7 @@ async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: 
         upstream.host.publish(f"/{name}.json", b"{}")
     path = tmp_path / "pollerd.toml"
     path.write_text(reload_config(tmp_path, upstream, ["a"]))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pollerd",
-        "run",
-        "-c",
-        str(path),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await pollerd("run", "-c", str(path))
     try:
         await wait_for(lambda: len(upstream.host.requests(path="/a.json")) > 0, timeout=30)
         path.write_text("not toml [")

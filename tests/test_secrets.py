@@ -18,6 +18,7 @@ from aiohttp import web
 from pollerd.core.masking import forms
 from pollerd.sim import SimServer
 from tests.conftest import wait_for
+from tests.test_crash import pollerd
 from tests.test_tasks import free_port
 
 DC_TOKEN = "dc+SECRET/7=tok"  # '+', '/' and '=' make its URL-encoded forms differ from it
@@ -118,17 +119,7 @@ async def test_no_form_of_any_secret_leaves_the_process(tmp_path: Path) -> None:
     env = {**os.environ, "DC_TOKEN": DC_TOKEN, "HOOK_TOKEN": HOOK_TOKEN, "NEW_TOKEN": NEW_TOKEN}
     path = tmp_path / "pollerd.toml"
     path.write_text(config_text(tmp_path, base, port, '{ Authorization = "${HOOK_TOKEN}" }'))
-    daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pollerd",
-        "run",
-        "-c",
-        str(path),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    daemon = await pollerd("run", "-c", str(path), env=env)
     seen: list[str] = []
     try:
         await wait_for(lambda: echo.hook_calls >= 1, timeout=30)
