@@ -13,8 +13,9 @@ from pollerd.config import parse_config
 from pollerd.core.model import Event
 from pollerd.core.payload import MAX_DEPTH, PayloadRejected, strict_json
 from pollerd.delivery.deliverer import Deliverer
+from pollerd.store import queries
 from pollerd.store.blobs import BlobStore
-from pollerd.store.state import SqliteStore
+from pollerd.store.sqlite import SqliteStore
 from pollerd.telemetry.metrics import Metrics
 from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, stdout_events
 
@@ -110,7 +111,7 @@ async def test_a_payload_a_sink_cannot_handle_is_dead_lettered_not_retried_forev
         await daemon.run_once()
         upstream.host.publish("/a.json", b'{"v": 2}')
         await daemon.run_once()
-    store = SqliteStore(tmp_path / "state" / "pollerd.sqlite3")
+    store = SqliteStore(tmp_path / "state")
     await store.open()
     sink = Crashing()
     try:
@@ -118,7 +119,7 @@ async def test_a_payload_a_sink_cannot_handle_is_dead_lettered_not_retried_forev
         deliverer = Deliverer(store, BlobStore(tmp_path / "state"), {"out": sink}, {"out": policy}, Metrics())
         assert await deliverer.drain() == 1
         assert sink.delivered == [2]
-        dead = store.list_deliveries("out", ("dead",), 10)
+        dead = await store.run(queries.list_deliveries, "out", ("dead",), 10)
     finally:
         await store.close()
     assert [row.sequence for row in dead] == [1]

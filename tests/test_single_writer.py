@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from pollerd.cli import main
-from pollerd.commands.deliveries import open_readonly
 from pollerd.config import load_config
 from pollerd.core.model import Event
+from pollerd.store import queries
+from pollerd.store.sqlite import reading
 from tests.conftest import (
     ConfigFactory,
     Receiver,
@@ -79,14 +80,11 @@ async def test_reports_open_the_state_read_only(upstream: Upstream, tmp_path: Pa
     assert await cli("once", "-c", str(config_path)) == 0
     config = load_config(config_path)
     async with opened(config):  # a writer holds the lock
-        store = open_readonly(config)
-        assert store is not None
-        try:
-            assert store.count_pending("out") == 0
+        with reading(config.daemon.state_dir) as db:
+            assert db is not None
+            assert queries.outbox_depth(db, "out") == 0
             with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                store.db.execute("DELETE FROM events")
-        finally:
-            store.close_sync()
+                db.execute("DELETE FROM events")
         assert await cli("status", "-c", str(config_path)) == 0
         assert await cli("deliveries", "-c", str(config_path)) == 0
 

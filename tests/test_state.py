@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pollerd.store.state import SCHEMA_VERSION, SqliteStore
+from pollerd.store.schema import SCHEMA_VERSION, connect
 
 _V1_EVENTS = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -24,14 +24,12 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "pollerd.sqlite3"
     with sqlite3.connect(path) as db:
         db.executescript(_V1_EVENTS)
-    store = SqliteStore(path)
-    store.open_sync()
+    db, _ = connect(path)
     try:
-        assert store.db.execute("SELECT size FROM events").fetchone() == (1234,)
-        version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        assert db.execute("SELECT size FROM events").fetchone() == (1234,)
+        version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         assert version == (str(SCHEMA_VERSION),)
     finally:
-        store.db.close()
-    reopened = SqliteStore(path)  # opening again changes nothing
-    reopened.open_sync()
-    reopened.db.close()
+        db.close()
+    reopened, _ = connect(path)  # opening again changes nothing
+    reopened.close()

@@ -15,34 +15,33 @@ from typing import Any
 from pollerd.config import Config
 from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
+from pollerd.store import queries
 from pollerd.store.lock import StateLock, StateLocked
 from pollerd.store.redeliver import redeliver_in
-from pollerd.store.state import STATE_FILE, SqliteStore
+from pollerd.store.schema import state_path
+from pollerd.store.sqlite import reading, writing
 
 LISTED = 50
 
 
 def collect_deliveries(config: Config) -> dict[str, Any]:
     """Per sink: counts by status, and the dead and superseded deliveries (newest ``LISTED``)."""
-    store = open_readonly(config)
-    if store is None:
-        return {}
-    try:
+    with reading(config.daemon.state_dir) as db:
+        if db is None:
+            return {}
         return {
             sink.name: {
-                "counts": store.count_by_status(sink.name),
+                "counts": queries.delivery_counts(db, sink.name),
                 "dead": [
                     {**asdict(row), "last_error": MASKED.optional(row.last_error)}
-                    for row in store.list_deliveries(sink.name, ("dead",), LISTED)
+                    for row in queries.list_deliveries(db, sink.name, ("dead",), LISTED)
                 ],
                 "superseded": [
-                    asdict(row) for row in store.list_deliveries(sink.name, ("superseded",), LISTED)
+                    asdict(row) for row in queries.list_deliveries(db, sink.name, ("superseded",), LISTED)
                 ],
             }
             for sink in config.sinks
         }
-    finally:
-        store.close_sync()
 
 
 def print_deliveries(config: Config, as_json: bool) -> int:
@@ -75,7 +74,7 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
     if sink is not None and sink not in {s.name for s in config.sinks}:
         return 2, f"no sink is called {sink!r}"
     state_dir = config.daemon.state_dir
-    if not (state_dir / STATE_FILE).exists():
+    if not state_path(state_dir).exists():
         return 1, f"no state yet in {state_dir}: nothing to redeliver"
     lock = StateLock(state_dir)
     try:
@@ -90,24 +89,10 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
             )
         return int(answer["code"]), str(answer["message"])
     try:
-        store = SqliteStore(state_dir / STATE_FILE)
-        store.open_sync()
-        try:
-            return redeliver_in(store, state_dir, event_id, sink)
-        finally:
-            store.close_sync()
+        with writing(state_dir) as db:
+            return redeliver_in(db, state_dir, event_id, sink)
     finally:
         lock.release()
-
-
-def open_readonly(config: Config) -> SqliteStore | None:
-    """The state opened read-only for a report, or None when there is none yet (none is made)."""
-    store = SqliteStore(config.daemon.state_dir / STATE_FILE)
-    try:
-        store.open_sync(readonly=True)
-    except FileNotFoundError:
-        return None
-    return store
 
 
 def _iso(moment: float) -> str:

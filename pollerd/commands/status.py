@@ -7,29 +7,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pollerd.commands.deliveries import open_readonly
 from pollerd.config import Config
 from pollerd.core.masking import MASKED
+from pollerd.store import queries
+from pollerd.store.sqlite import reading
 
 
 def collect_status(config: Config) -> dict[str, Any]:
     """Per source and resource: url, strategy, validators, last change, last error, backoff."""
-    store = open_readonly(config)
-    if store is None:
-        return {"sources": {}, "stopped": {}, "sinks": {}}
-    try:
+    with reading(config.daemon.state_dir) as db:
+        if db is None:
+            return {"sources": {}, "stopped": {}, "sinks": {}}
         sources = {
-            source.name: [_resource_row(state) for state in store.read_states(source.name).values()]
+            source.name: [_resource_row(state) for state in queries.load_states(db, source.name).values()]
             for source in config.sources
         }
         stopped = {
             source.name: reason
             for source in config.sources
-            if (reason := store.read_stopped(source.name)) is not None
+            if (reason := queries.stopped(db, source.name)) is not None
         }
-        sinks = {sink.name: {"pending": store.count_pending(sink.name)} for sink in config.sinks}
-    finally:
-        store.close_sync()
+        sinks = {sink.name: {"pending": queries.outbox_depth(db, sink.name)} for sink in config.sinks}
     return {"sources": sources, "stopped": stopped, "sinks": sinks}
 
 

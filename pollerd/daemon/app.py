@@ -39,7 +39,8 @@ from pollerd.sources.democracyclub import DcPoller
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
 from pollerd.store.redeliver import redeliver_in
-from pollerd.store.state import STATE_FILE, SqliteStore, StateCorrupt
+from pollerd.store.schema import StateCorrupt
+from pollerd.store.sqlite import SqliteStore
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
 
@@ -58,7 +59,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         state_dir = config.daemon.state_dir
         self.lock = StateLock(state_dir)
-        self.store = SqliteStore(state_dir / STATE_FILE)
+        self.store = SqliteStore(state_dir)
         self.blobs = BlobStore(state_dir)
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
         self.sinks: dict[str, Sink] = {
@@ -231,9 +232,7 @@ class Daemon:
         """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
         event_id, sink = request.get("redeliver"), request.get("sink")
         state_dir = self.config.daemon.state_dir
-        code, message = await self.store.on_thread(
-            lambda store: redeliver_in(store, state_dir, event_id, sink)
-        )
+        code, message = await self.store.run(redeliver_in, state_dir, event_id, sink)
         if code == 0:
             self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
             await self.deliverer.refresh_depths()

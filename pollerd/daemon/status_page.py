@@ -21,7 +21,7 @@ from pollerd.config.base import SinkBase
 from pollerd.core.masking import MASKED
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.polling.file_poller import Poller
-from pollerd.store.state import StateStore
+from pollerd.store.protocol import StateStore
 from pollerd.telemetry.metrics import Metrics
 
 REFRESH_SECONDS = 10

@@ -23,7 +23,8 @@ from pollerd.core.backoff import Backoff
 from pollerd.core.waiting import wait_set
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.store.blobs import BlobStore
-from pollerd.store.state import PendingDelivery, StateStore
+from pollerd.store.protocol import StateStore
+from pollerd.store.rows import PendingDelivery
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, describe, retrying
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pollerd.polling.fetch import HttpClient
 from pollerd.store.blobs import BlobStore
-from pollerd.store.state import StateStore
+from pollerd.store.protocol import StateStore
 from pollerd.telemetry.metrics import Metrics
 
 

@@ -1,0 +1,66 @@
+"""``StateStore``: what the poll cycle and the delivery loop need from durable state, whatever
+engine holds it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.store.rows import PendingDelivery
+
+
+class StateStore(Protocol):
+    """Resource states, discoveries, events and the outbox."""
+
+    async def load_states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source, by resource id."""
+
+    async def save_states(self, source: str, states: list[ResourceState]) -> None:
+        """Persist resource states (validators, backoff, errors) in one transaction."""
+
+    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+        """Atomically: the resource's new state, the event, and one pending delivery per sink.
+
+        The sequence number is allocated inside that transaction: past every event already stored
+        for the resource, so a state that disagrees with the outbox never reuses a number. The
+        event as committed is returned (its sequence and id differ from ``event``'s only then).
+        """
+
+    async def load_discovery(self, source: str) -> list[Resource] | None:
+        """The last good discovery of a source, if any."""
+
+    async def save_discovery(self, source: str, resources: list[Resource]) -> None:
+        """Remember a good discovery, so an API outage or a restart keeps the known URLs."""
+
+    async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Pending deliveries of a sink in event order (per resource: sequence order)."""
+
+    async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        """The sink acknowledged these events (one transaction)."""
+
+    async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
+        """The sink failed; try again at ``next_attempt``."""
+
+    async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
+        """The sink refused the event for good (or it ran out of attempts): the dead-letter list."""
+
+    async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        """Newer versions of these events' resources replace them for this sink (coalescing)."""
+
+    async def outbox_bytes(self, sink: str) -> int:
+        """Payload bytes of the sink's pending deliveries."""
+
+    async def delivery_counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+
+    async def outbox_depth(self, sink: str) -> int:
+        """How many deliveries the sink has pending."""
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether a payload is still needed: a pending delivery or a resource's current content."""
+
+    async def mark_stopped(self, source: str, reason: str | None) -> None:
+        """Record that a source stopped for good (``None``: it runs again), for ``status``."""
+
+    async def close(self) -> None:
+        """Release the store."""

@@ -1,0 +1,140 @@
+"""``SqliteStore``, the embedded StateStore: one SQLite file in the state directory. Every call
+runs one of ``queries`` on one dedicated thread, so the event loop never waits on the disk and the
+connection is never shared between threads. The CLI's commands open the file with ``reading`` and
+``writing`` and call the same queries."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.store import queries
+from pollerd.store.rows import PendingDelivery
+from pollerd.store.schema import connect, connect_readonly, state_path
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+Query = Callable[Concatenate[sqlite3.Connection, _P], _T]
+
+
+class SqliteStore:
+    """The state of one state directory, for the daemon (async; one connection, one thread)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_path(state_dir)
+        self.created = False  # open() made a new, empty database (none was there, or 0 bytes)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pollerd-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open (and create or migrate) the database; StateCorrupt when it is damaged."""
+        self._db, self.created = await self._thread(connect, self.path)
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread."""
+        if self._db is not None:
+            await self._thread(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def run(self, query: Query[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``query(connection, ...)`` on the store's thread."""
+        db = self._db
+        if db is None:
+            raise RuntimeError("the state store is not open")
+        return await self._thread(lambda: query(db, *args, **kwargs))
+
+    async def _thread(self, fn: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def load_states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source, by resource id."""
+        return await self.run(queries.load_states, source)
+
+    async def save_states(self, source: str, states: list[ResourceState]) -> None:
+        """Persist resource states in one transaction."""
+        if states:  # shallow copies: the store's thread serialises them while polls go on
+            await self.run(queries.save_states, source, [copy.copy(s) for s in states])
+
+    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+        """The change committed (see ``StateStore``); the event as committed."""
+        return await self.run(queries.record_change, source, copy.copy(state), event, sinks)
+
+    async def load_discovery(self, source: str) -> list[Resource] | None:
+        """The last good discovery of a source, if any."""
+        return await self.run(queries.load_discovery, source)
+
+    async def save_discovery(self, source: str, resources: list[Resource]) -> None:
+        """Remember a good discovery."""
+        await self.run(queries.save_discovery, source, resources)
+
+    async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Pending deliveries of a sink in event order."""
+        return await self.run(queries.pending_deliveries, sink, limit)
+
+    async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        """The sink acknowledged these events (one transaction)."""
+        await self.run(queries.settle, event_ids, sink, "delivered", 1)
+
+    async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        """Newer versions replace these events for this sink."""
+        await self.run(queries.settle, event_ids, sink, "superseded", 0)
+
+    async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
+        """The sink failed; try again at ``next_attempt``."""
+        await self.run(queries.mark_attempt, event_id, sink, "pending", error, next_attempt)
+
+    async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
+        """Move the delivery to the dead-letter list."""
+        await self.run(queries.mark_attempt, event_id, sink, "dead", error, None)
+
+    async def outbox_bytes(self, sink: str) -> int:
+        """Payload bytes of the sink's pending deliveries."""
+        return await self.run(queries.outbox_bytes, sink)
+
+    async def delivery_counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+        return await self.run(queries.delivery_counts, sink)
+
+    async def outbox_depth(self, sink: str) -> int:
+        """How many deliveries the sink has pending."""
+        return await self.run(queries.outbox_depth, sink)
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether a payload is still needed."""
+        return await self.run(queries.blob_in_use, sha256)
+
+    async def mark_stopped(self, source: str, reason: str | None) -> None:
+        """Record (or clear) why a source stopped."""
+        await self.run(queries.mark_stopped, source, reason)
+
+
+@contextmanager
+def reading(state_dir: Path) -> Iterator[sqlite3.Connection | None]:
+    """The state opened read-only for a report (None when there is none yet: none is made)."""
+    try:
+        db = connect_readonly(state_path(state_dir))
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextmanager
+def writing(state_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The state opened for writing on the calling thread (its writer must hold the state lock)."""
+    db, _ = connect(state_path(state_dir))
+    try:
+        yield db
+    finally:
+        db.close()
