@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
+from pollerd.sources import SOURCE_KINDS, SourceKind
 from pollerd.telemetry.logs import configure_logging
 
 
@@ -120,9 +121,9 @@ def make_config(tmp_path: Path) -> ConfigFactory:
 
 
 @asynccontextmanager
-async def opened(config: Config) -> AsyncIterator[Daemon]:
-    """A daemon, opened, closed afterwards."""
-    daemon = Daemon(config)
+async def opened(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> AsyncIterator[Daemon]:
+    """A daemon (its source kinds from ``kinds``), opened, closed afterwards."""
+    daemon = Daemon(config, kinds=kinds)
     await daemon.open()
     try:
         yield daemon

@@ -11,7 +11,7 @@ import pytest
 from pollerd.commands.status import collect_status
 from pollerd.config import ConfigError, parse_config
 from pollerd.config.dc import postcode
-from pollerd.polling.fetch import FetchFailure
+from pollerd.polling.answers import FetchFailure
 from pollerd.sim.democracyclub import PICKER_SLUGS, POSTCODES, DcServer
 from pollerd.sources.democracyclub import DcRefused, _refusal
 from tests.conftest import DC_KEY, opened, sample, stdout_events

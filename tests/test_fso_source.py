@@ -14,11 +14,13 @@ from pollerd.config import CKAN_PRESETS, ConfigError, FsoSourceConfig, parse_con
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.daemon.app import DEFAULT_USER_AGENT
-from pollerd.polling.fetch import FetchFailure, HttpClient, Limits
+from pollerd.polling.answers import FetchFailure, Limits
+from pollerd.polling.fetch import HttpClient, Terms
+from pollerd.polling.source import DiscoveryFailed
+from pollerd.polling.tally import SourceTally
 from pollerd.sim import CkanApi, Fault, PackageResource, SimServer
 from pollerd.sim.night import ElectionNight
-from pollerd.sources import DiscoveryFailed
-from pollerd.sources.fso import FsoSource
+from pollerd.sources.fso import FsoSource, fso_policy
 from pollerd.sources.fso_details import fso_details, swiss_local_to_utc
 from pollerd.telemetry.metrics import Metrics
 from tests.conftest import ConfigFactory, file_poller, opened, sample, stdout_events
@@ -47,7 +49,17 @@ async def ckan() -> AsyncIterator[tuple[CkanApi, str]]:
 async def client() -> AsyncIterator[HttpClient]:
     """An HttpClient with the daemon's User-Agent."""
     async with aiohttp.ClientSession(headers={"User-Agent": DEFAULT_USER_AGENT}) as session:
-        yield HttpClient(session, Limits(4, 4), Metrics(), Path("/tmp"))
+        yield HttpClient(session, Limits(4, 4), Path("/tmp"))
+
+
+def tally() -> SourceTally:
+    """A tally for a source of the tests' own."""
+    return SourceTally("nrw", "fso", Metrics())
+
+
+def terms(policy: HostPolicy) -> Terms:
+    """A source's terms: an API key, 5 s, 1 MB, the hosts ``policy`` allows."""
+    return Terms(tally(), {"x-api-key": "k"}, 5, 1 << 20, policy)
 
 
 def source_config(api: str, **keys: Any) -> FsoSourceConfig:
@@ -75,7 +87,7 @@ async def discover(
     api: str, client: HttpClient, known: list[Resource] | None = None, **keys: Any
 ) -> list[Resource]:
     """One discovery with the given source keys."""
-    return await FsoSource(source_config(api, **keys), client).discover(known or [])
+    return await FsoSource(source_config(api, **keys), client, tally()).discover(known or [])
 
 
 @pytest.mark.parametrize(
@@ -154,7 +166,7 @@ async def test_a_broken_package_show_is_a_failed_discovery(
 async def test_unknown_package_is_a_failed_discovery(ckan: tuple[CkanApi, str], client: HttpClient) -> None:
     """CKAN's 404 with success=false."""
     with pytest.raises(DiscoveryFailed, match="404"):
-        await FsoSource(source_config(ckan[1], package="no-such-package"), client).discover([])
+        await FsoSource(source_config(ckan[1], package="no-such-package"), client, tally()).discover([])
 
 
 def test_api_presets_and_default_hosts() -> None:
@@ -168,7 +180,7 @@ def test_api_presets_and_default_hosts() -> None:
     assert isinstance(default, FsoSourceConfig)
     assert default.api == "https://ckan.opendata.swiss/api/3/action"
     assert default.discovery_interval == 60 and default.rediscover_after == 1
-    policy = FsoSource(default, None).policy  # type: ignore[arg-type]  # no request is made
+    policy = fso_policy(default)
     for allowed in (
         "https://ckan.opendata.swiss/x",
         "https://ogd-static.voteinfo-app.ch/v4/ogd/a.json",
@@ -277,11 +289,9 @@ async def test_redirects_are_checked_hop_by_hop(client: HttpClient) -> None:
     bouncer = await server.serve(await redirect_app(f"{target_base}/data.json"))
     try:
         with pytest.raises(FetchFailure, match="the host localhost is not allowed"):
-            await client.head("s", f"{bouncer}/a", {"x-api-key": "k"}, 5, HostPolicy(["127.0.0.1"]))
+            await client.head(terms(HostPolicy(["127.0.0.1"])), f"{bouncer}/a")
         assert seen == []
-        answer = await client.head(
-            "s", f"{bouncer}/a", {"x-api-key": "k"}, 5, HostPolicy(["127.0.0.1", "localhost"])
-        )
+        answer = await client.head(terms(HostPolicy(["127.0.0.1", "localhost"])), f"{bouncer}/a")
         assert answer.status == 200 and answer.final_url.startswith(target_base)
         assert "x-api-key" not in {k.lower() for k in seen[0]}
         assert seen[0]["User-Agent"].startswith("pollerd/")

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 
 from pollerd.cli import main
+from pollerd.config import HttpSourceConfig
 from pollerd.core.hosts import ANY_HOST
 from pollerd.core.model import Resource
+from pollerd.polling.file_poller import SourcePoller
+from pollerd.polling.source import DiscoveryFailed
 from pollerd.sim import Fault
-from pollerd.sources import DiscoveryFailed
-from tests.conftest import ConfigFactory, Upstream, config_file, file_poller, opened, sample
+from pollerd.sources import SOURCE_KINDS, SourceKind
+from tests.conftest import ConfigFactory, Upstream, config_file, opened, sample
 
 
 class DownApi:
@@ -41,8 +44,8 @@ async def test_restart_during_api_outage_polls_the_last_known_urls(
     async with opened(config) as daemon:
         assert await daemon.run_once()
     upstream.host.publish("/a.json", b'{"v": 2}')
-    async with opened(config) as daemon:
-        file_poller(daemon, "files")._source = DownApi()
+    down = SourceKind(HttpSourceConfig, lambda c, ctx: SourcePoller(c, DownApi(), ctx))
+    async with opened(config, {**SOURCE_KINDS, "http": down}) as daemon:
         assert not await daemon.run_once()  # the discovery failure is reported...
         assert sample(daemon, "pollerd_changes_total", source="files") == 1  # ...yet polled
         assert sample(daemon, "pollerd_discoveries_total", source="files", outcome="error") == 1

@@ -22,6 +22,7 @@ from pollerd.config.base import SourceBase
 from pollerd.config.dc import DcSourceConfig
 from pollerd.core.waiting import wait_set
 from pollerd.daemon.app import Daemon, StartupError, stop_on_signals
+from pollerd.polling.tally import PollerStatus
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sim.democracyclub import STEPS as DC_STEPS
@@ -257,24 +258,20 @@ def _summarise(
     ap: list[ApSourceConfig],
     dc: list[DcSourceConfig],
 ) -> DemoSummary:
-    registry = daemon.metrics.registry
-
-    def total(metric: str, sources: Sequence[SourceBase]) -> int:
-        return int(sum(registry.get_sample_value(metric, {"source": s.name}) or 0 for s in sources))
+    def statuses(sources: Sequence[SourceBase]) -> list[PollerStatus]:
+        return [daemon.pollers[s.name].status() for s in sources]
 
     def figures(sources: Sequence[SourceBase], requests: int, naive_bytes: int) -> KindFigures:
+        done = statuses(sources)
         return KindFigures(
-            total("pollerd_changes_total", sources),
-            requests,
-            total("pollerd_downloaded_bytes_total", sources),
-            naive_bytes,
+            sum(s.changes for s in done), requests, sum(s.downloaded_bytes for s in done), naive_bytes
         )
 
     night, replay = simulation.night, simulation.ap
     return DemoSummary(
         seconds=seconds,
         versions_published=night.versions_published() if night else 0,
-        url_switches=total("pollerd_url_switches_total", fso),
+        url_switches=sum(s.url_switches for s in statuses(fso)),
         fso=figures(fso, sum(len(h.log) for h in night.hosts), naive[0]) if fso and night else None,
         ap=figures(ap, len(replay.log), naive[1]) if ap and replay else None,
         dc=figures(dc, len(simulation.dc.log), 0) if dc and simulation.dc else None,

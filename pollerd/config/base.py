@@ -106,6 +106,7 @@ class Strict(BaseModel):
 class SourceBase(Strict):
     """Keys every source kind shares: schedule, probing, limits, failure handling, routing."""
 
+    kind: str
     name: Name
     interval: PositiveDuration = 30.0
     jitter: Duration = 0.0
@@ -133,6 +134,7 @@ class SourceBase(Strict):
 class SinkBase(Strict):
     """Keys every sink shares: its name and the delivery policy (retry, dead letter, coalescing)."""
 
+    kind: str
     name: Name
     retry_base: PositiveDuration = 1.0
     retry_max: PositiveDuration = 300.0

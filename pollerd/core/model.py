@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -85,6 +86,79 @@ class ResourceState:
     cursor: str | None = None  # where a stateful API continues (AP's nextrequest link)
     content_key: str | None = None  # hash of the canonical form, where bytes alone are too noisy
     md5: str | None = None  # of the content held: S3-style ETags are this, so a moved file is known
+
+    def succeeded(self, now: float) -> None:
+        """The resource answered: no failures, no backoff, no error."""
+        self.failures, self.backoff_until, self.last_error = 0, None, None
+        self.last_success_at = now
+
+    def failed(self, error: str, retry_at: float | None) -> None:
+        """The resource failed once more; not asked again before ``retry_at``."""
+        self.failures += 1
+        self.last_error = error
+        self.backoff_until = retry_at
+
+    def waiting(self, now: float) -> bool:
+        """Whether the resource waits out a backoff at ``now``."""
+        return (self.backoff_until or 0) > now
+
+
+class Outcome(StrEnum):
+    """The result of polling one resource once."""
+
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one cycle of a source did."""
+
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    skipped: int = 0
+    discovery_failed: bool = False
+    refused_urls: int = 0
+    failing: int = 0  # resources whose last poll failed, this cycle or before (waiting out a backoff)
+
+    @classmethod
+    def of(
+        cls,
+        outcomes: Iterable[Outcome | None],
+        *,
+        skipped: int = 0,
+        discovery_failed: bool = False,
+        refused_urls: int = 0,
+        failing: int = 0,
+    ) -> PollReport:
+        """The report of a cycle's outcomes (``None``: a resource skipped, as are ``skipped``)."""
+        results = list(outcomes)
+        return cls(
+            changed=results.count(Outcome.CHANGED),
+            unchanged=results.count(Outcome.UNCHANGED),
+            errors=results.count(Outcome.ERROR),
+            skipped=results.count(None) + skipped,
+            discovery_failed=discovery_failed,
+            refused_urls=refused_urls,
+            failing=failing,
+        )
+
+    @property
+    def ok(self) -> bool:
+        """No resource failed, the resources are known, and none points where it must not."""
+        return self.errors == 0 and not self.discovery_failed and self.refused_urls == 0
+
+    @property
+    def clean(self) -> bool:
+        """ok, and no resource is still failing from an earlier cycle (``pollerd once``'s exit)."""
+        return self.ok and self.failing == 0
+
+    @property
+    def idle(self) -> bool:
+        """Everything was skipped: nothing was asked this cycle."""
+        return self.skipped > 0 and self.changed + self.unchanged + self.errors == 0
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ import structlog
 
 from pollerd import PROJECT_URL, __version__
 from pollerd.config import Config, ConfigError, FilesystemSinkConfig, SourceConfig, load_config
-from pollerd.config.ap import ApSourceConfig
-from pollerd.config.dc import DcSourceConfig
 from pollerd.core.masking import MASKED
+from pollerd.core.model import PollReport
 from pollerd.daemon import handoff
 from pollerd.daemon.health import Health, default_stall_after
 from pollerd.daemon.scheduler import PollScheduler
@@ -26,16 +25,13 @@ from pollerd.daemon.server import OpsServer
 from pollerd.daemon.status_page import snapshot
 from pollerd.daemon.systemd import Notifier, watchdog_interval
 from pollerd.delivery.deliverer import Deliverer
-from pollerd.polling.api_poller import ApiPoller
+from pollerd.polling.answers import Limits
 from pollerd.polling.budget_plan import plan_budgets
 from pollerd.polling.context import PollContext
-from pollerd.polling.fetch import HttpClient, Limits
-from pollerd.polling.file_poller import Poller, PollReport, SourcePoller
-from pollerd.polling.quota import QuotaBudgets
+from pollerd.polling.fetch import HttpClient
+from pollerd.polling.poller import Poller
 from pollerd.sinks import Sink, build_sink
-from pollerd.sources import build_source
-from pollerd.sources.ap import ApPoller
-from pollerd.sources.democracyclub import DcPoller
+from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
 from pollerd.store.redeliver import redeliver_in
@@ -54,8 +50,11 @@ class StartupError(Exception):
 class Daemon:
     """One pollerd instance. Constructing it does no I/O; ``open`` does, ``close`` undoes it."""
 
-    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: Config, metrics: Metrics | None = None, kinds: Mapping[str, SourceKind] = SOURCE_KINDS
+    ) -> None:
         self.config = config
+        self.kinds = kinds
         self.metrics = metrics or Metrics()
         state_dir = config.daemon.state_dir
         self.lock = StateLock(state_dir)
@@ -85,7 +84,6 @@ class Daemon:
         self._session: aiohttp.ClientSession | None = None
         self._polls: dict[str, asyncio.Task[PollReport]] = {}
         self._context: PollContext | None = None
-        self._budgets = QuotaBudgets()
         self._reloading = asyncio.Lock()
         self._log = structlog.get_logger("pollerd")
 
@@ -119,16 +117,11 @@ class Daemon:
             connector=aiohttp.TCPConnector(limit=0),
         )
         client = HttpClient(
-            self._session,
-            Limits(daemon.max_concurrency, daemon.max_per_host),
-            self.metrics,
-            self.blobs.tmp_dir,
+            self._session, Limits(daemon.max_concurrency, daemon.max_per_host), self.blobs.tmp_dir
         )
         self._context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
         for source_config in self.config.sources:
-            poller = self._poller(source_config, self._context, self._budgets)
-            await poller.load()
-            self.pollers[source_config.name] = poller
+            self.pollers[source_config.name] = await self._poller(source_config)
         self._plan_budgets()
         self._initialise_metrics()
         await self.deliverer.refresh_depths()
@@ -146,22 +139,17 @@ class Daemon:
                     return f"versions written by sink {sink.name} in {written[0]}"
         return None
 
-    @staticmethod
-    def _poller(config: SourceConfig, context: PollContext, budgets: QuotaBudgets) -> Poller:
-        if isinstance(config, ApSourceConfig):
-            assert config.api_key is not None
-            budget = budgets.for_key(config.api_key.get_secret_value(), config.quota_per_minute)
-            return ApPoller(config, context, budget)
-        if isinstance(config, DcSourceConfig):
-            return DcPoller(config, context, budgets)
-        return SourcePoller(config, build_source(config, context.client), context)
+    async def _poller(self, config: SourceConfig) -> Poller:
+        """The source's poller, its stored state loaded (a changed source's is read back)."""
+        assert self._context is not None
+        poller = build_poller(config, self._context, self.kinds)
+        await poller.load()
+        return poller
 
     def _plan_budgets(self) -> None:
         """Give each budgeted poller its share; say which schedules do not fit their budget."""
         for name, fit in plan_budgets(self.config.sources).items():
-            poller = self.pollers[name]
-            if isinstance(poller, ApiPoller):
-                poller.fit = fit
+            self.pollers[name].fit = fit
             if fit.limited:
                 self._log.warning(
                     "the schedule does not fit the request budget; polling will be spread to fit it",
@@ -251,9 +239,7 @@ class Daemon:
 
     async def status(self) -> dict[str, Any]:
         """The data of ``/status`` and ``/status.json``."""
-        status = await snapshot(
-            self.pollers, self.scheduler, self.store, list(self.config.sinks), self.metrics
-        )
+        status = await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks))
         if self.state_lost:
             status["state_lost"] = self.state_lost
         return status
@@ -273,22 +259,15 @@ class Daemon:
                 withheld = True
 
     def _summary(self) -> str:
-        registry = self.metrics.registry
-        changes = sum(
-            registry.get_sample_value("pollerd_changes_total", {"source": name}) or 0 for name in self.pollers
-        )
-        pending = sum(
-            registry.get_sample_value("pollerd_outbox_depth", {"sink": name}) or 0 for name in self.sinks
-        )
+        changes = sum(poller.status().changes for poller in self.pollers.values())
         return (
-            f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes:.0f} changes, "
-            f"{pending:.0f} deliveries pending"
+            f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes} changes, "
+            f"{self.deliverer.pending} deliveries pending"
         )
 
     def _schedule(self, name: str) -> None:
         poller = self.pollers[name]
-        if isinstance(poller, SourcePoller):  # a slow resource must not make the cycle overrun
-            poller.patience = 0.9 * poller.config.interval
+        poller.patience = 0.9 * poller.config.interval  # a slow resource must not make it overrun
 
         async def run() -> None:
             task = asyncio.ensure_future(poller.poll())
@@ -349,12 +328,9 @@ class Daemon:
                 sink = build_sink(sink_config, self.config.daemon.state_dir, self.user_agent)
                 self.sinks[sink_config.name] = sink
                 self.deliverer.add_sink(sink_config.name, sink, sink_config)
-        assert self._context is not None
         for source_config in new.sources:
             if source_config.name in sources.fresh:
-                poller = self._poller(source_config, self._context, self._budgets)
-                await poller.load()  # the state of a changed source is read back from the store
-                self.pollers[source_config.name] = poller
+                self.pollers[source_config.name] = await self._poller(source_config)
                 self._schedule(source_config.name)
         self.config = new.model_copy(update={"daemon": self.config.daemon})
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on
@@ -384,15 +360,7 @@ class Daemon:
         grace = self.config.daemon.drain_grace
         started = time.monotonic()
         self.scheduler.pause()
-        polls = {
-            *self._polls.values(),
-            *(
-                task
-                for poller in self.pollers.values()
-                if isinstance(poller, SourcePoller)
-                for task in poller.stragglers
-            ),
-        }
+        polls = {*self._polls.values(), *(t for p in self.pollers.values() for t in p.stragglers)}
         deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
         late: set[asyncio.Future[Any]] = set()
         if polls:

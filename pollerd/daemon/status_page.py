@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 from pollerd.config.base import SinkBase
 from pollerd.core.masking import MASKED
+from pollerd.core.model import ResourceState
 from pollerd.daemon.scheduler import PollScheduler
-from pollerd.polling.file_poller import Poller
+from pollerd.polling.poller import Poller
 from pollerd.store.protocol import StateStore
-from pollerd.telemetry.metrics import Metrics
 
 REFRESH_SECONDS = 10
 STALE_INTERVALS = 3
@@ -35,57 +35,17 @@ async def snapshot(
     scheduler: PollScheduler,
     store: StateStore,
     sinks: list[SinkBase],
-    metrics: Metrics,
 ) -> dict[str, Any]:
     """The status as plain data (``/status.json``)."""
     now = time.time()
-    registry = metrics.registry
-    sources = []
-    for name, poller in pollers.items():
-        next_run = scheduler.next_run(name)
-        resources = [
-            {
-                "resource": state.resource_id,
-                "host": urlsplit(state.url).netloc or None,
-                "sequence": state.sequence,
-                "last_change": _iso(state.last_change_at),
-                "last_change_age_s": _age(now, state.last_change_at),
-                "last_success_age_s": _age(now, state.last_success_at),
-                "backoff_s": round(state.backoff_until - now, 1)
-                if state.backoff_until and state.backoff_until > now
-                else None,
-                "failures": state.failures,
-                "last_error": MASKED.optional(state.last_error),
-                "problem": MASKED.optional(plain_error(state.last_error)) if state.failures else None,
-            }
-            for state in sorted(poller.states.values(), key=lambda s: s.resource_id)
-        ]
-        stopped = bool(getattr(poller, "failed", False))
-        clean = registry.get_sample_value("pollerd_last_success_timestamp_seconds", {"source": name}) or None
-        source = {
-            "name": name,
-            "kind": getattr(poller.config, "kind", "?"),
-            "stopped": stopped,
-            "next_poll": next_run.isoformat().replace("+00:00", "Z") if next_run else None,
-            "next_poll_in_s": round(max(0.0, next_run.timestamp() - now), 1) if next_run else None,
-            "last_clean_poll_age_s": _age(now, clean),
-            "budget_limited": bool(getattr(poller, "budget_limited", False)),
-            "url_switches": int(
-                registry.get_sample_value("pollerd_url_switches_total", {"source": name}) or 0
-            ),
-            "fallback_active": bool(registry.get_sample_value("pollerd_fallback_active", {"source": name})),
-            "resources": resources,
-        }
-        # a source spread out to fit its budget is stale only against the pace it can keep
-        source["state"] = source_state(source, max(poller.config.interval, getattr(poller, "spread", 0.0)))
-        sources.append(source)
+    sources = [_source(name, poller, scheduler, now) for name, poller in pollers.items()]
     outbox = []
     for sink in sinks:
         counts = await store.delivery_counts(sink.name)
         outbox.append(
             {
                 "name": sink.name,
-                "kind": getattr(sink, "kind", "?"),
+                "kind": sink.kind,
                 "pending": counts["pending"],
                 "dead": counts["dead"],
                 "superseded": counts["superseded"],
@@ -93,6 +53,45 @@ async def snapshot(
             }
         )
     return {"generated_at": _iso(now), "sources": sources, "sinks": outbox}
+
+
+def _source(name: str, poller: Poller, scheduler: PollScheduler, now: float) -> dict[str, Any]:
+    status = poller.status()
+    next_run = scheduler.next_run(name)
+    source = {
+        "name": name,
+        "kind": poller.kind,
+        "stopped": poller.stopped,
+        "next_poll": next_run.isoformat().replace("+00:00", "Z") if next_run else None,
+        "next_poll_in_s": round(max(0.0, next_run.timestamp() - now), 1) if next_run else None,
+        "last_clean_poll_age_s": _age(now, status.last_clean_poll),
+        "budget_limited": status.budget_limited,
+        "url_switches": status.url_switches,
+        "fallback_active": status.fallback_active,
+        "resources": [
+            _resource(state, now) for state in sorted(poller.states.values(), key=lambda s: s.resource_id)
+        ],
+    }
+    # a source spread out to fit its budget is stale only against the pace it can keep
+    source["state"] = source_state(source, max(poller.config.interval, status.spread))
+    return source
+
+
+def _resource(state: ResourceState, now: float) -> dict[str, Any]:
+    return {
+        "resource": state.resource_id,
+        "host": urlsplit(state.url).netloc or None,
+        "sequence": state.sequence,
+        "last_change": _iso(state.last_change_at),
+        "last_change_age_s": _age(now, state.last_change_at),
+        "last_success_age_s": _age(now, state.last_success_at),
+        "backoff_s": round(state.backoff_until - now, 1)
+        if state.backoff_until and state.waiting(now)
+        else None,
+        "failures": state.failures,
+        "last_error": MASKED.optional(state.last_error),
+        "problem": MASKED.optional(plain_error(state.last_error)) if state.failures else None,
+    }
 
 
 def source_state(source: Mapping[str, Any], interval: float) -> str:

@@ -77,7 +77,13 @@ class Deliverer:
         self._started = False
         self._wake = {name: asyncio.Event() for name in sinks}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, int] = {}  # per sink, as last counted
         self._log = structlog.get_logger("pollerd.delivery")
+
+    @property
+    def pending(self) -> int:
+        """Deliveries pending over every sink, as last counted."""
+        return sum(self._pending.values())
 
     def wake(self) -> None:
         """New events are in the outbox."""
@@ -123,7 +129,7 @@ class Deliverer:
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=grace)
-        for table in (self._sinks, self._policies, self._retry, self._wake):
+        for table in (self._sinks, self._policies, self._retry, self._wake, self._pending):
             table.pop(name, None)
 
     async def drain(self) -> int:
@@ -141,6 +147,7 @@ class Deliverer:
 
     async def _gauge(self, name: str) -> int:
         counts = await self._store.delivery_counts(name)
+        self._pending[name] = counts["pending"]
         self._metrics.outbox_depth.labels(name).set(counts["pending"])
         self._metrics.dead_letters.labels(name).set(counts["dead"])
         size = await self._store.outbox_bytes(name)

@@ -1,4 +1,5 @@
-"""What every poller is given by the daemon: its HTTP client, durable state, metrics, and a clock."""
+"""What every poller is given by the daemon: its HTTP client, durable state, request budgets,
+metrics, and a clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pollerd.polling.fetch import HttpClient
+from pollerd.polling.quota import QuotaBudgets
+from pollerd.polling.tally import SourceTally
 from pollerd.store.blobs import BlobStore
 from pollerd.store.protocol import StateStore
 from pollerd.telemetry.metrics import Metrics
@@ -22,3 +25,12 @@ class PollContext:
     metrics: Metrics
     on_change: Callable[[], None]
     clock: Callable[[], float] = field(default=time.time)
+    budgets: QuotaBudgets = field(default_factory=QuotaBudgets)
+    _tallies: dict[str, SourceTally] = field(default_factory=dict)
+
+    def tally(self, source: str, kind: str) -> SourceTally:
+        """The source's tally: one per source for the daemon's life (a reload keeps its figures)."""
+        tally = self._tallies.get(source)
+        if tally is None or tally.status().kind != kind:
+            tally = self._tallies[source] = SourceTally(source, kind, self.metrics)
+        return tally

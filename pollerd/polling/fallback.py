@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from structlog.stdlib import BoundLogger
 
-from pollerd.telemetry.metrics import Metrics
+from pollerd.polling.tally import SourceTally
 
 
 def rebase(url: str, mirror: str) -> str:
@@ -24,13 +24,10 @@ class HostFallback:
     primary and calls ``back_to_primary`` when it answers again.
     """
 
-    def __init__(
-        self, source: str, mirrors: list[str], threshold: int, metrics: Metrics, log: BoundLogger
-    ) -> None:
-        self._source = source
+    def __init__(self, mirrors: list[str], threshold: int, tally: SourceTally, log: BoundLogger) -> None:
         self._mirrors = mirrors
         self._threshold = threshold
-        self._metrics = metrics
+        self._tally = tally
         self._log = log
         self._index = 0  # 0 is the primary, i is mirrors[i - 1]
         self._failures = 0
@@ -64,7 +61,7 @@ class HostFallback:
             mirror=self._mirrors[self._index - 1],
             after_failures=self._threshold,
         )
-        self._record("to_fallback")
+        self._tally.host_switched("to_fallback", self.active)
         return True
 
     def back_to_primary(self) -> None:
@@ -72,8 +69,4 @@ class HostFallback:
         self._index = 0
         self._failures = 0
         self._log.warning("host switch", direction="to_primary")
-        self._record("to_primary")
-
-    def _record(self, direction: str) -> None:
-        self._metrics.fallback_switches.labels(self._source, direction).inc()
-        self._metrics.fallback_active.labels(self._source).set(1 if self.active else 0)
+        self._tally.host_switched("to_primary", self.active)

@@ -14,6 +14,7 @@ import structlog
 
 from pollerd.core.model import Download, Event, Resource, ResourceState
 from pollerd.polling.context import PollContext
+from pollerd.polling.tally import SourceTally
 
 
 def upstream_time(details: dict[str, Any] | None, download: Download) -> float | None:
@@ -32,14 +33,11 @@ def upstream_time(details: dict[str, Any] | None, download: Download) -> float |
 class ChangeRecorder:
     """Turns a validated download into an event of one source; shared by every poller kind."""
 
-    def __init__(self, source: str, sinks: list[str], context: PollContext) -> None:
+    def __init__(self, source: str, sinks: list[str], context: PollContext, tally: SourceTally) -> None:
         self._source = source
         self._sinks = sinks
-        self._store = context.store
-        self._blobs = context.blobs
-        self._metrics = context.metrics
-        self._on_change = context.on_change
-        self._clock = context.clock
+        self._context = context
+        self._tally = tally
         self._log = structlog.get_logger("pollerd.poll").bind(source=source)
 
     async def record(
@@ -51,13 +49,14 @@ class ChangeRecorder:
         details: dict[str, Any] | None,
         published_at: float | None = None,
         **state_changes: Any,
-    ) -> ResourceState:
-        """Commit the change; the resource's new state (``state_changes`` are committed with it).
+    ) -> Event:
+        """Commit the change; ``state`` becomes the resource's new state once it is committed
+        (with ``state_changes``), and stays as it was if the commit fails. The event as committed.
 
         ``published_at``: the upstream's own time of this version, where the poller knows it
         better than ``details["timestamp"]`` or ``Last-Modified`` (for the version-age histogram).
         """
-        now = self._clock()
+        now = self._context.clock()
         updated = dataclasses.replace(
             state,
             sha256=download.sha256,
@@ -70,7 +69,40 @@ class ChangeRecorder:
             md5=download.md5,
             **state_changes,
         )
-        event = Event(
+        event = self._event(resource, state, updated, download, ext, details, now)
+        blobs, store = self._context.blobs, self._context.store
+        async with blobs.lock:
+            await blobs.adopt(download.path, download.sha256)
+            event = await asyncio.shield(store.record_change(self._source, updated, event, self._sinks))
+        updated.sequence = event.sequence
+        previous = state.sha256
+        for field in dataclasses.fields(state):
+            setattr(state, field.name, getattr(updated, field.name))
+        if previous is not None:
+            await blobs.release(previous, store)
+        self._tally.changed(now, published_at or upstream_time(details, download))
+        self._log.info(
+            "change",
+            resource=resource.id,
+            sequence=event.sequence,
+            sha256=event.sha256,
+            size=event.size,
+            event_id=event.event_id,
+        )
+        self._context.on_change()
+        return event
+
+    def _event(
+        self,
+        resource: Resource,
+        state: ResourceState,
+        updated: ResourceState,
+        download: Download,
+        ext: str,
+        details: dict[str, Any] | None,
+        now: float,
+    ) -> Event:
+        return Event(
             event_id=Event.make_id(self._source, resource.id, updated.sequence, download.sha256),
             source=self._source,
             resource=resource.id,
@@ -87,24 +119,3 @@ class ChangeRecorder:
             url_switch=state.url_switch,
             details=details,
         )
-        async with self._blobs.lock:
-            await self._blobs.adopt(download.path, download.sha256)
-            event = await asyncio.shield(self._store.record_change(self._source, updated, event, self._sinks))
-        updated.sequence = event.sequence
-        if state.sha256 is not None:
-            await self._blobs.release(state.sha256, self._store)
-        self._metrics.changes.labels(self._source).inc()
-        self._metrics.last_change.labels(self._source).set(now)
-        published = published_at or upstream_time(details, download)
-        if published is not None:
-            self._metrics.version_age.labels(self._source).observe(max(0.0, now - published))
-        self._log.info(
-            "change",
-            resource=resource.id,
-            sequence=event.sequence,
-            sha256=event.sha256,
-            size=event.size,
-            event_id=event.event_id,
-        )
-        self._on_change()
-        return updated

@@ -19,13 +19,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pollerd.config.ap import ApQuery, ApSourceConfig
 from pollerd.core.hosts import HostPolicy
-from pollerd.core.model import Download, Resource, ResourceState, Validators
+from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState, Validators
 from pollerd.core.payload import PayloadRejected
+from pollerd.polling.answers import FetchFailure
 from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
-from pollerd.polling.fetch import FetchFailure
-from pollerd.polling.file_poller import Outcome, PollReport
-from pollerd.polling.quota import QuotaBudget, Spend
+from pollerd.polling.fetch import Terms
+from pollerd.polling.quota import Spend
 from pollerd.sources.ap_merge import Snapshot
 
 MAX_PAGES = 100
@@ -46,17 +46,21 @@ class ApRefused(Exception):
 class ApPoller(ApiPoller):
     """Polls every query of one ``ap`` source, spending the key's budget, never more."""
 
-    def __init__(self, config: ApSourceConfig, context: PollContext, budget: QuotaBudget) -> None:
+    config: ApSourceConfig
+
+    def __init__(self, config: ApSourceConfig, context: PollContext) -> None:
         super().__init__(config, context, "pollerd.ap")
         self.config = config
-        self._budget = budget
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
-        self._headers = {
+        key = config.api_key.get_secret_value()
+        self._budget = context.budgets.for_key(key, config.quota_per_minute)
+        headers = {
             **{k: v.get_secret_value() for k, v in config.headers.items()},
-            "x-api-key": config.api_key.get_secret_value(),
+            "x-api-key": key,
             "Accept-Encoding": "gzip",
         }
         self._policy = HostPolicy(config.allowed_hosts or [], also=[urlsplit(config.api).hostname or ""])
+        self._terms = Terms(self.tally, headers, config.timeout, config.max_bytes, self._policy)
         self._snapshots: dict[str, Snapshot] = {}
         self._resources = {q.name: Resource(q.name, config.query_url(q), "json") for q in config.queries}
 
@@ -71,7 +75,7 @@ class ApPoller(ApiPoller):
 
     async def poll(self) -> PollReport:
         """One cycle: each query that is due and fits the budget, one after the other."""
-        if self.failed:
+        if self.stopped:
             return PollReport(errors=len(self.config.queries))
         if self._paced():
             return PollReport(skipped=len(self.config.queries))
@@ -82,7 +86,7 @@ class ApPoller(ApiPoller):
     async def _poll_query(self, query: ApQuery) -> Outcome | None:
         state = self.states.setdefault(query.name, ResourceState(query.name))
         state.url = self._resources[query.name].url
-        if (state.backoff_until or 0) > self._clock():
+        if state.waiting(self._clock()):
             return None
         spend = self._budget.try_take()
         if spend is None:
@@ -99,12 +103,10 @@ class ApPoller(ApiPoller):
             outcome = await self._failed(query, exc)
         else:
             outcome = Outcome.CHANGED if changed else Outcome.UNCHANGED
-            current = self.states[query.name]
-            current.failures, current.backoff_until, current.last_error = 0, None, None
-            current.last_success_at = self._clock()
+            state.succeeded(self._clock())
         finally:
             spend.settle()  # never used if the cycle failed before its first request
-        self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
+        self.tally.probed(time.monotonic() - started)
         return outcome
 
     def _watched(self) -> int:
@@ -148,15 +150,7 @@ class ApPoller(ApiPoller):
         """The full document, conditionally on the stored ETag."""
         send = state.validators if state.sha256 is not None else Validators()
         self._counted()
-        answer = await self._client.get(
-            self.name,
-            self._resources[query.name].url,
-            self._headers,
-            self.config.timeout,
-            Validators(send.etag),
-            self.config.max_bytes,
-            self._policy,
-        )
+        answer = await self._client.get(self._terms, self._resources[query.name].url, Validators(send.etag))
         if answer.download is None:
             return False
         document = await self._answer(answer.download)
@@ -194,7 +188,7 @@ class ApPoller(ApiPoller):
         self._warn_if_test(snapshot, facts)
         download = await self._write(body, self._resources[query.name].url, validators)
         details = {"changed_races": sorted(changed), **facts}
-        self.states[query.name] = await self._recorder.record(
+        await self._recorder.record(
             self._resources[query.name],
             state,
             download,
@@ -215,7 +209,7 @@ class ApPoller(ApiPoller):
             return
         resource = Resource(name, self._resources[query.name].url, "json")
         download = await self._write(body, resource.url)
-        self.states[name] = await self._recorder.record(resource, state, download, "json", facts)
+        await self._recorder.record(resource, state, download, "json", facts)
 
     async def _snapshot(self, query: str, state: ResourceState) -> Snapshot:
         """The query's snapshot: in memory, else the last committed one, else empty."""
@@ -230,15 +224,7 @@ class ApPoller(ApiPoller):
 
     async def _get_json(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
         self._counted()
-        answer = await self._client.get(
-            self.name,
-            url,
-            self._headers,
-            self.config.timeout,
-            Validators(),
-            self.config.max_bytes,
-            self._policy,
-        )
+        answer = await self._client.get(self._terms, url)
         assert answer.download is not None  # an unconditional GET has a body
         return await self._answer(answer.download), answer.headers
 
@@ -268,10 +254,8 @@ class ApPoller(ApiPoller):
         state = self.states[query.name]
         refusal = _classify(exc)
         now = self._clock()
-        state.failures += 1
-        state.last_error = self._redact(f"{refusal.kind}: {refusal.message}")
-        if isinstance(exc, PayloadRejected):
-            self._metrics.rejected.labels(self.name, exc.reason).inc()
+        state.failed(self._redact(f"{refusal.kind}: {refusal.message}"), None)
+        self._rejected(exc)
         if refusal.kind == "auth":
             await self._stop(
                 f"AP refused the API key (401): {state.last_error}; fix the key and restart pollerd"
@@ -283,7 +267,7 @@ class ApPoller(ApiPoller):
             )
             self._budget.pause(pause)
             state.backoff_until = now + pause
-            self._metrics.quota_exceeded.labels(self.name).inc()
+            self.tally.over_quota()
             self._log.warning(
                 "AP quota exceeded; waiting",
                 query=query.name,

@@ -22,13 +22,12 @@ from urllib.parse import urlencode, urlsplit
 from pollerd.config.dc import DcSourceConfig
 from pollerd.core.canonical import canonical, canonical_hash
 from pollerd.core.hosts import HostPolicy
-from pollerd.core.model import Download, Resource, ResourceState, Validators
+from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState
 from pollerd.core.payload import PayloadRejected
+from pollerd.polling.answers import FetchFailure, host_of
 from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
-from pollerd.polling.fetch import FetchFailure, host_of
-from pollerd.polling.file_poller import Outcome, PollReport
-from pollerd.polling.quota import QuotaBudgets
+from pollerd.polling.fetch import Terms
 from pollerd.sources.dc_summary import postcode_summary, record_summary
 
 PAGE = 100
@@ -54,14 +53,17 @@ class DcRefused(Exception):
 class DcPoller(ApiPoller):
     """Polls one ``democracyclub`` source: each watch, within the host's request budget."""
 
-    def __init__(self, config: DcSourceConfig, context: PollContext, budgets: QuotaBudgets) -> None:
+    config: DcSourceConfig
+
+    def __init__(self, config: DcSourceConfig, context: PollContext) -> None:
         super().__init__(config, context, "pollerd.democracyclub")
         self.config = config
-        self._budgets = budgets
+        self._budgets = context.budgets
         self._token = config.auth_token.get_secret_value() if config.auth_token else None
         self._api = config.api.rstrip("/") + ("/sandbox" if config.sandbox else "")
         hosts = [urlsplit(u).hostname or "" for u in (config.api, config.candidates_api)]
-        self._policy = HostPolicy(config.allowed_hosts or [], also=hosts)
+        policy = HostPolicy(config.allowed_hosts or [], also=hosts)
+        self._terms = Terms(self.tally, {}, config.timeout, config.max_bytes, policy)
         self._picked: dict[str, list[str]] = {}
 
     async def load(self) -> None:
@@ -73,7 +75,7 @@ class DcPoller(ApiPoller):
 
     async def poll(self) -> PollReport:
         """One cycle over every watch."""
-        if self.failed:
+        if self.stopped:
             return PollReport(errors=1)
         if self._paced():
             return PollReport(skipped=self._watched())
@@ -86,9 +88,9 @@ class DcPoller(ApiPoller):
             outcomes.append(
                 await self._watch(f"address-{slug}", f"{self._api}/address/{slug}/", postcode_summary)
             )
-        if self.config.elections is not None and not self.failed:
+        if self.config.elections is not None and not self.stopped:
             outcomes += await self._guarded("elections", self._elections)
-        if self.config.candidates and not self.failed:
+        if self.config.candidates and not self.stopped:
             outcomes += await self._guarded(FEED, self._ballots)
         await self._store.save_states(self.name, list(self.states.values()))
         return self._report(outcomes)
@@ -105,7 +107,7 @@ class DcPoller(ApiPoller):
     async def _watch(self, rid: str, url: str, summarise: Summarise) -> Outcome | None:
         """One postcode or address: fetch, compare canonically, record with a summary."""
         state = self.states.setdefault(rid, ResourceState(rid, url=url))
-        if self.failed or (state.backoff_until or 0) > self._clock():
+        if self.stopped or state.waiting(self._clock()):
             return None
         try:
             download, document = await self._fetch(url)
@@ -124,15 +126,13 @@ class DcPoller(ApiPoller):
         summarise: Summarise,
     ) -> Outcome:
         key = await asyncio.to_thread(canonical_hash, document)
-        self._succeeded(state)
+        state.succeeded(self._clock())
         if key == state.content_key:
             await self._blobs.discard(download.path)
             return Outcome.UNCHANGED
         old = await self._stored(state)
         details = {"summary": summarise(old, document)}
-        self.states[resource.id] = await self._recorder.record(
-            resource, self.states[resource.id], download, "json", details, content_key=key
-        )
+        await self._recorder.record(resource, state, download, "json", details, content_key=key)
         return Outcome.CHANGED
 
     async def _elections(self) -> list[Outcome | None]:
@@ -206,7 +206,7 @@ class DcPoller(ApiPoller):
         """A record from a list (an election, a ballot): the payload is its canonical JSON;
         ``None`` records that it vanished."""
         state = self.states.setdefault(rid, ResourceState(rid, url=url))
-        self._succeeded(state)
+        state.succeeded(self._clock())
         key = VANISHED if row is None else canonical_hash(row)
         if key == state.content_key:
             return Outcome.UNCHANGED
@@ -214,7 +214,7 @@ class DcPoller(ApiPoller):
         body = canonical(row if row is not None else {"id": rid, "vanished": True})
         download = await self._write(body, url)
         details = {"summary": record_summary(old, row)}
-        self.states[rid] = await self._recorder.record(
+        await self._recorder.record(
             Resource(rid, url, "json"), state, download, "json", details, _updated(row), content_key=key
         )
         return Outcome.CHANGED
@@ -223,7 +223,7 @@ class DcPoller(ApiPoller):
         """A list walk: one failure fails the walk (it is retried whole next cycle); its state
         holds the error and the backoff."""
         state = self.states.setdefault(name, ResourceState(name))
-        if (state.backoff_until or 0) > self._clock():
+        if state.waiting(self._clock()):
             return [None]
         try:
             result: list[Outcome | None] = await walk()
@@ -231,7 +231,7 @@ class DcPoller(ApiPoller):
             return [None]
         except (DcRefused, FetchFailure, PayloadRejected) as exc:
             return [await self._failed(state, exc)]
-        self._succeeded(self.states[name])
+        state.succeeded(self._clock())
         return result
 
     async def _document(self, url: str) -> dict[str, Any]:
@@ -252,19 +252,11 @@ class DcPoller(ApiPoller):
         self._counted()
         try:
             with spend:
-                answer = await self._client.get(
-                    self.name,
-                    self._with_key(url),
-                    {},
-                    self.config.timeout,
-                    Validators(),
-                    self.config.max_bytes,
-                    self._policy,
-                )
+                answer = await self._client.get(self._terms, self._with_key(url))
         except FetchFailure as exc:
             raise _refusal(exc) from None
         finally:
-            self._metrics.probe_seconds.labels(self.name).observe(time.monotonic() - started)
+            self.tally.probed(time.monotonic() - started)
         assert answer.download is not None
         download = dataclasses.replace(answer.download, final_url=url)  # never the keyed URL
         return download, await self._parse(download)
@@ -280,17 +272,11 @@ class DcPoller(ApiPoller):
         document = await self._stored_json(state)
         return document if isinstance(document, dict) else None
 
-    def _succeeded(self, state: ResourceState) -> None:
-        state.failures, state.backoff_until, state.last_error = 0, None, None
-        state.last_success_at = self._clock()
-
     async def _failed(self, state: ResourceState, exc: Exception) -> Outcome:
         refusal = exc if isinstance(exc, DcRefused) else DcRefused(None, str(exc))
-        if isinstance(exc, PayloadRejected):
-            self._metrics.rejected.labels(self.name, exc.reason).inc()
+        self._rejected(exc)
         message = self._redact(refusal.message)
-        state.failures += 1
-        state.last_error = message
+        state.failed(message, state.backoff_until)
         if refusal.status == 401:
             await self._stop(f"the Democracy Club key was refused (401): {message}")
         elif refusal.status == 418:
@@ -303,7 +289,7 @@ class DcPoller(ApiPoller):
             wait = refusal.wait or self._backoff.delay(state.failures)
             state.backoff_until = self._clock() + wait
             if refusal.status == 429:
-                self._metrics.quota_exceeded.labels(self.name).inc()
+                self.tally.over_quota()
                 self._budgets.for_key(
                     host_of(state.url or self.config.api), *self.config.request_budget
                 ).pause(wait)

@@ -19,8 +19,10 @@ from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.core.names import name_from_url, safe_name
 from pollerd.core.payload import PayloadRejected
-from pollerd.polling.fetch import FetchFailure, HttpClient
+from pollerd.polling.answers import FetchFailure
+from pollerd.polling.fetch import HttpClient, Terms
 from pollerd.polling.source import DiscoveryFailed
+from pollerd.polling.tally import SourceTally
 from pollerd.sources.fso_details import fso_details
 
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024
@@ -44,24 +46,27 @@ class CkanResource:
         return PurePosixPath(unquote(urlsplit(self.url).path)).name
 
 
+def fso_policy(config: FsoSourceConfig) -> HostPolicy:
+    """Where an fso source may go: its allowed hosts (the FSO's by default) and its API's host."""
+    return HostPolicy(config.allowed_hosts, also=[urlsplit(config.api).hostname or ""])
+
+
 class FsoSource:
     """Discovers the package's resources on every call; selection is by name, never by position."""
 
-    def __init__(self, config: FsoSourceConfig, client: HttpClient) -> None:
+    def __init__(self, config: FsoSourceConfig, client: HttpClient, tally: SourceTally) -> None:
         self.name = config.name
         self.discovery_interval: float | None = config.discovery_interval
-        api_host = urlsplit(config.api).hostname or ""
-        self.policy = HostPolicy(config.allowed_hosts, also=[api_host])
+        self.policy = fso_policy(config)
         self._config = config
         self._client = client
+        self._terms = Terms(tally, {}, config.timeout, MAX_PACKAGE_BYTES, self.policy)
         self._url = f"{config.api}/package_show?id={quote(config.package)}"
 
     async def discover(self, known: list[Resource]) -> list[Resource]:
         """Read the package and select its resources; ids of known CKAN resources are kept."""
         try:
-            body = await self._client.read(
-                self.name, self._url, {}, self._config.timeout, MAX_PACKAGE_BYTES, self.policy
-            )
+            body = await self._client.read(self._terms, self._url)
         except (FetchFailure, PayloadRejected) as exc:
             raise DiscoveryFailed(f"package_show: {exc}") from None
         entries = parse_package(body)

@@ -1,0 +1,125 @@
+"""``SourceTally``: the one place a source's bookkeeping is done, whatever its kind. Each count
+goes to the Prometheus metrics and, where the status page or the demo's summary need it, to the
+source's own figures (``PollerStatus``): nothing reads values back out of the metrics registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pollerd.core.model import Outcome, PollReport, ResourceState
+from pollerd.telemetry.metrics import Metrics
+
+
+@dataclass
+class PollerStatus:
+    """What a source has done since the daemon started, and how it is doing now."""
+
+    kind: str
+    stopped: bool = False  # refused for good (a key, a User-Agent) until a restart
+    last_clean_poll: float | None = None  # when a cycle last ended with nothing failing
+    budget_limited: bool = False  # polled less often than configured, to fit a request budget
+    spread: float = 0.0  # seconds between cycles the budget allows now
+    fallback_active: bool = False
+    changes: int = 0
+    downloaded_bytes: int = 0
+    url_switches: int = 0
+
+
+class SourceTally:
+    """Counts what one source does, in its metrics (labelled with its name) and its status."""
+
+    def __init__(self, name: str, kind: str, metrics: Metrics) -> None:
+        self.name = name
+        self._metrics = metrics
+        self._status = PollerStatus(kind)
+
+    def status(self) -> PollerStatus:
+        """A copy of the figures as they are now."""
+        return dataclasses.replace(self._status)
+
+    def polled(self, outcome: Outcome) -> None:
+        """One resource was polled."""
+        self._metrics.polls.labels(self.name, outcome.value).inc()
+
+    def probed(self, seconds: float) -> None:
+        """How long one resource's requests took."""
+        self._metrics.probe_seconds.labels(self.name).observe(seconds)
+
+    def requested(self, method: str, status_class: str) -> None:
+        """One HTTP request was answered (``error``: it was not)."""
+        self._metrics.http_requests.labels(self.name, method, status_class).inc()
+
+    def downloaded(self, size: int) -> None:
+        """Body bytes arrived."""
+        self._status.downloaded_bytes += size
+        self._metrics.downloaded_bytes.labels(self.name).inc(size)
+
+    def rejected(self, reason: str) -> None:
+        """A payload was refused (it never reaches a sink)."""
+        self._metrics.rejected.labels(self.name, reason).inc()
+
+    def refused(self, reason: str) -> None:
+        """A URL pointed where the source may not go."""
+        self._metrics.refused_urls.labels(self.name, reason).inc()
+
+    def same_bytes(self) -> None:
+        """New validators, identical content: not a change."""
+        self._metrics.same_bytes.labels(self.name).inc()
+
+    def changed(self, now: float, published: float | None) -> None:
+        """A new version was committed; ``published`` is the upstream's own time of it."""
+        self._status.changes += 1
+        self._metrics.changes.labels(self.name).inc()
+        self._metrics.last_change.labels(self.name).set(now)
+        if published is not None:
+            self._metrics.version_age.labels(self.name).observe(max(0.0, now - published))
+
+    def discovered(self, ok: bool, watched: int) -> None:
+        """The source's API was asked what to watch."""
+        self._metrics.discoveries.labels(self.name, "ok" if ok else "error").inc()
+        self._metrics.resources_watched.labels(self.name).set(watched)
+
+    def rediscovered(self) -> None:
+        """Failing resources sent the source back to its API."""
+        self._metrics.rediscoveries.labels(self.name).inc()
+
+    def url_switched(self) -> None:
+        """The upstream moved a resource to another URL."""
+        self._status.url_switches += 1
+        self._metrics.url_switches.labels(self.name).inc()
+
+    def host_switched(self, direction: str, mirror_active: bool) -> None:
+        """pollerd moved the source to a mirror, or back to its primary host."""
+        self._status.fallback_active = mirror_active
+        self._metrics.fallback_switches.labels(self.name, direction).inc()
+        self._metrics.fallback_active.labels(self.name).set(int(mirror_active))
+
+    def deferred(self) -> None:
+        """A request was put off: its budget is spent for now."""
+        self._metrics.quota_deferred.labels(self.name).inc()
+
+    def over_quota(self) -> None:
+        """The upstream said the quota was exceeded."""
+        self._metrics.quota_exceeded.labels(self.name).inc()
+
+    def paced(self, limited: bool, spread: float) -> None:
+        """Whether the source is held back to fit its budget, and the spacing that allows."""
+        self._status.budget_limited, self._status.spread = limited, spread
+        self._metrics.budget_limited.labels(self.name).set(int(limited))
+
+    def stopped(self) -> None:
+        """The source stopped for good (until a restart)."""
+        self._status.stopped = True
+        self._metrics.source_failed.labels(self.name).set(1)
+
+    def cycle(self, report: PollReport, states: Iterable[ResourceState], watched: int, now: float) -> None:
+        """A cycle ended: resources waiting out a backoff, resources watched, and, if something
+        was asked and nothing failed (not even a resource skipped while it waits), the last clean
+        poll."""
+        self._metrics.in_backoff.labels(self.name).set(sum(1 for s in states if s.waiting(now)))
+        self._metrics.resources_watched.labels(self.name).set(watched)
+        if report.clean and not report.idle:
+            self._status.last_clean_poll = now
+            self._metrics.last_success.labels(self.name).set(now)
