@@ -16,7 +16,9 @@ from pollerd.commands.healthcheck import check_health
 from pollerd.commands.status import plural, print_status
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.core.masking import MASKED
-from pollerd.daemon.app import Daemon, StartupError, reload_on_sighup, stop_on_signals
+from pollerd.daemon.app import Daemon
+from pollerd.daemon.signals import reload_on_sighup, stop_on_signals
+from pollerd.daemon.state_open import StartupError
 from pollerd.polling.budget_plan import plan_budgets
 from pollerd.store.lock import StateLocked
 from pollerd.telemetry.logs import configure_logging

@@ -21,7 +21,9 @@ from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import SourceBase
 from pollerd.config.dc import DcSourceConfig
 from pollerd.core.waiting import wait_set
-from pollerd.daemon.app import Daemon, StartupError, stop_on_signals
+from pollerd.daemon.app import Daemon
+from pollerd.daemon.signals import stop_on_signals
+from pollerd.daemon.state_open import StartupError
 from pollerd.polling.tally import PollerStatus
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ApElection, ApServer

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +12,17 @@ import aiohttp
 import structlog
 
 from pollerd import PROJECT_URL, __version__
-from pollerd.config import Config, ConfigError, FilesystemSinkConfig, SourceConfig, load_config
+from pollerd.config import Config, ConfigError, SourceConfig, load_config
 from pollerd.core.masking import MASKED
-from pollerd.core.model import PollReport
 from pollerd.daemon import handoff
 from pollerd.daemon.health import Health, default_stall_after
+from pollerd.daemon.poll_runs import PollRuns
+from pollerd.daemon.reload import ConfigDiff, TableDiff
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
+from pollerd.daemon.state_open import StartupError, open_state
 from pollerd.daemon.status_page import snapshot
-from pollerd.daemon.systemd import Notifier, watchdog_interval
+from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
 from pollerd.delivery.deliverer import Deliverer
 from pollerd.polling.answers import Limits
 from pollerd.polling.budget_plan import plan_budgets
@@ -35,16 +34,11 @@ from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
 from pollerd.store.redeliver import redeliver_in
-from pollerd.store.schema import StateCorrupt
 from pollerd.store.sqlite import SqliteStore
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
-
-
-class StartupError(Exception):
-    """The daemon cannot start (a port in use, a state directory it cannot write)."""
 
 
 class Daemon:
@@ -75,6 +69,7 @@ class Daemon:
         )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
+        self.runs = PollRuns(self.scheduler, self.tasks)
         stall_after = config.daemon.stall_after or default_stall_after([s.interval for s in config.sources])
         self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
         self.notifier = Notifier()
@@ -82,7 +77,6 @@ class Daemon:
         self._opened_at: float | None = None
         self.state_lost: str | None = None  # evidence that the state was lost, said until restart
         self._session: aiohttp.ClientSession | None = None
-        self._polls: dict[str, asyncio.Task[PollReport]] = {}
         self._context: PollContext | None = None
         self._reloading = asyncio.Lock()
         self._log = structlog.get_logger("pollerd")
@@ -91,25 +85,7 @@ class Daemon:
         """Take the state lock, open state, the HTTP session and the pollers (loads stored state).
 
         StateLocked when another process writes to the same state directory."""
-        try:
-            await asyncio.to_thread(self.lock.acquire)
-        except OSError as exc:
-            raise StartupError(f"daemon.state_dir: cannot lock {self.lock.path}: {exc.strerror}") from None
-        try:
-            await self.store.open()
-        except StateCorrupt as exc:
-            raise StartupError(str(exc)) from None
-        except (OSError, sqlite3.Error) as exc:
-            raise StartupError(f"daemon.state_dir: cannot open {self.store.path}: {exc}") from None
-        if self.store.created:
-            self.state_lost = await asyncio.to_thread(self._traces_of_a_lost_state)
-        if self.state_lost:
-            self._log.error(
-                "STATE LOST: the state database is new but earlier output exists; "
-                "every resource will be announced again from version 1 with new "
-                "event ids",
-                evidence=self.state_lost,
-            )
+        self.state_lost = await open_state(self.lock, self.store, self.blobs, self.config)
         await asyncio.to_thread(self.blobs.prepare)
         daemon = self.config.daemon
         self._session = aiohttp.ClientSession(
@@ -126,18 +102,6 @@ class Daemon:
         self._initialise_metrics()
         await self.deliverer.refresh_depths()
         self._opened_at = time.monotonic()
-
-    def _traces_of_a_lost_state(self) -> str | None:
-        """Where a new state database finds output of an earlier one (payloads kept for it,
-        versions a filesystem sink wrote), or None."""
-        if any(path.is_file() for path in self.blobs.blob_dir.glob("*/*")):
-            return f"payloads of earlier versions in {self.blobs.blob_dir}"
-        for sink in self.config.sinks:
-            if isinstance(sink, FilesystemSinkConfig):
-                written = [sink.root / s.name for s in self.config.sources if (sink.root / s.name).is_dir()]
-                if written:
-                    return f"versions written by sink {sink.name} in {written[0]}"
-        return None
 
     async def _poller(self, config: SourceConfig) -> Poller:
         """The source's poller, its stored state loaded (a changed source's is read back)."""
@@ -191,8 +155,8 @@ class Daemon:
                 raise StartupError(f"daemon.metrics: cannot listen on {address}: {exc.strerror}") from None
             self._log.info("http endpoints listening", port=self.server.port)
         self.deliverer.start()
-        for name in self.pollers:
-            self._schedule(name)
+        for poller in self.pollers.values():
+            self.runs.schedule(poller)
         self.scheduler.start()
         state_dir = self.config.daemon.state_dir
         helpers = [
@@ -204,7 +168,8 @@ class Daemon:
         ]
         interval = watchdog_interval()
         if interval is not None:
-            helpers.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+            watching = watchdog(interval, self.notifier, self.health.problem, self._summary)
+            helpers.append(asyncio.create_task(watching, name="watchdog"))
         for helper in helpers:
             self.tasks.watch(helper)
         self.notifier.send("READY=1", f"STATUS={self._summary()}")
@@ -244,49 +209,12 @@ class Daemon:
             status["state_lost"] = self.state_lost
         return status
 
-    async def _watchdog(self, interval: float) -> None:
-        """WATCHDOG=1 every ``interval`` seconds, only while polls make progress."""
-        withheld = False
-        while True:
-            await asyncio.sleep(interval)
-            problem = self.health.problem()
-            if problem is None:
-                self.notifier.send("WATCHDOG=1", f"STATUS={self._summary()}")
-                withheld = False
-            elif not withheld:
-                self._log.error("withholding the systemd watchdog", reason=problem)
-                self.notifier.send(f"STATUS=unhealthy: {problem}")
-                withheld = True
-
     def _summary(self) -> str:
         changes = sum(poller.status().changes for poller in self.pollers.values())
         return (
             f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes} changes, "
             f"{self.deliverer.pending} deliveries pending"
         )
-
-    def _schedule(self, name: str) -> None:
-        poller = self.pollers[name]
-        poller.patience = 0.9 * poller.config.interval  # a slow resource must not make it overrun
-
-        async def run() -> None:
-            task = asyncio.ensure_future(poller.poll())
-            self._polls[name] = task
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
-                # the drain gave up on this poll: said once in its "drained" line
-            except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
-                self.tasks.failed(f"poll:{name}", exc)
-            else:
-                self.tasks.recovered(f"poll:{name}")
-            finally:
-                if self._polls.get(name) is task:
-                    del self._polls[name]
-
-        self.scheduler.add(name, poller.config.interval, poller.config.jitter, run)
 
     async def reload(self, path: Path) -> bool:
         """Re-read the config file and apply it: sources and sinks added, removed or changed,
@@ -312,41 +240,32 @@ class Daemon:
             return False
         if new.daemon != self.config.daemon:
             self._log.warning("[daemon] changes take effect at the next restart")
-        sinks = _diff({s.name: s for s in self.config.sinks}, {s.name: s for s in new.sinks})
-        sources = _diff({s.name: s for s in self.config.sources}, {s.name: s for s in new.sources})
-        grace = self.config.daemon.drain_grace
-        for name in sources.gone:
-            self.scheduler.remove(name)
-            if name in self._polls:
-                await asyncio.wait([self._polls[name]], timeout=grace)
+        diff = ConfigDiff.between(self.config, new)
+        for name in diff.sources.gone:
+            await self.runs.unschedule(name, self.config.daemon.drain_grace)
             del self.pollers[name]
-        for name in sinks.gone:
-            await self.deliverer.remove_sink(name, grace)
-            await self._close_sink(name, self.sinks.pop(name))
-        for sink_config in new.sinks:
-            if sink_config.name in sinks.fresh:
-                sink = build_sink(sink_config, self.config.daemon.state_dir, self.user_agent)
-                self.sinks[sink_config.name] = sink
-                self.deliverer.add_sink(sink_config.name, sink, sink_config)
-        for source_config in new.sources:
-            if source_config.name in sources.fresh:
-                self.pollers[source_config.name] = await self._poller(source_config)
-                self._schedule(source_config.name)
+        await self._apply_sinks(diff.sinks, new)
+        for config in new.sources:
+            if config.name in diff.sources.fresh:
+                self.pollers[config.name] = await self._poller(config)
+                self.runs.schedule(self.pollers[config.name])
         self.config = new.model_copy(update={"daemon": self.config.daemon})
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on
         self._plan_budgets()
         self._initialise_metrics()
-        self._log.info(
-            "reloaded",
-            sources_added=sorted(sources.fresh - sources.gone),
-            sources_removed=sorted(sources.gone - sources.fresh),
-            sources_changed=sorted(sources.gone & sources.fresh),
-            sinks_added=sorted(sinks.fresh - sinks.gone),
-            sinks_removed=sorted(sinks.gone - sinks.fresh),
-            sinks_changed=sorted(sinks.gone & sinks.fresh),
-        )
+        self._log.info("reloaded", **diff.sources.words("sources"), **diff.sinks.words("sinks"))
         self.notifier.send(f"STATUS=reloaded: {self._summary()}")
         return True
+
+    async def _apply_sinks(self, diff: TableDiff, new: Config) -> None:
+        for name in diff.gone:
+            await self.deliverer.remove_sink(name, self.config.daemon.drain_grace)
+            await self._close_sink(name, self.sinks.pop(name))
+        for config in new.sinks:
+            if config.name in diff.fresh:
+                sink = build_sink(config, self.config.daemon.state_dir, self.user_agent)
+                self.sinks[config.name] = sink
+                self.deliverer.add_sink(config.name, sink, config)
 
     async def _close_sink(self, name: str, sink: Sink) -> None:
         try:
@@ -359,23 +278,15 @@ class Daemon:
         ``drain_grace``; then cancel what is left, quietly, and say how much that was."""
         grace = self.config.daemon.drain_grace
         started = time.monotonic()
-        self.scheduler.pause()
-        polls = {*self._polls.values(), *(t for p in self.pollers.values() for t in p.stragglers)}
         deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
-        late: set[asyncio.Future[Any]] = set()
-        if polls:
-            _, late = await asyncio.wait(polls, timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late)
+        abandoned = await self.runs.drain(list(self.pollers.values()), grace)
         cancelled_deliveries = await deliveries
         self.scheduler.shutdown()
-        log = self._log.warning if late or cancelled_deliveries else self._log.info
+        log = self._log.warning if abandoned or cancelled_deliveries else self._log.info
         log(
             "drained",
             seconds=round(time.monotonic() - started, 2),
-            polls_abandoned=len(late),
+            polls_abandoned=abandoned,
             deliveries_abandoned=cancelled_deliveries,
             drain_grace=grace,
         )
@@ -396,38 +307,3 @@ class Daemon:
             except Exception:
                 self._log.exception("close failed", what=what)
         self.lock.release()
-
-
-@dataclass(frozen=True)
-class _Diff:
-    """Names whose tables must go (removed or changed) and be built (added or changed)."""
-
-    gone: set[str]
-    fresh: set[str]
-
-
-def _diff(old: Mapping[str, object], new: Mapping[str, object]) -> _Diff:
-    changed = {name for name in old.keys() & new.keys() if old[name] != new[name]}
-    return _Diff(gone=(old.keys() - new.keys()) | changed, fresh=(new.keys() - old.keys()) | changed)
-
-
-def reload_on_sighup(daemon: Daemon, path: Path) -> None:
-    """SIGHUP (``systemctl reload``) re-reads ``path`` into the running daemon."""
-    loop = asyncio.get_running_loop()
-    pending: set[asyncio.Task[bool]] = set()
-
-    def reload() -> None:
-        task = asyncio.ensure_future(daemon.reload(path))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (for the running loop)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

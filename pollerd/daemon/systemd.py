@@ -4,8 +4,10 @@ terminal) every call is a no-op."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import Callable
 
 import structlog
 
@@ -54,3 +56,21 @@ def watchdog_interval() -> float | None:
     if not usec.isdigit() or (pid.isdigit() and int(pid) != os.getpid()):
         return None
     return int(usec) / 1e6 / 2
+
+
+async def watchdog(
+    interval: float, notifier: Notifier, problem: Callable[[], str | None], summary: Callable[[], str]
+) -> None:
+    """WATCHDOG=1 every ``interval`` seconds, only while ``problem`` finds none (polls make progress)."""
+    log = structlog.get_logger("pollerd")
+    withheld = False
+    while True:
+        await asyncio.sleep(interval)
+        found = problem()
+        if found is None:
+            notifier.send("WATCHDOG=1", f"STATUS={summary()}")
+            withheld = False
+        elif not withheld:
+            log.error("withholding the systemd watchdog", reason=found)
+            notifier.send(f"STATUS=unhealthy: {found}")
+            withheld = True

@@ -1,0 +1,65 @@
+"""The scheduled polls of the running daemon: one job per source, a failing poll reported and
+tried again next interval, and a drain that lets the polls in flight finish (or gives up on them)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pollerd.core.model import PollReport
+from pollerd.daemon.scheduler import PollScheduler
+from pollerd.polling.poller import Poller
+from pollerd.telemetry.tasks import TaskHealth
+
+
+class PollRuns:
+    """Runs each source's poll on the scheduler; knows which polls are in flight."""
+
+    def __init__(self, scheduler: PollScheduler, tasks: TaskHealth) -> None:
+        self._scheduler = scheduler
+        self._tasks = tasks
+        self._polls: dict[str, asyncio.Task[PollReport]] = {}
+
+    def schedule(self, poller: Poller) -> None:
+        """Poll the source every interval (with its jitter) from when the scheduler starts."""
+        name = poller.name
+        poller.patience = 0.9 * poller.config.interval  # a slow resource must not make it overrun
+
+        async def run() -> None:
+            task = asyncio.ensure_future(poller.poll())
+            self._polls[name] = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+                # the drain gave up on this poll: said once in its "drained" line
+            except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
+                self._tasks.failed(f"poll:{name}", exc)
+            else:
+                self._tasks.recovered(f"poll:{name}")
+            finally:
+                if self._polls.get(name) is task:
+                    del self._polls[name]
+
+        self._scheduler.add(name, poller.config.interval, poller.config.jitter, run)
+
+    async def unschedule(self, name: str, grace: float) -> None:
+        """Stop polling a source; a poll in flight gets ``grace`` seconds to finish."""
+        self._scheduler.remove(name)
+        if name in self._polls:
+            await asyncio.wait([self._polls[name]], timeout=grace)
+
+    async def drain(self, pollers: list[Poller], grace: float) -> int:
+        """Schedule nothing more; let the polls in flight (stragglers too) finish within
+        ``grace``, then cancel the rest quietly; how many were cancelled."""
+        self._scheduler.pause()
+        polls = {*self._polls.values(), *(t for p in pollers for t in p.stragglers)}
+        late: set[asyncio.Future[Any]] = set()
+        if polls:
+            _, late = await asyncio.wait(polls, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        return len(late)
