@@ -13,7 +13,7 @@ from pollerd.config import ConfigError, parse_config
 from pollerd.config.dc import postcode
 from pollerd.polling.answers import FetchFailure
 from pollerd.sim.democracyclub import PICKER_SLUGS, POSTCODES, DcServer
-from pollerd.sources.democracyclub import DcRefused, _refusal
+from pollerd.sources.dc_answers import DcRefused, refusal
 from tests.conftest import DC_KEY, opened, sample, stdout_events
 
 KEY = DC_KEY
@@ -233,8 +233,8 @@ def test_drf_throttling_says_how_long_to_wait() -> None:
         status=429,
         body=(b'{"detail": "Request was throttled. Expected available in 37 seconds."}'),
     )
-    refusal = _refusal(failure)
-    assert isinstance(refusal, DcRefused) and refusal.wait == 37
+    refused = refusal(failure)
+    assert isinstance(refused, DcRefused) and refused.wait == 37
 
 
 def test_postcodes_are_normalised_and_checked(dc_config: Any) -> None:

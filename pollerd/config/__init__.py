@@ -15,32 +15,46 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    model_validator,
 )
 
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import (
-    ByteSize,
     Duration,
-    EnvPath,
-    HostPattern,
-    HttpUrl,
-    Name,
     PositiveDuration,
-    Secret,
-    SinkBase,
-    SourceBase,
     Strict,
     host_port,
-    http_url,
 )
 from pollerd.config.dc import DcSourceConfig
+from pollerd.config.fso import CKAN_PRESETS, FSO_FILE_HOSTS, FsoSelector, FsoSourceConfig
+from pollerd.config.http import HttpSourceConfig, ResourceConfig
+from pollerd.config.sinks import (
+    CommandSinkConfig,
+    FilesystemSinkConfig,
+    StdoutSinkConfig,
+    WebhookSinkConfig,
+)
 
-CKAN_PRESETS = {
-    "production": "https://ckan.opendata.swiss/api/3/action",
-    "test": "https://ckan.ogdch-abnahme.clients.liip.ch/api/3/action",
-}
-FSO_FILE_HOSTS = ("*.voteinfo-app.ch", "*.amazonaws.com", "dam-api.bfs.admin.ch", "www.bfs.admin.ch")
+__all__ = [
+    "CKAN_PRESETS",
+    "FSO_FILE_HOSTS",
+    "ApSourceConfig",
+    "CommandSinkConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "DcSourceConfig",
+    "FilesystemSinkConfig",
+    "FsoSelector",
+    "FsoSourceConfig",
+    "HttpSourceConfig",
+    "ResourceConfig",
+    "SinkConfig",
+    "SourceConfig",
+    "StdoutSinkConfig",
+    "WebhookSinkConfig",
+    "load_config",
+    "parse_config",
+]
 
 
 class DaemonConfig(Strict):
@@ -58,123 +72,9 @@ class DaemonConfig(Strict):
     startup_grace: Duration = 60.0
 
 
-class ResourceConfig(Strict):
-    """One explicitly named resource of an ``http`` source."""
-
-    id: Name
-    url: HttpUrl
-    format: Literal["auto", "json", "text", "binary"] | None = None
-    allow_empty: bool | None = None
-
-
-class HttpSourceConfig(SourceBase):
-    """``kind = "http"``: a fixed list of URLs, for any server."""
-
-    kind: Literal["http"]
-    urls: list[HttpUrl] = []
-    resources: list[ResourceConfig] = []
-
-    @model_validator(mode="after")
-    def _has_resources(self) -> HttpSourceConfig:
-        if not self.urls and not self.resources:
-            raise ValueError("an http source needs 'urls' or 'resources'")
-        return self
-
-
-def _ckan_api(value: str) -> str:
-    return http_url(CKAN_PRESETS.get(value, value)).rstrip("/")
-
-
-class FsoSelector(Strict):
-    """One ``[[sources.select]]`` table: a resource matches when every given criterion does."""
-
-    file: str | None = None
-    id: str | None = None
-    format: str | None = None
-    title: str | None = None
-    language: Literal["de", "fr", "it", "en", "rm"] | None = None
-    allow_empty: bool | None = None
-
-    @model_validator(mode="after")
-    def _has_criterion(self) -> FsoSelector:
-        if not (self.file or self.id or self.format or self.title or self.language):
-            raise ValueError("a selector needs at least one of file, id, format, title, language")
-        return self
-
-
-class FsoSourceConfig(SourceBase):
-    """``kind = "fso"``: the files of an opendata.swiss (CKAN) package, found through its API."""
-
-    kind: Literal["fso"]
-    package: Annotated[str, Field(pattern=r"^[a-z0-9_-]{2,100}$")]
-    api: Annotated[str, AfterValidator(_ckan_api)] = CKAN_PRESETS["production"]
-    discovery_interval: PositiveDuration = 60.0
-    select: list[FsoSelector] = []
-    details: bool = True
-    rediscover_after: int = Field(default=1, ge=1)
-    allowed_hosts: list[HostPattern] | None = list(FSO_FILE_HOSTS)
-
-
 SourceConfig = Annotated[
     HttpSourceConfig | FsoSourceConfig | ApSourceConfig | DcSourceConfig, Field(discriminator="kind")
 ]
-
-
-class StdoutSinkConfig(SinkBase):
-    """``kind = "stdout"``: one line per change, JSON (for pipes) or text (for people)."""
-
-    kind: Literal["stdout"]
-    format: Literal["json", "text"] = "json"
-
-
-class FilesystemSinkConfig(SinkBase):
-    """``kind = "filesystem"``: every version under ``<root>/<source>/<resource>/``."""
-
-    kind: Literal["filesystem"]
-    root: Path
-    keep_versions: int | None = Field(default=None, ge=1)
-
-
-class WebhookSinkConfig(SinkBase):
-    """``kind = "webhook"``: one signed POST per change."""
-
-    kind: Literal["webhook"]
-    url: HttpUrl
-    body: Literal["payload", "event", "patch"] = "payload"
-    secret: Secret | None = None
-    secret_file: EnvPath | None = None
-    timeout: PositiveDuration = 10.0
-    inline_max_bytes: ByteSize = 1024 * 1024
-    ca_bundle: EnvPath | None = None
-    headers: dict[str, Secret] = {}
-
-    @model_validator(mode="after")
-    def _one_secret(self) -> WebhookSinkConfig:
-        if (self.secret is None) == (self.secret_file is None):
-            raise ValueError('a webhook is signed: give secret ("${ENV_VAR}") or secret_file')
-        return self
-
-    def secret_values(self) -> Iterator[str]:
-        """The signing secret and header values."""
-        if self.secret is not None:
-            yield self.secret.get_secret_value()
-        for value in self.headers.values():
-            yield value.get_secret_value()
-
-
-class CommandSinkConfig(SinkBase):
-    """``kind = "command"``: run a program per change (an argv list, never a shell)."""
-
-    kind: Literal["command"]
-    command: list[str] = Field(min_length=1)
-    payload: Literal["stdin", "file"] = "stdin"
-    timeout: PositiveDuration = 60.0
-    env: dict[str, Secret] = {}
-
-    def secret_values(self) -> Iterator[str]:
-        """Environment values given to the program."""
-        for value in self.env.values():
-            yield value.get_secret_value()
 
 
 SinkConfig = Annotated[

@@ -26,21 +26,11 @@ from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import Terms
 from pollerd.polling.quota import Spend
+from pollerd.sources.ap_answers import ApRefused, answer_facts, classify
 from pollerd.sources.ap_merge import Snapshot
 
 MAX_PAGES = 100
-SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"
 _KEY_PARAMS = frozenset({"apikey", "api_key", "x-api-key"})
-
-
-class ApRefused(Exception):
-    """AP answered, but not with data: ``kind`` is quota, auth, request, server or protocol."""
-
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-        self.retry_after = retry_after
 
 
 class ApPoller(ApiPoller):
@@ -126,7 +116,7 @@ class ApPoller(ApiPoller):
                     document, headers = await self._get_json(url)
                 changed |= await asyncio.to_thread(snapshot.merge, document)
                 delta += document.get("races") or []
-                facts = _facts(document, headers, facts)
+                facts = answer_facts(document, headers, facts)
                 url = self._next_link(document)
                 if not document.get("isTruncated"):
                     break
@@ -164,7 +154,7 @@ class ApPoller(ApiPoller):
             state,
             fresh,
             changed,
-            _facts(document, answer.headers, {}),
+            answer_facts(document, answer.headers, {}),
             cursor=None,
             validators=Validators(answer.validators.etag),
         )
@@ -252,7 +242,7 @@ class ApPoller(ApiPoller):
 
     async def _failed(self, query: ApQuery, exc: Exception) -> Outcome:
         state = self.states[query.name]
-        refusal = _classify(exc)
+        refusal = classify(exc)
         now = self._clock()
         state.failed(self._redact(f"{refusal.kind}: {refusal.message}"), None)
         self._rejected(exc)
@@ -291,43 +281,3 @@ class ApPoller(ApiPoller):
         facts["test"] = any(race.get("test") is True for race in snapshot.races.values())
         if facts["test"] and not self.config.rehearsal:
             self._log.warning("AP marks these races as TEST data, but rehearsal is off")
-
-
-def _classify(exc: Exception) -> ApRefused:
-    """What an error means for AP: the status, and AP's own words from the body."""
-    if isinstance(exc, ApRefused):
-        return exc
-    if isinstance(exc, PayloadRejected):
-        return ApRefused("protocol", str(exc))
-    assert isinstance(exc, FetchFailure)
-    message = _error_message(exc.body) or exc.detail
-    if exc.status == 401:
-        return ApRefused("auth", f"HTTP 401: {message}")
-    if exc.status == 429 or (exc.status == 403 and "quota" in message.lower()):
-        return ApRefused("quota", f"HTTP {exc.status}: {message}", exc.retry_after)
-    if exc.status is not None and 400 <= exc.status < 500:
-        return ApRefused("request", f"HTTP {exc.status}: {message}")
-    return ApRefused("server", f"{exc.reason}: {message}", exc.retry_after)
-
-
-def _error_message(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return text[:300]
-    if isinstance(document, dict):
-        for key in ("errorMessage", "message", "Message"):
-            if isinstance(document.get(key), str):
-                return str(document[key])
-    return text[:300]
-
-
-def _facts(document: dict[str, Any], headers: dict[str, str], earlier: dict[str, Any]) -> dict[str, Any]:
-    facts = dict(earlier)
-    if isinstance(document.get("timestamp"), str):
-        facts["as_of"] = document["timestamp"]
-    signature = next((v for k, v in headers.items() if k.upper() == SIGNATURE_HEADER), None)
-    if signature is not None:
-        facts["signature"] = signature
-    return facts

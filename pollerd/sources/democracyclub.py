@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -28,6 +25,7 @@ from pollerd.polling.answers import FetchFailure, host_of
 from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import Terms
+from pollerd.sources.dc_answers import DcRefused, cursor_after, picker_slugs, refusal, updated_at
 from pollerd.sources.dc_summary import postcode_summary, record_summary
 
 PAGE = 100
@@ -36,18 +34,7 @@ WALKS = 3
 FEED = "ballots-feed"
 _WALKS = frozenset({FEED, "elections"})  # states of list walks, not resources
 VANISHED = "vanished"
-_WAIT = re.compile(r"available in (\d+) seconds?")
 Summarise = Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]]
-
-
-class DcRefused(Exception):
-    """The service answered with an error (its own words in ``message``)."""
-
-    def __init__(self, status: int | None, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.wait = wait
 
 
 class DcPoller(ApiPoller):
@@ -71,7 +58,7 @@ class DcPoller(ApiPoller):
         await self._load_states()
         for code in self.config.postcodes:
             answer = await self._stored(self.states.get(f"postcode-{code}"))
-            self._picked[code] = _picker_slugs(answer)
+            self._picked[code] = picker_slugs(answer)
 
     async def poll(self) -> PollReport:
         """One cycle over every watch."""
@@ -83,7 +70,7 @@ class DcPoller(ApiPoller):
         for code in self.config.postcodes:
             outcome = await self._watch(f"postcode-{code}", f"{self._api}/postcode/{code}/", postcode_summary)
             outcomes.append(outcome)
-            self._picked[code] = _picker_slugs(await self._stored(self.states.get(f"postcode-{code}")))
+            self._picked[code] = picker_slugs(await self._stored(self.states.get(f"postcode-{code}")))
         for slug in self._addresses():
             outcomes.append(
                 await self._watch(f"address-{slug}", f"{self._api}/address/{slug}/", postcode_summary)
@@ -197,7 +184,7 @@ class DcPoller(ApiPoller):
                 bid = row["ballot_paper_id"]
                 outcomes.append(await self._record(f"ballot-{bid}", f"{base}/ballots/{bid}/", row))
             if rows:
-                feed.cursor = _cursor_after(rows, full=len(rows) >= PAGE, current=feed.cursor)
+                feed.cursor = cursor_after(rows, full=len(rows) >= PAGE, current=feed.cursor)
             if len(rows) < PAGE:
                 break
         return outcomes
@@ -215,7 +202,7 @@ class DcPoller(ApiPoller):
         download = await self._write(body, url)
         details = {"summary": record_summary(old, row)}
         await self._recorder.record(
-            Resource(rid, url, "json"), state, download, "json", details, _updated(row), content_key=key
+            Resource(rid, url, "json"), state, download, "json", details, updated_at(row), content_key=key
         )
         return Outcome.CHANGED
 
@@ -254,7 +241,7 @@ class DcPoller(ApiPoller):
             with spend:
                 answer = await self._client.get(self._terms, self._with_key(url))
         except FetchFailure as exc:
-            raise _refusal(exc) from None
+            raise refusal(exc) from None
         finally:
             self.tally.probed(time.monotonic() - started)
         assert answer.download is not None
@@ -310,45 +297,3 @@ class DcPoller(ApiPoller):
 
 class _OverBudget(Exception):
     """The host's request budget is spent for now; the request waits for a later cycle."""
-
-
-def _refusal(exc: FetchFailure) -> Exception:
-    if exc.status is None:
-        return exc
-    text = exc.body.decode("utf-8", "replace").strip()
-    message = text[:300] or exc.detail
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        body = None
-    if isinstance(body, dict):
-        message = next((str(body[k]) for k in ("detail", "error", "message") if k in body), message)
-    found = _WAIT.search(message)
-    wait = float(found.group(1)) if found else exc.retry_after
-    return DcRefused(exc.status, f"HTTP {exc.status}: {message}", wait)
-
-
-def _updated(row: dict[str, Any] | None) -> float | None:
-    """A record's own ``last_updated``, as a Unix time."""
-    stamp = (row or {}).get("last_updated")
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _picker_slugs(answer: dict[str, Any] | None) -> list[str]:
-    if not answer or not answer.get("address_picker"):
-        return []
-    return [str(a["slug"]) for a in answer.get("addresses") or [] if isinstance(a, dict) and "slug" in a]
-
-
-def _cursor_after(rows: list[dict[str, Any]], full: bool, current: str | None) -> str:
-    """The next ``last_updated`` cursor. After a full page it stays just before the last
-    timestamp, so ballots sharing it on the next page are not skipped (seen twice at worst,
-    and a second sighting of the same content is no change)."""
-    last = str(rows[-1]["last_updated"])
-    if not full:
-        return last
-    earlier = (datetime.fromisoformat(last) - timedelta(microseconds=1)).isoformat()
-    return last if current is not None and earlier <= current else earlier
