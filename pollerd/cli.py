@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pollerd import __version__
@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+_CONFIG_HELP = "the TOML config file"
+_Command = Callable[..., argparse.ArgumentParser]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pollerd", description="Watch election-data feeds and push only what changed."
@@ -57,60 +61,67 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pollerd {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, handler: object, config: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
+        if config:
+            sub.add_argument("-c", "--config", type=Path, required=True, help=_CONFIG_HELP)
         return sub
 
-    run = command("run", "Run the daemon until SIGTERM or SIGINT (SIGHUP re-reads the config).", _run)
-    run.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
-    once = command(
+    _daemon_commands(command)
+    _report_commands(command)
+    _simulation_commands(command)
+    return parser
+
+
+def _daemon_commands(command: _Command) -> None:
+    command("run", "Run the daemon until SIGTERM or SIGINT (SIGHUP re-reads the config).", _run)
+    command(
         "once",
         "Poll every source once, deliver everything pending, exit (1 if a source or delivery failed).",
         _once,
     )
-    once.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     check = command(
         "check-config",
         "Validate a config file: exit 0, or print every problem with its key path and exit 2.",
         _check_config,
+        config=False,
     )
-    check.add_argument("file", type=Path, help="the TOML config file")
-    status = command("status", "Show what the state directory knows about every resource.", _status)
-    status.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument("file", type=Path, help=_CONFIG_HELP)
     health = command(
         "healthcheck",
         "Ask the running daemon's /healthz: exit 0 if healthy, else 1 (Docker HEALTHCHECK).",
         _healthcheck,
     )
-    health.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+
+
+def _report_commands(command: _Command) -> None:
+    status = command("status", "Show what the state directory knows about every resource.", _status)
     deliveries = command(
         "deliveries", "Show each sink's outbox: pending, dead and superseded deliveries.", _deliveries
     )
-    deliveries.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
-    deliveries.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for report in (status, deliveries):
+        report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     redeliver = command("redeliver", "Send deliveries again: one event's, or every dead one.", _redeliver)
-    redeliver.add_argument("-c", "--config", type=Path, required=True, help="the TOML config file")
     which = redeliver.add_mutually_exclusive_group(required=True)
     which.add_argument("event_id", nargs="?", help="the event to send again")
     which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
     redeliver.add_argument("--sink", help="only to this sink")
-    sim = command("sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.", _sim)
+
+
+def _simulation_commands(command: _Command) -> None:
+    sim = command(
+        "sim", "Serve the simulated FSO election night and the AP replay on 127.0.0.1.", _sim, config=False
+    )
     sim.add_argument("--port", type=int, default=8000, help="FSO CKAN API port (default 8000)")
     sim.add_argument("--ap-port", type=int, default=8001, help="AP API port (default 8001)")
     sim.add_argument("--dc-port", type=int, default=8002, help="Democracy Club API port (default 8002)")
-    sim.add_argument(
-        "--speed",
-        type=float,
-        default=DEFAULT_SPEED,
-        help=f"how many times faster than real time (default {DEFAULT_SPEED:g})",
-    )
     demo = command(
         "demo",
         "Play the simulated election nights against the daemon; print each change and a summary.",
         _demo,
+        config=False,
     )
     demo.add_argument(
         "-c",
@@ -120,18 +131,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the demo config (default: the one in the package, pollerd/sim/data/demo.toml)",
     )
     demo.add_argument(
-        "--speed",
-        type=float,
-        default=DEFAULT_SPEED,
-        help=f"how many times faster than real time (default {DEFAULT_SPEED:g}: about three minutes)",
-    )
-    demo.add_argument(
         "--duration",
         type=float,
         default=None,
         help="stop after this many seconds (default: when the night is over)",
     )
-    return parser
+    for simulation, until in ((sim, ""), (demo, ": about three minutes")):
+        simulation.add_argument(
+            "--speed",
+            type=float,
+            default=DEFAULT_SPEED,
+            help=f"how many times faster than real time (default {DEFAULT_SPEED:g}{until})",
+        )
 
 
 def _load(path: Path) -> Config:

@@ -3,14 +3,11 @@ request made on the terms of the source that asks."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,12 +29,12 @@ from pollerd.polling.answers import (
     status_class,
     validators_of,
 )
+from pollerd.polling.spool import Spool
 from pollerd.polling.tally import SourceTally
 
 NO_VALIDATORS = Validators()
 
 _CHUNK = 64 * 1024
-_WRITE_BATCH = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _CONDITIONAL = ("If-None-Match", "If-Modified-Since")
@@ -111,93 +108,84 @@ class HttpClient:
     async def _request(
         self, terms: Terms, method: str, url: str, headers: Mapping[str, str]
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One request, following redirects by hand so every hop is checked against the policy.
-
-        A hop to another host drops the source's own headers (API keys stay with their host).
-        """
-        answered, timeout = False, terms.timeout
+        """One request, its failures in words (a request that got no answer is counted)."""
+        answered = [False]
         try:
-            async with self._limits.slot(url):
-                client_timeout = aiohttp.ClientTimeout(total=timeout)
-                current, sent = url, dict(headers)
-                for _ in range(_MAX_REDIRECTS + 1):
-                    answered = False
-                    _check(terms, current)
-                    async with self._session.request(
-                        method, current, headers=sent, timeout=client_timeout, allow_redirects=False
-                    ) as response:
-                        terms.tally.requested(method, status_class(response.status))
-                        answered = True
-                        location = response.headers.get("Location")
-                        if response.status not in _REDIRECTS or location is None:
-                            yield response
-                            return
-                        try:
-                            following = str(response.url.join(URL(location)))
-                        except ValueError:
-                            raise FetchFailure(
-                                "redirect", f"the redirect's Location is not a valid URL: {location[:100]!r}"
-                            ) from None
-                    if host_of(following) != host_of(current):
-                        sent = {k: v for k, v in sent.items() if k in _CONDITIONAL}
-                    current = following
-                raise FetchFailure("redirects", f"more than {_MAX_REDIRECTS} redirects")
+            async with (
+                self._limits.slot(url),
+                self._follow(terms, method, url, headers, answered) as response,
+            ):
+                yield response
         except TimeoutError:
-            if not answered:
+            if not answered[0]:
                 terms.tally.requested(method, status_class(None))
-            raise FetchFailure("timeout", f"no complete answer within {timeout:g}s") from None
+            raise FetchFailure("timeout", f"no complete answer within {terms.timeout:g}s") from None
         except aiohttp.ClientPayloadError as exc:
             raise PayloadRejected("truncated", str(exc).split(".")[0]) from None
         except aiohttp.ClientError as exc:
-            if not answered:
+            if not answered[0]:
                 terms.tally.requested(method, status_class(None))
             raise FetchFailure("connection", connection_words(exc, host_of(url))) from None
+
+    @asynccontextmanager
+    async def _follow(
+        self, terms: Terms, method: str, url: str, headers: Mapping[str, str], answered: list[bool]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Follow redirects by hand, so every hop is checked against the policy. A hop to another
+        host drops the source's own headers (API keys stay with their host)."""
+        client_timeout = aiohttp.ClientTimeout(total=terms.timeout)
+        current, sent = url, dict(headers)
+        for _ in range(_MAX_REDIRECTS + 1):
+            answered[0] = False
+            _check(terms, current)
+            async with self._session.request(
+                method, current, headers=sent, timeout=client_timeout, allow_redirects=False
+            ) as response:
+                terms.tally.requested(method, status_class(response.status))
+                answered[0] = True
+                location = response.headers.get("Location")
+                if response.status not in _REDIRECTS or location is None:
+                    yield response
+                    return
+                following = _join(response, location)
+            if host_of(following) != host_of(current):
+                sent = {k: v for k, v in sent.items() if k in _CONDITIONAL}
+            current = following
+        raise FetchFailure("redirects", f"more than {_MAX_REDIRECTS} redirects")
 
     async def _stream(
         self, terms: Terms, response: aiohttp.ClientResponse, validators: Validators
     ) -> Download:
         max_bytes = terms.max_bytes
-        encoded = "Content-Encoding" in response.headers
-        declared = None if encoded else response.content_length
+        declared = None if "Content-Encoding" in response.headers else response.content_length
         if declared is not None and declared > max_bytes:
             raise PayloadRejected("oversize", f"Content-Length {declared} > max_bytes {max_bytes}")
-        path = self._tmp_dir / f"{uuid.uuid4().hex}.part"
-        digest = hashlib.sha256()
-        md5 = hashlib.md5(usedforsecurity=False)  # what S3 and most mirrors send as the ETag
-        size = 0
-        file = await asyncio.to_thread(path.open, "wb")
-        buffer = memoryview(bytearray(_WRITE_BATCH))  # one buffer, reused: memory stays flat
-        filled = 0
-        try:
+        async with Spool(self._tmp_dir / f"{uuid.uuid4().hex}.part") as spool:
             async for chunk in response.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
+                if spool.size + len(chunk) > max_bytes:
                     raise PayloadRejected("oversize", f"body exceeds max_bytes {max_bytes}")
-                digest.update(chunk)
-                md5.update(chunk)
-                if filled + len(chunk) > _WRITE_BATCH:
-                    await asyncio.to_thread(file.write, buffer[:filled])
-                    filled = 0
-                buffer[filled : filled + len(chunk)] = chunk
-                filled += len(chunk)
+                await spool.add(chunk)
                 terms.tally.downloaded(len(chunk))
-            if filled:
-                await asyncio.to_thread(file.write, buffer[:filled])
-            if declared is not None and size != declared:
-                raise PayloadRejected("truncated", f"got {size} of {declared} bytes")
-        except BaseException:
-            await asyncio.to_thread(_close_and_remove, file, path)
-            raise
-        await asyncio.to_thread(file.close)
+            if declared is not None and spool.size != declared:
+                raise PayloadRejected("truncated", f"got {spool.size} of {declared} bytes")
         return Download(
-            path=path,
-            sha256=digest.hexdigest(),
-            size=size,
+            path=spool.path,
+            sha256=spool.sha256,
+            size=spool.size,
             content_type=response.headers.get("Content-Type"),
             validators=validators,
             final_url=str(response.url),
-            md5=md5.hexdigest(),
+            md5=spool.md5,
         )
+
+
+def _join(response: aiohttp.ClientResponse, location: str) -> str:
+    try:
+        return str(response.url.join(URL(location)))
+    except ValueError:
+        raise FetchFailure(
+            "redirect", f"the redirect's Location is not a valid URL: {location[:100]!r}"
+        ) from None
 
 
 def _check(terms: Terms, url: str) -> None:
@@ -212,9 +200,3 @@ def _check(terms: Terms, url: str) -> None:
             f"refused a URL: {what} is not allowed", source=terms.tally.name, host=host, reason=reason
         )
         raise FetchFailure("refused", f"{what} is not allowed")
-
-
-def _close_and_remove(file: BinaryIO, path: Path) -> None:
-    file.close()
-    with suppress(FileNotFoundError):
-        path.unlink()

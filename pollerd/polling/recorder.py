@@ -57,18 +57,7 @@ class ChangeRecorder:
         better than ``details["timestamp"]`` or ``Last-Modified`` (for the version-age histogram).
         """
         now = self._context.clock()
-        updated = dataclasses.replace(
-            state,
-            sha256=download.sha256,
-            size=download.size,
-            validators=download.validators,
-            content_type=download.content_type,
-            sequence=state.sequence + 1,
-            last_change_at=now,
-            url_switch=None,
-            md5=download.md5,
-            **state_changes,
-        )
+        updated = _next_version(state, download, now, state_changes)
         event = self._event(resource, state, updated, download, ext, details, now)
         blobs, store = self._context.blobs, self._context.store
         async with blobs.lock:
@@ -119,3 +108,21 @@ class ChangeRecorder:
             url_switch=state.url_switch,
             details=details,
         )
+
+
+def _next_version(
+    state: ResourceState, download: Download, now: float, changes: dict[str, Any]
+) -> ResourceState:
+    """The resource's state once ``download`` is its new version (``changes`` too)."""
+    return dataclasses.replace(
+        state,
+        sha256=download.sha256,
+        size=download.size,
+        validators=download.validators,
+        content_type=download.content_type,
+        sequence=state.sequence + 1,
+        last_change_at=now,
+        url_switch=None,
+        md5=download.md5,
+        **changes,
+    )

@@ -20,34 +20,8 @@ def postcode_summary(old: Document | None, new: Document) -> dict[str, Any]:
     old_dates, new_dates = {d.get("date") for d in _dates(old)}, {d.get("date") for d in _dates(new)}
     _put(summary, "dates_added", sorted(new_dates - old_dates, key=str))
     _put(summary, "dates_removed", sorted(old_dates - new_dates, key=str))
-    before, after = _ballots(old), _ballots(new)
-    _put(summary, "ballots_added", sorted(after.keys() - before.keys()))
-    _put(summary, "ballots_removed", sorted(before.keys() - after.keys()))
-    _put(
-        summary,
-        "ballots_cancelled",
-        sorted(
-            b
-            for b in after.keys() & before.keys()
-            if after[b].get("cancelled") and not before[b].get("cancelled")
-        ),
-    )
-    candidates = {b: _candidate_change(before[b], after[b]) for b in sorted(after.keys() & before.keys())}
-    _put(summary, "candidates", {b: change for b, change in candidates.items() if change})
-    stations_before = {d.get("date"): d.get("polling_station") for d in _dates(old)}
-    _put(
-        summary,
-        "polling_station_changed",
-        sorted(
-            (
-                d.get("date")
-                for d in _dates(new)
-                if d.get("date") in stations_before
-                and d.get("polling_station") != stations_before[d.get("date")]
-            ),
-            key=str,
-        ),
-    )
+    _ballot_changes(summary, _ballots(old), _ballots(new))
+    _put(summary, "polling_station_changed", _stations_changed(old, new))
     if old.get("address_picker") != new.get("address_picker"):
         summary["address_picker"] = new.get("address_picker")
     _put(
@@ -82,6 +56,30 @@ def _candidate_change(old: Document, new: Document) -> dict[str, list[str]]:
 def _names(ballot: Document) -> set[str]:
     people = ballot.get("candidates") or ballot.get("candidacies") or []
     return {str((c.get("person") or {}).get("name", "?")) for c in people if isinstance(c, dict)}
+
+
+def _ballot_changes(summary: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Ballots added, removed and cancelled, and each kept ballot's candidate changes."""
+    kept = sorted(after.keys() & before.keys())
+    _put(summary, "ballots_added", sorted(after.keys() - before.keys()))
+    _put(summary, "ballots_removed", sorted(before.keys() - after.keys()))
+    cancelled = [b for b in kept if after[b].get("cancelled") and not before[b].get("cancelled")]
+    _put(summary, "ballots_cancelled", cancelled)
+    candidates = {b: _candidate_change(before[b], after[b]) for b in kept}
+    _put(summary, "candidates", {b: change for b, change in candidates.items() if change})
+
+
+def _stations_changed(old: Document, new: Document) -> list[Any]:
+    """The dates whose polling station changed."""
+    before = {d.get("date"): d.get("polling_station") for d in _dates(old)}
+    return sorted(
+        (
+            d.get("date")
+            for d in _dates(new)
+            if d.get("date") in before and d.get("polling_station") != before[d.get("date")]
+        ),
+        key=str,
+    )
 
 
 def _dates(answer: Document) -> list[Document]:
