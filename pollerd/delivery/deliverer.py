@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import structlog
 
 from pollerd.config.base import SinkBase
 from pollerd.core.backoff import Backoff
 from pollerd.core.waiting import wait_set
+from pollerd.delivery.order import RoundOrder, Settled, expired, newest_per_resource
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.store.blobs import BlobStore
 from pollerd.store.protocol import StateStore
@@ -32,14 +32,6 @@ BATCH = 500
 IDLE_WAKE = 60.0
 ACK_BATCH = 50  # acknowledgements committed together, at most this many ...
 ACK_WITHIN = 0.1  # ... or this many seconds after the first: a crash resends no more than that
-
-
-class Settled(StrEnum):
-    """What one delivery attempt came to."""
-
-    DELIVERED = "delivered"
-    RETRY = "retry"  # tried again later; later versions of the resource wait behind it
-    DEAD = "dead"  # dead-lettered: settled, so later versions go ahead
 
 
 @dataclass(frozen=True)
@@ -181,42 +173,27 @@ class Deliverer:
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._coalesced(name, await self._store.pending_deliveries(name, BATCH))
-        now = float("inf") if ignore_schedule else self._clock()
-        blocked: set[tuple[str, str]] = set()
+        order = RoundOrder(float("inf") if ignore_schedule else self._clock())
+        acks = _Acks(lambda items: self._acknowledge(name, items))
         delivered = failed = 0
-        next_due: float | None = None
-        acked: list[PendingDelivery] = []
-        first_ack = 0.0
         try:
             for item in pending:
-                if acked and time.monotonic() - first_ack >= ACK_WITHIN:
-                    await self._acknowledge(name, acked)
-                    acked = []
+                await acks.due()
                 if self._stopping and not ignore_schedule:
                     break  # shutting down: the delivery in flight finished; start no other
-                key = (item.event.source, item.event.resource)
-                if key in blocked:
-                    continue
-                if item.next_attempt > now:
-                    blocked.add(key)  # a later version must not overtake this one
-                    next_due = item.next_attempt if next_due is None else min(next_due, item.next_attempt)
+                if not order.may_try(item):
                     continue
                 settled = await self._deliver(name, item)
+                order.settled(item, settled)
                 if settled is Settled.DELIVERED:
                     delivered += 1
-                    if not acked:
-                        first_ack = time.monotonic()
-                    acked.append(item)
-                    if len(acked) >= ACK_BATCH:
-                        await self._acknowledge(name, acked)
-                        acked = []
+                    await acks.add(item)
                 else:
                     failed += 1
-                    if settled is Settled.RETRY:  # a dead one is settled: the next may follow
-                        blocked.add(key)
         finally:
-            await self._acknowledge(name, acked)
+            await acks.flush()
         await self._gauge(name)
+        next_due = order.next_due
         if failed and next_due is None:
             next_due = self._clock() + self._retry[name].base / 2
         return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
@@ -229,11 +206,7 @@ class Deliverer:
         over = limit is not None and await self._store.outbox_bytes(name) > limit
         if not (policy.coalesce or over):
             return pending
-        newest: dict[tuple[str, str], PendingDelivery] = {}
-        for item in pending:
-            newest[(item.event.source, item.event.resource)] = item
-        keep = {id(item) for item in newest.values()}
-        superseded = [item for item in pending if id(item) not in keep]
+        keep, superseded = newest_per_resource(pending)
         if superseded:
             if over and not policy.coalesce:
                 self._log.warning(
@@ -247,14 +220,14 @@ class Deliverer:
             self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
             for item in superseded:
                 await self._blobs.release(item.event.sha256, self._store)
-        return [item for item in pending if id(item) in keep]
+        return keep
 
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
         event = item.event
         log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
-        expired = self._expired(name, item)
-        if expired is not None:
-            await self._dead(name, item, expired, log)
+        too_late = expired(self._policies[name], item, self._clock())
+        if too_late is not None:
+            await self._dead(name, item, too_late, log)
             return Settled.DEAD
         started = time.monotonic()
         try:
@@ -282,19 +255,6 @@ class Deliverer:
         for sha256 in dict.fromkeys(i.event.sha256 for i in items):
             await self._blobs.release(sha256, self._store)
 
-    def _expired(self, name: str, item: PendingDelivery) -> str | None:
-        """Why the delivery must not be tried again, if it must not."""
-        policy = self._policies[name]
-        if policy.max_attempts is not None and item.attempts >= policy.max_attempts:
-            return f"gave up after {item.attempts} attempts (max_attempts)"
-        if (
-            policy.max_age is not None
-            and item.created_at
-            and self._clock() - item.created_at > policy.max_age
-        ):
-            return f"older than max_age ({policy.max_age:g}s)"
-        return None
-
     async def _dead(
         self, name: str, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger
     ) -> None:
@@ -318,3 +278,31 @@ class Deliverer:
         await asyncio.shield(self._store.mark_retry(item.event.event_id, name, error, self._clock() + delay))
         self._metrics.deliveries.labels(name, "failed").inc()
         log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))
+
+
+class _Acks:
+    """Acknowledgements committed together: ``ACK_BATCH`` at most, or ``ACK_WITHIN`` seconds
+    after the first (a crash resends no more than that)."""
+
+    def __init__(self, commit: Callable[[list[PendingDelivery]], Awaitable[None]]) -> None:
+        self._commit = commit
+        self._items: list[PendingDelivery] = []
+        self._first = 0.0
+
+    async def add(self, item: PendingDelivery) -> None:
+        """One more delivery was acknowledged by the sink."""
+        if not self._items:
+            self._first = time.monotonic()
+        self._items.append(item)
+        if len(self._items) >= ACK_BATCH:
+            await self.flush()
+
+    async def due(self) -> None:
+        """Commit what waits longer than ``ACK_WITHIN``."""
+        if self._items and time.monotonic() - self._first >= ACK_WITHIN:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commit what waits."""
+        items, self._items = self._items, []
+        await self._commit(items)
