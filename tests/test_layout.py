@@ -34,6 +34,12 @@ FORBIDDEN = [
     ("daemon", "commands"),
     ("delivery", "daemon"),
     ("store", "daemon"),
+    ("store", "polling"),
+    ("config", "sources"),
+    ("config", "polling"),
+    ("config", "daemon"),
+    ("sinks", "polling"),
+    ("polling", "sinks"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,13 +46,7 @@ class Resource:
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict, for persisting the last good discovery."""
-        return {
-            "id": self.id,
-            "url": self.url,
-            "format": self.format,
-            "allow_empty": self.allow_empty,
-            "key": self.key,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Resource:

@@ -5,6 +5,7 @@ refused where the source may not go, and moves recorded in the resources' state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -17,37 +18,29 @@ from pollerd.polling.tally import SourceTally
 from pollerd.store.protocol import StateStore
 
 
+@dataclass
 class Discovery:
     """The resources of one source, as its API last told them (or as stored, until it does)."""
 
-    def __init__(
-        self,
-        source: Source,
-        store: StateStore,
-        tally: SourceTally,
-        backoff: Backoff,
-        log: BoundLogger,
-        clock: Callable[[], float],
-    ) -> None:
-        self._source = source
-        self._store = store
-        self._tally = tally
-        self._backoff = backoff
-        self._log = log
-        self._clock = clock
-        self.resources: list[Resource] = []
-        self.states: dict[str, ResourceState] = {}  # the poller's, where moves are recorded
-        self.discovered_at: float | None = None
-        self.refused = 0  # URLs refused in this cycle
-        self.switched: list[str] = []  # resources moved since the poller last saved states
-        self._ids: frozenset[str] = frozenset()
-        self._failures = 0
-        self._retry_at = 0.0
+    source: Source
+    store: StateStore
+    tally: SourceTally
+    backoff: Backoff
+    log: BoundLogger
+    clock: Callable[[], float]
+    resources: list[Resource] = field(default_factory=list)
+    states: dict[str, ResourceState] = field(default_factory=dict)  # the poller's: moves go there
+    discovered_at: float | None = None
+    refused: int = 0  # URLs refused in this cycle
+    switched: list[str] = field(default_factory=list)  # moved since the poller last saved states
+    _ids: frozenset[str] = frozenset()
+    _failures: int = 0
+    _retry_at: float = 0.0
 
     async def load(self, states: dict[str, ResourceState]) -> None:
         """The last good discovery, stored (the poller's ``states`` record moves)."""
         self.states = states
-        self.resources = await self._store.load_discovery(self._tally.name) or []
+        self.resources = await self.store.load_discovery(self.tally.name) or []
         self._ids = frozenset(r.id for r in self.resources)
 
     def is_current(self, resource_id: str) -> bool:
@@ -57,18 +50,18 @@ class Discovery:
     @property
     def allowed(self) -> bool:
         """False while a failing discovery API waits out its backoff."""
-        return self._clock() >= self._retry_at
+        return self.clock() >= self._retry_at
 
     async def refresh_if_due(self, failing: bool) -> bool:
         """Discover at start, every ``discovery_interval``, and every cycle while a resource
         fails (``failing``): the moment the upstream says where it went, pollerd follows. False
         when the resources could not be known now."""
         self.refused = 0
-        interval = self._source.discovery_interval
+        interval = self.source.discovery_interval
         due = (
             self.discovered_at is None
             or failing
-            or (interval is not None and self._clock() - self.discovered_at >= interval)
+            or (interval is not None and self.clock() - self.discovered_at >= interval)
         )
         if not due:
             return True
@@ -82,15 +75,15 @@ class Discovery:
 
     async def discover(self) -> bool:
         """Ask the source for its resources; on failure keep the known (persisted) ones."""
-        now = self._clock()
+        now = self.clock()
         try:
-            found = await self._source.discover(list(self.resources))
+            found = await self.source.discover(list(self.resources))
         except DiscoveryFailed as exc:
             self._failures += 1
-            delay = self._backoff.delay(self._failures)
+            delay = self.backoff.delay(self._failures)
             self._retry_at = now + delay
-            self._tally.discovered(False, len(self.resources))
-            self._log.warning(
+            self.tally.discovered(False, len(self.resources))
+            self.log.warning(
                 "discovery failed; polling the known URLs",
                 error=str(exc),
                 known=len(self.resources),
@@ -102,17 +95,17 @@ class Discovery:
         found = [r for r in found if self._allowed(r)]
         if found != self.resources:
             self._apply(found)
-            await self._store.save_discovery(self._tally.name, found)
-        self._tally.discovered(True, len(self.resources))
+            await self.store.save_discovery(self.tally.name, found)
+        self.tally.discovered(True, len(self.resources))
         return True
 
     def _allowed(self, resource: Resource) -> bool:
-        reason = self._source.policy.refusal(resource.url)
+        reason = self.source.policy.refusal(resource.url)
         if reason is None:
             return True
         self.refused += 1
-        self._tally.refused(reason)
-        self._log.error(
+        self.tally.refused(reason)
+        self.log.error(
             "discovered URL refused: not polled",
             resource=resource.id,
             host=urlsplit(resource.url).hostname,
@@ -125,9 +118,9 @@ class Discovery:
         new = {r.id: r for r in found}
         added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
         if old and added:
-            self._log.info("resources added", added=added)
+            self.log.info("resources added", added=added)
         if removed:
-            self._log.warning("resources no longer listed; not polled any more", removed=removed)
+            self.log.warning("resources no longer listed; not polled any more", removed=removed)
         for rid in sorted(new.keys() & old.keys()):
             if new[rid].url != old[rid].url:
                 self._url_moved(rid, old[rid].url, new[rid].url)
@@ -141,12 +134,12 @@ class Discovery:
         """
         state = self.states.setdefault(resource_id, ResourceState(resource_id))
         first = (state.url_switch or {}).get("from", old_url)
-        at = datetime.fromtimestamp(self._clock(), UTC).isoformat().replace("+00:00", "Z")
+        at = datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z")
         state.url_switch = {"from": first, "to": new_url, "at": at}
         state.validators = Validators()
         state.learned_strategy = None
         state.failures = 0
         state.backoff_until = None
         self.switched.append(resource_id)
-        self._tally.url_switched()
-        self._log.warning("url switched", resource=resource_id, old_url=old_url, new_url=new_url)
+        self.tally.url_switched()
+        self.log.warning("url switched", resource=resource_id, old_url=old_url, new_url=new_url)

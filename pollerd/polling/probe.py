@@ -4,6 +4,7 @@ plain GET and a hash), and recording it when it did."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from structlog.stdlib import BoundLogger
@@ -29,33 +30,29 @@ from pollerd.polling.tally import SourceTally
 from pollerd.store.blobs import BlobStore
 
 
+@dataclass
 class Prober:
     """Probes the resources of one file source; raises FetchFailure or PayloadRejected."""
 
-    def __init__(
-        self,
-        config: SourceBase,
-        source: Source,
-        client: HttpClient,
-        blobs: BlobStore,
-        recorder: ChangeRecorder,
-        tally: SourceTally,
-        log: BoundLogger,
-        headers: dict[str, str],
-    ) -> None:
-        self._source = source
-        self._client = client
-        self._blobs = blobs
-        self._recorder = recorder
-        self._tally = tally
-        self._log = log
-        self._strategy = Strategy(config.strategy)
-        self._terms = Terms(tally, headers, config.timeout, config.max_bytes, source.policy)
+    config: SourceBase
+    source: Source
+    client: HttpClient
+    blobs: BlobStore
+    recorder: ChangeRecorder
+    tally: SourceTally
+    log: BoundLogger
+    headers: dict[str, str]
+
+    def __post_init__(self) -> None:
+        self._strategy = Strategy(self.config.strategy)
+        self._terms = Terms(
+            self.tally, self.headers, self.config.timeout, self.config.max_bytes, self.source.policy
+        )
 
     async def answers(self, url: str) -> bool:
         """Whether a host answers at all (a mirror's poller asks its primary)."""
         try:
-            head = await self._client.head(self._terms, url)
+            head = await self.client.head(self._terms, url)
         except (FetchFailure, PayloadRejected):
             return False
         return 200 <= head.status < 300 or head.status in HEAD_REFUSED - {403}
@@ -71,7 +68,7 @@ class Prober:
                 return Outcome.UNCHANGED
             if action is HeadAction.FALL_BACK:
                 strategy = Strategy.CONDITIONAL
-        answer = await self._client.get(self._terms, url, conditional_validators(strategy, state))
+        answer = await self.client.get(self._terms, url, conditional_validators(strategy, state))
         if self._strategy is Strategy.AUTO:
             state.learned_strategy = strategy_after_get(self._strategy, strategy, answer.validators)
         if answer.download is None:
@@ -79,22 +76,22 @@ class Prober:
         return await self._judge(resource, state, url, answer.download)
 
     async def _head(self, resource: Resource, state: ResourceState, url: str) -> HeadAction:
-        head = await self._client.head(self._terms, url)
+        head = await self.client.head(self._terms, url)
         action = after_head(self._strategy, state, head.status, head.validators, head.content_length)
         if action is HeadAction.FAIL:
             raise FetchFailure(
                 "status", f"HTTP {head.status} on HEAD", status=head.status, retry_after=head.retry_after
             )
         if action is HeadAction.ADOPT:
-            self._tally.same_bytes()
-            self._log.info(
+            self.tally.same_bytes()
+            self.log.info(
                 "same content at this URL (its ETag is the content's MD5): "
                 "validators adopted, nothing downloaded",
                 resource=resource.id,
             )
             state.validators = head.validators
         if action is HeadAction.FALL_BACK:
-            self._log.info(
+            self.log.info(
                 "HEAD is no help here; using conditional GET", resource=resource.id, status=head.status
             )
         return action
@@ -102,19 +99,19 @@ class Prober:
     async def _judge(self, resource: Resource, state: ResourceState, url: str, download: Download) -> Outcome:
         verdict = after_fetch(state, download.sha256, download.validators)
         if verdict is not Verdict.CHANGED:
-            await self._blobs.discard(download.path)
+            await self.blobs.discard(download.path)
             if verdict is Verdict.SAME_BYTES:
-                self._tally.same_bytes()
-                self._log.info("new validators, same bytes", resource=resource.id)
+                self.tally.same_bytes()
+                self.log.info("new validators, same bytes", resource=resource.id)
             state.validators = download.validators
             state.md5 = state.md5 or download.md5  # a state from before MD5s were kept learns it
             return Outcome.UNCHANGED
         fmt = effective_format(resource.format, url, download.content_type)
         try:
             details = await asyncio.to_thread(self._inspect, resource, download, fmt)
-            await self._recorder.record(resource, state, download, extension_for(fmt, url), details)
+            await self.recorder.record(resource, state, download, extension_for(fmt, url), details)
         finally:  # on every path: a recorded download has moved into the blob store already
-            await self._blobs.discard(download.path)
+            await self.blobs.discard(download.path)
         return Outcome.CHANGED
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> dict[str, Any] | None:
@@ -123,7 +120,7 @@ class Prober:
         if document is None:
             return None
         try:
-            return self._source.details(document)
+            return self.source.details(document)
         except Exception:  # details are a courtesy; they must never hold back a version
-            self._log.exception("could not read details", resource=resource.id)
+            self.log.exception("could not read details", resource=resource.id)
             return None

@@ -20,7 +20,6 @@ class Source(Protocol):
     the source's URLs (and their redirects) may point at.
     """
 
-    name: str
     discovery_interval: float | None
     policy: HostPolicy
 

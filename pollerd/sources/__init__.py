@@ -17,8 +17,11 @@ from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import SourceBase
 from pollerd.config.dc import DcSourceConfig
 from pollerd.polling.context import PollContext
+from pollerd.polling.fetch import HttpClient
 from pollerd.polling.file_poller import SourcePoller
 from pollerd.polling.poller import Poller
+from pollerd.polling.source import Source
+from pollerd.polling.tally import SourceTally
 from pollerd.sources.ap import ApPoller
 from pollerd.sources.democracyclub import DcPoller
 from pollerd.sources.fso import FsoSource
@@ -33,12 +36,15 @@ class SourceKind:
     build: Callable[[Any, PollContext], Poller]  # called with an instance of ``config``
 
 
+def file_kind(make: Callable[[Any, HttpClient, SourceTally], Source]) -> Callable[[Any, PollContext], Poller]:
+    """The factory of a kind whose resources are files: its ``Source`` (made from the table, the
+    HTTP client and the source's tally, for a discovery API's requests) in the file poller."""
+    return lambda c, ctx: SourcePoller(c, make(c, ctx.client, ctx.tally(c.name, c.kind)), ctx)
+
+
 SOURCE_KINDS: Mapping[str, SourceKind] = {
-    "http": SourceKind(HttpSourceConfig, lambda c, ctx: SourcePoller(c, HttpSource(c), ctx)),
-    "fso": SourceKind(
-        FsoSourceConfig,
-        lambda c, ctx: SourcePoller(c, FsoSource(c, ctx.client, ctx.tally(c.name, c.kind)), ctx),
-    ),
+    "http": SourceKind(HttpSourceConfig, file_kind(lambda c, _client, _tally: HttpSource(c))),
+    "fso": SourceKind(FsoSourceConfig, file_kind(FsoSource)),
     "ap": SourceKind(ApSourceConfig, ApPoller),
     "democracyclub": SourceKind(DcSourceConfig, DcPoller),
 }

@@ -55,7 +55,6 @@ class FsoSource:
     """Discovers the package's resources on every call; selection is by name, never by position."""
 
     def __init__(self, config: FsoSourceConfig, client: HttpClient, tally: SourceTally) -> None:
-        self.name = config.name
         self.discovery_interval: float | None = config.discovery_interval
         self.policy = fso_policy(config)
         self._config = config

@@ -16,7 +16,6 @@ class HttpSource:
     discovery_interval: float | None = None
 
     def __init__(self, config: HttpSourceConfig) -> None:
-        self.name = config.name
         self.policy = HostPolicy(config.allowed_hosts)
         self._resources = _resources(config)
 
