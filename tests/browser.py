@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,7 +84,8 @@ async def browser_page() -> AsyncIterator[Page]:
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     require(executable is not None, "Chromium")
     assert executable is not None
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers may still write to the profile a moment after it is killed
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = await asyncio.create_subprocess_exec(
             executable,
             *FLAGS,
@@ -89,6 +93,7 @@ async def browser_page() -> AsyncIterator[Page]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port = await _devtools_port(Path(profile) / "DevToolsActivePort")
@@ -98,7 +103,8 @@ async def browser_page() -> AsyncIterator[Page]:
                 async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as socket:
                     yield Page(socket)
         finally:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the browser and every helper it started
             await process.wait()
 
 
