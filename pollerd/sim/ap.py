@@ -14,216 +14,19 @@ import asyncio
 import base64
 import hashlib
 import json
-import random
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from pollerd.core.waiting import wait_set
+from pollerd.sim.ap_election import ELECTION_DATE, ApElection, values
 from pollerd.sim.host import SimHost
 
-ELECTION_DATE = "2026-11-03"
-POLLS_CLOSE = datetime(2026, 11, 4, 0, 0, tzinfo=UTC)
-STEP = timedelta(seconds=10)
-STATES = {"CO": ("Colorado", 5), "WV": ("West Virginia", 4), "PA": ("Pennsylvania", 6)}
-# More states for a national-sized night: (postal code, counties).
-NATIONAL = (
-    ("AL", 8),
-    ("AZ", 6),
-    ("CA", 12),
-    ("FL", 10),
-    ("GA", 9),
-    ("IL", 8),
-    ("IN", 7),
-    ("MI", 8),
-    ("MN", 7),
-    ("MO", 7),
-    ("NC", 9),
-    ("NJ", 6),
-    ("NV", 4),
-    ("NY", 10),
-    ("OH", 9),
-    ("OR", 5),
-    ("SC", 6),
-    ("TX", 14),
-    ("VA", 8),
-    ("WA", 6),
-    ("WI", 7),
-)
-OFFICES = (
-    ("S", "U.S. Senate", None),
-    ("G", "Governor", None),
-    ("H", "U.S. House", 1),
-    ("H", "U.S. House", 2),
-)
-CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
-
-
-class ApElection:
-    """The races, their reporting units and votes at every step of the night (deterministic)."""
-
-    def __init__(
-        self, steps: int = 180, seed: int = 11, national: bool = False, update_probability: float = 0.2
-    ) -> None:
-        """``national``: 24 states instead of 3; ``update_probability``: the chance that a race
-        gets new votes in a step (10 s)."""
-        self.steps = steps
-        self.states = dict(STATES) | (
-            {code: (code, counties) for code, counties in NATIONAL} if national else {}
-        )
-        self._update_probability = update_probability
-        self.step = 0
-        self._rng = random.Random(seed)
-        self.races: dict[str, dict[str, Any]] = {}
-        self.updated: dict[str, int] = {}  # race key -> step of its last change
-        race_number = 1000
-        for state, (state_name, counties) in self.states.items():
-            for office_id, office_name, seat in OFFICES:
-                race_number += 1
-                race = self._race(state, state_name, counties, race_number, office_id, office_name, seat)
-                key = f"{state}:{race['raceID']}:G"
-                self.races[key] = race
-                self.updated[key] = 0
-
-    def timestamp(self, step: int | None = None) -> str:
-        """The AP-style time of a step."""
-        moment = POLLS_CLOSE + STEP * (self.step if step is None else step)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-    def step_of(self, timestamp: str) -> int | None:
-        """The step a timestamp names (None if it names none)."""
-        try:
-            moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return int((moment - POLLS_CLOSE) / STEP)
-
-    def advance(self, steps: int = 1) -> None:
-        """Count more votes (and call races) for ``steps`` steps."""
-        for _ in range(steps):
-            if self.step >= self.steps:
-                return
-            self.step += 1
-            for key, race in self.races.items():
-                if self._rng.random() < self._update_probability:
-                    self._count(race)
-                    self.updated[key] = self.step
-
-    def _race(
-        self,
-        state: str,
-        state_name: str,
-        counties: int,
-        number: int,
-        office_id: str,
-        office_name: str,
-        seat: int | None,
-    ) -> dict[str, Any]:
-        units = [self._unit(state, state_name, "state", state, counties * 40, number)]
-        units += [
-            self._unit(state, state_name, "subunit", f"{number}{c:02d}", 40, number)
-            for c in range(1, counties + 1)
-        ]
-        race: dict[str, Any] = {
-            "test": False,
-            "resultsType": "l",
-            "raceID": str(number),
-            "raceType": "General",
-            "raceTypeID": "G",
-            "officeID": office_id,
-            "officeName": office_name,
-            "statePostal": state,
-            "eevp": 0,
-            "tabulationStatus": "Active Tabulation",
-            "raceCallStatus": "Too Early to Call",
-            "reportingUnits": units,
-        }
-        if seat is not None:
-            race["seatNum"], race["seatName"] = str(seat), f"District {seat}"
-        return race
-
-    def _unit(
-        self, state: str, state_name: str, level: str, unit_id: str, precincts: int, race_number: int
-    ) -> dict[str, Any]:
-        return {
-            "statePostal": state,
-            "stateName": state_name,
-            "level": level,
-            "reportingunitID": unit_id,
-            "lastUpdated": self.timestamp(0),
-            "precinctsReporting": 0,
-            "precinctsTotal": precincts,
-            "precinctsReportingPct": 0.0,
-            "candidates": [
-                {
-                    "first": f"Alex{n}",
-                    "last": last,
-                    "party": party,
-                    "candidateID": f"{race_number}{n}",
-                    "polID": f"{n}{len(last)}{n}",
-                    "ballotOrder": n,
-                    "polNum": str(n),
-                    "voteCount": 0,
-                }
-                for n, (party, last) in enumerate(CANDIDATES, start=1)
-            ],
-        }
-
-    def _count(self, race: dict[str, Any]) -> None:
-        units = race["reportingUnits"]
-        for unit in self._rng.sample(units[1:], k=min(2, len(units) - 1)):
-            if unit["precinctsReporting"] >= unit["precinctsTotal"]:
-                continue
-            unit["precinctsReporting"] = min(unit["precinctsTotal"], unit["precinctsReporting"] + 8)
-            unit["precinctsReportingPct"] = round(
-                100 * unit["precinctsReporting"] / unit["precinctsTotal"], 1
-            )
-            unit["lastUpdated"] = self.timestamp()
-            for candidate in unit["candidates"]:
-                candidate["voteCount"] += self._rng.randint(50, 900) // candidate["ballotOrder"]
-        total = units[0]
-        total["precinctsReporting"] = sum(u["precinctsReporting"] for u in units[1:])
-        total["precinctsReportingPct"] = round(100 * total["precinctsReporting"] / total["precinctsTotal"], 1)
-        total["lastUpdated"] = self.timestamp()
-        for i, candidate in enumerate(total["candidates"]):
-            candidate["voteCount"] = sum(u["candidates"][i]["voteCount"] for u in units[1:])
-        race["eevp"] = round(total["precinctsReportingPct"])
-        if race["eevp"] >= 60 and race["raceCallStatus"] != "Called":
-            race["raceCallStatus"] = "Called"
-            leader = max(total["candidates"], key=lambda c: c["voteCount"])
-            leader["winner"] = "X"
-
-    def select(self, params: dict[str, str], since: int | None, until: int) -> list[dict[str, Any]]:
-        """Races matching the filters (changed in (since, until] when ``since`` is given)."""
-        states = _values(params.get("statePostal"))
-        offices = _values(params.get("officeID"))
-        race_ids = _values(params.get("raceID"))
-        level = params.get("level", "state").lower()
-        test = params.get("resultsType") == "t"
-        chosen = []
-        for key, race in sorted(self.races.items()):
-            if states and race["statePostal"] not in states:
-                continue
-            if (offices and race["officeID"] not in offices) or (race_ids and race["raceID"] not in race_ids):
-                continue
-            if since is not None and not since < self.updated[key] <= until:
-                continue
-            view = json.loads(json.dumps(race))
-            if level != "ru":
-                view["reportingUnits"] = view["reportingUnits"][:1]
-            view["test"] = test
-            view["resultsType"] = "t" if test else "l"
-            chosen.append(view)
-        return chosen
-
-
-def _values(text: str | None) -> set[str]:
-    return {v.strip() for v in (text or "").split(",") if v.strip()}
+__all__ = ["ELECTION_DATE", "ApElection", "ApServer"]
 
 
 class ApServer(SimHost):
@@ -272,32 +75,21 @@ class ApServer(SimHost):
         if parts[2] != ELECTION_DATE:
             return _error(400, f"No election found for date {parts[2]}")
         params = dict(request.query)
-        unknown = _values(params.get("statePostal")) - set(self.election.states)
+        unknown = values(params.get("statePostal")) - set(self.election.states)
         if unknown:
             return _error(400, f"Invalid statePostal value: {','.join(sorted(unknown))}")
         return self._elections(request, parts[0], params)
 
     def _elections(self, request: web.Request, version: str, params: dict[str, str]) -> web.Response:
         election = self.election
-        now = election.step
         since = election.step_of(params["minDateTime"]) if "minDateTime" in params else None
-        until = int(params.get("untilStep", now))
+        until = int(params.get("untilStep", election.step))
         offset = int(params.get("offset", 0))
         races = election.select(params, since, until)
-        base = {k: v for k, v in params.items() if k not in ("minDateTime", "untilStep", "offset")}
         truncated = version == "v3" and since is not None and len(races) > offset + self.page_size
         if since is not None:
             races = races[offset : offset + self.page_size] if version == "v3" else races
-        if truncated:
-            follow = {
-                **base,
-                "minDateTime": params["minDateTime"],
-                "untilStep": str(until),
-                "offset": str(offset + self.page_size),
-            }
-        else:
-            follow = {**base, "minDateTime": election.timestamp(until)}
-        link = f"{request.url.origin()}{request.path}?{urlencode(follow, safe=',:')}"
+        link = self._next_link(request, params, until, offset if truncated else None)
         if since is not None and not races:
             return self._json(request, {"nextrequest": link}, etag=None)
         document: dict[str, Any] = {
@@ -308,18 +100,26 @@ class ApServer(SimHost):
         }
         if version == "v3":
             document = {"apiVersion": "3.0", **document, "isTruncated": truncated}
-        etag = None
-        if since is None:
-            etag = (
-                '"'
-                + hashlib.md5(json.dumps(races, sort_keys=True).encode(), usedforsecurity=False).hexdigest()[
-                    :16
-                ]
-                + '"'
-            )
-            if request.headers.get("If-None-Match") == etag:
-                return web.Response(status=304, headers={"ETag": etag})
+        etag = None if since is not None else _etag(races)
+        if etag is not None and request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
         return self._json(request, document, etag)
+
+    def _next_link(
+        self, request: web.Request, params: dict[str, str], until: int, truncated_at: int | None
+    ) -> str:
+        """AP's ``nextrequest``: the next page of a truncated delta, else the changes since now."""
+        base = {k: v for k, v in params.items() if k not in ("minDateTime", "untilStep", "offset")}
+        if truncated_at is not None:
+            follow = {
+                **base,
+                "minDateTime": params["minDateTime"],
+                "untilStep": str(until),
+                "offset": str(truncated_at + self.page_size),
+            }
+        else:
+            follow = {**base, "minDateTime": self.election.timestamp(until)}
+        return f"{request.url.origin()}{request.path}?{urlencode(follow, safe=',:')}"
 
     def _json(self, request: web.Request, document: dict[str, Any], etag: str | None) -> web.Response:
         body = json.dumps(document).encode()
@@ -346,6 +146,11 @@ class ApServer(SimHost):
         """Advance one step every ``step_seconds`` until the night ends or ``stop`` is set."""
         while self.election.step < self.election.steps and not await wait_set(stop, step_seconds):
             self.election.advance()
+
+
+def _etag(races: list[dict[str, Any]]) -> str:
+    digest = hashlib.md5(json.dumps(races, sort_keys=True).encode(), usedforsecurity=False)
+    return f'"{digest.hexdigest()[:16]}"'
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -197,45 +197,45 @@ class Metrics:
         """Create every labelled series at zero so dashboards see them before the first event."""
         self.build_info.labels(__version__).set(1)
         for source in sources:
-            self.task_failures.labels(f"poll:{source}")
-            for outcome in POLL_OUTCOMES:
-                self.polls.labels(source, outcome)
-            for reason in REJECT_REASONS:
-                self.rejected.labels(source, reason)
-            for direction in SWITCH_DIRECTIONS:
-                self.fallback_switches.labels(source, direction)
-            for outcome in ("ok", "error"):
-                self.discoveries.labels(source, outcome)
-            for refusal in REFUSAL_REASONS:
-                self.refused_urls.labels(source, refusal)
-            for family in (
-                self.downloaded_bytes,
-                self.changes,
-                self.same_bytes,
-                self.rediscoveries,
-                self.skipped_runs,
-                self.probe_seconds,
-                self.in_backoff,
-                self.fallback_active,
-                self.last_success,
-                self.last_change,
-                self.url_switches,
-                self.resources_watched,
-                self.quota_deferred,
-                self.quota_exceeded,
-                self.source_failed,
-                self.version_age,
-                self.budget_limited,
-            ):
-                family.labels(source)
-            for method in ("HEAD", "GET"):
-                for status_class in STATUS_CLASSES:
-                    self.http_requests.labels(source, method, status_class)
+            self._initialise_source(source)
         for sink in sinks:
             self.task_failures.labels(f"deliver:{sink}")
             for outcome in DELIVERY_OUTCOMES:
                 self.deliveries.labels(sink, outcome)
-            self.outbox_depth.labels(sink)
-            self.outbox_bytes.labels(sink)
-            self.dead_letters.labels(sink)
-            self.delivery_seconds.labels(sink)
+            for family in (self.outbox_depth, self.outbox_bytes, self.dead_letters, self.delivery_seconds):
+                family.labels(sink)
+
+    def _initialise_source(self, source: str) -> None:
+        self.task_failures.labels(f"poll:{source}")
+        for family, values in (
+            (self.polls, POLL_OUTCOMES),
+            (self.rejected, REJECT_REASONS),
+            (self.fallback_switches, SWITCH_DIRECTIONS),
+            (self.discoveries, ("ok", "error")),
+            (self.refused_urls, REFUSAL_REASONS),
+        ):
+            for value in values:
+                family.labels(source, value)
+        for series in (
+            self.downloaded_bytes,
+            self.changes,
+            self.same_bytes,
+            self.rediscoveries,
+            self.skipped_runs,
+            self.probe_seconds,
+            self.in_backoff,
+            self.fallback_active,
+            self.last_success,
+            self.last_change,
+            self.url_switches,
+            self.resources_watched,
+            self.quota_deferred,
+            self.quota_exceeded,
+            self.source_failed,
+            self.version_age,
+            self.budget_limited,
+        ):
+            series.labels(source)
+        for method in ("HEAD", "GET"):
+            for status_class in STATUS_CLASSES:
+                self.http_requests.labels(source, method, status_class)
