@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,8 @@ from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
 from pollerd.sources import SOURCE_KINDS, SourceKind
 from pollerd.telemetry.logs import configure_logging
+from tests import postgres
+from tests.postgres import Cluster
 
 
 @dataclass
@@ -62,6 +64,20 @@ def require(available: bool, what: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"{what} is required in CI (POLLERD_REQUIRE_ALL=1) but missing")
     pytest.skip(f"{what} is not installed here")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster | None]:
+    """One throwaway PostgreSQL cluster for the whole session (None where none is installed)."""
+    yield from postgres.cluster()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Cluster | None) -> str:
+    """A fresh, empty PostgreSQL database (skipped where PostgreSQL is not installed, failed in CI)."""
+    require(postgres_cluster is not None, "PostgreSQL (initdb, pg_ctl)")
+    assert postgres_cluster is not None
+    return postgres_cluster.database()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ runs them on the store's thread (``SqliteStore``); the CLI's commands call them 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import time
@@ -19,6 +18,7 @@ from pollerd.store.rows import (
     DELIVERY_STATUSES,
     DeliveryRow,
     PendingDelivery,
+    allocated,
     state_from_json,
     state_to_json,
 )
@@ -59,7 +59,7 @@ def record_change(
     one pending delivery per sink; the event as committed."""
     now = time.time()
     with transaction(db):
-        event = _allocate(db, source, state, event)
+        event = allocated(source, state, event, next_sequence(db, source, state.resource_id))
         db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
         db.execute(
             "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
@@ -82,25 +82,6 @@ def record_change(
             [(event.event_id, sink, now, now) for sink in sinks],
         )
     return event
-
-
-def _allocate(db: sqlite3.Connection, source: str, state: ResourceState, event: Event) -> Event:
-    """The event with the sequence the store allocates: one past the highest its stored state or
-    its events have. Only a state left behind the outbox makes it differ (repaired, and said)."""
-    sequence = next_sequence(db, source, state.resource_id)
-    if sequence == event.sequence:
-        return event
-    _log.warning(
-        "sequence repaired: the outbox is ahead of the resource's state",
-        source=source,
-        resource=state.resource_id,
-        expected=event.sequence,
-        allocated=sequence,
-    )
-    state.sequence = sequence
-    return dataclasses.replace(
-        event, sequence=sequence, event_id=Event.make_id(source, state.resource_id, sequence, event.sha256)
-    )
 
 
 def next_sequence(db: sqlite3.Connection, source: str, resource: str) -> int:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import structlog
 
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, ResourceState, Strategy, Validators
 
 DELIVERY_STATUSES = ("pending", "delivered", "dead", "superseded")
+_log = structlog.get_logger("pollerd.state")
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,21 @@ def state_from_json(text: str) -> ResourceState:
     learned = data.get("learned_strategy")
     data["learned_strategy"] = Strategy(learned) if learned else None
     return ResourceState(**data)
+
+
+def allocated(source: str, state: ResourceState, event: Event, sequence: int) -> Event:
+    """The event under the sequence the store allocated. Only a state left behind the outbox makes
+    it differ from the poller's: the state and the event are repaired (and it is said)."""
+    if sequence == event.sequence:
+        return event
+    _log.warning(
+        "sequence repaired: the outbox is ahead of the resource's state",
+        source=source,
+        resource=state.resource_id,
+        expected=event.sequence,
+        allocated=sequence,
+    )
+    state.sequence = sequence
+    return dataclasses.replace(
+        event, sequence=sequence, event_id=Event.make_id(source, state.resource_id, sequence, event.sha256)
+    )

@@ -1,0 +1,236 @@
+"""Every query of the state on PostgreSQL, written once: async functions on a connection, the
+twins of ``queries`` (SQLite) with the same meaning. A resource's sequence is allocated under a
+transaction-scoped advisory lock of that resource, and ``(source, resource, sequence)`` is unique:
+two writers can never commit two different events for one sequence."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from pollerd.core.masking import MASKED
+from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.store.rows import (
+    DELIVERY_STATUSES,
+    DeliveryRow,
+    PendingDelivery,
+    allocated,
+    state_from_json,
+    state_to_json,
+)
+
+Connection = AsyncConnection[tuple[Any, ...]]
+_log = structlog.get_logger("pollerd.state")
+_SAVE_STATE = (
+    "INSERT INTO pollerd.resources (source, resource, state) VALUES (%s, %s, %s::jsonb)"
+    " ON CONFLICT (source, resource) DO UPDATE SET state = excluded.state"
+)
+
+
+async def load_states(db: Connection, source: str) -> dict[str, ResourceState]:
+    """Every resource state of a source, by resource id."""
+    cursor = await db.execute(
+        "SELECT resource, state::text FROM pollerd.resources WHERE source = %s ORDER BY resource", (source,)
+    )
+    return {resource: state_from_json(state) async for resource, state in cursor}
+
+
+async def save_states(db: Connection, source: str, states: list[ResourceState]) -> None:
+    """Persist resource states in one transaction."""
+    async with db.transaction(), db.cursor() as cursor:
+        await cursor.executemany(_SAVE_STATE, [(source, s.resource_id, state_to_json(s)) for s in states])
+
+
+async def record_change(
+    db: Connection, source: str, state: ResourceState, event: Event, sinks: list[str]
+) -> Event:
+    """In one transaction: the resource's new state, the event (its sequence allocated here), and
+    one pending delivery per sink; the event as committed."""
+    now = time.time()
+    async with db.transaction():
+        await db.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{source}/{len(source)}/{state.resource_id}",)
+        )
+        event = allocated(source, state, event, await next_sequence(db, source, state.resource_id))
+        await db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
+        await db.execute(
+            "INSERT INTO pollerd.events (event_id, source, resource, sequence, sha256, body, extension,"
+            " created_at, size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                event.event_id,
+                source,
+                state.resource_id,
+                event.sequence,
+                event.sha256,
+                Jsonb(event.to_json()),
+                event.extension,
+                now,
+                event.size,
+            ),
+        )
+        async with db.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO pollerd.deliveries (event_id, sink, status, next_attempt, updated_at)"
+                " VALUES (%s, %s, 'pending', %s, %s)",
+                [(event.event_id, sink, now, now) for sink in sinks],
+            )
+    return event
+
+
+async def next_sequence(db: Connection, source: str, resource: str) -> int:
+    """One past the highest sequence the resource's stored state or its events have."""
+    cursor = await db.execute(
+        "SELECT GREATEST("
+        " COALESCE((SELECT MAX(sequence) FROM pollerd.events WHERE source = %s AND resource = %s), 0),"
+        " COALESCE((SELECT (state->>'sequence')::bigint FROM pollerd.resources"
+        " WHERE source = %s AND resource = %s), 0))",
+        (source, resource, source, resource),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]) + 1
+
+
+async def load_discovery(db: Connection, source: str) -> list[Resource] | None:
+    """The last good discovery of a source, if any."""
+    cursor = await db.execute("SELECT resources::text FROM pollerd.discoveries WHERE source = %s", (source,))
+    row = await cursor.fetchone()
+    return None if row is None else [Resource.from_json(r) for r in json.loads(row[0])]
+
+
+async def save_discovery(db: Connection, source: str, resources: list[Resource]) -> None:
+    """Remember a good discovery."""
+    await db.execute(
+        "INSERT INTO pollerd.discoveries VALUES (%s, %s, %s) ON CONFLICT (source) DO UPDATE"
+        " SET resources = excluded.resources, discovered_at = excluded.discovered_at",
+        (source, Jsonb([r.to_json() for r in resources]), time.time()),
+    )
+
+
+async def pending_deliveries(db: Connection, sink: str, limit: int) -> list[PendingDelivery]:
+    """Pending deliveries of a sink in event order (per resource: sequence order)."""
+    cursor = await db.execute(
+        "SELECT e.body::text, e.extension, d.attempts, d.next_attempt, e.created_at"
+        " FROM pollerd.deliveries d JOIN pollerd.events e ON e.event_id = d.event_id"
+        " WHERE d.sink = %s AND d.status = 'pending' ORDER BY e.id LIMIT %s",
+        (sink, limit),
+    )
+    return [
+        PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at, created)
+        async for body, extension, attempts, at, created in cursor
+    ]
+
+
+async def mark_attempt(
+    db: Connection, event_id: str, sink: str, status: str, error: str, next_attempt: float | None
+) -> None:
+    """An attempt failed: the delivery stays ``pending`` until ``next_attempt``, or is ``dead``."""
+    await db.execute(
+        "UPDATE pollerd.deliveries SET status = %s, attempts = attempts + 1, last_error = %s,"
+        " next_attempt = COALESCE(%s, next_attempt), updated_at = %s WHERE event_id = %s AND sink = %s",
+        (status, MASKED(error), next_attempt, time.time(), event_id, sink),
+    )
+
+
+async def settle(db: Connection, event_ids: list[str], sink: str, status: str, attempted: int) -> None:
+    """Close pending deliveries with ``status`` in one statement."""
+    await db.execute(
+        "UPDATE pollerd.deliveries SET status = %s, attempts = attempts + %s, last_error = NULL,"
+        " updated_at = %s WHERE event_id = ANY(%s) AND sink = %s AND status = 'pending'",
+        (status, attempted, time.time(), event_ids, sink),
+    )
+
+
+async def outbox_bytes(db: Connection, sink: str) -> int:
+    """Payload bytes of the sink's pending deliveries."""
+    cursor = await db.execute(
+        "SELECT COALESCE(SUM(e.size), 0) FROM pollerd.deliveries d"
+        " JOIN pollerd.events e ON e.event_id = d.event_id WHERE d.sink = %s AND d.status = 'pending'",
+        (sink,),
+    )
+    return int((await cursor.fetchone() or (0,))[0])
+
+
+async def delivery_counts(db: Connection, sink: str) -> dict[str, int]:
+    """Deliveries of a sink by status (every status, zero included)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    cursor = await db.execute(
+        "SELECT status, COUNT(*) FROM pollerd.deliveries WHERE sink = %s GROUP BY status", (sink,)
+    )
+    async for status, count in cursor:
+        counts[str(status)] = int(count)
+    return counts
+
+
+async def outbox_depth(db: Connection, sink: str) -> int:
+    """How many deliveries the sink has pending."""
+    return (await delivery_counts(db, sink))["pending"]
+
+
+async def list_deliveries(
+    db: Connection, sink: str, statuses: tuple[str, ...], limit: int
+) -> list[DeliveryRow]:
+    """Deliveries of a sink with one of ``statuses``, oldest event first."""
+    cursor = await db.execute(
+        "SELECT d.event_id, e.source, e.resource, e.sequence, d.status, d.attempts, d.last_error,"
+        " d.updated_at FROM pollerd.deliveries d JOIN pollerd.events e ON e.event_id = d.event_id"
+        " WHERE d.sink = %s AND d.status = ANY(%s) ORDER BY e.id LIMIT %s",
+        (sink, list(statuses), limit),
+    )
+    return [DeliveryRow(*row) async for row in cursor]
+
+
+async def event_sha256(db: Connection, event_id: str) -> str | None:
+    """The payload hash of an event."""
+    cursor = await db.execute("SELECT sha256 FROM pollerd.events WHERE event_id = %s", (event_id,))
+    row = await cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def redeliver(db: Connection, event_id: str | None, sink: str | None) -> int:
+    """Make deliveries pending again: one event's (any status but pending), or every dead one;
+    ``sink`` limits it to one sink. How many."""
+    cursor = await db.execute(
+        "UPDATE pollerd.deliveries SET status = 'pending', attempts = 0, last_error = NULL,"
+        " next_attempt = %(now)s, updated_at = %(now)s WHERE status != 'pending'"
+        " AND (CASE WHEN %(event)s::text IS NULL THEN status = 'dead' ELSE event_id = %(event)s END)"
+        " AND (%(sink)s::text IS NULL OR sink = %(sink)s)",
+        {"now": time.time(), "event": event_id, "sink": sink},
+    )
+    return cursor.rowcount
+
+
+async def blob_in_use(db: Connection, sha256: str) -> bool:
+    """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered)
+    or as a resource's current version."""
+    cursor = await db.execute(
+        "SELECT EXISTS (SELECT 1 FROM pollerd.deliveries d JOIN pollerd.events e"
+        " ON e.event_id = d.event_id WHERE e.sha256 = %s AND d.status IN ('pending', 'dead'))"
+        " OR EXISTS (SELECT 1 FROM pollerd.resources WHERE state->>'sha256' = %s)",
+        (sha256, sha256),
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def mark_stopped(db: Connection, source: str, reason: str | None) -> None:
+    """Record that a source stopped for good (``None``: it runs again)."""
+    if reason is None:
+        await db.execute("DELETE FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
+    else:
+        await db.execute(
+            "INSERT INTO pollerd.meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"stopped:{source}", reason),
+        )
+
+
+async def stopped(db: Connection, source: str) -> str | None:
+    """Why a source stopped, if it did."""
+    cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
+    row = await cursor.fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,109 @@
+"""``PgStore``, the StateStore on PostgreSQL: the state several replicas share. Every call takes a
+connection from a small pool and runs one of ``pg_queries``; the schema is migrated at ``open``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from psycopg_pool import AsyncConnectionPool
+
+from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.store import pg_queries
+from pollerd.store.pg_queries import Connection
+from pollerd.store.pg_schema import migrate
+from pollerd.store.rows import PendingDelivery
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class PgStore:
+    """The state in a PostgreSQL database (``url``: a libpq URL; ``password``, if not in it or in
+    ``PGPASSWORD`` / ``.pgpass``)."""
+
+    def __init__(self, url: str, password: str | None = None, max_connections: int = 4) -> None:
+        self.created = False  # open() made the schema (the database held no pollerd state)
+        extra: dict[str, Any] = {"autocommit": True}
+        if password is not None:
+            extra["password"] = password
+        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_connections, kwargs=extra, open=False)
+
+    async def open(self, timeout: float = 30.0) -> None:
+        """Connect and migrate the schema (under an advisory lock: replicas starting together
+        migrate once)."""
+        await self._pool.open(wait=True, timeout=timeout)
+        self.created = await self.run(migrate) == 0
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self._pool.close()
+
+    async def run(
+        self, query: Callable[Concatenate[Connection, _P], Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """``query(connection, ...)`` on a pooled connection."""
+        async with self._pool.connection() as db:
+            return await query(db, *args, **kwargs)
+
+    async def load_states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source, by resource id."""
+        return await self.run(pg_queries.load_states, source)
+
+    async def save_states(self, source: str, states: list[ResourceState]) -> None:
+        """Persist resource states in one transaction."""
+        if states:  # copies: polls go on changing the states while the statement is sent
+            await self.run(pg_queries.save_states, source, [copy.copy(s) for s in states])
+
+    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+        """The change committed (see ``StateStore``); the event as committed."""
+        return await self.run(pg_queries.record_change, source, copy.copy(state), event, sinks)
+
+    async def load_discovery(self, source: str) -> list[Resource] | None:
+        """The last good discovery of a source, if any."""
+        return await self.run(pg_queries.load_discovery, source)
+
+    async def save_discovery(self, source: str, resources: list[Resource]) -> None:
+        """Remember a good discovery."""
+        await self.run(pg_queries.save_discovery, source, resources)
+
+    async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
+        """Pending deliveries of a sink in event order."""
+        return await self.run(pg_queries.pending_deliveries, sink, limit)
+
+    async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
+        """The sink acknowledged these events (one statement)."""
+        await self.run(pg_queries.settle, event_ids, sink, "delivered", 1)
+
+    async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
+        """Newer versions replace these events for this sink."""
+        await self.run(pg_queries.settle, event_ids, sink, "superseded", 0)
+
+    async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
+        """The sink failed; try again at ``next_attempt``."""
+        await self.run(pg_queries.mark_attempt, event_id, sink, "pending", error, next_attempt)
+
+    async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
+        """Move the delivery to the dead-letter list."""
+        await self.run(pg_queries.mark_attempt, event_id, sink, "dead", error, None)
+
+    async def outbox_bytes(self, sink: str) -> int:
+        """Payload bytes of the sink's pending deliveries."""
+        return await self.run(pg_queries.outbox_bytes, sink)
+
+    async def delivery_counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+        return await self.run(pg_queries.delivery_counts, sink)
+
+    async def outbox_depth(self, sink: str) -> int:
+        """How many deliveries the sink has pending."""
+        return await self.run(pg_queries.outbox_depth, sink)
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether a payload is still needed."""
+        return await self.run(pg_queries.blob_in_use, sha256)
+
+    async def mark_stopped(self, source: str, reason: str | None) -> None:
+        """Record (or clear) why a source stopped."""
+        await self.run(pg_queries.mark_stopped, source, reason)
