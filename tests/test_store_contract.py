@@ -3,6 +3,8 @@ PostgreSQL (shared by replicas, on a throwaway cluster the tests start)."""
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from pollerd.core.masking import MASK, MASKED
 from pollerd.core.model import Event, Resource, ResourceState, Validators
 from pollerd.store import pg_queries
+from pollerd.store.pg_blobs import PgBlobs
 from pollerd.store.pg_schema import SCHEMA_VERSION, SchemaTooNew
 from pollerd.store.postgres import PgStore
 from pollerd.store.protocol import StateStore
@@ -32,9 +35,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await opened.close()
 
 
+PAYLOAD = Path(tempfile.gettempdir()) / "pollerd-contract-payload.json"
+
+
 async def change(store: StateStore, resource: str, sequence: int, sinks: list[str], sha: str = "a") -> Event:
+    PAYLOAD.write_bytes(f'{{"version": "{sha}"}}'.encode())
     state = ResourceState(resource, sequence=sequence, sha256=sha * 64)
-    return await store.record_change("src", state, event(resource, sequence, sha * 64), sinks)
+    return await store.record_change("src", state, event(resource, sequence, sha * 64), sinks, PAYLOAD)
 
 
 async def test_states_round_trip_masked(store: StateStore) -> None:
@@ -144,3 +151,40 @@ async def test_postgres_migrates_once_and_refuses_a_newer_schema(postgres_url: s
 
 async def _set_version(db: pg_queries.Connection, version: int) -> None:
     await db.execute("UPDATE pollerd.meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+
+
+async def test_postgres_payloads_are_shared_and_streamed(postgres_url: str, tmp_path: Path) -> None:
+    """A payload recorded by one replica is fetched by another, chunk by chunk, byte for byte;
+    released once nothing needs it."""
+    body = bytes(range(256)) * (14 * 1024)  # 3.5 MiB: four chunks
+    sha = hashlib.sha256(body).hexdigest()
+    store = PgStore(postgres_url)
+    await store.open()
+    try:
+        writer, reader = PgBlobs(tmp_path / "one", store), PgBlobs(tmp_path / "two", store)
+        for blobs in (writer, reader):
+            blobs.prepare()
+        download = writer.tmp_dir / "download.part"
+        download.write_bytes(body)
+        payload = await writer.adopt(download, sha)
+        committed = await store.record_change(
+            "src", ResourceState("r", sequence=1), event("r", 1, sha), ["a"], payload
+        )
+        assert await store.run(_parts, sha) == 4
+        fetched = await reader.local(sha)
+        assert fetched != payload and fetched.read_bytes() == body
+        await reader.release(sha, store)  # still the resource's current version: kept
+        assert await store.run(pg_queries.has_payload, sha)
+        await store.save_states("src", [ResourceState("r", sequence=1, sha256="f" * 64)])
+        await store.mark_delivered([committed.event_id], "a")
+        await reader.release(sha, store)
+        assert not await store.run(pg_queries.has_payload, sha)
+        assert not fetched.exists()
+    finally:
+        await store.close()
+
+
+async def _parts(db: pg_queries.Connection, sha: str) -> int:
+    cursor = await db.execute("SELECT COUNT(*) FROM pollerd.payloads WHERE sha256 = %s", (sha,))
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0

@@ -208,7 +208,10 @@ async def test_the_daemon_facade_runs_the_same_queries(tmp_path: Path) -> None:
     await store.open()
     try:
         assert store.created
-        committed = await store.record_change("src", ResourceState("r", sequence=1), event("r", 1), ["a"])
+        payload = tmp_path / "payload.json"  # SQLite keeps payloads as files: it is not read
+        committed = await store.record_change(
+            "src", ResourceState("r", sequence=1), event("r", 1), ["a"], payload
+        )
         assert await store.outbox_depth("a") == 1
         await store.mark_delivered([committed.event_id], "a")
         assert (await store.delivery_counts("a"))["delivered"] == 1

@@ -231,7 +231,7 @@ class Deliverer:
             return Settled.DEAD
         started = time.monotonic()
         try:
-            await self._sinks[name].deliver(event, self._blobs.path(event.sha256))
+            await self._sinks[name].deliver(event, await self._blobs.local(event.sha256))
         except DeliveryFailed as exc:
             limit = self._policies[name].max_attempts
             if exc.permanent or (limit is not None and item.attempts + 1 >= limit):

@@ -99,8 +99,8 @@ class ApiPoller(PollerBase):
         """The last recorded payload of a resource, parsed (None if there is none)."""
         if state is None or state.sha256 is None:
             return None
-        path = self._blobs.path(state.sha256)
         try:
+            path = await self._blobs.local(state.sha256)
             return await asyncio.to_thread(lambda: strict_json(path.read_bytes()))
         except (OSError, PayloadRejected):
             return None

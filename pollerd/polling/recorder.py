@@ -61,8 +61,10 @@ class ChangeRecorder:
         event = self._event(resource, state, updated, download, ext, details, now)
         blobs, store = self._context.blobs, self._context.store
         async with blobs.lock:
-            await blobs.adopt(download.path, download.sha256)
-            event = await asyncio.shield(store.record_change(self._source, updated, event, self._sinks))
+            payload = await blobs.adopt(download.path, download.sha256)
+            event = await asyncio.shield(
+                store.record_change(self._source, updated, event, self._sinks, payload)
+            )
         updated.sequence = event.sequence
         previous = state.sha256
         for field in dataclasses.fields(state):

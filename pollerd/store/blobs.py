@@ -1,4 +1,5 @@
-"""Content-addressed payload files in the state directory, kept while a sink still needs them."""
+"""Content-addressed payload files in the state directory, kept while a sink still needs them
+(the payloads themselves with SQLite; a local copy of the database's with PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Protocol
 from pollerd.store.durable import fsync_dir
 
 
-class _Usage(Protocol):
+class PayloadUsage(Protocol):
+    """What knows whether a payload is still needed (the state store)."""
+
     async def blob_in_use(self, sha256: str) -> bool: ...
 
 
@@ -38,6 +41,10 @@ class BlobStore:
         """Where the payload with this hash lives."""
         return self.blob_dir / sha256[:2] / sha256
 
+    async def local(self, sha256: str) -> Path:
+        """A local file holding the payload (a sink is handed this path)."""
+        return self.path(sha256)
+
     async def adopt(self, download_path: Path, sha256: str) -> Path:
         """Move a finished download into the store, durably; return its blob path."""
         return await asyncio.to_thread(self._adopt, download_path, sha256)
@@ -58,7 +65,7 @@ class BlobStore:
         """Remove a download that will not be kept."""
         await asyncio.to_thread(_unlink, path)
 
-    async def release(self, sha256: str, usage: _Usage) -> None:
+    async def release(self, sha256: str, usage: PayloadUsage) -> None:
         """Remove a payload unless a pending delivery or a current version still needs it."""
         async with self.lock:
             if not await usage.blob_in_use(sha256):

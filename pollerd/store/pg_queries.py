@@ -5,8 +5,10 @@ two writers can never commit two different events for one sequence."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -47,14 +49,17 @@ async def save_states(db: Connection, source: str, states: list[ResourceState]) 
 
 
 async def record_change(
-    db: Connection, source: str, state: ResourceState, event: Event, sinks: list[str]
+    db: Connection, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
 ) -> Event:
-    """In one transaction: the resource's new state, the event (its sequence allocated here), and
-    one pending delivery per sink; the event as committed."""
+    """In one transaction: the payload (unless stored already), the resource's new state, the
+    event (its sequence allocated here), and one pending delivery per sink; the event as
+    committed. The payload's lock is held, so no release removes it meanwhile."""
     now = time.time()
     async with db.transaction():
+        await _store_payload(db, event.sha256, payload)
         await db.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{source}/{len(source)}/{state.resource_id}",)
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{source}/{len(source)}/{state.resource_id}",),
         )
         event = allocated(source, state, event, await next_sequence(db, source, state.resource_id))
         await db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
@@ -234,3 +239,61 @@ async def stopped(db: Connection, source: str) -> str | None:
     cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
     row = await cursor.fetchone()
     return None if row is None else str(row[0])
+
+
+CHUNK = 1024 * 1024  # payload bytes per row: memory holds one chunk, never a whole body
+
+
+async def _store_payload(db: Connection, sha256: str, path: Path) -> None:
+    """Store a file's bytes under its hash, a chunk per row, unless they are stored already (in
+    the caller's transaction, under the payload's lock)."""
+    await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sha256,))
+    if await has_payload(db, sha256):
+        return
+    file = await asyncio.to_thread(path.open, "rb")
+    try:
+        part = 0
+        while (chunk := await asyncio.to_thread(file.read, CHUNK)) or part == 0:
+            await db.execute(
+                "INSERT INTO pollerd.payloads (sha256, part, chunk) VALUES (%s, %s, %s)",
+                (sha256, part, chunk),
+            )
+            part += 1
+            if not chunk:  # an empty payload is one empty chunk: stored, not missing
+                break
+    finally:
+        await asyncio.to_thread(file.close)
+
+
+async def load_payload(db: Connection, sha256: str, path: Path) -> bool:
+    """Write a stored payload into ``path``, chunk by chunk; False if there is none."""
+    found = False
+    file = await asyncio.to_thread(path.open, "wb")
+    try:
+        async with db.transaction(), db.cursor(name="payload") as cursor:  # server-side: streamed
+            await cursor.execute(
+                "SELECT chunk FROM pollerd.payloads WHERE sha256 = %s ORDER BY part", (sha256,)
+            )
+            async for (chunk,) in cursor:
+                found = True
+                await asyncio.to_thread(file.write, chunk)
+    finally:
+        await asyncio.to_thread(file.close)
+    return found
+
+
+async def has_payload(db: Connection, sha256: str) -> bool:
+    """Whether a payload is stored."""
+    cursor = await db.execute("SELECT 1 FROM pollerd.payloads WHERE sha256 = %s AND part = 0", (sha256,))
+    return await cursor.fetchone() is not None
+
+
+async def delete_payload_unless_used(db: Connection, sha256: str) -> bool:
+    """Remove a payload no pending or dead delivery and no current version needs (checked in the
+    same transaction, under the payload's lock); whether it was removed."""
+    async with db.transaction():
+        await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sha256,))
+        if await blob_in_use(db, sha256):
+            return False
+        await db.execute("DELETE FROM pollerd.payloads WHERE sha256 = %s", (sha256,))
+        return True

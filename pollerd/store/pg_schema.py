@@ -26,6 +26,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         " PRIMARY KEY (event_id, sink))",
         "CREATE INDEX deliveries_by_sink ON pollerd.deliveries (sink, status)",
         "CREATE INDEX resources_by_sha256 ON pollerd.resources ((state->>'sha256'))",
+        "CREATE TABLE pollerd.payloads (sha256 text NOT NULL, part integer NOT NULL,"
+        " chunk bytea NOT NULL, PRIMARY KEY (sha256, part))",
     ],
 }
 

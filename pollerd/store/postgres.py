@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
@@ -56,9 +57,11 @@ class PgStore:
         if states:  # copies: polls go on changing the states while the statement is sent
             await self.run(pg_queries.save_states, source, [copy.copy(s) for s in states])
 
-    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+    async def record_change(
+        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+    ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
-        return await self.run(pg_queries.record_change, source, copy.copy(state), event, sinks)
+        return await self.run(pg_queries.record_change, source, copy.copy(state), event, sinks, payload)
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

@@ -3,6 +3,7 @@ engine holds it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from pollerd.core.model import Event, Resource, ResourceState
@@ -18,10 +19,14 @@ class StateStore(Protocol):
     async def save_states(self, source: str, states: list[ResourceState]) -> None:
         """Persist resource states (validators, backoff, errors) in one transaction."""
 
-    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+    async def record_change(
+        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+    ) -> Event:
         """Atomically: the resource's new state, the event, and one pending delivery per sink.
 
-        The sequence number is allocated inside that transaction: past every event already stored
+        ``payload`` is the version's bytes, adopted into the store's payloads already (an engine
+        that keeps payloads in the database stores them in the same transaction). The sequence
+        number is allocated inside that transaction: past every event already stored
         for the resource, so a state that disagrees with the outbox never reuses a number. The
         event as committed is returned (its sequence and id differ from ``event``'s only then).
         """

@@ -63,7 +63,9 @@ class SqliteStore:
         if states:  # shallow copies: the store's thread serialises them while polls go on
             await self.run(queries.save_states, source, [copy.copy(s) for s in states])
 
-    async def record_change(self, source: str, state: ResourceState, event: Event, sinks: list[str]) -> Event:
+    async def record_change(
+        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+    ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
         return await self.run(queries.record_change, source, copy.copy(state), event, sinks)
 
