@@ -231,7 +231,7 @@ async def test_a_refused_key_stops_only_its_source(
         assert len([r for r in replay.log if r.status == 401]) == refused
         assert sample(daemon, "pollerd_changes_total", source="good") == 1
         assert "401" in (daemon.pollers["ap"].states["all"].last_error or "")
-    status = collect_status(config)
+    status = await collect_status(config)
     assert "401" in status["stopped"]["ap"] and "good" not in status["stopped"]
 
 

@@ -206,7 +206,7 @@ async def test_a_library_user_agent_is_a_clear_configuration_error(
     async with opened(config) as daemon:
         assert not await daemon.run_once()
         assert sample(daemon, "pollerd_source_failed", source="dc") == 1
-    stopped = collect_status(config)["stopped"]["dc"]
+    stopped = (await collect_status(config))["stopped"]["dc"]
     assert "'python-requests/2.31'" in stopped and "user_agent" in stopped
 
 
@@ -222,7 +222,7 @@ async def test_a_wrong_key_stops_the_source_with_one_error(
         assert not await daemon.run_once()
         await daemon.run_once()
     assert len(service.log) == 1
-    assert "401" in collect_status(config)["stopped"]["dc"]
+    assert "401" in (await collect_status(config))["stopped"]["dc"]
 
 
 def test_drf_throttling_says_how_long_to_wait() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ async def test_status_shows_every_resource(
         assert await daemon.run_once()
     path = config_file(tmp_path, [upstream.url("/a.json")], daemon="")
     capsys.readouterr()
-    assert main(["status", "-c", str(path), "--json"]) == 0
+    assert await asyncio.to_thread(main, ["status", "-c", str(path), "--json"]) == 0  # its own loop
     status = json.loads(capsys.readouterr().out)
     [row] = status["sources"]["files"]
     assert row["strategy"] == "conditional"

@@ -124,7 +124,7 @@ async def test_a_404_is_dead_lettered_and_redelivered_on_request(
     receiver.answers = [(404, {})]
     config = config_with(tmp_path, upstream, webhook(receiver))
     await publish_and_poll(upstream, config, b'{"v": 1}')
-    report = collect_deliveries(config)["hook"]
+    report = (await collect_deliveries(config))["hook"]
     assert report["counts"]["dead"] == 1
     [dead] = report["dead"]
     assert dead["last_error"].startswith("HTTP 404: nope")
@@ -138,7 +138,7 @@ async def test_a_404_is_dead_lettered_and_redelivered_on_request(
     async with opened(config) as daemon:
         assert await daemon.run_once()
     assert len(receiver.requests) == 2
-    assert collect_deliveries(config)["hook"]["counts"]["delivered"] == 1
+    assert (await collect_deliveries(config))["hook"]["counts"]["delivered"] == 1
     assert main(["redeliver", "-c", str(path), "--dead"]) == 1  # nothing dead any more
 
 
@@ -168,7 +168,7 @@ async def test_coalesce_delivers_the_newest_and_records_the_others(
     await publish_and_poll(upstream, config, b'{"v": 1}', b'{"v": 2}', b'{"v": 3}')
     async with opened(config) as daemon:
         await daemon.run_once()
-    counts = collect_deliveries(config)["hook"]["counts"]
+    counts = (await collect_deliveries(config))["hook"]["counts"]
     assert counts == {"pending": 0, "delivered": 1, "dead": 0, "superseded": 2}
     assert receiver.requests[-1].body == b'{"v": 3}'
 
@@ -190,7 +190,7 @@ async def test_an_outbox_over_its_byte_limit_coalesces(
         b'{"v": 3, "pad": 3}',
         b'{"v": 3, "pad": 3}',
     ]
-    counts = collect_deliveries(config)["hook"]["counts"]
+    counts = (await collect_deliveries(config))["hook"]["counts"]
     assert counts == {"pending": 0, "delivered": 1, "dead": 0, "superseded": 2}
 
 
@@ -235,7 +235,7 @@ async def test_max_attempts_dead_letters(upstream: Upstream, receiver: Receiver,
         await daemon.run_once()
         await daemon.run_once()
     assert len(receiver.requests) == 2
-    assert collect_deliveries(config)["hook"]["counts"]["dead"] == 1
+    assert (await collect_deliveries(config))["hook"]["counts"]["dead"] == 1
 
 
 def command(tmp_path: Path, script: str, **keys: Any) -> dict[str, Any]:
@@ -281,7 +281,7 @@ async def test_a_failing_command_is_retried_and_a_hanging_one_killed(
         assert await daemon.run_once()
     assert marker.read_text() == "3"
     assert time.monotonic() - started < 30
-    assert collect_deliveries(config)["hook"]["counts"]["delivered"] == 1
+    assert (await collect_deliveries(config))["hook"]["counts"]["delivered"] == 1
 
 
 async def test_the_webhook_secret_never_appears_in_logs(
@@ -403,7 +403,7 @@ async def test_tls_is_verified_and_a_ca_bundle_can_be_given(
         config = config_with(tmp_path, upstream, webhook(hook))
         await publish_and_poll(upstream, config, b'{"v": 1}')
         assert hook.requests == []
-        assert collect_deliveries(config)["hook"]["counts"]["pending"] == 1  # retried, not dead
+        assert (await collect_deliveries(config))["hook"]["counts"]["pending"] == 1  # retried, not dead
         trusted = config_with(tmp_path, upstream, webhook(hook, ca_bundle=str(cert)))
         async with opened(trusted) as daemon:
             assert await daemon.run_once()
@@ -422,7 +422,7 @@ async def test_redirects_are_not_followed_and_old_events_expire(
     await asyncio.sleep(0.3)
     async with opened(config) as daemon:
         await daemon.run_once()
-    dead = collect_deliveries(config)["hook"]["dead"]
+    dead = (await collect_deliveries(config))["hook"]["dead"]
     assert [d["last_error"].split(" (")[0] for d in dead] == ["HTTP 302: nope", "older than max_age"]
     assert "redirects are not followed" in dead[0]["last_error"]
     assert len(receiver.requests) == 2

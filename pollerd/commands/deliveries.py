@@ -7,37 +7,39 @@ its delivery loops pick the deliveries up at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from pollerd.config import Config
+from pollerd.config import Config, DaemonConfig
 from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
-from pollerd.store import queries
 from pollerd.store.lock import StateLock, StateLocked
-from pollerd.store.redeliver import redeliver_in
+from pollerd.store.postgres import PgStore
+from pollerd.store.redeliver import redeliver_in, redeliver_in_database
 from pollerd.store.schema import state_path
-from pollerd.store.sqlite import reading, writing
+from pollerd.store.sqlite import writing
+from pollerd.store.view import viewing
 
 LISTED = 50
 
 
-def collect_deliveries(config: Config) -> dict[str, Any]:
+async def collect_deliveries(config: Config) -> dict[str, Any]:
     """Per sink: counts by status, and the dead and superseded deliveries (newest ``LISTED``)."""
-    with reading(config.daemon.state_dir) as db:
-        if db is None:
+    async with viewing(config.daemon) as view:
+        if view is None:
             return {}
         return {
             sink.name: {
-                "counts": queries.delivery_counts(db, sink.name),
+                "counts": await view.counts(sink.name),
                 "dead": [
                     {**asdict(row), "last_error": MASKED.optional(row.last_error)}
-                    for row in queries.list_deliveries(db, sink.name, ("dead",), LISTED)
+                    for row in await view.deliveries(sink.name, ("dead",), LISTED)
                 ],
                 "superseded": [
-                    asdict(row) for row in queries.list_deliveries(db, sink.name, ("superseded",), LISTED)
+                    asdict(row) for row in await view.deliveries(sink.name, ("superseded",), LISTED)
                 ],
             }
             for sink in config.sinks
@@ -46,7 +48,7 @@ def collect_deliveries(config: Config) -> dict[str, Any]:
 
 def print_deliveries(config: Config, as_json: bool) -> int:
     """Print the outbox per sink (or JSON); exit 0."""
-    report = collect_deliveries(config)
+    report = asyncio.run(collect_deliveries(config))
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
@@ -73,6 +75,8 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
     state, else handed to the daemon that does."""
     if sink is not None and sink not in {s.name for s in config.sinks}:
         return 2, f"no sink is called {sink!r}"
+    if config.daemon.database is not None:
+        return asyncio.run(_redeliver_in_database(config.daemon, event_id, sink))
     state_dir = config.daemon.state_dir
     if not state_path(state_dir).exists():
         return 1, f"no state yet in {state_dir}: nothing to redeliver"
@@ -93,6 +97,19 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
             return redeliver_in(db, state_dir, event_id, sink)
     finally:
         lock.release()
+
+
+async def _redeliver_in_database(
+    daemon: DaemonConfig, event_id: str | None, sink: str | None
+) -> tuple[int, str]:
+    """With PostgreSQL the command writes itself, beside any daemon: the daemons' delivery loops
+    find the deliveries pending at their next round."""
+    store = PgStore.configured(daemon, max_connections=1)
+    await store.open()
+    try:
+        return await redeliver_in_database(store, event_id, sink)
+    finally:
+        await store.close()
 
 
 def _iso(moment: float) -> str:

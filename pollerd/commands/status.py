@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -9,25 +10,24 @@ from typing import Any
 
 from pollerd.config import Config
 from pollerd.core.masking import MASKED
-from pollerd.store import queries
-from pollerd.store.sqlite import reading
+from pollerd.store.view import viewing
 
 
-def collect_status(config: Config) -> dict[str, Any]:
+async def collect_status(config: Config) -> dict[str, Any]:
     """Per source and resource: url, strategy, validators, last change, last error, backoff."""
-    with reading(config.daemon.state_dir) as db:
-        if db is None:
+    async with viewing(config.daemon) as view:
+        if view is None:
             return {"sources": {}, "stopped": {}, "sinks": {}}
         sources = {
-            source.name: [_resource_row(state) for state in queries.load_states(db, source.name).values()]
+            source.name: [_resource_row(state) for state in (await view.states(source.name)).values()]
             for source in config.sources
         }
         stopped = {
             source.name: reason
             for source in config.sources
-            if (reason := queries.stopped(db, source.name)) is not None
+            if (reason := await view.stopped(source.name)) is not None
         }
-        sinks = {sink.name: {"pending": queries.outbox_depth(db, sink.name)} for sink in config.sinks}
+        sinks = {sink.name: {"pending": (await view.counts(sink.name))["pending"]} for sink in config.sinks}
     return {"sources": sources, "stopped": stopped, "sinks": sinks}
 
 
@@ -57,7 +57,7 @@ def _iso(moment: float | None) -> str | None:
 
 def print_status(config: Config, as_json: bool = False) -> int:
     """Print the status as a table (or JSON); always exit 0."""
-    status = collect_status(config)
+    status = asyncio.run(collect_status(config))
     if as_json:
         print(json.dumps(status, indent=2))
         return 0

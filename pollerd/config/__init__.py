@@ -9,18 +9,23 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import (
     Duration,
+    EnvPath,
     PositiveDuration,
+    Secret,
     Strict,
     host_port,
 )
@@ -57,6 +62,13 @@ __all__ = [
 ]
 
 
+def _postgres_url(value: SecretStr) -> SecretStr:
+    scheme = urlsplit(value.get_secret_value()).scheme
+    if scheme not in ("postgresql", "postgres"):
+        raise ValueError('must be a libpq URL: "postgresql://user@host/database"')
+    return value
+
+
 class DaemonConfig(Strict):
     """The ``[daemon]`` table."""
 
@@ -70,6 +82,31 @@ class DaemonConfig(Strict):
     user_agent: str | None = None
     stall_after: PositiveDuration | None = None  # default: 3 x the longest interval, at least 60 s
     startup_grace: Duration = 60.0
+    database: Annotated[Secret, AfterValidator(_postgres_url)] | None = None
+    database_password_file: EnvPath | None = None
+    _database_password: SecretStr | None = PrivateAttr(default=None)  # read from the file
+
+    @property
+    def database_password(self) -> SecretStr | None:
+        """The password ``database_password_file`` holds (None: the URL, PGPASSWORD or .pgpass)."""
+        return self._database_password
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_in_the_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "database_password" in data:
+            raise ValueError("database_password: not a key; use database_password_file or PGPASSWORD")
+        return data
+
+    def secret_values(self) -> Iterator[str]:
+        """The database password, wherever it was given (for redaction)."""
+        if self.database is not None:
+            password = urlsplit(self.database.get_secret_value()).password
+            if password:
+                yield unquote(password)
+                yield password
+        if self.database_password is not None:
+            yield self.database_password.get_secret_value()
 
 
 SourceConfig = Annotated[
@@ -92,7 +129,8 @@ class Config(Strict):
 
     def secret_values(self) -> list[str]:
         """Every secret value in the configuration (for redaction), longest first."""
-        values = {value for table in (*self.sources, *self.sinks) for value in table.secret_values() if value}
+        tables = (self.daemon, *self.sources, *self.sinks)
+        values = {value for table in tables for value in table.secret_values() if value}
         return sorted(values, key=len, reverse=True)
 
     def source(self, name: str) -> SourceConfig:
@@ -240,6 +278,11 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
                 source.auth_token_file, f"sources[{i}].auth_token_file", problems
             )
         sources.append(source.model_copy(update=update))
+    daemon = config.daemon
+    if daemon.database_password_file is not None:
+        password = _read_secret(daemon.database_password_file, "daemon.database_password_file", problems)
+        daemon = daemon.model_copy()
+        daemon._database_password = password
     sinks = []
     for i, sink in enumerate(config.sinks):
         if isinstance(sink, WebhookSinkConfig) and sink.secret_file is not None:
@@ -251,7 +294,7 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
         missing += problems
     elif problems:
         raise ConfigError(problems)
-    return config.model_copy(update={"sources": sources, "sinks": sinks})
+    return config.model_copy(update={"daemon": daemon, "sources": sources, "sinks": sinks})
 
 
 def _read_secret(path: Path, key: str, problems: list[str]) -> SecretStr:

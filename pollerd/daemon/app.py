@@ -20,7 +20,7 @@ from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import ConfigDiff, TableDiff
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
-from pollerd.daemon.state_open import StartupError, open_state
+from pollerd.daemon.state_open import StartupError, open_state, state_for
 from pollerd.daemon.status_page import snapshot
 from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
 from pollerd.delivery.deliverer import Deliverer
@@ -31,10 +31,9 @@ from pollerd.polling.fetch import HttpClient
 from pollerd.polling.poller import Poller
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
-from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
-from pollerd.store.redeliver import redeliver_in
-from pollerd.store.sqlite import SqliteStore
+from pollerd.store.postgres import PgStore
+from pollerd.store.redeliver import redeliver_in, redeliver_in_database
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
 
@@ -52,8 +51,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         state_dir = config.daemon.state_dir
         self.lock = StateLock(state_dir)
-        self.store = SqliteStore(state_dir)
-        self.blobs = BlobStore(state_dir)
+        self.store, self.blobs = state_for(config.daemon)
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
         self.sinks: dict[str, Sink] = {
             s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
@@ -185,7 +183,10 @@ class Daemon:
         """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
         event_id, sink = request.get("redeliver"), request.get("sink")
         state_dir = self.config.daemon.state_dir
-        code, message = await self.store.run(redeliver_in, state_dir, event_id, sink)
+        if isinstance(self.store, PgStore):
+            code, message = await redeliver_in_database(self.store, event_id, sink)
+        else:
+            code, message = await self.store.run(redeliver_in, state_dir, event_id, sink)
         if code == 0:
             self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
             await self.deliverer.refresh_depths()

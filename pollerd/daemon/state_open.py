@@ -1,15 +1,24 @@
-"""Opening the state at start: the lock, the database, and the evidence of a state lost."""
+"""Opening the state at start: the lock, the database (a SQLite file, or PostgreSQL), and the
+evidence of a state lost."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
 
+import psycopg
 import structlog
+from psycopg_pool import PoolTimeout
 
-from pollerd.config import Config, FilesystemSinkConfig
+from pollerd.config import Config, DaemonConfig, FilesystemSinkConfig
+from pollerd.core.masking import MASKED
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
+from pollerd.store.pg_blobs import PgBlobs
+from pollerd.store.pg_schema import SchemaTooNew
+from pollerd.store.postgres import DatabaseInUse, PgStore
 from pollerd.store.schema import StateCorrupt
 from pollerd.store.sqlite import SqliteStore
 
@@ -18,7 +27,18 @@ class StartupError(Exception):
     """The daemon cannot start (a port in use, a state directory it cannot write)."""
 
 
-async def open_state(lock: StateLock, store: SqliteStore, blobs: BlobStore, config: Config) -> str | None:
+def state_for(daemon: DaemonConfig) -> tuple[SqliteStore | PgStore, BlobStore]:
+    """The state store and payload store the config asks for: SQLite files in ``state_dir``, or
+    PostgreSQL (``database``; ``state_dir`` then holds temporary downloads and local copies)."""
+    if daemon.database is None:
+        return SqliteStore(daemon.state_dir), BlobStore(daemon.state_dir)
+    store = PgStore.configured(daemon)
+    return store, PgBlobs(daemon.state_dir, store)
+
+
+async def open_state(
+    lock: StateLock, store: SqliteStore | PgStore, blobs: BlobStore, config: Config
+) -> str | None:
     """Take the state lock (StateLocked when another process writes there) and open the state;
     the evidence that an earlier state was lost, if a new database finds its output (said loudly:
     every resource is then announced again from version 1)."""
@@ -26,12 +46,10 @@ async def open_state(lock: StateLock, store: SqliteStore, blobs: BlobStore, conf
         await asyncio.to_thread(lock.acquire)
     except OSError as exc:
         raise StartupError(f"daemon.state_dir: cannot lock {lock.path}: {exc.strerror}") from None
-    try:
-        await store.open()
-    except StateCorrupt as exc:
-        raise StartupError(str(exc)) from None
-    except (OSError, sqlite3.Error) as exc:
-        raise StartupError(f"daemon.state_dir: cannot open {store.path}: {exc}") from None
+    if isinstance(store, PgStore):
+        await _open_database(store)
+    else:
+        await _open_file(store)
     lost = await asyncio.to_thread(traces_of_a_lost_state, blobs, config) if store.created else None
     if lost:
         structlog.get_logger("pollerd").error(
@@ -41,6 +59,25 @@ async def open_state(lock: StateLock, store: SqliteStore, blobs: BlobStore, conf
             evidence=lost,
         )
     return lost
+
+
+async def _open_file(store: SqliteStore) -> None:
+    try:
+        await store.open()
+    except StateCorrupt as exc:
+        raise StartupError(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise StartupError(f"daemon.state_dir: cannot open {store.path}: {exc}") from None
+
+
+async def _open_database(store: PgStore) -> None:
+    try:
+        await store.open()
+        await store.claim(f"{socket.gethostname()} pid {os.getpid()}")
+    except DatabaseInUse as exc:
+        raise StartupError(f"daemon.database: {exc}") from None
+    except (psycopg.Error, PoolTimeout, SchemaTooNew) as exc:
+        raise StartupError(f"daemon.database: cannot open the database: {MASKED(str(exc))}") from None
 
 
 def traces_of_a_lost_state(blobs: BlobStore, config: Config) -> str | None:

@@ -228,10 +228,7 @@ async def mark_stopped(db: Connection, source: str, reason: str | None) -> None:
     if reason is None:
         await db.execute("DELETE FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
     else:
-        await db.execute(
-            "INSERT INTO pollerd.meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (f"stopped:{source}", reason),
-        )
+        await _put_meta(db, f"stopped:{source}", reason)
 
 
 async def stopped(db: Connection, source: str) -> str | None:
@@ -297,3 +294,22 @@ async def delete_payload_unless_used(db: Connection, sha256: str) -> bool:
             return False
         await db.execute("DELETE FROM pollerd.payloads WHERE sha256 = %s", (sha256,))
         return True
+
+
+async def set_writer(db: Connection, holder: str) -> None:
+    """Record who writes to the database now (for the message a second writer gets)."""
+    await _put_meta(db, "writer", holder)
+
+
+async def writer(db: Connection) -> str | None:
+    """Who last became the database's writer."""
+    cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = 'writer'")
+    row = await cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def _put_meta(db: Connection, key: str, value: str) -> None:
+    await db.execute(
+        "INSERT INTO pollerd.meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

@@ -8,16 +8,23 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from pollerd.config import DaemonConfig
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store import pg_queries
 from pollerd.store.pg_queries import Connection
 from pollerd.store.pg_schema import migrate
 from pollerd.store.rows import PendingDelivery
 
+_WRITER_LOCK = 0x77726974  # "writ": held by the one pollerd that writes to the database
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
+
+
+class DatabaseInUse(Exception):
+    """Another pollerd writes to this database."""
 
 
 class PgStore:
@@ -26,10 +33,21 @@ class PgStore:
 
     def __init__(self, url: str, password: str | None = None, max_connections: int = 4) -> None:
         self.created = False  # open() made the schema (the database held no pollerd state)
-        extra: dict[str, Any] = {"autocommit": True}
+        self._url = url
+        self._extra: dict[str, Any] = {"autocommit": True}
         if password is not None:
-            extra["password"] = password
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_connections, kwargs=extra, open=False)
+            self._extra["password"] = password
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=max_connections, kwargs=self._extra, open=False
+        )
+        self._writer: AsyncConnection[tuple[Any, ...]] | None = None
+
+    @classmethod
+    def configured(cls, daemon: DaemonConfig, max_connections: int = 4) -> PgStore:
+        """The store ``[daemon] database`` (and ``database_password_file``) name."""
+        assert daemon.database is not None
+        password = daemon.database_password.get_secret_value() if daemon.database_password else None
+        return cls(daemon.database.get_secret_value(), password, max_connections)
 
     async def open(self, timeout: float = 30.0) -> None:
         """Connect and migrate the schema (under an advisory lock: replicas starting together
@@ -37,8 +55,26 @@ class PgStore:
         await self._pool.open(wait=True, timeout=timeout)
         self.created = await self.run(migrate) == 0
 
+    async def claim(self, holder: str) -> None:
+        """Become the database's one writer (a session lock on a connection of its own, released
+        by PostgreSQL when this process dies); DatabaseInUse names the writer there is."""
+        self._writer = await AsyncConnection.connect(self._url, **self._extra)
+        cursor = await self._writer.execute("SELECT pg_try_advisory_lock(%s)", (_WRITER_LOCK,))
+        row = await cursor.fetchone()
+        if not (row and row[0]):
+            await self._writer.close()
+            self._writer = None
+            who = await self.run(pg_queries.writer) or "another pollerd"
+            raise DatabaseInUse(
+                f"the database is in use by {who}; one pollerd writes to a database at a time"
+            )
+        await self.run(pg_queries.set_writer, holder)
+
     async def close(self) -> None:
-        """Close every connection."""
+        """Close every connection (the writer's too, which lets the next writer in)."""
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self._pool.close()
 
     async def run(

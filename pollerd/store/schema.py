@@ -93,14 +93,29 @@ def _check(db: sqlite3.Connection, path: Path) -> None:
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    fresh = db.execute("SELECT name FROM sqlite_master WHERE name='events'").fetchone() is None
-    db.executescript(_SCHEMA)
-    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    version = SCHEMA_VERSION if fresh else int(row[0]) if row else 1
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(f"{path} was written by a newer pollerd (schema {version})")
-    for step in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in _MIGRATIONS[step]:
+    """Create or bring the schema up to date in one transaction: a crash part-way (``kill -9``
+    at start) leaves the database as it was, never tables without their schema version."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        fresh = db.execute("SELECT name FROM sqlite_master WHERE name='events'").fetchone() is None
+        _run(db, _SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = SCHEMA_VERSION if fresh else int(row[0]) if row else 1
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path} was written by a newer pollerd (schema {version})")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        _run(db, _INDEXES)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    """The statements of a script, inside the caller's transaction (``executescript`` commits)."""
+    for statement in script.split(";"):
+        if statement.strip():
             db.execute(statement)
-    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    db.executescript(_INDEXES)

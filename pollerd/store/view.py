@@ -1,0 +1,89 @@
+"""What the command line's reports read, from either engine: ``viewing(config)`` opens the state
+read-only (SQLite) or connects (PostgreSQL) and never creates one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from pollerd.config import DaemonConfig
+from pollerd.core.model import ResourceState
+from pollerd.store import pg_queries, queries
+from pollerd.store.postgres import PgStore
+from pollerd.store.rows import DeliveryRow
+from pollerd.store.schema import connect_readonly, state_path
+
+
+class StateView(Protocol):
+    """The reports' reads."""
+
+    async def states(self, source: str) -> dict[str, ResourceState]:
+        """Every resource state of a source."""
+
+    async def stopped(self, source: str) -> str | None:
+        """Why a source stopped, if it did."""
+
+    async def counts(self, sink: str) -> dict[str, int]:
+        """Deliveries of a sink by status."""
+
+    async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
+        """Deliveries of a sink with one of ``statuses``, oldest event first."""
+
+
+class _FileView:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    async def states(self, source: str) -> dict[str, ResourceState]:
+        return queries.load_states(self._db, source)
+
+    async def stopped(self, source: str) -> str | None:
+        return queries.stopped(self._db, source)
+
+    async def counts(self, sink: str) -> dict[str, int]:
+        return queries.delivery_counts(self._db, sink)
+
+    async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
+        return queries.list_deliveries(self._db, sink, statuses, limit)
+
+
+class _DatabaseView:
+    def __init__(self, store: PgStore) -> None:
+        self._store = store
+
+    async def states(self, source: str) -> dict[str, ResourceState]:
+        return await self._store.run(pg_queries.load_states, source)
+
+    async def stopped(self, source: str) -> str | None:
+        return await self._store.run(pg_queries.stopped, source)
+
+    async def counts(self, sink: str) -> dict[str, int]:
+        return await self._store.run(pg_queries.delivery_counts, sink)
+
+    async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
+        return await self._store.run(pg_queries.list_deliveries, sink, statuses, limit)
+
+
+@asynccontextmanager
+async def viewing(daemon: DaemonConfig) -> AsyncIterator[StateView | None]:
+    """The state for a report, or None when there is none yet (none is made)."""
+    if daemon.database is not None:
+        store = PgStore.configured(daemon, max_connections=1)
+        await store.open()
+        try:
+            yield _DatabaseView(store)
+        finally:
+            await store.close()
+        return
+    try:
+        db = await asyncio.to_thread(connect_readonly, state_path(daemon.state_dir))
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        yield _FileView(db)
+    finally:
+        db.close()
