@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK = 0x706F6C6C  # "poll": the advisory lock every replica's migration takes
 
 # Each step brings a database written by the version before up to date (1: the first).
@@ -28,6 +28,16 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX resources_by_sha256 ON pollerd.resources ((state->>'sha256'))",
         "CREATE TABLE pollerd.payloads (sha256 text NOT NULL, part integer NOT NULL,"
         " chunk bytea NOT NULL, PRIMARY KEY (sha256, part))",
+    ],
+    2: [
+        "CREATE FUNCTION pollerd.clock() RETURNS double precision LANGUAGE sql VOLATILE"
+        " AS 'SELECT extract(epoch FROM clock_timestamp())::double precision'",
+        # who polls a source (or delivers to a sink) now: one holder, an epoch every takeover
+        # raises, and a deadline on the database's clock (replicas' clocks never decide)
+        "CREATE TABLE pollerd.leases (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL,"
+        " acquired_at double precision NOT NULL, expires_at double precision NOT NULL)",
+        "CREATE TABLE pollerd.replicas (replica text PRIMARY KEY, seen_at double precision NOT NULL,"
+        " expires_at double precision NOT NULL)",
     ],
 }
 

@@ -8,14 +8,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pollerd.config import DaemonConfig
+from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store import pg_queries
+from pollerd.store import pg_leases, pg_queries
+from pollerd.store.pg_leases import Fence
 from pollerd.store.pg_queries import Connection
 from pollerd.store.pg_schema import migrate
+from pollerd.store.protocol import StateUnavailable
 from pollerd.store.rows import PendingDelivery
 
 _WRITER_LOCK = 0x77726974  # "writ": held by the one pollerd that writes to the database
@@ -41,6 +45,7 @@ class PgStore:
             url, min_size=1, max_size=max_connections, kwargs=self._extra, open=False
         )
         self._writer: AsyncConnection[tuple[Any, ...]] | None = None
+        self._fence: Fence | None = None
 
     @classmethod
     def configured(cls, daemon: DaemonConfig, max_connections: int = 4) -> PgStore:
@@ -77,12 +82,36 @@ class PgStore:
             self._writer = None
         await self._pool.close()
 
+    def with_fence(self, fence: Fence) -> PgStore:
+        """This store for the work of one lease: every write checks, in its own transaction, that
+        the lease is still held (Fenced when it is not)."""
+        fenced = copy.copy(self)
+        fenced._fence = fence
+        return fenced
+
     async def run(
         self, query: Callable[Concatenate[Connection, _P], Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
-        """``query(connection, ...)`` on a pooled connection."""
-        async with self._pool.connection() as db:
-            return await query(db, *args, **kwargs)
+        """``query(connection, ...)`` on a pooled connection; StateUnavailable when the database
+        cannot be reached."""
+        try:
+            async with self._pool.connection() as db:
+                return await query(db, *args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StateUnavailable(f"the database cannot be reached: {MASKED(str(exc))}") from exc
+
+    async def _write(
+        self, query: Callable[Concatenate[Connection, _P], Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """A write, under this store's lease (if it has one) in the same transaction."""
+        fence = self._fence
+
+        async def fenced(db: Connection) -> _T:
+            async with db.transaction():
+                await pg_leases.check(db, fence)
+                return await query(db, *args, **kwargs)
+
+        return await self.run(fenced)
 
     async def load_states(self, source: str) -> dict[str, ResourceState]:
         """Every resource state of a source, by resource id."""
@@ -91,13 +120,13 @@ class PgStore:
     async def save_states(self, source: str, states: list[ResourceState]) -> None:
         """Persist resource states in one transaction."""
         if states:  # copies: polls go on changing the states while the statement is sent
-            await self.run(pg_queries.save_states, source, [copy.copy(s) for s in states])
+            await self._write(pg_queries.save_states, source, [copy.copy(s) for s in states])
 
     async def record_change(
         self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
     ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
-        return await self.run(pg_queries.record_change, source, copy.copy(state), event, sinks, payload)
+        return await self._write(pg_queries.record_change, source, copy.copy(state), event, sinks, payload)
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""
@@ -105,7 +134,7 @@ class PgStore:
 
     async def save_discovery(self, source: str, resources: list[Resource]) -> None:
         """Remember a good discovery."""
-        await self.run(pg_queries.save_discovery, source, resources)
+        await self._write(pg_queries.save_discovery, source, resources)
 
     async def pending_deliveries(self, sink: str, limit: int) -> list[PendingDelivery]:
         """Pending deliveries of a sink in event order."""
@@ -113,19 +142,19 @@ class PgStore:
 
     async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
         """The sink acknowledged these events (one statement)."""
-        await self.run(pg_queries.settle, event_ids, sink, "delivered", 1)
+        await self._write(pg_queries.settle, event_ids, sink, "delivered", 1)
 
     async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
         """Newer versions replace these events for this sink."""
-        await self.run(pg_queries.settle, event_ids, sink, "superseded", 0)
+        await self._write(pg_queries.settle, event_ids, sink, "superseded", 0)
 
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
-        await self.run(pg_queries.mark_attempt, event_id, sink, "pending", error, next_attempt)
+        await self._write(pg_queries.mark_attempt, event_id, sink, "pending", error, next_attempt)
 
     async def mark_dead(self, event_id: str, sink: str, error: str) -> None:
         """Move the delivery to the dead-letter list."""
-        await self.run(pg_queries.mark_attempt, event_id, sink, "dead", error, None)
+        await self._write(pg_queries.mark_attempt, event_id, sink, "dead", error, None)
 
     async def outbox_bytes(self, sink: str) -> int:
         """Payload bytes of the sink's pending deliveries."""
@@ -145,4 +174,4 @@ class PgStore:
 
     async def mark_stopped(self, source: str, reason: str | None) -> None:
         """Record (or clear) why a source stopped."""
-        await self.run(pg_queries.mark_stopped, source, reason)
+        await self._write(pg_queries.mark_stopped, source, reason)

@@ -10,6 +10,15 @@ from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import PendingDelivery
 
 
+class StateRefused(Exception):
+    """The state failed or refused a write (the database is unreachable, or the writer's lease
+    was lost): the whole cycle fails, nothing half-done is announced, and it is said."""
+
+
+class StateUnavailable(StateRefused):
+    """The database cannot be reached now; the work is retried when it can."""
+
+
 class StateStore(Protocol):
     """Resource states, discoveries, events and the outbox."""
 
