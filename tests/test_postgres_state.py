@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from pollerd.cli import main
-from pollerd.config import ConfigError, load_config, parse_config
+from pollerd.config import Config, ConfigError, load_config, parse_config
 from pollerd.daemon.app import Daemon
-from pollerd.daemon.state_open import StartupError
-from tests.conftest import Upstream, config_file, opened, sample, versions_on_disk
+from tests.conftest import (
+    Receiver,
+    Upstream,
+    config_file,
+    opened,
+    sample,
+    versions_on_disk,
+    wait_for,
+    webhook_sink,
+)
 
 
 def pg_config(tmp_path: Path, machine: str, urls: list[str], database: str) -> Path:
@@ -44,23 +54,70 @@ async def test_a_second_machine_continues_where_the_first_stopped(
         )  # HEAD said 200, same ETag
         upstream.host.publish("/a.json", b'{"v": 2}')
         assert await daemon.run_once()
-        assert daemon.pollers["files"].states["a.json"].sequence == 2
+        assert (await daemon.store.load_states("files"))["a.json"].sequence == 2
     [version] = versions_on_disk(tmp_path / "two" / "out", "files", "a.json")
     assert json.loads(version.read_bytes()) == {"v": 2}
     assert not (tmp_path / "two" / "state" / "pollerd.sqlite3").exists()
 
 
-async def test_one_writer_per_database(upstream: Upstream, postgres_url: str, tmp_path: Path) -> None:
-    """A second daemon on the same database refuses to start, naming the first; once the first
-    is closed it starts."""
-    url = upstream.file("/a.json", b"{}")
-    async with opened(load_config(pg_config(tmp_path, "one", [url], postgres_url))):
-        other = Daemon(load_config(pg_config(tmp_path, "two", [url], postgres_url)))
-        with pytest.raises(StartupError, match=r"daemon\.database: the database is in use by .* pid"):
-            await other.open()
-        await other.close()
-    async with opened(load_config(pg_config(tmp_path, "two", [url], postgres_url))) as daemon:
-        assert await daemon.run_once()
+def replica_config(tmp_path: Path, replica: str, urls: list[str], database: str, hook: str) -> Config:
+    """One replica of four sources (a lease each) and a webhook sink (a lease too)."""
+    folder = tmp_path / replica
+    sources = "".join(
+        f'[[sources]]\nname = "s{i}"\nkind = "http"\nurls = ["{url}"]\ninterval = "200ms"\nsinks = ["hook"]\n'
+        for i, url in enumerate(urls)
+    )
+    path = tmp_path / f"{replica}.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{folder}"\nmetrics = "off"\ndatabase = "{database}"\n'
+        f'replica = "{replica}"\nlease_ttl = "1s"\n{sources}{webhook_sink(hook)}'
+    )
+    return load_config(path)
+
+
+@asynccontextmanager
+async def replica(config: Config) -> AsyncIterator[Daemon]:
+    """A replica running (``run``) until the block ends: then it stops cleanly."""
+    daemon = Daemon(config)
+    await daemon.open()
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+    try:
+        yield daemon
+    finally:
+        stop.set()
+        await task
+        await daemon.close()
+
+
+def held(*daemons: Daemon) -> list[set[str]]:
+    return [set(d.shared.keeper.held) if d.shared else set() for d in daemons]
+
+
+async def test_two_replicas_share_the_work_and_hand_it_over(
+    upstream: Upstream, receiver: Receiver, postgres_url: str, tmp_path: Path
+) -> None:
+    """Each replica holds a fair share of the five leases (four sources, one sink), every version
+    reaches the sink once, and a replica that stops hands its work over at once."""
+    urls = [upstream.file(f"/f{i}.json", b'{"v": 1}') for i in range(4)]
+    one = replica_config(tmp_path, "one", urls, postgres_url, receiver.url)
+    two = replica_config(tmp_path, "two", urls, postgres_url, receiver.url)
+    async with replica(two) as second:
+        async with replica(one) as first:
+            await wait_for(lambda: sorted(map(len, held(first, second))) == [2, 3], 30)  # ceil(5 / 2)
+            await wait_for(lambda: len(receiver.requests) == 4, 30)
+            for i in range(4):
+                upstream.host.publish(f"/f{i}.json", b'{"v": 2}')
+            await wait_for(lambda: len(receiver.requests) == 8, 30)
+        await wait_for(lambda: len(held(second)[0]) == 5, 30)  # handed over, not waited out
+        for i in range(4):
+            upstream.host.publish(f"/f{i}.json", b'{"v": 3}')
+        await wait_for(lambda: len(receiver.requests) == 12, 30)
+    headers = [r.headers for r in receiver.requests]
+    assert len({h["X-Pollerd-Event-Id"] for h in headers}) == 12
+    assert sorted((h["X-Pollerd-Source"], int(h["X-Pollerd-Sequence"])) for h in headers) == sorted(
+        (f"s{i}", n) for i in range(4) for n in (1, 2, 3)
+    )
 
 
 async def test_reports_and_redelivery_read_the_database(

@@ -24,6 +24,7 @@ from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import (
     Duration,
     EnvPath,
+    Name,
     PositiveDuration,
     Secret,
     Strict,
@@ -84,6 +85,8 @@ class DaemonConfig(Strict):
     startup_grace: Duration = 60.0
     database: Annotated[Secret, AfterValidator(_postgres_url)] | None = None
     database_password_file: EnvPath | None = None
+    replica: Name | None = None  # with database: this replica's name (default: host name and pid)
+    lease_ttl: PositiveDuration = 15.0  # with database: how long a silent replica keeps its work
     _database_password: SecretStr | None = PrivateAttr(default=None)  # read from the file
 
     @property

@@ -20,6 +20,7 @@ from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import ConfigDiff, TableDiff
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
+from pollerd.daemon.shared_work import SharedWork
 from pollerd.daemon.state_open import StartupError, open_state, state_for
 from pollerd.daemon.status_page import snapshot
 from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
@@ -57,17 +58,20 @@ class Daemon:
             s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
         }
         self.tasks = TaskHealth(self.metrics)
+        self.shared: SharedWork | None = None  # with database: the work this replica holds leases for
+        replicas = isinstance(self.store, PgStore)
         self.deliverer = Deliverer(
             self.store,
             self.blobs,
-            self.sinks,
+            {} if replicas else self.sinks,  # replicas: each sink once its lease is held
             {s.name: s for s in config.sinks},
             self.metrics,
             health=self.tasks,
+            on_fenced=self._fenced,
         )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
-        self.runs = PollRuns(self.scheduler, self.tasks)
+        self.runs = PollRuns(self.scheduler, self.tasks, on_fenced=self._source_fenced)
         stall_after = config.daemon.stall_after or default_stall_after([s.interval for s in config.sources])
         self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
         self.notifier = Notifier()
@@ -94,8 +98,21 @@ class Daemon:
             self._session, Limits(daemon.max_concurrency, daemon.max_per_host), self.blobs.tmp_dir
         )
         self._context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
-        for source_config in self.config.sources:
-            self.pollers[source_config.name] = await self._poller(source_config)
+        if isinstance(self.store, PgStore):
+            self.shared = SharedWork(
+                self.store,
+                lambda: self.config,
+                self._context,
+                self.kinds,
+                self.pollers,
+                self.sinks,
+                self.runs,
+                self.deliverer,
+                self.metrics,
+            )
+        else:
+            for source_config in self.config.sources:
+                self.pollers[source_config.name] = await self._poller(source_config)
         self._plan_budgets()
         self._initialise_metrics()
         await self.deliverer.refresh_depths()
@@ -111,7 +128,8 @@ class Daemon:
     def _plan_budgets(self) -> None:
         """Give each budgeted poller its share; say which schedules do not fit their budget."""
         for name, fit in plan_budgets(self.config.sources).items():
-            self.pollers[name].fit = fit
+            if name in self.pollers:
+                self.pollers[name].fit = fit
             if fit.limited:
                 self._log.warning(
                     "the schedule does not fit the request budget; polling will be spread to fit it",
@@ -119,12 +137,23 @@ class Daemon:
                 )
 
     def _initialise_metrics(self) -> None:
-        self.metrics.initialise(self.pollers, self.sinks)
-        for name, poller in self.pollers.items():
-            self.metrics.source_interval.labels(name).set(poller.config.interval)
+        self.metrics.initialise([s.name for s in self.config.sources], self.sinks)
+        for source in self.config.sources:
+            self.metrics.source_interval.labels(source.name).set(source.interval)
 
     async def run_once(self) -> bool:
-        """One cycle of every source, then every pending delivery once; True if all went well."""
+        """One cycle of every source, then every pending delivery once; True if all went well.
+        With replicas: of the sources and sinks no running replica holds (leases taken for the
+        cycle and given back)."""
+        if self.shared is not None:
+            await self.shared.keeper.tick()
+            try:
+                return await self._cycle()
+            finally:
+                await self.shared.keeper.release_all("the cycle is over")
+        return await self._cycle()
+
+    async def _cycle(self) -> bool:
         reports = await asyncio.gather(*(p.poll() for p in self.pollers.values()))
         failed_deliveries = await self.deliverer.drain()
         for name, report in zip(self.pollers, reports, strict=True):
@@ -164,6 +193,14 @@ class Daemon:
                 name="requests",
             ),
         ]
+        shared = self.shared
+        if shared is not None:
+            shared.scheduling = True
+            listening = retrying(self.tasks, "listen", lambda: shared.store.listen(self.deliverer.wake))
+            helpers += [
+                asyncio.create_task(shared.keeper.run(), name="leases"),
+                asyncio.create_task(listening, name="listen"),
+            ]
         interval = watchdog_interval()
         if interval is not None:
             watching = watchdog(interval, self.notifier, self.health.problem, self._summary)
@@ -206,6 +243,8 @@ class Daemon:
     async def status(self) -> dict[str, Any]:
         """The data of ``/status`` and ``/status.json``."""
         status = await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks))
+        if self.shared is not None:
+            status.update(await self.shared.status())
         if self.state_lost:
             status["state_lost"] = self.state_lost
         return status
@@ -242,15 +281,19 @@ class Daemon:
         if new.daemon != self.config.daemon:
             self._log.warning("[daemon] changes take effect at the next restart")
         diff = ConfigDiff.between(self.config, new)
-        for name in diff.sources.gone:
+        if self.shared is not None:  # the leases are made anew from the new file
+            await self.shared.give_back("the configuration changed")
+        for name in diff.sources.gone & set(self.pollers):
             await self.runs.unschedule(name, self.config.daemon.drain_grace)
             del self.pollers[name]
         await self._apply_sinks(diff.sinks, new)
         for config in new.sources:
-            if config.name in diff.sources.fresh:
+            if config.name in diff.sources.fresh and self.shared is None:
                 self.pollers[config.name] = await self._poller(config)
                 self.runs.schedule(self.pollers[config.name])
         self.config = new.model_copy(update={"daemon": self.config.daemon})
+        if self.shared is not None:
+            self.shared.configure()  # taken again at the next round of the lease keeper
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on
         self._plan_budgets()
         self._initialise_metrics()
@@ -266,7 +309,8 @@ class Daemon:
             if config.name in diff.fresh:
                 sink = build_sink(config, self.config.daemon.state_dir, self.user_agent)
                 self.sinks[config.name] = sink
-                self.deliverer.add_sink(config.name, sink, config)
+                if self.shared is None:  # replicas: once its lease is held
+                    self.deliverer.add_sink(config.name, sink, config)
 
     async def _close_sink(self, name: str, sink: Sink) -> None:
         try:
@@ -283,6 +327,8 @@ class Daemon:
         abandoned = await self.runs.drain(list(self.pollers.values()), grace)
         cancelled_deliveries = await deliveries
         self.scheduler.shutdown()
+        if self.shared is not None:
+            await self.shared.give_back("stopping")
         log = self._log.warning if abandoned or cancelled_deliveries else self._log.info
         log(
             "drained",
@@ -291,6 +337,14 @@ class Daemon:
             deliveries_abandoned=cancelled_deliveries,
             drain_grace=grace,
         )
+
+    async def _fenced(self, lease: str) -> None:
+        if self.shared is not None:
+            await self.shared.keeper.fenced(lease)
+
+    async def _source_fenced(self, source: str) -> None:
+        if self.shared is not None:
+            await self.shared.keeper.fenced(self.shared.lease_of(source))
 
     async def close(self) -> None:
         """Release everything in reverse order of opening; a failing close does not stop the rest."""

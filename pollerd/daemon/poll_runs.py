@@ -4,20 +4,28 @@ tried again next interval, and a drain that lets the polls in flight finish (or 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pollerd.core.model import PollReport
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.polling.poller import Poller
+from pollerd.store.pg_leases import Fenced
 from pollerd.telemetry.tasks import TaskHealth
 
 
 class PollRuns:
     """Runs each source's poll on the scheduler; knows which polls are in flight."""
 
-    def __init__(self, scheduler: PollScheduler, tasks: TaskHealth) -> None:
+    def __init__(
+        self,
+        scheduler: PollScheduler,
+        tasks: TaskHealth,
+        on_fenced: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self._tasks = tasks
+        self._on_fenced = on_fenced  # a source's write refused: its lease was lost
         self._polls: dict[str, asyncio.Task[PollReport]] = {}
 
     def schedule(self, poller: Poller) -> None:
@@ -34,6 +42,9 @@ class PollRuns:
                 if not task.cancelled():
                     raise
                 # the drain gave up on this poll: said once in its "drained" line
+            except Fenced:
+                if self._on_fenced is not None:
+                    await self._on_fenced(name)
             except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
                 self._tasks.failed(f"poll:{name}", exc)
             else:

@@ -4,8 +4,6 @@ evidence of a state lost."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import sqlite3
 
 import psycopg
@@ -18,7 +16,7 @@ from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
 from pollerd.store.pg_blobs import PgBlobs
 from pollerd.store.pg_schema import SchemaTooNew
-from pollerd.store.postgres import DatabaseInUse, PgStore
+from pollerd.store.postgres import PgStore
 from pollerd.store.schema import StateCorrupt
 from pollerd.store.sqlite import SqliteStore
 
@@ -73,9 +71,6 @@ async def _open_file(store: SqliteStore) -> None:
 async def _open_database(store: PgStore) -> None:
     try:
         await store.open()
-        await store.claim(f"{socket.gethostname()} pid {os.getpid()}")
-    except DatabaseInUse as exc:
-        raise StartupError(f"daemon.database: {exc}") from None
     except (psycopg.Error, PoolTimeout, SchemaTooNew) as exc:
         raise StartupError(f"daemon.database: cannot open the database: {MASKED(str(exc))}") from None
 

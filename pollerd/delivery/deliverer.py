@@ -23,6 +23,7 @@ from pollerd.core.waiting import wait_set
 from pollerd.delivery.order import RoundOrder, Settled, expired, newest_per_resource
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.store.blobs import BlobStore
+from pollerd.store.pg_leases import Fenced
 from pollerd.store.protocol import StateStore
 from pollerd.store.rows import PendingDelivery
 from pollerd.telemetry.metrics import Metrics
@@ -56,8 +57,12 @@ class Deliverer:
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
         health: TaskHealth | None = None,
+        on_fenced: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._stores: dict[str, StateStore] = {}  # a sink's own, under its lease (replicas)
+        self._fenced: set[str] = set()
+        self._on_fenced = on_fenced
         self._blobs = blobs
         self._sinks = dict(sinks)  # its own tables: the daemon's reload changes them through us
         self._policies = dict(policies)
@@ -106,8 +111,12 @@ class Deliverer:
         self._tasks = {}
         return len(late)
 
-    def add_sink(self, name: str, sink: Sink, policy: SinkBase) -> None:
-        """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume."""
+    def add_sink(self, name: str, sink: Sink, policy: SinkBase, store: StateStore | None = None) -> None:
+        """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume
+        (``store``: the state under this sink's lease, where replicas share the work)."""
+        if store is not None:
+            self._stores[name] = store
+        self._fenced.discard(name)
         self._sinks[name] = sink
         self._policies[name] = policy
         self._retry[name] = Backoff(policy.retry_base, policy.retry_max)
@@ -121,7 +130,7 @@ class Deliverer:
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=grace)
-        for table in (self._sinks, self._policies, self._retry, self._wake, self._pending):
+        for table in (self._sinks, self._policies, self._retry, self._wake, self._pending, self._stores):
             table.pop(name, None)
 
     async def drain(self) -> int:
@@ -138,11 +147,11 @@ class Deliverer:
             await self._gauge(name)
 
     async def _gauge(self, name: str) -> int:
-        counts = await self._store.delivery_counts(name)
+        counts = await self._store_of(name).delivery_counts(name)
         self._pending[name] = counts["pending"]
         self._metrics.outbox_depth.labels(name).set(counts["pending"])
         self._metrics.dead_letters.labels(name).set(counts["dead"])
-        size = await self._store.outbox_bytes(name)
+        size = await self._store_of(name).outbox_bytes(name)
         self._metrics.outbox_bytes.labels(name).set(size)
         return size
 
@@ -154,17 +163,30 @@ class Deliverer:
             if not result.more or result.delivered == 0:
                 return failed
 
+    def _store_of(self, name: str) -> StateStore:
+        return self._stores.get(name, self._store)
+
     async def _loop(self, name: str) -> None:
-        """Rounds for ever; a store or sink error costs a retry with backoff, never the loop."""
+        """Rounds for ever; a store or sink error costs a retry with backoff, never the loop. A
+        refused write (the sink's lease was lost) ends it: another replica delivers now."""
         await retrying(
-            self._health, f"deliver:{name}", lambda: self._pass(name), until=lambda: self._stopping
+            self._health,
+            f"deliver:{name}",
+            lambda: self._pass(name),
+            until=lambda: self._stopping or name in self._fenced,
         )
 
     async def _pass(self, name: str) -> None:
         """One round, then wait for news, a retry that is due, or the idle wake."""
         wake = self._wake[name]
         wake.clear()
-        result = await self._round(name)
+        try:
+            result = await self._round(name)
+        except Fenced:
+            self._fenced.add(name)
+            if self._on_fenced is not None:
+                await self._on_fenced(f"sink:{name}")
+            return
         self._health.recovered(f"deliver:{name}")
         if result.more and result.delivered:
             return
@@ -172,7 +194,7 @@ class Deliverer:
         await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
-        pending = await self._coalesced(name, await self._store.pending_deliveries(name, BATCH))
+        pending = await self._coalesced(name, await self._store_of(name).pending_deliveries(name, BATCH))
         order = RoundOrder(float("inf") if ignore_schedule else self._clock())
         acks = _Acks(lambda items: self._acknowledge(name, items))
         delivered = failed = 0
@@ -203,7 +225,7 @@ class Deliverer:
         the others are recorded as superseded."""
         policy = self._policies[name]
         limit = policy.max_outbox_bytes
-        over = limit is not None and await self._store.outbox_bytes(name) > limit
+        over = limit is not None and await self._store_of(name).outbox_bytes(name) > limit
         if not (policy.coalesce or over):
             return pending
         keep, superseded = newest_per_resource(pending)
@@ -215,11 +237,11 @@ class Deliverer:
                     superseded=len(superseded),
                 )
             await asyncio.shield(
-                self._store.mark_superseded([item.event.event_id for item in superseded], name)
+                self._store_of(name).mark_superseded([item.event.event_id for item in superseded], name)
             )
             self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
             for item in superseded:
-                await self._blobs.release(item.event.sha256, self._store)
+                await self._blobs.release(item.event.sha256, self._store_of(name))
         return keep
 
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
@@ -250,15 +272,15 @@ class Deliverer:
         """Commit the sink's acknowledgements together, then let go of their payloads."""
         if not items:
             return
-        await asyncio.shield(self._store.mark_delivered([i.event.event_id for i in items], name))
+        await asyncio.shield(self._store_of(name).mark_delivered([i.event.event_id for i in items], name))
         self._metrics.deliveries.labels(name, "delivered").inc(len(items))
         for sha256 in dict.fromkeys(i.event.sha256 for i in items):
-            await self._blobs.release(sha256, self._store)
+            await self._blobs.release(sha256, self._store_of(name))
 
     async def _dead(
         self, name: str, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger
     ) -> None:
-        await asyncio.shield(self._store.mark_dead(item.event.event_id, name, error))
+        await asyncio.shield(self._store_of(name).mark_dead(item.event.event_id, name, error))
         self._metrics.deliveries.labels(name, "dead").inc()
         log.error(
             "delivery dead-lettered (pollerd redeliver sends it again)",
@@ -275,7 +297,9 @@ class Deliverer:
         log: structlog.stdlib.BoundLogger,
     ) -> None:
         delay = self._retry[name].delay(item.attempts + 1, retry_after)
-        await asyncio.shield(self._store.mark_retry(item.event.event_id, name, error, self._clock() + delay))
+        await asyncio.shield(
+            self._store_of(name).mark_retry(item.event.event_id, name, error, self._clock() + delay)
+        )
         self._metrics.deliveries.labels(name, "failed").inc()
         log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))
 

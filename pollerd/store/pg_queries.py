@@ -28,6 +28,7 @@ from pollerd.store.rows import (
 
 Connection = AsyncConnection[tuple[Any, ...]]
 _log = structlog.get_logger("pollerd.state")
+OUTBOX_CHANNEL = "pollerd_outbox"  # notified when a change enters the outbox, on any replica
 _SAVE_STATE = (
     "INSERT INTO pollerd.resources (source, resource, state) VALUES (%s, %s, %s::jsonb)"
     " ON CONFLICT (source, resource) DO UPDATE SET state = excluded.state"
@@ -84,6 +85,7 @@ async def record_change(
                 " VALUES (%s, %s, 'pending', %s, %s)",
                 [(event.event_id, sink, now, now) for sink in sinks],
             )
+        await db.execute("SELECT pg_notify(%s, '')", (OUTBOX_CHANNEL,))  # sent at commit
     return event
 
 
@@ -294,18 +296,6 @@ async def delete_payload_unless_used(db: Connection, sha256: str) -> bool:
             return False
         await db.execute("DELETE FROM pollerd.payloads WHERE sha256 = %s", (sha256,))
         return True
-
-
-async def set_writer(db: Connection, holder: str) -> None:
-    """Record who writes to the database now (for the message a second writer gets)."""
-    await _put_meta(db, "writer", holder)
-
-
-async def writer(db: Connection) -> str | None:
-    """Who last became the database's writer."""
-    cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = 'writer'")
-    row = await cursor.fetchone()
-    return None if row is None else str(row[0])
 
 
 async def _put_meta(db: Connection, key: str, value: str) -> None:

@@ -22,13 +22,8 @@ from pollerd.store.pg_schema import migrate
 from pollerd.store.protocol import StateUnavailable
 from pollerd.store.rows import PendingDelivery
 
-_WRITER_LOCK = 0x77726974  # "writ": held by the one pollerd that writes to the database
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
-
-
-class DatabaseInUse(Exception):
-    """Another pollerd writes to this database."""
 
 
 class PgStore:
@@ -44,7 +39,6 @@ class PgStore:
         self._pool = AsyncConnectionPool(
             url, min_size=1, max_size=max_connections, kwargs=self._extra, open=False
         )
-        self._writer: AsyncConnection[tuple[Any, ...]] | None = None
         self._fence: Fence | None = None
 
     @classmethod
@@ -60,26 +54,24 @@ class PgStore:
         await self._pool.open(wait=True, timeout=timeout)
         self.created = await self.run(migrate) == 0
 
-    async def claim(self, holder: str) -> None:
-        """Become the database's one writer (a session lock on a connection of its own, released
-        by PostgreSQL when this process dies); DatabaseInUse names the writer there is."""
-        self._writer = await AsyncConnection.connect(self._url, **self._extra)
-        cursor = await self._writer.execute("SELECT pg_try_advisory_lock(%s)", (_WRITER_LOCK,))
-        row = await cursor.fetchone()
-        if not (row and row[0]):
-            await self._writer.close()
-            self._writer = None
-            who = await self.run(pg_queries.writer) or "another pollerd"
-            raise DatabaseInUse(
-                f"the database is in use by {who}; one pollerd writes to a database at a time"
-            )
-        await self.run(pg_queries.set_writer, holder)
+    async def listen(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` whenever any replica commits a change to the outbox (PostgreSQL's
+        LISTEN on a connection of its own), until cancelled; StateUnavailable if it breaks."""
+        try:
+            connection = await AsyncConnection.connect(self._url, **self._extra)
+        except psycopg.OperationalError as exc:
+            raise StateUnavailable(f"cannot listen for changes: {MASKED(str(exc))}") from exc
+        async with connection:
+            await connection.execute(f"LISTEN {pg_queries.OUTBOX_CHANNEL}")
+            on_change()  # whatever was committed before listening
+            try:
+                async for _ in connection.notifies():
+                    on_change()
+            except psycopg.OperationalError as exc:
+                raise StateUnavailable(f"stopped listening for changes: {MASKED(str(exc))}") from exc
 
     async def close(self) -> None:
-        """Close every connection (the writer's too, which lets the next writer in)."""
-        if self._writer is not None:
-            await self._writer.close()
-            self._writer = None
+        """Close every connection."""
         await self._pool.close()
 
     def with_fence(self, fence: Fence) -> PgStore:

@@ -192,6 +192,30 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.leases_held = Gauge(
+            "pollerd_leases_held",
+            "1 while this replica holds the lease (a sink, a source or a group of sources).",
+            ["lease"],
+            registry=r,
+        )
+        self.lease_takeovers = Counter(
+            "pollerd_lease_takeovers_total",
+            "Leases this replica took over after another holder's expired.",
+            ["lease"],
+            registry=r,
+        )
+        self.fenced_writes = Counter(
+            "pollerd_fenced_writes_total",
+            "Writes refused because this replica's lease was lost (its work stopped at once).",
+            ["lease"],
+            registry=r,
+        )
+
+    def initialise_leases(self, names: Iterable[str]) -> None:
+        """The lease series of a replica, at zero."""
+        for name in names:
+            for family in (self.leases_held, self.lease_takeovers, self.fenced_writes):
+                family.labels(name)
 
     def initialise(self, sources: Iterable[str], sinks: Iterable[str]) -> None:
         """Create every labelled series at zero so dashboards see them before the first event."""
