@@ -90,7 +90,7 @@ class Crashing:
     def __init__(self) -> None:
         self.delivered: list[int] = []
 
-    async def deliver(self, event: Event, payload: Path) -> None:
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Fail on version 1 with an error that is no DeliveryFailed; take the rest."""
         if event.sequence == 1:
             raise ValueError("cannot handle this payload")

@@ -115,6 +115,7 @@ async def test_two_replicas_share_the_work_and_hand_it_over(
         await wait_for(lambda: len(receiver.requests) == 12, 30)
     headers = [r.headers for r in receiver.requests]
     assert len({h["X-Pollerd-Event-Id"] for h in headers}) == 12
+    assert all(int(h["X-Pollerd-Epoch"]) >= 1 for h in headers)  # the sink lease's epoch
     assert sorted((h["X-Pollerd-Source"], int(h["X-Pollerd-Sequence"])) for h in headers) == sorted(
         (f"s{i}", n) for i in range(4) for n in (1, 2, 3)
     )

@@ -93,6 +93,15 @@ async def test_kill_9_of_the_delivering_replica(
     await wait_for(lambda: len(announced(receiver)) == 8, 30)
     assert sorted(announced(receiver)) == sorted((f"s{i}", n) for i in range(4) for n in (1, 2))
     assert all(len(ids) == 1 for ids in announced(receiver).values())
+    epochs = {
+        n: {
+            int(r.headers["X-Pollerd-Epoch"])
+            for r in receiver.requests
+            if r.headers["X-Pollerd-Sequence"] == str(n)
+        }
+        for n in (1, 2)
+    }
+    assert min(epochs[2]) > max(epochs[1])  # taken over: a receiver can refuse the old holder
 
 
 async def test_a_frozen_replica_cannot_write_late(

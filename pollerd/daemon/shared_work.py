@@ -90,9 +90,8 @@ class SharedWork:
         config = self.config()
         if fence.name.startswith("sink:"):
             name = fence.name.removeprefix("sink:")
-            self.deliverer.add_sink(
-                name, self.sinks[name], next(s for s in config.sinks if s.name == name), store
-            )
+            policy = next(s for s in config.sinks if s.name == name)
+            self.deliverer.add_sink(name, self.sinks[name], policy, store, fence.epoch)
             return
         context = dataclasses.replace(self.context, store=store)
         fits = plan_budgets(config.sources)

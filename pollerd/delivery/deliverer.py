@@ -61,6 +61,7 @@ class Deliverer:
     ) -> None:
         self._store = store
         self._stores: dict[str, StateStore] = {}  # a sink's own, under its lease (replicas)
+        self._epochs: dict[str, int] = {}  # and that lease's epoch
         self._fenced: set[str] = set()
         self._on_fenced = on_fenced
         self._blobs = blobs
@@ -111,11 +112,20 @@ class Deliverer:
         self._tasks = {}
         return len(late)
 
-    def add_sink(self, name: str, sink: Sink, policy: SinkBase, store: StateStore | None = None) -> None:
+    def add_sink(
+        self,
+        name: str,
+        sink: Sink,
+        policy: SinkBase,
+        store: StateStore | None = None,
+        epoch: int | None = None,
+    ) -> None:
         """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume
-        (``store``: the state under this sink's lease, where replicas share the work)."""
+        (``store`` and ``epoch``: the state under this sink's lease, where replicas share the work)."""
         if store is not None:
             self._stores[name] = store
+        if epoch is not None:
+            self._epochs[name] = epoch
         self._fenced.discard(name)
         self._sinks[name] = sink
         self._policies[name] = policy
@@ -130,7 +140,15 @@ class Deliverer:
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=grace)
-        for table in (self._sinks, self._policies, self._retry, self._wake, self._pending, self._stores):
+        for table in (
+            self._sinks,
+            self._policies,
+            self._retry,
+            self._wake,
+            self._pending,
+            self._stores,
+            self._epochs,
+        ):
             table.pop(name, None)
 
     async def drain(self) -> int:
@@ -253,7 +271,9 @@ class Deliverer:
             return Settled.DEAD
         started = time.monotonic()
         try:
-            await self._sinks[name].deliver(event, await self._blobs.local(event.sha256))
+            await self._sinks[name].deliver(
+                event, await self._blobs.local(event.sha256), self._epochs.get(name)
+            )
         except DeliveryFailed as exc:
             limit = self._policies[name].max_attempts
             if exc.permanent or (limit is not None and item.attempts + 1 >= limit):

@@ -26,8 +26,11 @@ class Sink(Protocol):
 
     name: str
 
-    async def deliver(self, event: Event, payload: Path) -> None:
-        """Hand over the event and its payload file; raise DeliveryFailed to be retried."""
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+        """Hand over the event and its payload file; raise DeliveryFailed to be retried.
+
+        ``epoch``: where replicas share the work, the epoch of the lease this delivery is made
+        under (it only grows), so a receiver can refuse a late write from an old holder."""
         ...
 
     async def close(self) -> None:

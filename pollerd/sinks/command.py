@@ -29,7 +29,7 @@ class CommandSink:
         self._config = config
         self._log = structlog.get_logger("pollerd.command").bind(sink=config.name)
 
-    async def deliver(self, event: Event, payload: Path) -> None:
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Run the program; raise DeliveryFailed on a non-zero exit or a timeout."""
         config = self._config
         argv = [arg.replace("{payload}", str(payload)) for arg in config.command]

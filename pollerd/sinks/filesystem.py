@@ -30,7 +30,7 @@ class FilesystemSink:
         self.root = config.root
         self.keep_versions = config.keep_versions
 
-    async def deliver(self, event: Event, payload: Path) -> None:
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Write the version, its event file and ``latest``; rewriting the same event is harmless."""
         try:
             await asyncio.to_thread(self._write, event, payload)

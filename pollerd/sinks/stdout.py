@@ -20,7 +20,7 @@ class StdoutSink:
         self.name = config.name
         self._render = event_line if config.format == "text" else _json_line
 
-    async def deliver(self, event: Event, payload: Path) -> None:
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Write one line; a closed pipe is a failure to retry, not a crash."""
         try:
             sys.stdout.write(self._render(event) + "\n")

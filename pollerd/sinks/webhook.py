@@ -48,7 +48,7 @@ class WebhookSink:
         }
         self._session: aiohttp.ClientSession | None = None
 
-    async def deliver(self, event: Event, payload: Path) -> None:
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """POST the change; raise DeliveryFailed (permanent for a refusal) when not acknowledged."""
         data = await asyncio.to_thread(payload.read_bytes)
         body, content_type, mode, base_sha = await self._body(event, data)
@@ -59,6 +59,8 @@ class WebhookSink:
             "X-Pollerd-Body": mode,
             HEADER: sign(self._secret, body),
         }
+        if epoch is not None:
+            headers["X-Pollerd-Epoch"] = str(epoch)
         if base_sha is not None:
             headers["X-Pollerd-Base-Sha256"] = base_sha
         status, answer, retry_after = await self._post(body, headers)
