@@ -13,6 +13,7 @@ from pollerd import __version__
 from pollerd.commands.deliveries import print_deliveries, redeliver
 from pollerd.commands.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.commands.healthcheck import check_health
+from pollerd.commands.migrate import migrate_state
 from pollerd.commands.status import plural, print_status
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.core.masking import MASKED
@@ -108,6 +109,11 @@ def _report_commands(command: _Command) -> None:
     which.add_argument("event_id", nargs="?", help="the event to send again")
     which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
     redeliver.add_argument("--sink", help="only to this sink")
+    command(
+        "migrate-state",
+        "Move the SQLite state into the PostgreSQL database [daemon] database names (daemon stopped).",
+        _migrate_state,
+    )
 
 
 def _simulation_commands(command: _Command) -> None:
@@ -219,6 +225,12 @@ def _reading(path: Path) -> Config:
 
 def _redeliver(args: argparse.Namespace) -> int:
     code, message = redeliver(load_config(args.config), args.event_id, args.sink)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def _migrate_state(args: argparse.Namespace) -> int:
+    code, message = migrate_state(load_config(args.config))
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 

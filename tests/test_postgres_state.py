@@ -164,3 +164,27 @@ def test_the_database_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 async def _cli(*args: str) -> int:
     return await asyncio.to_thread(main, list(args))
+
+
+async def test_migrate_state_moves_pending_deliveries_without_announcing_again(
+    upstream: Upstream, postgres_url: str, tmp_path: Path
+) -> None:
+    """A SQLite state with a delivery still pending moves into PostgreSQL: the replica delivers
+    it once under its id, and the unchanged resource is not announced again."""
+    url = upstream.file("/a.json", b'{"v": 1}')
+    out = tmp_path / "one" / "out"
+    (tmp_path / "one").mkdir()
+    sqlite_config = config_file(tmp_path / "one", [url])
+    out.write_text("a file where the sink's folder should be: the delivery stays pending")
+    async with opened(load_config(sqlite_config)) as daemon:
+        assert not await daemon.run_once()
+    moved_config = pg_config(tmp_path, "one", [url], postgres_url)  # the same state_dir and sink
+    assert await _cli("migrate-state", "-c", str(moved_config)) == 0
+    assert await _cli("migrate-state", "-c", str(moved_config)) == 1  # refused: already there
+    out.unlink()
+    async with opened(load_config(moved_config)) as daemon:
+        assert await daemon.run_once()
+        assert sample(daemon, "pollerd_changes_total", source="files") == 0
+        assert (await daemon.store.load_states("files"))["a.json"].sequence == 1
+    [version] = versions_on_disk(out, "files", "a.json")
+    assert json.loads(version.read_bytes()) == {"v": 1}

@@ -57,7 +57,7 @@ async def record_change(
     committed. The payload's lock is held, so no release removes it meanwhile."""
     now = time.time()
     async with db.transaction():
-        await _store_payload(db, event.sha256, payload)
+        await store_payload(db, event.sha256, payload)
         await db.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"{source}/{len(source)}/{state.resource_id}",),
@@ -243,7 +243,7 @@ async def stopped(db: Connection, source: str) -> str | None:
 CHUNK = 1024 * 1024  # payload bytes per row: memory holds one chunk, never a whole body
 
 
-async def _store_payload(db: Connection, sha256: str, path: Path) -> None:
+async def store_payload(db: Connection, sha256: str, path: Path) -> None:
     """Store a file's bytes under its hash, a chunk per row, unless they are stored already (in
     the caller's transaction, under the payload's lock)."""
     await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sha256,))
