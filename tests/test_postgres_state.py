@@ -15,6 +15,7 @@ import pytest
 from pollerd.cli import main
 from pollerd.config import Config, ConfigError, load_config, parse_config
 from pollerd.daemon.app import Daemon
+from pollerd.daemon.status_page import render
 from tests.conftest import (
     Receiver,
     Upstream,
@@ -105,6 +106,8 @@ async def test_two_replicas_share_the_work_and_hand_it_over(
     async with replica(two) as second:
         async with replica(one) as first:
             await wait_for(lambda: sorted(map(len, held(first, second))) == [2, 3], 30)  # ceil(5 / 2)
+            page = render(await first.status(), None)
+            assert "<h2>Replicas</h2>" in page and "<b>one</b>" in page and "sink:hook" in page
             await wait_for(lambda: len(receiver.requests) == 4, 30)
             for i in range(4):
                 upstream.host.publish(f"/f{i}.json", b'{"v": 2}')
@@ -132,6 +135,7 @@ async def test_reports_and_redelivery_read_the_database(
     assert await _cli("status", "-c", str(path), "--json") == 0
     status = json.loads(capsys.readouterr().out)
     assert status["sources"]["files"][0]["sequence"] == 1
+    assert {row["name"] for row in status["leases"]} == {"source:files", "sink:out"}  # given back
     assert await _cli("deliveries", "-c", str(path), "--json") == 0
     assert json.loads(capsys.readouterr().out)["out"]["counts"]["delivered"] == 1
     event_file = tmp_path / "one" / "out" / "files" / "a.json" / "latest.event.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,8 @@ async def collect_status(config: Config) -> dict[str, Any]:
             if (reason := await view.stopped(source.name)) is not None
         }
         sinks = {sink.name: {"pending": (await view.counts(sink.name))["pending"]} for sink in config.sinks}
-    return {"sources": sources, "stopped": stopped, "sinks": sinks}
+        leases = [asdict(row) for row in await view.leases()]
+    return {"sources": sources, "stopped": stopped, "sinks": sinks, "leases": leases}
 
 
 def _resource_row(state: Any) -> dict[str, Any]:
@@ -89,6 +91,16 @@ def print_status(config: Config, as_json: bool = False) -> int:
                 )
     for sink, info in status["sinks"].items():
         print(f"sink {sink}: {plural(info['pending'], 'delivery', 'deliveries')} pending")
+    for lease in status.get("leases", []):
+        state = (
+            f"expires in {lease['expires_in']:.0f} s"
+            if lease["expires_in"] > 0
+            else "EXPIRED: nobody holds it"
+        )
+        print(
+            f"lease {lease['name']}: {lease['holder']} (epoch {lease['epoch']}) "
+            f"since {_iso(lease['acquired_at'])}, {state}"
+        )
     return 0
 
 

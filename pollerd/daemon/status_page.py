@@ -169,8 +169,31 @@ h1{{padding:.3em .5em}}
             f"<td>{sink['dead']}</td><td>{sink['superseded']}</td>"
             f"<td>{sink['delivered']}</td></tr>"
         )
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    parts += _leases_section(status)
+    parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _leases_section(status: Mapping[str, Any]) -> list[str]:
+    """Replicas on PostgreSQL: who holds which lease, since when (this replica in bold)."""
+    if "leases" not in status:
+        return []
+    me = status["replica"]
+    parts = [
+        f"<h2>Replicas</h2><p>this is <b>{html.escape(me)}</b></p><table><tr><th>lease</th>"
+        "<th>held by</th><th>epoch</th><th>since</th><th>expires in</th></tr>"
+    ]
+    for lease in status["leases"]:
+        expired = "bad" if lease["expires_in"] <= 0 else ""
+        holder = html.escape(lease["holder"])
+        parts.append(
+            f'<tr class="{expired}"><td>{html.escape(lease["name"])}</td>'
+            f"<td>{f'<b>{holder}</b>' if lease['holder'] == me else holder}</td><td>{lease['epoch']}</td>"
+            f"<td>{_iso(lease['acquired_at'])}</td><td>{lease['expires_in']:.1f} s</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
 
 
 def _source_section(source: Mapping[str, Any]) -> list[str]:

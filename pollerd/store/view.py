@@ -11,7 +11,8 @@ from typing import Protocol
 
 from pollerd.config import DaemonConfig
 from pollerd.core.model import ResourceState
-from pollerd.store import pg_queries, queries
+from pollerd.store import pg_leases, pg_queries, queries
+from pollerd.store.pg_leases import LeaseRow
 from pollerd.store.postgres import PgStore
 from pollerd.store.rows import DeliveryRow
 from pollerd.store.schema import connect_readonly, state_path
@@ -32,6 +33,9 @@ class StateView(Protocol):
     async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
         """Deliveries of a sink with one of ``statuses``, oldest event first."""
 
+    async def leases(self) -> list[LeaseRow]:
+        """Who holds which lease (replicas on PostgreSQL; none with SQLite)."""
+
 
 class _FileView:
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -49,6 +53,9 @@ class _FileView:
     async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
         return queries.list_deliveries(self._db, sink, statuses, limit)
 
+    async def leases(self) -> list[LeaseRow]:
+        return []
+
 
 class _DatabaseView:
     def __init__(self, store: PgStore) -> None:
@@ -65,6 +72,9 @@ class _DatabaseView:
 
     async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
         return await self._store.run(pg_queries.list_deliveries, sink, statuses, limit)
+
+    async def leases(self) -> list[LeaseRow]:
+        return await self._store.run(pg_leases.leases)
 
 
 @asynccontextmanager
