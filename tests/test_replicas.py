@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Receiver, Upstream, wait_for, webhook_sink
+from tests.postgres import Cluster
 from tests.test_crash import pollerd
 
 TTL = 1.0
@@ -123,5 +124,30 @@ async def test_a_frozen_replica_cannot_write_late(
         upstream.host.publish(f"/f{i}.json", b'{"v": 3}')
     await wait_for(lambda: len(announced(receiver)) == 12, 30)
     await wait_for(lambda: set(holders(postgres_url).values()) == {"one", "two"}, 30)  # a share again
+    assert sorted(announced(receiver)) == sorted((f"s{i}", n) for i in range(4) for n in (1, 2, 3))
+    assert all(len(ids) == 1 for ids in announced(receiver).values())
+
+
+async def test_a_database_outage_loses_nothing(
+    two_replicas: dict[str, asyncio.subprocess.Process],
+    upstream: Upstream,
+    receiver: Receiver,
+    postgres_url: str,
+    postgres_cluster: Cluster,
+) -> None:
+    """PostgreSQL stopped as by a crash for 10 s mid-night: the replicas keep running, commit
+    nothing meanwhile, and when it is back every version reaches the sink, each under one id."""
+    postgres_cluster.stop("immediate")
+    try:
+        for i in range(4):
+            upstream.host.publish(f"/f{i}.json", b'{"v": 2}')
+        await asyncio.sleep(10)
+        assert all(process.returncode is None for process in two_replicas.values())
+    finally:
+        postgres_cluster.restart()  # the other tests' databases are on it too
+    await wait_for(lambda: len(announced(receiver)) == 8, 60)
+    for i in range(4):
+        upstream.host.publish(f"/f{i}.json", b'{"v": 3}')
+    await wait_for(lambda: len(announced(receiver)) == 12, 60)
     assert sorted(announced(receiver)) == sorted((f"s{i}", n) for i in range(4) for n in (1, 2, 3))
     assert all(len(ids) == 1 for ids in announced(receiver).values())

@@ -89,7 +89,7 @@ class PgStore:
         try:
             async with self._pool.connection() as db:
                 return await query(db, *args, **kwargs)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StateUnavailable(f"the database cannot be reached: {MASKED(str(exc))}") from exc
 
     async def _write(
