@@ -16,7 +16,9 @@ from pollerd.cli import main
 from pollerd.config import Config, ConfigError, load_config, parse_config
 from pollerd.daemon.app import Daemon
 from pollerd.daemon.status_page import render
+from pollerd.sim.ap import ApServer
 from tests.conftest import (
+    AP_KEY,
     Receiver,
     Upstream,
     config_file,
@@ -192,3 +194,49 @@ async def test_migrate_state_moves_pending_deliveries_without_announcing_again(
         assert (await daemon.store.load_states("files"))["a.json"].sequence == 1
     [version] = versions_on_disk(out, "files", "a.json")
     assert json.loads(version.read_bytes()) == {"v": 1}
+
+
+async def test_two_replicas_never_spend_one_ap_key_twice(
+    ap: tuple[ApServer, str], postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two AP sources on one key, two replicas, an AP that allows 12 requests a minute: the
+    sources that share the key share one lease, so one replica spends the key and AP never
+    answers 403."""
+    replay, base = ap
+    replay.quota_per_minute = 12
+    monkeypatch.setenv("AP_KEY", AP_KEY)
+    queries = [{"name": "co", "statePostal": "CO"}]
+    source = {
+        "kind": "ap",
+        "api": base,
+        "election_date": "2026-11-03",
+        "api_key": "${AP_KEY}",
+        "quota_per_minute": 12,
+        "interval": "1s",
+        "queries": queries,
+        "sinks": ["console"],
+    }
+    configs = [
+        parse_config(
+            {
+                "daemon": {
+                    "state_dir": str(tmp_path / name),
+                    "metrics": "off",
+                    "database": postgres_url,
+                    "replica": name,
+                    "lease_ttl": "1s",
+                },
+                "sources": [{**source, "name": "ap-a"}, {**source, "name": "ap-b"}],
+                "sinks": [{"name": "console", "kind": "stdout"}],
+            }
+        )
+        for name in ("one", "two")
+    ]
+    async with replica(configs[0]) as first, replica(configs[1]) as second:
+        await wait_for(lambda: {"ap-a", "ap-b"} <= {*first.pollers, *second.pollers}, 30)
+        assert {"ap-a", "ap-b"} in ({*first.pollers}, {*second.pollers})  # together, on one replica
+        for _ in range(6):
+            replay.election.advance()
+            await asyncio.sleep(0.5)
+    assert len(replay.log) >= 2  # each source's first request, paced to the key's budget after that
+    assert replay.quota_answers == 0
