@@ -147,3 +147,15 @@ def test_an_unknown_sink_is_reported_among_the_other_problems() -> None:
         "sources[0].interval: 'soon' is not a duration; write it like '500ms', '30s', '2m' or '1h'",
         "sources[0].sinks[1]: no sink is called 'nowhere'",
     ]
+
+
+def test_the_compose_file_runs_the_shipped_replica_config() -> None:
+    """compose.replicas.yaml mounts config/replicas.toml, which shares its state on the compose
+    file's postgres service, with the password from the environment, never from a file."""
+    compose = (ROOT / "compose.replicas.yaml").read_text()
+    assert "./config/replicas.toml:/etc/pollerd/pollerd.toml:ro" in compose
+    assert compose.count("<<: *pollerd") == 3 and "PGPASSWORD:" in compose
+    config = load_config(ROOT / "config" / "replicas.toml")
+    assert config.daemon.database is not None
+    assert config.daemon.database.get_secret_value().startswith("postgresql://pollerd@postgres:5432/")
+    assert ":" not in config.daemon.database.get_secret_value().split("@")[0].removeprefix("postgresql://")
