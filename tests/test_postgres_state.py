@@ -240,3 +240,24 @@ async def test_two_replicas_never_spend_one_ap_key_twice(
             await asyncio.sleep(0.5)
     assert len(replay.log) >= 2  # each source's first request, paced to the key's budget after that
     assert replay.quota_answers == 0
+
+
+async def test_a_standby_is_healthy_and_ready(
+    upstream: Upstream, receiver: Receiver, postgres_url: str, tmp_path: Path
+) -> None:
+    """Three replicas for two leases (a source, a sink): the one that holds none polls nothing,
+    and is idle, not stuck: healthy and ready."""
+    urls = [upstream.file("/f0.json", b"{}")]
+    configs = []
+    for name in ("one", "two", "three"):
+        config = replica_config(tmp_path, name, urls, postgres_url, receiver.url)
+        configs.append(
+            config.model_copy(update={"daemon": config.daemon.model_copy(update={"stall_after": 0.5})})
+        )
+    async with replica(configs[0]) as one, replica(configs[1]) as two, replica(configs[2]) as three:
+        await wait_for(lambda: sorted(map(len, held(one, two, three))) == [0, 1, 1], 30)
+        [standby] = [d for d in (one, two, three) if not held(d)[0]]
+        await asyncio.sleep(1.5)  # three stall_after lengths with nothing scheduled
+        assert not held(standby)[0]
+        assert standby.health.problem() is None
+        assert standby.readiness() is None

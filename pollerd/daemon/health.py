@@ -30,6 +30,7 @@ class Health:
         self.stall_after = stall_after
         self._clock = clock
         self._started = clock()
+        self._quiet_since = self._started  # when there was last nothing to poll
         self._beat = clock()
         self.worst_lag = 0.0
 
@@ -47,8 +48,11 @@ class Health:
         now = self._clock()
         if now - self._beat > LAG_LIMIT:
             return f"the event loop has not run for {now - self._beat:.0f}s"
+        if self._scheduler.scheduled == 0:  # a standby replica: idle, not stuck
+            self._quiet_since = now
+            return None if self._tasks is None else self._tasks.problem()
         started = self._scheduler.last_started
-        since = now - (started if started is not None else self._started)
+        since = now - max(started if started is not None else self._started, self._quiet_since)
         if since > self.stall_after:
             what = "no poll has run yet after" if started is None else "no poll has started for"
             return f"{what} {since:.0f}s (stall_after {self.stall_after:g}s): polls are stuck"

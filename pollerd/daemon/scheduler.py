@@ -48,6 +48,11 @@ class PollScheduler:
         if self._scheduler.get_job(name) is not None:
             self._scheduler.remove_job(name)
 
+    @property
+    def scheduled(self) -> int:
+        """How many sources are scheduled (none on a replica that holds no lease)."""
+        return len(self._scheduler.get_jobs())
+
     def next_run(self, name: str) -> datetime | None:
         """When a source's next poll is due."""
         job = self._scheduler.get_job(name)
