@@ -343,8 +343,9 @@ class Daemon:
             await self.shared.keeper.fenced(lease)
 
     async def _source_fenced(self, source: str) -> None:
-        if self.shared is not None:
-            await self.shared.keeper.fenced(self.shared.lease_of(source))
+        lease = self.shared.lease_of(source) if self.shared is not None else None
+        if self.shared is not None and lease is not None:
+            await self.shared.keeper.fenced(lease)
 
     async def close(self) -> None:
         """Release everything in reverse order of opening; a failing close does not stop the rest."""

@@ -64,13 +64,12 @@ class SharedWork:
         self.keeper.names = sorted(self.groups)
         self.metrics.initialise_leases(self.groups)
 
-    def lease_of(self, source: str) -> str:
-        """The lease a source's work runs under."""
-        return next(
-            name
-            for name, members in self.groups.items()
-            if not name.startswith("sink:") and source in members
-        )
+    def lease_of(self, source: str) -> str | None:
+        """The lease a source's work runs under (None: the source is no longer configured)."""
+        for name, members in self.groups.items():
+            if not name.startswith("sink:") and source in members:
+                return name
+        return None
 
     async def status(self) -> dict[str, Any]:
         """For ``/status``: this replica, and who holds which lease since when."""

@@ -18,12 +18,13 @@ from psycopg.types.json import Jsonb
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import (
-    DELIVERY_STATUSES,
     DeliveryRow,
     PendingDelivery,
     allocated,
+    pending_delivery,
     state_from_json,
     state_to_json,
+    status_counts,
 )
 
 Connection = AsyncConnection[tuple[Any, ...]]
@@ -127,10 +128,7 @@ async def pending_deliveries(db: Connection, sink: str, limit: int) -> list[Pend
         " WHERE d.sink = %s AND d.status = 'pending' ORDER BY e.id LIMIT %s",
         (sink, limit),
     )
-    return [
-        PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at, created)
-        async for body, extension, attempts, at, created in cursor
-    ]
+    return [pending_delivery(sink, row) async for row in cursor]
 
 
 async def mark_attempt(
@@ -165,13 +163,10 @@ async def outbox_bytes(db: Connection, sink: str) -> int:
 
 async def delivery_counts(db: Connection, sink: str) -> dict[str, int]:
     """Deliveries of a sink by status (every status, zero included)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
     cursor = await db.execute(
         "SELECT status, COUNT(*) FROM pollerd.deliveries WHERE sink = %s GROUP BY status", (sink,)
     )
-    async for status, count in cursor:
-        counts[str(status)] = int(count)
-    return counts
+    return status_counts(await cursor.fetchall())
 
 
 async def outbox_depth(db: Connection, sink: str) -> int:

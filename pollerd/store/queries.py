@@ -15,12 +15,13 @@ import structlog
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import (
-    DELIVERY_STATUSES,
     DeliveryRow,
     PendingDelivery,
     allocated,
+    pending_delivery,
     state_from_json,
     state_to_json,
+    status_counts,
 )
 
 _log = structlog.get_logger("pollerd.state")
@@ -115,10 +116,7 @@ def pending_deliveries(db: sqlite3.Connection, sink: str, limit: int) -> list[Pe
         " WHERE d.sink=? AND d.status='pending' ORDER BY e.id LIMIT ?",
         (sink, limit),
     )
-    return [
-        PendingDelivery(Event.from_json(json.loads(body), extension), sink, attempts, at, created)
-        for body, extension, attempts, at, created in rows
-    ]
+    return [pending_delivery(sink, row) for row in rows]
 
 
 def mark_attempt(
@@ -155,12 +153,8 @@ def outbox_bytes(db: sqlite3.Connection, sink: str) -> int:
 
 def delivery_counts(db: sqlite3.Connection, sink: str) -> dict[str, int]:
     """Deliveries of a sink by status (every status, zero included)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for status, count in db.execute(
-        "SELECT status, COUNT(*) FROM deliveries WHERE sink=? GROUP BY status", (sink,)
-    ):
-        counts[str(status)] = int(count)
-    return counts
+    rows = db.execute("SELECT status, COUNT(*) FROM deliveries WHERE sink=? GROUP BY status", (sink,))
+    return status_counts(rows.fetchall())
 
 
 def outbox_depth(db: sqlite3.Connection, sink: str) -> int:

@@ -41,6 +41,21 @@ class DeliveryRow:
     updated_at: float
 
 
+def pending_delivery(sink: str, row: tuple[Any, ...]) -> PendingDelivery:
+    """A pending delivery from its row: (event body, extension, attempts, next attempt, created)."""
+    body, extension, attempts, next_attempt, created = row
+    return PendingDelivery(
+        Event.from_json(json.loads(body), extension), sink, attempts, next_attempt, created
+    )
+
+
+def status_counts(rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    """Deliveries by status from (status, count) rows, every status named (zero included)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    counts.update({str(status): int(count) for status, count in rows})
+    return counts
+
+
 def state_to_json(state: ResourceState) -> str:
     """A resource state as stored (its last error masked: upstream errors may echo a key)."""
     data = asdict(state)
