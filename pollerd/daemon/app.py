@@ -185,28 +185,7 @@ class Daemon:
         for poller in self.pollers.values():
             self.runs.schedule(poller)
         self.scheduler.start()
-        state_dir = self.config.daemon.state_dir
-        helpers = [
-            asyncio.create_task(self.health.heartbeat(), name="heartbeat"),
-            asyncio.create_task(
-                retrying(self.tasks, "requests", lambda: handoff.serve_once(state_dir, self._request)),
-                name="requests",
-            ),
-        ]
-        shared = self.shared
-        if shared is not None:
-            shared.scheduling = True
-            listening = retrying(self.tasks, "listen", lambda: shared.store.listen(self.deliverer.wake))
-            helpers += [
-                asyncio.create_task(shared.keeper.run(), name="leases"),
-                asyncio.create_task(listening, name="listen"),
-            ]
-        interval = watchdog_interval()
-        if interval is not None:
-            watching = watchdog(interval, self.notifier, self.health.problem, self._summary)
-            helpers.append(asyncio.create_task(watching, name="watchdog"))
-        for helper in helpers:
-            self.tasks.watch(helper)
+        helpers = self._helpers()
         self.notifier.send("READY=1", f"STATUS={self._summary()}")
         self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
         await stop.wait()
@@ -215,6 +194,26 @@ class Daemon:
         for helper in helpers:
             helper.cancel()
         await self._drain()
+
+    def _helpers(self) -> list[asyncio.Task[None]]:
+        """The long-running tasks beside the polls: heartbeat, command-line requests, the
+        replicas' leases and change notices, the systemd watchdog."""
+        state_dir = self.config.daemon.state_dir
+        work = {
+            "heartbeat": self.health.heartbeat(),
+            "requests": retrying(
+                self.tasks, "requests", lambda: handoff.serve_once(state_dir, self._request)
+            ),
+        }
+        if self.shared is not None:
+            work.update(self.shared.helpers(self.tasks, self.deliverer.wake))
+        interval = watchdog_interval()
+        if interval is not None:
+            work["watchdog"] = watchdog(interval, self.notifier, self.health.problem, self._summary)
+        helpers = [asyncio.create_task(coroutine, name=name) for name, coroutine in work.items()]
+        for helper in helpers:
+            self.tasks.watch(helper)
+        return helpers
 
     async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         """A request from the command line (``pollerd redeliver`` while this daemon runs)."""

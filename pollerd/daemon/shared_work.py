@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
@@ -27,6 +27,7 @@ from pollerd.store.pg_leases import Fence
 from pollerd.store.postgres import PgStore
 from pollerd.store.protocol import StateRefused
 from pollerd.telemetry.metrics import Metrics
+from pollerd.telemetry.tasks import TaskHealth, retrying
 
 
 def replica_name(configured: str | None) -> str:
@@ -70,6 +71,15 @@ class SharedWork:
             if not name.startswith("sink:") and source in members:
                 return name
         return None
+
+    def helpers(self, tasks: TaskHealth, wake: Callable[[], None]) -> dict[str, Coroutine[Any, Any, None]]:
+        """The replica's long-running tasks (the daemon runs): the leases, and the notices of
+        changes committed on any replica (``wake``: the delivery loops)."""
+        self.scheduling = True
+        return {
+            "leases": self.keeper.run(),
+            "listen": retrying(tasks, "listen", lambda: self.store.listen(wake)),
+        }
 
     async def status(self) -> dict[str, Any]:
         """For ``/status``: this replica, and who holds which lease since when."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from pollerd.config.base import SinkBase
 from pollerd.core.backoff import Backoff
 from pollerd.core.waiting import wait_set
+from pollerd.delivery.acks import Acks
 from pollerd.delivery.order import RoundOrder, Settled, expired, newest_per_resource
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.store.blobs import BlobStore
@@ -31,8 +32,6 @@ from pollerd.telemetry.tasks import TaskHealth, describe, retrying
 
 BATCH = 500
 IDLE_WAKE = 60.0
-ACK_BATCH = 50  # acknowledgements committed together, at most this many ...
-ACK_WITHIN = 0.1  # ... or this many seconds after the first: a crash resends no more than that
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,22 @@ class RoundResult:
     failed: int
     next_due: float | None  # the earliest retry that is still waiting
     more: bool  # the batch was full: there may be more to do at once
+
+
+@dataclass
+class _Slot:
+    """One sink as the deliverer drives it."""
+
+    sink: Sink
+    policy: SinkBase
+    store: StateStore  # the state, under the sink's lease where replicas share the work
+    epoch: int | None = None  # that lease's epoch
+    pending: int = 0  # deliveries pending, as last counted
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def retry(self) -> Backoff:
+        return Backoff(self.policy.retry_base, self.policy.retry_max)
 
 
 class Deliverer:
@@ -60,38 +75,33 @@ class Deliverer:
         on_fenced: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
-        self._stores: dict[str, StateStore] = {}  # a sink's own, under its lease (replicas)
-        self._epochs: dict[str, int] = {}  # and that lease's epoch
         self._fenced: set[str] = set()
         self._on_fenced = on_fenced
         self._blobs = blobs
-        self._sinks = dict(sinks)  # its own tables: the daemon's reload changes them through us
-        self._policies = dict(policies)
-        self._retry = {name: Backoff(p.retry_base, p.retry_max) for name, p in policies.items()}
+        # its own table: the daemon's reload (or a lease) changes it through add_sink/remove_sink
+        self._slots = {name: _Slot(sink, policies[name], store) for name, sink in sinks.items()}
         self._metrics = metrics
         self._clock = clock
         self._health = health or TaskHealth(metrics)
         self._stopping = False
         self._started = False
-        self._wake = {name: asyncio.Event() for name in sinks}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._pending: dict[str, int] = {}  # per sink, as last counted
         self._log = structlog.get_logger("pollerd.delivery")
 
     @property
     def pending(self) -> int:
         """Deliveries pending over every sink, as last counted."""
-        return sum(self._pending.values())
+        return sum(slot.pending for slot in self._slots.values())
 
     def wake(self) -> None:
         """New events are in the outbox."""
-        for event in self._wake.values():
-            event.set()
+        for slot in self._slots.values():
+            slot.wake.set()
 
     def start(self, names: list[str] | None = None) -> None:
         """Start one delivery loop per sink (or only for the sinks named)."""
         self._started = True
-        for name in self._sinks if names is None else names:
+        for name in self._slots if names is None else names:
             self._start(name)
 
     def _start(self, name: str) -> None:
@@ -122,15 +132,8 @@ class Deliverer:
     ) -> None:
         """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume
         (``store`` and ``epoch``: the state under this sink's lease, where replicas share the work)."""
-        if store is not None:
-            self._stores[name] = store
-        if epoch is not None:
-            self._epochs[name] = epoch
+        self._slots[name] = _Slot(sink, policy, store or self._store, epoch)
         self._fenced.discard(name)
-        self._sinks[name] = sink
-        self._policies[name] = policy
-        self._retry[name] = Backoff(policy.retry_base, policy.retry_max)
-        self._wake[name] = asyncio.Event()
         if self._started:  # (a daemon whose only sink was replaced has no loop left to go by)
             self._start(name)
 
@@ -140,33 +143,24 @@ class Deliverer:
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=grace)
-        for table in (
-            self._sinks,
-            self._policies,
-            self._retry,
-            self._wake,
-            self._pending,
-            self._stores,
-            self._epochs,
-        ):
-            table.pop(name, None)
+        self._slots.pop(name, None)
 
     async def drain(self) -> int:
         """Try every pending delivery once, retry schedule or not (``pollerd once``).
 
         Return how many failed.
         """
-        results = await asyncio.gather(*(self._drain_sink(name) for name in self._sinks))
+        results = await asyncio.gather(*(self._drain_sink(name) for name in self._slots))
         return sum(results)
 
     async def refresh_depths(self) -> None:
         """Set the outbox gauges from the store."""
-        for name in self._sinks:
+        for name in self._slots:
             await self._gauge(name)
 
     async def _gauge(self, name: str) -> int:
         counts = await self._store_of(name).delivery_counts(name)
-        self._pending[name] = counts["pending"]
+        self._slots[name].pending = counts["pending"]
         self._metrics.outbox_depth.labels(name).set(counts["pending"])
         self._metrics.dead_letters.labels(name).set(counts["dead"])
         size = await self._store_of(name).outbox_bytes(name)
@@ -182,7 +176,7 @@ class Deliverer:
                 return failed
 
     def _store_of(self, name: str) -> StateStore:
-        return self._stores.get(name, self._store)
+        return self._slots[name].store
 
     async def _loop(self, name: str) -> None:
         """Rounds for ever; a store or sink error costs a retry with backoff, never the loop. A
@@ -196,7 +190,7 @@ class Deliverer:
 
     async def _pass(self, name: str) -> None:
         """One round, then wait for news, a retry that is due, or the idle wake."""
-        wake = self._wake[name]
+        wake = self._slots[name].wake
         wake.clear()
         try:
             result = await self._round(name)
@@ -214,7 +208,7 @@ class Deliverer:
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._coalesced(name, await self._store_of(name).pending_deliveries(name, BATCH))
         order = RoundOrder(float("inf") if ignore_schedule else self._clock())
-        acks = _Acks(lambda items: self._acknowledge(name, items))
+        acks = Acks(lambda items: self._acknowledge(name, items))
         delivered = failed = 0
         try:
             for item in pending:
@@ -235,13 +229,13 @@ class Deliverer:
         await self._gauge(name)
         next_due = order.next_due
         if failed and next_due is None:
-            next_due = self._clock() + self._retry[name].base / 2
+            next_due = self._clock() + self._slots[name].retry.base / 2
         return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
 
     async def _coalesced(self, name: str, pending: list[PendingDelivery]) -> list[PendingDelivery]:
         """With coalescing on (or the outbox over its byte limit): the newest version per resource;
         the others are recorded as superseded."""
-        policy = self._policies[name]
+        policy = self._slots[name].policy
         limit = policy.max_outbox_bytes
         over = limit is not None and await self._store_of(name).outbox_bytes(name) > limit
         if not (policy.coalesce or over):
@@ -265,17 +259,17 @@ class Deliverer:
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
         event = item.event
         log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
-        too_late = expired(self._policies[name], item, self._clock())
+        too_late = expired(self._slots[name].policy, item, self._clock())
         if too_late is not None:
             await self._dead(name, item, too_late, log)
             return Settled.DEAD
         started = time.monotonic()
         try:
-            await self._sinks[name].deliver(
-                event, await self._blobs.local(event.sha256), self._epochs.get(name)
+            await self._slots[name].sink.deliver(
+                event, await self._blobs.local(event.sha256), self._slots[name].epoch
             )
         except DeliveryFailed as exc:
-            limit = self._policies[name].max_attempts
+            limit = self._slots[name].policy.max_attempts
             if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
                 await self._dead(name, item, str(exc), log)
                 return Settled.DEAD
@@ -316,37 +310,9 @@ class Deliverer:
         retry_after: float | None,
         log: structlog.stdlib.BoundLogger,
     ) -> None:
-        delay = self._retry[name].delay(item.attempts + 1, retry_after)
+        delay = self._slots[name].retry.delay(item.attempts + 1, retry_after)
         await asyncio.shield(
             self._store_of(name).mark_retry(item.event.event_id, name, error, self._clock() + delay)
         )
         self._metrics.deliveries.labels(name, "failed").inc()
         log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))
-
-
-class _Acks:
-    """Acknowledgements committed together: ``ACK_BATCH`` at most, or ``ACK_WITHIN`` seconds
-    after the first (a crash resends no more than that)."""
-
-    def __init__(self, commit: Callable[[list[PendingDelivery]], Awaitable[None]]) -> None:
-        self._commit = commit
-        self._items: list[PendingDelivery] = []
-        self._first = 0.0
-
-    async def add(self, item: PendingDelivery) -> None:
-        """One more delivery was acknowledged by the sink."""
-        if not self._items:
-            self._first = time.monotonic()
-        self._items.append(item)
-        if len(self._items) >= ACK_BATCH:
-            await self.flush()
-
-    async def due(self) -> None:
-        """Commit what waits longer than ``ACK_WITHIN``."""
-        if self._items and time.monotonic() - self._first >= ACK_WITHIN:
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Commit what waits."""
-        items, self._items = self._items, []
-        await self._commit(items)
