@@ -71,37 +71,40 @@ def print_status(config: Config, as_json: bool = False) -> int:
         if source in status["stopped"]:
             print(f"  STOPPED: {status['stopped'][source]}")
         for row in rows:
-            print(
-                f"  {row['resource']}  version {row['sequence']}"
-                f"  last change {row['last_change'] or 'never'}"
-                f"  probed by {row['strategy'] or 'not yet known'}  {row['url'] or '-'}"
-            )
-            validators = [
-                f"{name} {row[key]}"
-                for name, key in (("ETag", "etag"), ("Last-Modified", "last_modified"))
-                if row[key]
-            ]
-            if validators:
-                print(f"      {'  '.join(validators)}")
-            if row["last_error"] or row["backoff_until"]:
-                waiting = f", waiting until {row['backoff_until']}" if row["backoff_until"] else ""
-                print(
-                    f"      failing ({plural(row['failures'], 'failure')} in a row{waiting}): "
-                    f"{row['last_error'] or '-'}"
-                )
+            _print_resource(row)
     for sink, info in status["sinks"].items():
         print(f"sink {sink}: {plural(info['pending'], 'delivery', 'deliveries')} pending")
     for lease in status.get("leases", []):
-        state = (
-            f"expires in {lease['expires_in']:.0f} s"
-            if lease["expires_in"] > 0
-            else "EXPIRED: nobody holds it"
-        )
-        print(
-            f"lease {lease['name']}: {lease['holder']} (epoch {lease['epoch']}) "
-            f"since {_iso(lease['acquired_at'])}, {state}"
-        )
+        _print_lease(lease)
     return 0
+
+
+def _print_resource(row: dict[str, Any]) -> None:
+    print(
+        f"  {row['resource']}  version {row['sequence']}"
+        f"  last change {row['last_change'] or 'never'}"
+        f"  probed by {row['strategy'] or 'not yet known'}  {row['url'] or '-'}"
+    )
+    validators = [
+        f"{name} {row[key]}"
+        for name, key in (("ETag", "etag"), ("Last-Modified", "last_modified"))
+        if row[key]
+    ]
+    if validators:
+        print(f"      {'  '.join(validators)}")
+    if row["last_error"] or row["backoff_until"]:
+        waiting = f", waiting until {row['backoff_until']}" if row["backoff_until"] else ""
+        failures = plural(row["failures"], "failure")
+        print(f"      failing ({failures} in a row{waiting}): {row['last_error'] or '-'}")
+
+
+def _print_lease(lease: dict[str, Any]) -> None:
+    expires = lease["expires_in"]
+    state = f"expires in {expires:.0f} s" if expires > 0 else "EXPIRED: nobody holds it"
+    print(
+        f"lease {lease['name']}: {lease['holder']} (epoch {lease['epoch']}) "
+        f"since {_iso(lease['acquired_at'])}, {state}"
+    )
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:

@@ -12,12 +12,11 @@ import aiohttp
 import structlog
 
 from pollerd import PROJECT_URL, __version__
-from pollerd.config import Config, ConfigError, SourceConfig, load_config
-from pollerd.core.masking import MASKED
+from pollerd.config import Config, SourceConfig
 from pollerd.daemon import handoff
 from pollerd.daemon.health import Health, default_stall_after
 from pollerd.daemon.poll_runs import PollRuns
-from pollerd.daemon.reload import ConfigDiff, TableDiff
+from pollerd.daemon.reload import Reloader
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
 from pollerd.daemon.shared_work import SharedWork
@@ -80,7 +79,7 @@ class Daemon:
         self.state_lost: str | None = None  # evidence that the state was lost, said until restart
         self._session: aiohttp.ClientSession | None = None
         self._context: PollContext | None = None
-        self._reloading = asyncio.Lock()
+        self._reloader = Reloader(self)
         self._log = structlog.get_logger("pollerd")
 
     async def open(self) -> None:
@@ -112,20 +111,20 @@ class Daemon:
             )
         else:
             for source_config in self.config.sources:
-                self.pollers[source_config.name] = await self._poller(source_config)
-        self._plan_budgets()
-        self._initialise_metrics()
+                self.pollers[source_config.name] = await self.poller(source_config)
+        self.plan_budgets()
+        self.initialise_metrics()
         await self.deliverer.refresh_depths()
         self._opened_at = time.monotonic()
 
-    async def _poller(self, config: SourceConfig) -> Poller:
+    async def poller(self, config: SourceConfig) -> Poller:
         """The source's poller, its stored state loaded (a changed source's is read back)."""
         assert self._context is not None
         poller = build_poller(config, self._context, self.kinds)
         await poller.load()
         return poller
 
-    def _plan_budgets(self) -> None:
+    def plan_budgets(self) -> None:
         """Give each budgeted poller its share; say which schedules do not fit their budget."""
         for name, fit in plan_budgets(self.config.sources).items():
             if name in self.pollers:
@@ -136,7 +135,7 @@ class Daemon:
                     plan=fit.words(),
                 )
 
-    def _initialise_metrics(self) -> None:
+    def initialise_metrics(self) -> None:
         self.metrics.initialise([s.name for s in self.config.sources], self.sinks)
         for source in self.config.sources:
             self.metrics.source_interval.labels(source.name).set(source.interval)
@@ -186,7 +185,7 @@ class Daemon:
             self.runs.schedule(poller)
         self.scheduler.start()
         helpers = self._helpers()
-        self.notifier.send("READY=1", f"STATUS={self._summary()}")
+        self.notifier.send("READY=1", f"STATUS={self.summary()}")
         self._log.info("started", sources=list(self.pollers), sinks=list(self.sinks))
         await stop.wait()
         self.notifier.send("STOPPING=1", "STATUS=stopping: draining polls and deliveries")
@@ -209,7 +208,7 @@ class Daemon:
             work.update(self.shared.helpers(self.tasks, self.deliverer.wake))
         interval = watchdog_interval()
         if interval is not None:
-            work["watchdog"] = watchdog(interval, self.notifier, self.health.problem, self._summary)
+            work["watchdog"] = watchdog(interval, self.notifier, self.health.problem, self.summary)
         helpers = [asyncio.create_task(coroutine, name=name) for name, coroutine in work.items()]
         for helper in helpers:
             self.tasks.watch(helper)
@@ -248,7 +247,7 @@ class Daemon:
             status["state_lost"] = self.state_lost
         return status
 
-    def _summary(self) -> str:
+    def summary(self) -> str:
         changes = sum(poller.status().changes for poller in self.pollers.values())
         return (
             f"{len(self.pollers)} sources, {len(self.sinks)} sinks, {changes} changes, "
@@ -256,66 +255,8 @@ class Daemon:
         )
 
     async def reload(self, path: Path) -> bool:
-        """Re-read the config file and apply it: sources and sinks added, removed or changed,
-        state and pending deliveries kept. An invalid file changes nothing (and says why).
-
-        Reloads run one at a time (two SIGHUPs in a row apply in turn, each against what the
-        one before left)."""
-        async with self._reloading:
-            try:
-                return await self._reload(path)
-            except Exception as exc:
-                self._log.exception(
-                    "reload failed part-way; restart pollerd to apply the file", error=str(exc)
-                )
-                return False
-
-    async def _reload(self, path: Path) -> bool:
-        try:
-            new = load_config(path)
-        except ConfigError as exc:
-            self._log.error("reload refused; running on the previous configuration", problems=exc.problems)
-            self.notifier.send("STATUS=reload refused: " + "; ".join(exc.problems)[:200])
-            return False
-        if new.daemon != self.config.daemon:
-            self._log.warning("[daemon] changes take effect at the next restart")
-        diff = ConfigDiff.between(self.config, new)
-        if self.shared is not None:  # the leases are made anew from the new file
-            await self.shared.give_back("the configuration changed")
-        for name in diff.sources.gone & set(self.pollers):
-            await self.runs.unschedule(name, self.config.daemon.drain_grace)
-            del self.pollers[name]
-        await self._apply_sinks(diff.sinks, new)
-        for config in new.sources:
-            if config.name in diff.sources.fresh and self.shared is None:
-                self.pollers[config.name] = await self._poller(config)
-                self.runs.schedule(self.pollers[config.name])
-        self.config = new.model_copy(update={"daemon": self.config.daemon})
-        if self.shared is not None:
-            self.shared.configure()  # taken again at the next round of the lease keeper
-        MASKED.use(new.secret_values())  # a secret this file added is masked from now on
-        self._plan_budgets()
-        self._initialise_metrics()
-        self._log.info("reloaded", **diff.sources.words("sources"), **diff.sinks.words("sinks"))
-        self.notifier.send(f"STATUS=reloaded: {self._summary()}")
-        return True
-
-    async def _apply_sinks(self, diff: TableDiff, new: Config) -> None:
-        for name in diff.gone:
-            await self.deliverer.remove_sink(name, self.config.daemon.drain_grace)
-            await self._close_sink(name, self.sinks.pop(name))
-        for config in new.sinks:
-            if config.name in diff.fresh:
-                sink = build_sink(config, self.config.daemon.state_dir, self.user_agent)
-                self.sinks[config.name] = sink
-                if self.shared is None:  # replicas: once its lease is held
-                    self.deliverer.add_sink(config.name, sink, config)
-
-    async def _close_sink(self, name: str, sink: Sink) -> None:
-        try:
-            await sink.close()
-        except Exception as exc:  # a sink that cannot close must not stop the reload
-            self._log.warning("could not close a removed sink", sink=name, error=str(exc))
+        """Re-read the config file and apply it (see ``Reloader``); False if it was refused."""
+        return await self._reloader.reload(path)
 
     async def _drain(self) -> None:
         """Stop scheduling; let the polls (stragglers too) and deliveries in flight finish within
