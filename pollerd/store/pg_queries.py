@@ -17,15 +17,8 @@ from psycopg.types.json import Jsonb
 
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store.rows import (
-    DeliveryRow,
-    PendingDelivery,
-    allocated,
-    pending_delivery,
-    state_from_json,
-    state_to_json,
-    status_counts,
-)
+from pollerd.store import rows
+from pollerd.store.rows import DeliveryRow, PendingDelivery
 
 Connection = AsyncConnection[tuple[Any, ...]]
 _log = structlog.get_logger("pollerd.state")
@@ -41,13 +34,15 @@ async def load_states(db: Connection, source: str) -> dict[str, ResourceState]:
     cursor = await db.execute(
         "SELECT resource, state::text FROM pollerd.resources WHERE source = %s ORDER BY resource", (source,)
     )
-    return {resource: state_from_json(state) async for resource, state in cursor}
+    return {resource: rows.state_from_json(state) async for resource, state in cursor}
 
 
 async def save_states(db: Connection, source: str, states: list[ResourceState]) -> None:
     """Persist resource states in one transaction."""
     async with db.transaction(), db.cursor() as cursor:
-        await cursor.executemany(_SAVE_STATE, [(source, s.resource_id, state_to_json(s)) for s in states])
+        await cursor.executemany(
+            _SAVE_STATE, [(source, s.resource_id, rows.state_to_json(s)) for s in states]
+        )
 
 
 async def record_change(
@@ -63,8 +58,8 @@ async def record_change(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"{source}/{len(source)}/{state.resource_id}",),
         )
-        event = allocated(source, state, event, await next_sequence(db, source, state.resource_id))
-        await db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
+        event = rows.allocated(source, state, event, await next_sequence(db, source, state.resource_id))
+        await db.execute(_SAVE_STATE, (source, state.resource_id, rows.state_to_json(state)))
         await db.execute(
             "INSERT INTO pollerd.events (event_id, source, resource, sequence, sha256, body, extension,"
             " created_at, size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -128,7 +123,7 @@ async def pending_deliveries(db: Connection, sink: str, limit: int) -> list[Pend
         " WHERE d.sink = %s AND d.status = 'pending' ORDER BY e.id LIMIT %s",
         (sink, limit),
     )
-    return [pending_delivery(sink, row) async for row in cursor]
+    return [rows.pending_delivery(sink, row) async for row in cursor]
 
 
 async def mark_attempt(
@@ -166,7 +161,7 @@ async def delivery_counts(db: Connection, sink: str) -> dict[str, int]:
     cursor = await db.execute(
         "SELECT status, COUNT(*) FROM pollerd.deliveries WHERE sink = %s GROUP BY status", (sink,)
     )
-    return status_counts(await cursor.fetchall())
+    return rows.status_counts(await cursor.fetchall())
 
 
 async def outbox_depth(db: Connection, sink: str) -> int:
