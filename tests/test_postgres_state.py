@@ -26,8 +26,8 @@ from tests.conftest import (
     sample,
     versions_on_disk,
     wait_for,
-    webhook_sink,
 )
+from tests.test_replicas import write_replica
 
 
 def pg_config(tmp_path: Path, machine: str, urls: list[str], database: str) -> Path:
@@ -64,18 +64,8 @@ async def test_a_second_machine_continues_where_the_first_stopped(
 
 
 def replica_config(tmp_path: Path, replica: str, urls: list[str], database: str, hook: str) -> Config:
-    """One replica of four sources (a lease each) and a webhook sink (a lease too)."""
-    folder = tmp_path / replica
-    sources = "".join(
-        f'[[sources]]\nname = "s{i}"\nkind = "http"\nurls = ["{url}"]\ninterval = "200ms"\nsinks = ["hook"]\n'
-        for i, url in enumerate(urls)
-    )
-    path = tmp_path / f"{replica}.toml"
-    path.write_text(
-        f'[daemon]\nstate_dir = "{folder}"\nmetrics = "off"\ndatabase = "{database}"\n'
-        f'replica = "{replica}"\nlease_ttl = "1s"\n{sources}{webhook_sink(hook)}'
-    )
-    return load_config(path)
+    """One replica of one source per URL (a lease each) and a webhook sink (a lease too)."""
+    return load_config(write_replica(tmp_path, replica, urls, database, hook))
 
 
 @asynccontextmanager

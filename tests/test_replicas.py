@@ -21,6 +21,8 @@ TTL = 1.0
 
 
 def write_replica(tmp_path: Path, name: str, urls: list[str], database: str, hook: str) -> Path:
+    """The config file of replica ``name``: one http source per URL, polled every 200 ms, into a
+    webhook sink retrying fast; lease_ttl 1 s."""
     sources = "".join(
         f'[[sources]]\nname = "s{i}"\nkind = "http"\nurls = ["{url}"]\ninterval = "200ms"\nsinks = ["hook"]\n'
         for i, url in enumerate(urls)
