@@ -27,13 +27,23 @@ def write_replica(tmp_path: Path, name: str, urls: list[str], database: str, hoo
         f'[[sources]]\nname = "s{i}"\nkind = "http"\nurls = ["{url}"]\ninterval = "200ms"\nsinks = ["hook"]\n'
         for i, url in enumerate(urls)
     )
+    return replica_file(tmp_path, name, database, sources + fast_webhook(hook))
+
+
+def replica_file(tmp_path: Path, name: str, database: str, tables: str) -> Path:
+    """The config file of replica ``name`` on ``database`` (lease_ttl 1 s, its own state_dir for
+    temporary files), with the given sources and sinks tables."""
     path = tmp_path / f"{name}.toml"
     path.write_text(
-        f'[daemon]\nstate_dir = "{tmp_path / name}"\nmetrics = "off"\ndatabase = "{database}"\n'
-        f'replica = "{name}"\nlease_ttl = "{TTL:g}s"\n{sources}'
-        + webhook_sink(hook, 'retry_base = "100ms"\nretry_max = "200ms"\n')
+        f'[daemon]\nstate_dir = "{tmp_path / name}"\nmetrics = "off"\nlog_level = "warning"\n'
+        f'database = "{database}"\nreplica = "{name}"\nlease_ttl = "{TTL:g}s"\n{tables}'
     )
     return path
+
+
+def fast_webhook(url: str) -> str:
+    """The ``hook`` sink: a webhook to ``url`` retrying every 100-200 ms."""
+    return webhook_sink(url, 'retry_base = "100ms"\nretry_max = "200ms"\n')
 
 
 def holders(database: str) -> dict[str, str]:
