@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -189,21 +189,21 @@ async def test_migrate_state_moves_pending_deliveries_without_announcing_again(
 async def test_two_replicas_never_spend_one_ap_key_twice(
     ap: tuple[ApServer, str], postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two AP sources on one key, two replicas, an AP that allows 12 requests a minute: the
-    sources that share the key share one lease, so one replica spends the key and AP never
-    answers 403."""
+    """Two AP sources on one key, two replicas, an AP that allows 2 requests a minute: the sources
+    that share the key share one lease, so one replica spends the key; the first holder spends
+    the whole minute's quota and stops, and the replica taking over counts what it spent and asks
+    nothing more in that minute: AP never answers 403."""
     replay, base = ap
-    replay.quota_per_minute = 12
+    replay.quota_per_minute = 2
     monkeypatch.setenv("AP_KEY", AP_KEY)
-    queries = [{"name": "co", "statePostal": "CO"}]
     source = {
         "kind": "ap",
         "api": base,
         "election_date": "2026-11-03",
         "api_key": "${AP_KEY}",
-        "quota_per_minute": 12,
+        "quota_per_minute": 2,
         "interval": "1s",
-        "queries": queries,
+        "queries": [{"name": "co", "statePostal": "CO"}],
         "sinks": ["console"],
     }
     configs = [
@@ -222,13 +222,19 @@ async def test_two_replicas_never_spend_one_ap_key_twice(
         )
         for name in ("one", "two")
     ]
-    async with replica(configs[0]) as first, replica(configs[1]) as second:
-        await wait_for(lambda: {"ap-a", "ap-b"} <= {*first.pollers, *second.pollers}, 30)
+    async with AsyncExitStack() as running, AsyncExitStack() as running_first:
+        first = await running_first.enter_async_context(replica(configs[0]))
+        await wait_for(lambda: len(replay.log) == 2, 30)  # the minute's quota: one request each
+        second = await running.enter_async_context(replica(configs[1]))
+        await wait_for(lambda: sorted(map(len, held(first, second))) == [1, 1], 30)
         assert {"ap-a", "ap-b"} in ({*first.pollers}, {*second.pollers})  # together, on one replica
-        for _ in range(6):
-            replay.election.advance()
-            await asyncio.sleep(0.5)
-    assert len(replay.log) >= 2  # each source's first request, paced to the key's budget after that
+        await running_first.aclose()  # the first stops; if it still spent the key, it hands it over now
+        await wait_for(lambda: {"ap-a", "ap-b"} <= {*second.pollers}, 30)
+        replay.election.advance()
+        await asyncio.sleep(1.0)  # the new holder's first cycles: any request would be a 403
+        assert second.shared is not None
+        assert second.shared.context.budgets.for_key(AP_KEY, 2).used == 2  # the first's spends count
+    assert len(replay.log) == 2
     assert replay.quota_answers == 0
 
 

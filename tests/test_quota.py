@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from pollerd.polling.budget_plan import plan_budgets
-from pollerd.polling.quota import QuotaBudget
+from pollerd.polling.quota import QuotaBudget, QuotaBudgets
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ELECTION_DATE, ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer
@@ -107,3 +107,44 @@ async def test_a_schedule_over_budget_is_spread_not_burst_and_starved(
     for path, moments in times.items():
         gaps = [b - a for a, b in itertools.pairwise(sorted(moments))]
         assert len(moments) >= 3 and max(gaps) < 4.0, (path, gaps)
+
+
+def test_a_budget_counts_what_another_replica_spent() -> None:
+    """Two requests made on one replica, told to the replica that takes the budget over ten
+    seconds later: they count there until their window ends, and are told only once."""
+    now = [0.0]
+    first = QuotaBudget(3, window=60, clock=lambda: now[0], margin=1)
+    second = QuotaBudget(3, window=60, clock=lambda: now[0], margin=1)
+    for _ in range(2):
+        spend = first.try_take()
+        assert spend is not None
+        spend.settle()
+    now[0] = 10.0
+    second.spent_elsewhere(first.unshared())
+    assert first.unshared() == []
+    assert second.used == 2
+    spend = second.try_take()
+    assert spend is not None
+    spend.settle()
+    assert second.try_take() is None
+    assert second.wait_needed() == 51.0  # the first replica's requests leave the window at 61
+    now[0] = 61.0
+    assert second.used == 1 and second.wait_needed() == 0.0
+
+
+def test_spends_not_told_are_told_next_time_and_budgets_made_later_count_them() -> None:
+    """A failed telling keeps the spends; a budget first used after the news counts them too."""
+    budgets, later = QuotaBudgets(), QuotaBudgets()
+    budget = budgets.for_key("host", 5)
+    for _ in range(2):
+        spend = budget.try_take()
+        assert spend is not None
+        spend.settle()
+    spent = budgets.unshared()
+    assert [len(ages) for ages in spent.values()] == [2]
+    budgets.not_shared(spent)  # the database could not be reached
+    spent = budgets.unshared()
+    assert [len(ages) for ages in spent.values()] == [2]
+    later.spent_elsewhere(spent)
+    assert later.for_key("host", 5).used == 2
+    assert later.for_key("other host", 5).used == 0

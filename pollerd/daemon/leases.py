@@ -52,9 +52,17 @@ class LeaseKeeper:
     """Holds this replica's fair share of ``names``; ``gained`` and ``lost`` start and stop the work."""
 
     def __init__(
-        self, store: PgStore, replica: str, ttl: float, metrics: Metrics, gained: Gained, lost: Lost
+        self,
+        store: PgStore,
+        replica: str,
+        ttl: float,
+        metrics: Metrics,
+        gained: Gained,
+        lost: Lost,
+        beat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.replica = replica
+        self.beat = beat  # after every round: what else the replica says to the others
         self.ttl = ttl
         self.names: list[str] = []
         self.held: dict[str, Fence] = {}
@@ -97,6 +105,8 @@ class LeaseKeeper:
             fence = await self._store.run(pg_leases.acquire, name, self.replica, self.ttl)
             if fence is not None:
                 await self._gain(fence)
+        if self.beat is not None:
+            await self.beat()
 
     async def fenced(self, name: str) -> None:
         """A write under ``name`` was refused: the lease is gone; stop its work now."""
@@ -118,7 +128,11 @@ class LeaseKeeper:
         if fence.epoch > 1:
             self._metrics.lease_takeovers.labels(fence.name).inc()
         self._log.info("lease taken", lease=fence.name, epoch=fence.epoch)
-        await self._gained(fence)
+        try:
+            await self._gained(fence)
+        except StateRefused as exc:  # the database went away before the work could start
+            await self._drop([fence.name], f"its work could not start: {exc}")
+            raise
 
     async def _drop(self, names: list[str], why: str) -> None:
         """Stop the work of these leases (they are no longer held, or about to be released)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from pollerd.polling.context import PollContext
 from pollerd.polling.poller import Poller
 from pollerd.sinks import Sink
 from pollerd.sources import SourceKind, build_poller
-from pollerd.store import pg_leases
+from pollerd.store import pg_leases, pg_spends
 from pollerd.store.pg_leases import Fence
 from pollerd.store.postgres import PgStore
 from pollerd.store.protocol import StateRefused
@@ -53,8 +54,15 @@ class SharedWork:
     def __post_init__(self) -> None:
         daemon = self.config().daemon
         self.keeper = LeaseKeeper(
-            self.store, replica_name(daemon.replica), daemon.lease_ttl, self.metrics, self._gained, self._lost
+            self.store,
+            replica_name(daemon.replica),
+            daemon.lease_ttl,
+            self.metrics,
+            self._gained,
+            self._lost,
+            beat=self.share_spends,
         )
+        self.spender = uuid.uuid4().hex  # this process: a restarted replica's spends are others'
         self.groups: dict[str, list[str]] = {}
         self.configure()
         self._log = structlog.get_logger("pollerd.leases")
@@ -104,14 +112,19 @@ class SharedWork:
             return
         context = dataclasses.replace(self.context, store=store)
         fits = plan_budgets(config.sources)
+        gained = []
         for source in config.sources:
             if source.name in self.groups[fence.name]:
                 poller = build_poller(source, context, self.kinds)
                 await poller.load()
                 poller.fit = fits.get(source.name)
-                self.pollers[source.name] = poller
-                if self.scheduling:
-                    self.runs.schedule(poller)
+                gained.append(poller)
+        spent = await self.store.run(pg_spends.spent_elsewhere, self.spender)
+        self.context.budgets.spent_elsewhere(spent)  # before the first request of the new holder
+        for poller in gained:
+            self.pollers[poller.name] = poller
+            if self.scheduling:
+                self.runs.schedule(poller)
 
     async def _lost(self, lease: str, why: str) -> None:
         if lease.startswith("sink:"):
@@ -121,3 +134,15 @@ class SharedWork:
             if source in self.pollers:
                 await self.runs.unschedule(source, 0.0)
                 del self.pollers[source]
+        await self.share_spends()  # before the lease is given back: the next holder counts them
+
+    async def share_spends(self) -> None:
+        """Tell the other replicas which requests this one made from shared budgets (kept for
+        the next time when the database cannot be reached)."""
+        spent = self.context.budgets.unshared()
+        if not spent:
+            return
+        try:
+            await self.store.run(pg_spends.share, self.spender, spent)
+        except StateRefused:
+            self.context.budgets.not_shared(spent)

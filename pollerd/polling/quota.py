@@ -36,18 +36,22 @@ class QuotaBudget:
         self.margin = margin
         self._clock = clock
         self._settled: deque[float] = deque()  # when each counted request's answer was complete
+        self._elsewhere: deque[float] = deque()  # the same, of requests other replicas made
+        self._unshared: list[float] = []  # settled here, not yet told to the other replicas
         self._in_flight = 0
         self._paused_until = 0.0
 
     def wait_needed(self) -> float:
         """Seconds until one more request fits (0: now)."""
         now = self._clock()
-        while self._settled and self._settled[0] <= now - self.window - self.margin:
-            self._settled.popleft()
+        for settled in (self._settled, self._elsewhere):
+            while settled and settled[0] <= now - self.window - self.margin:
+                settled.popleft()
         wait = self._paused_until - now
-        if self._in_flight + len(self._settled) >= self.limit:
-            if self._settled:
-                wait = max(wait, self._settled[0] + self.window + self.margin - now)
+        if self._in_flight + len(self._settled) + len(self._elsewhere) >= self.limit:
+            oldest = [settled[0] for settled in (self._settled, self._elsewhere) if settled]
+            if oldest:
+                wait = max(wait, min(oldest) + self.window + self.margin - now)
             else:  # every request of the window is still in flight: one must finish first
                 wait = max(wait, _SETTLE_POLL)
         return max(wait, 0.0)
@@ -74,7 +78,26 @@ class QuotaBudget:
     def used(self) -> int:
         """Requests counted against the window now (in flight or recently answered)."""
         self.wait_needed()
-        return self._in_flight + len(self._settled)
+        return self._in_flight + len(self._settled) + len(self._elsewhere)
+
+    def unshared(self) -> list[float]:
+        """The ages (seconds) of the requests settled here since the last call, for the replicas
+        that may spend this budget next."""
+        now = self._clock()
+        ages = [now - settled for settled in self._unshared]
+        self._unshared = []
+        return ages
+
+    def not_shared(self, ages: list[float]) -> None:
+        """Telling the other replicas failed: tell them these (from ``unshared``) next time."""
+        now = self._clock()
+        self._unshared[:0] = [now - age for age in ages]
+
+    def spent_elsewhere(self, ages: list[float]) -> None:
+        """The requests other replicas made from this budget (ages in seconds), replacing what was
+        known of them: they count against the window here too."""
+        now = self._clock()
+        self._elsewhere = deque(sorted(now - age for age in ages))
 
     def _spend(self) -> Spend:
         self._in_flight += 1
@@ -83,6 +106,7 @@ class QuotaBudget:
     def _settle(self) -> None:
         self._in_flight -= 1
         self._settled.append(self._clock())
+        self._unshared.append(self._settled[-1])
 
 
 class Spend:
@@ -107,10 +131,16 @@ class Spend:
 
 class QuotaBudgets:
     """One budget per key (an API key, a host); one configured with different limits gets the
-    smallest."""
+    smallest.
+
+    With several replicas, the sources that spend a budget move between replicas; each replica
+    tells the others (through the database) what it spent, by the budget's digest, and counts what
+    they spent, so the budget holds across a takeover too."""
 
     def __init__(self) -> None:
         self._budgets: dict[str, QuotaBudget] = {}
+        self._elsewhere: dict[str, list[float]] = {}  # spent by others, for budgets not made yet
+        self._told_at = time.monotonic()
 
     def for_key(self, key: str, per_window: int, window: float = WINDOW) -> QuotaBudget:
         """The budget of ``key`` (held by its hash, never the key itself)."""
@@ -118,5 +148,23 @@ class QuotaBudgets:
         budget = self._budgets.get(digest)
         if budget is None:
             budget = self._budgets[digest] = QuotaBudget(per_window, window)
+            since = time.monotonic() - self._told_at
+            budget.spent_elsewhere([age + since for age in self._elsewhere.pop(digest, [])])
         budget.limit = min(budget.limit, per_window)
         return budget
+
+    def unshared(self) -> dict[str, list[float]]:
+        """Budget digest -> the ages of the requests made here since the last call."""
+        return {digest: ages for digest, budget in self._budgets.items() if (ages := budget.unshared())}
+
+    def not_shared(self, spent: dict[str, list[float]]) -> None:
+        """Telling the others failed: keep these (from ``unshared``) for the next time."""
+        for digest, ages in spent.items():
+            self._budgets[digest].not_shared(ages)
+
+    def spent_elsewhere(self, spent: dict[str, list[float]]) -> None:
+        """Budget digest -> the ages of the requests other replicas made in the last window(s)."""
+        for digest, budget in self._budgets.items():
+            budget.spent_elsewhere(spent.get(digest, []))
+        self._elsewhere = {digest: ages for digest, ages in spent.items() if digest not in self._budgets}
+        self._told_at = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LOCK = 0x706F6C6C  # "poll": the advisory lock every replica's migration takes
 
 # Each step brings a database written by the version before up to date (1: the first).
@@ -38,6 +38,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         " acquired_at double precision NOT NULL, expires_at double precision NOT NULL)",
         "CREATE TABLE pollerd.replicas (replica text PRIMARY KEY, seen_at double precision NOT NULL,"
         " expires_at double precision NOT NULL)",
+    ],
+    3: [
+        # requests made from a shared budget (an AP key, a Democracy Club host), by the budget's
+        # digest: a replica taking over the sources that spend it counts what was spent before
+        "CREATE TABLE pollerd.spends (budget text NOT NULL, spender text NOT NULL,"
+        " settled_at double precision NOT NULL)",
+        "CREATE INDEX spends_by_time ON pollerd.spends (settled_at)",
     ],
 }
 
