@@ -81,7 +81,8 @@ def postgres_url(postgres_cluster: Cluster | None) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _logging() -> None:
+def _logging(capsys: pytest.CaptureFixture[str]) -> None:
+    """Log lines (debug and up) go to the stderr ``capsys`` captures, for tests that read them."""
     configure_logging("json", "debug")
 
 

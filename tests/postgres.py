@@ -28,8 +28,9 @@ def server_binaries() -> Path | None:
 class Cluster:
     """One running cluster; ``database(name)`` makes a fresh database and returns its URL."""
 
-    def __init__(self, binaries: Path, root: Path) -> None:
+    def __init__(self, binaries: Path, root: Path, settings: tuple[str, ...] = ()) -> None:
         self._bin = binaries
+        self._settings = "".join(f" -c {setting}" for setting in settings)  # name=value
         self.data = root / "data"
         self.port = _free_port()
         self._made = 0
@@ -40,16 +41,15 @@ class Cluster:
     def start(self) -> None:
         """``initdb`` (trust auth on loopback), then ``pg_ctl start``, waiting until it accepts."""
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "log"), "-w", "start")
+        self.restart()
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop`` (``immediate``: as a crash would)."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
     def restart(self) -> None:
-        """Start the stopped cluster again, on the same port."""
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        """Start the cluster (again, after ``stop``: on the same port)."""
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off{self._settings}"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "log"), "-w", "start")
 
     def url(self, database: str = "postgres") -> str:
@@ -90,14 +90,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def cluster() -> Iterator[Cluster | None]:
-    """A started cluster for a test session (None when PostgreSQL is not installed)."""
+def cluster(settings: tuple[str, ...] = ()) -> Iterator[Cluster | None]:
+    """A started cluster for a test session (None when PostgreSQL is not installed); ``settings``:
+    server settings as ``name=value``."""
     binaries = server_binaries()
     if binaries is None:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="pollerd-pg-", ignore_cleanup_errors=True) as root:
-        running = Cluster(binaries, Path(root))
+        running = Cluster(binaries, Path(root), settings)
         running.start()
         try:
             yield running

@@ -50,8 +50,9 @@ async def test_poison_json_is_refused_counted_and_leaves_nothing_behind(
         assert list((tmp_path / "state" / "tmp").iterdir()) == []
         upstream.host.publish("/a.json", b'{"turnout": 0.45}')
         assert await daemon.run_once()
-    events = stdout_events(capsys.readouterr().out)
-    assert [e["sequence"] for e in events] == [1] and "poll crashed" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert [e["sequence"] for e in stdout_events(captured.out)] == [1]
+    assert "invalid_json" in captured.err and "poll crashed" not in captured.err  # said, no crash
 
 
 async def test_a_deep_text_payload_reaches_an_event_webhook_as_bytes(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pollerd.cli import main
@@ -257,3 +258,28 @@ async def test_a_standby_is_healthy_and_ready(
         assert not held(standby)[0]
         assert standby.health.problem() is None
         assert standby.readiness() is None
+
+
+async def test_a_cycle_whose_lease_is_taken_stops_whole_and_blames_no_resource(
+    upstream: Upstream,
+    receiver: Receiver,
+    postgres_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another holder takes the source's lease mid-night: the replica's next change is refused,
+    the source's work stops at once and is counted; no resource is marked failed for it."""
+    urls = [upstream.file(f"/f{i}.json", b'{"v": 1}') for i in range(3)]
+    async with replica(replica_config(tmp_path, "one", urls[:1], postgres_url, receiver.url)) as daemon:
+        await wait_for(lambda: len(receiver.requests) == 1, 30)
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+            await db.execute(
+                "UPDATE pollerd.leases SET holder = 'thief', epoch = epoch + 1,"
+                " expires_at = pollerd.clock() + 60 WHERE name = 'source:s0'"
+            )
+        upstream.host.publish("/f0.json", b'{"v": 2}')
+        await wait_for(lambda: "s0" not in daemon.pollers, 30)
+        assert sample(daemon, "pollerd_fenced_writes_total", lease="source:s0") == 1
+        state = (await daemon.store.load_states("s0"))["f0.json"]
+        assert state.sequence == 1 and state.failures == 0
+    assert "poll crashed" not in capsys.readouterr().err

@@ -38,6 +38,7 @@ async def test_a_second_writer_exits_2_naming_the_holder(
     daemon = await pollerd("run", "-c", str(config))
     try:
         await wait_for((tmp_path / "out/files/a.json/latest.json").exists, timeout=30)
+        capsys.readouterr()  # what the test's own loop logged so far
         assert await cli("once", "-c", str(config)) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err

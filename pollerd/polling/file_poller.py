@@ -18,6 +18,7 @@ from pollerd.polling.discovery import Discovery
 from pollerd.polling.fallback import HostFallback
 from pollerd.polling.probe import Prober
 from pollerd.polling.source import Source
+from pollerd.store.protocol import StateRefused
 from pollerd.telemetry.tasks import describe
 
 BATCH = 500
@@ -121,17 +122,22 @@ class SourcePoller(PollerBase):
             if left is not None and left <= 0:
                 left = None  # stragglers only from batches begun in time: at most one batch
             done, _ = await asyncio.wait(batch.values(), timeout=left)
+            refused = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
             for rid, task in batch.items():
-                if task in done:
-                    outcomes[rid] = task.result()
-                else:
+                if task not in done:
                     self._running[rid] = task
                     task.add_done_callback(functools.partial(self._straggler_done, rid))
+                elif task.cancelled() or task.exception() is None:
+                    outcomes[rid] = task.result()
+            if refused:
+                raise refused[0]
         return outcomes
 
-    def _straggler_done(self, resource_id: str, _: asyncio.Task[Outcome]) -> None:
+    def _straggler_done(self, resource_id: str, task: asyncio.Task[Outcome]) -> None:
         self._running.pop(resource_id, None)
-        self._finished_late.add(resource_id)
+        if task.cancelled() or task.exception() is None:
+            self._finished_late.add(resource_id)
+        # else the state refused its write: nothing was committed; the next cycle probes it again
 
     def _is_due(self, resource: Resource, now: float) -> bool:
         state = self.states.get(resource.id)
@@ -153,8 +159,8 @@ class SourcePoller(PollerBase):
         except PayloadRejected as exc:
             self.tally.rejected(exc.reason)
             outcome = self._failed(state, url, "rejected", str(exc))
-        except sqlite3.DatabaseError:
-            raise  # the state itself fails: the whole cycle does, and /healthz says so
+        except (sqlite3.DatabaseError, StateRefused):
+            raise  # the state failed or refused (a lease lost): the whole cycle fails, and it is said
         except Exception as exc:  # a bug must cost one poll, never the daemon
             self._log.exception("poll crashed", resource=resource.id)
             outcome = self._failed(state, url, "internal", describe(exc))
