@@ -87,8 +87,8 @@ class LeaseKeeper:
 
     async def tick(self) -> None:
         """One round: beat, renew, rebalance, take."""
-        live = await self._store.run(pg_leases.heartbeat, self.replica, self.ttl)
-        renewed = await self._store.run(pg_leases.renew, list(self.held.values()), self.ttl)
+        live = await self._store.run_leases(pg_leases.heartbeat, self.replica, self.ttl)
+        renewed = await self._store.run_leases(pg_leases.renew, list(self.held.values()), self.ttl)
         self._renewed_at = time.monotonic()
         await self._drop([n for n in self.held if n not in renewed], "taken over by another replica")
         self._released = []
@@ -97,12 +97,12 @@ class LeaseKeeper:
         extra = sorted(set(self.held) - set(gone), key=self._preference)[fair:]
         if gone or extra:  # the work stops first, then the leases go back for others to take
             await self._drop(gone + extra, f"rebalanced: {fair} of {len(self.names)} for {live} replicas")
-            await self._store.run(pg_leases.release, self._released)
+            await self._store.run_leases(pg_leases.release, self._released)
             self._released = []
         for name in sorted(set(self.names) - set(self.held), key=self._preference):
             if len(self.held) >= fair:
                 break
-            fence = await self._store.run(pg_leases.acquire, name, self.replica, self.ttl)
+            fence = await self._store.run_leases(pg_leases.acquire, name, self.replica, self.ttl)
             if fence is not None:
                 await self._gain(fence)
         if self.beat is not None:
@@ -118,9 +118,9 @@ class LeaseKeeper:
         """Stop every lease's work and give them back at once, and leave the replicas' count."""
         self._released = []
         await self._drop(list(self.held), why)
-        await self._store.run(pg_leases.release, self._released)
+        await self._store.run_leases(pg_leases.release, self._released)
         self._released = []
-        await self._store.run(pg_leases.leave, self.replica)
+        await self._store.run_leases(pg_leases.leave, self.replica)
 
     async def _gain(self, fence: Fence) -> None:
         self.held[fence.name] = fence

@@ -118,6 +118,8 @@ class SourcePoller(PollerBase):
         outcomes: dict[str, Outcome] = {}
         for start in range(0, len(due), BATCH):  # bounded: 10,000 coroutines at once cost memory
             batch = {r.id: asyncio.ensure_future(self._poll_resource(r)) for r in due[start : start + BATCH]}
+            for task in batch.values():  # a refusal is read here or below, whoever ends up waiting
+                task.add_done_callback(_read_refusal)
             left = None if self.patience is None else self.patience - (time.monotonic() - started)
             if left is not None and left <= 0:
                 left = None  # stragglers only from batches begun in time: at most one batch
@@ -204,3 +206,10 @@ class SourcePoller(PollerBase):
         self._host_backoff.clear()
         for state in self.states.values():
             state.backoff_until = None
+
+
+def _read_refusal(task: asyncio.Task[Outcome]) -> None:
+    """Mark a probe's refused write as seen: the cycle that waits for it raises it; one that was
+    cancelled or moved on meanwhile has nothing to add (the next cycle probes it again)."""
+    if not task.cancelled():
+        task.exception()

@@ -39,6 +39,8 @@ class PgStore:
         self._pool = AsyncConnectionPool(
             url, min_size=1, max_size=max_connections, kwargs=self._extra, open=False
         )
+        # the leases' own connection: a renewal never queues behind the work's writes
+        self._lease_pool = AsyncConnectionPool(url, min_size=1, max_size=1, kwargs=self._extra, open=False)
         self._fence: Fence | None = None
 
     @classmethod
@@ -52,6 +54,7 @@ class PgStore:
         """Connect and migrate the schema (under an advisory lock: replicas starting together
         migrate once)."""
         await self._pool.open(wait=True, timeout=timeout)
+        await self._lease_pool.open(wait=True, timeout=timeout)
         self.created = await self.run(migrate) == 0
 
     async def listen(self, on_change: Callable[[], None]) -> None:
@@ -73,6 +76,7 @@ class PgStore:
     async def close(self) -> None:
         """Close every connection."""
         await self._pool.close()
+        await self._lease_pool.close()
 
     def with_fence(self, fence: Fence) -> PgStore:
         """This store for the work of one lease: every write checks, in its own transaction, that
@@ -86,8 +90,23 @@ class PgStore:
     ) -> _T:
         """``query(connection, ...)`` on a pooled connection; StateUnavailable when the database
         cannot be reached."""
+        return await self._run_on(self._pool, query, *args, **kwargs)
+
+    async def run_leases(
+        self, query: Callable[Concatenate[Connection, _P], Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """``run`` on the connection kept for the leases (heartbeats, renewals, takeovers)."""
+        return await self._run_on(self._lease_pool, query, *args, **kwargs)
+
+    async def _run_on(
+        self,
+        pool: AsyncConnectionPool[Any],
+        query: Callable[Concatenate[Connection, _P], Awaitable[_T]],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
         try:
-            async with self._pool.connection() as db:
+            async with pool.connection() as db:
                 return await query(db, *args, **kwargs)
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StateUnavailable(f"the database cannot be reached: {MASKED(str(exc))}") from exc
@@ -99,7 +118,9 @@ class PgStore:
         fence = self._fence
 
         async def fenced(db: Connection) -> _T:
-            async with db.transaction():
+            # pipelined: statements go out without waiting for each answer, only where a result
+            # is read (the fence, a sequence); a change costs a few round trips, not a dozen
+            async with db.pipeline(), db.transaction():
                 await pg_leases.check(db, fence)
                 return await query(db, *args, **kwargs)
 
