@@ -11,6 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pollerd.core.election import Fact
+
 _EVENT_NAMESPACE = uuid.UUID("6f1c1a2e-4f0b-4d51-9a51-70c1d3e0e5a1")
 
 
@@ -188,15 +190,20 @@ class Event:
     upstream_id: str | None = None
     url_switch: dict[str, str] | None = None
     details: dict[str, Any] | None = None
+    election: tuple[Fact, ...] = ()  # what happened on the night, told by this version
 
     @staticmethod
     def make_id(source: str, resource: str, sequence: int, sha256: str) -> str:
         """A deterministic id: the same change always gets the same id (the idempotency key)."""
         return str(uuid.uuid5(_EVENT_NAMESPACE, f"{source}\0{resource}\0{sequence}\0{sha256}"))
 
+    def election_events(self) -> list[dict[str, Any]]:
+        """The election events of this version, as stored and published (ids from this one's)."""
+        return [fact.to_json(self.event_id) for fact in self.election]
+
     def to_json(self) -> dict[str, Any]:
-        """The event as sinks publish it."""
-        return {
+        """The event as sinks publish it (``election`` only where the version told of any)."""
+        data: dict[str, Any] = {
             "event_id": self.event_id,
             "source": self.source,
             "resource": self.resource,
@@ -212,6 +219,9 @@ class Event:
             "url_switch": self.url_switch,
             "details": self.details,
         }
+        if self.election:
+            data["election"] = self.election_events()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], extension: str) -> Event:
@@ -233,4 +243,5 @@ class Event:
             upstream_id=data.get("upstream_id"),
             url_switch=data.get("url_switch"),
             details=data.get("details"),
+            election=tuple(Fact.from_json(fact) for fact in data.get("election") or ()),
         )

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from pollerd.config.base import SourceBase
+from pollerd.core.election import Rules
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Download, Outcome, PollReport, ResourceState, Validators
 from pollerd.core.payload import PayloadRejected, strict_json
@@ -23,8 +24,10 @@ NO_VALIDATORS = Validators()
 class ApiPoller(PollerBase):
     """The common part: pacing to the budget, the cycle report, payloads written and read."""
 
-    def __init__(self, config: SourceBase, context: PollContext, logger: str) -> None:
-        super().__init__(config, context, logger)
+    def __init__(
+        self, config: SourceBase, context: PollContext, logger: str, rules: Rules | None = None
+    ) -> None:
+        super().__init__(config, context, logger, rules)
         self._interval = config.interval
         self._requests = 0  # made in this cycle
         self._deferred = 0  # put off in this cycle: the budget was spent

@@ -9,6 +9,7 @@ import structlog
 
 from pollerd.config.base import SourceBase
 from pollerd.core.backoff import Backoff
+from pollerd.core.election import Rules
 from pollerd.core.model import Outcome, PollReport, ResourceState
 from pollerd.polling.budget_plan import BudgetFit
 from pollerd.polling.context import PollContext
@@ -21,7 +22,10 @@ class PollerBase:
 
     config: SourceBase
 
-    def __init__(self, config: SourceBase, context: PollContext, logger: str) -> None:
+    def __init__(
+        self, config: SourceBase, context: PollContext, logger: str, rules: Rules | None = None
+    ) -> None:
+        """``rules``: the feed's election rules, where its versions carry election events."""
         self.name, self.kind = config.name, config.kind
         self.states: dict[str, ResourceState] = {}
         self.fit: BudgetFit | None = None  # only kinds that spend a request budget use it
@@ -31,7 +35,7 @@ class PollerBase:
         self._store = context.store
         self._blobs = context.blobs
         self._clock = context.clock
-        self._recorder = ChangeRecorder(config.name, list(config.sinks), context, self.tally)
+        self._recorder = ChangeRecorder(config.name, list(config.sinks), context, self.tally, rules)
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
         self._log = structlog.get_logger(logger).bind(source=config.name)
         self._stopped = False

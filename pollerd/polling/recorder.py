@@ -8,11 +8,14 @@ import dataclasses
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from pollerd.core.election import Fact, Rules
 from pollerd.core.model import Download, Event, Resource, ResourceState
+from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.polling.context import PollContext
 from pollerd.polling.tally import SourceTally
 
@@ -33,8 +36,16 @@ def upstream_time(details: dict[str, Any] | None, download: Download) -> float |
 class ChangeRecorder:
     """Turns a validated download into an event of one source; shared by every poller kind."""
 
-    def __init__(self, source: str, sinks: list[str], context: PollContext, tally: SourceTally) -> None:
+    def __init__(
+        self,
+        source: str,
+        sinks: list[str],
+        context: PollContext,
+        tally: SourceTally,
+        rules: Rules | None = None,
+    ) -> None:
         self._source = source
+        self._rules = rules
         self._sinks = sinks
         self._context = context
         self._tally = tally
@@ -59,6 +70,9 @@ class ChangeRecorder:
         now = self._context.clock()
         updated = _next_version(state, download, now, state_changes)
         event = self._event(resource, state, updated, download, ext, details, now)
+        if self._rules is not None:
+            facts = await self._facts(resource.id, state.sha256, download.path)
+            event = dataclasses.replace(event, election=tuple(facts))
         blobs, store = self._context.blobs, self._context.store
         async with blobs.lock:
             payload = await blobs.adopt(download.path, download.sha256)
@@ -82,6 +96,20 @@ class ChangeRecorder:
         )
         self._context.on_change()
         return event
+
+    async def _facts(self, resource: str, previous: str | None, new: Path) -> list[Fact]:
+        """The election events between the resource's last committed version and this one, read
+        in a thread; a version the rules cannot read tells nothing (it is recorded all the same)."""
+        assert self._rules is not None
+        old = None
+        if previous is not None:
+            with suppress(OSError):
+                old = await self._context.blobs.local(previous)
+        try:
+            return await asyncio.to_thread(_derive, self._rules, resource, old, new)
+        except Exception:  # the rules must never cost a version: it is recorded without events
+            self._log.exception("election rules failed on this version", resource=resource)
+            return []
 
     def _event(
         self,
@@ -128,3 +156,17 @@ def _next_version(
         md5=download.md5,
         **changes,
     )
+
+
+def _derive(rules: Rules, resource: str, old: Path | None, new: Path) -> list[Fact]:
+    after = _parsed(new)
+    if after is None:
+        return []
+    return rules(resource, None if old is None else _parsed(old), after)
+
+
+def _parsed(path: Path) -> Any:
+    try:
+        return strict_json(path.read_bytes())
+    except (OSError, PayloadRejected):
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from pollerd.core.election import Rules
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 
@@ -22,6 +23,7 @@ class Source(Protocol):
 
     discovery_interval: float | None
     policy: HostPolicy
+    rules: Rules | None  # the feed's election rules, if its files tell of any
 
     async def discover(self, known: list[Resource]) -> list[Resource]:
         """The current resources; ``known`` are the last ones (so ids stay stable across moves).

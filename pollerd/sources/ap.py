@@ -18,9 +18,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pollerd.config.ap import ApQuery, ApSourceConfig
+from pollerd.core.election import Fact
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState, Validators
 from pollerd.core.payload import PayloadRejected
+from pollerd.election.ap import ap_facts
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
@@ -39,7 +41,7 @@ class ApPoller(ApiPoller):
     config: ApSourceConfig
 
     def __init__(self, config: ApSourceConfig, context: PollContext) -> None:
-        super().__init__(config, context, "pollerd.ap")
+        super().__init__(config, context, "pollerd.ap", ap_rules)
         self.config = config
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
         key = config.api_key.get_secret_value()
@@ -281,3 +283,8 @@ class ApPoller(ApiPoller):
         facts["test"] = any(race.get("test") is True for race in snapshot.races.values())
         if facts["test"] and not self.config.rehearsal:
             self._log.warning("AP marks these races as TEST data, but rehearsal is off")
+
+
+def ap_rules(resource: str, old: Any, new: Any) -> list[Fact]:
+    """Race calls from a query's snapshots (a ``.delta`` resource is raw deltas: none)."""
+    return [] if resource.endswith(".delta") else ap_facts(old, new)

@@ -21,6 +21,7 @@ from pollerd.core.canonical import canonical, canonical_hash
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState
 from pollerd.core.payload import PayloadRejected
+from pollerd.election.dc import dc_facts
 from pollerd.polling.answers import FetchFailure, host_of
 from pollerd.polling.api_poller import ApiPoller
 from pollerd.polling.context import PollContext
@@ -43,7 +44,7 @@ class DcPoller(ApiPoller):
     config: DcSourceConfig
 
     def __init__(self, config: DcSourceConfig, context: PollContext) -> None:
-        super().__init__(config, context, "pollerd.democracyclub")
+        super().__init__(config, context, "pollerd.democracyclub", dc_facts)
         self.config = config
         self._budgets = context.budgets
         self._token = config.auth_token.get_secret_value() if config.auth_token else None

@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from pollerd.config import FsoSelector, FsoSourceConfig
+from pollerd.core.election import Rules
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.core.names import name_from_url, safe_name
 from pollerd.core.payload import PayloadRejected
+from pollerd.election.fso import fso_facts
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.fetch import HttpClient, Terms
 from pollerd.polling.source import DiscoveryFailed
@@ -57,6 +59,7 @@ class FsoSource:
     def __init__(self, config: FsoSourceConfig, client: HttpClient, tally: SourceTally) -> None:
         self.discovery_interval: float | None = config.discovery_interval
         self.policy = fso_policy(config)
+        self.rules: Rules | None = fso_facts
         self._config = config
         self._client = client
         self._terms = Terms(tally, {}, config.timeout, MAX_PACKAGE_BYTES, self.policy)

@@ -51,7 +51,7 @@ def fso_details(document: Any) -> dict[str, Any] | None:
     if isinstance(cantons, list):
         flags = [c.get("kanton_abgeschlossen") for c in cantons if isinstance(c, dict)]
         details["cantons_reporting"] = len(flags)
-        details["cantons_complete"] = sum(1 for flag in flags if _truthy(flag))
+        details["cantons_complete"] = sum(1 for flag in flags if truthy(flag))
     proposals = _proposals(document)
     if proposals is not None:
         details["vorlagen"] = proposals
@@ -74,7 +74,8 @@ def _proposals(document: dict[str, Any]) -> list[dict[str, Any]] | None:
     ]
 
 
-def _truthy(flag: object) -> bool:
+def truthy(flag: object) -> bool:
+    """The FSO's flags: a bool, or (in one file) the string "true"/"false"."""
     if isinstance(flag, str):
         return flag.strip().lower() == "true"
     return flag is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pollerd.config import HttpSourceConfig
+from pollerd.core.election import Rules
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.core.names import name_from_url
@@ -14,6 +15,7 @@ class HttpSource:
     """Resources straight from the configuration; discovery never fails."""
 
     discovery_interval: float | None = None
+    rules: Rules | None = None  # a generic URL tells of no election events
 
     def __init__(self, config: HttpSourceConfig) -> None:
         self.policy = HostPolicy(config.allowed_hosts)

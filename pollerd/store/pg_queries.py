@@ -59,6 +59,9 @@ async def record_change(
             (f"{source}/{len(source)}/{state.resource_id}",),
         )
         event = rows.allocated(source, state, event, await next_sequence(db, source, state.resource_id))
+        if event.election:  # the source's facts are judged one version at a time
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (source,))
+            event = rows.announced(event, await last_states(db, source, [f.subject for f in event.election]))
         await db.execute(_SAVE_STATE, (source, state.resource_id, rows.state_to_json(state)))
         await db.execute(
             "INSERT INTO pollerd.events (event_id, source, resource, sequence, sha256, body, extension,"
@@ -81,8 +84,32 @@ async def record_change(
                 " VALUES (%s, %s, 'pending', %s, %s)",
                 [(event.event_id, sink, now, now) for sink in sinks],
             )
+            await cursor.executemany(
+                "INSERT INTO pollerd.election_events (event_id, version_event_id, source, resource, type,"
+                " subject, state, body, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                rows.election_rows(source, event, now),
+            )
         await db.execute("SELECT pg_notify(%s, '')", (OUTBOX_CHANNEL,))  # sent at commit
     return event
+
+
+async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[str, str]:
+    """The state last announced of each subject (those never announced are left out)."""
+    cursor = await db.execute(
+        "SELECT DISTINCT ON (subject) subject, state FROM pollerd.election_events"
+        " WHERE source = %s AND subject = ANY(%s) ORDER BY subject, id DESC",
+        (source, list(set(subjects))),
+    )
+    return {str(subject): str(state) for subject, state in await cursor.fetchall()}
+
+
+async def latest_election_events(db: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest election events of every source, newest first (the status page's panel)."""
+    cursor = await db.execute(
+        "SELECT body, source, resource, created_at FROM pollerd.election_events ORDER BY id DESC LIMIT %s",
+        (limit,),
+    )
+    return [rows.election_entry(*row) for row in await cursor.fetchall()]
 
 
 async def next_sequence(db: Connection, source: str, resource: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _LOCK = 0x706F6C6C  # "poll": the advisory lock every replica's migration takes
 
 # Each step brings a database written by the version before up to date (1: the first).
@@ -45,6 +45,15 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE pollerd.spends (budget text NOT NULL, spender text NOT NULL,"
         " settled_at double precision NOT NULL)",
         "CREATE INDEX spends_by_time ON pollerd.spends (settled_at)",
+    ],
+    4: [
+        # election events, committed with the version that told them; by subject, for "what was
+        # last announced about this race (canton, ballot)"
+        "CREATE TABLE pollerd.election_events (id bigserial PRIMARY KEY, event_id text NOT NULL UNIQUE,"
+        " version_event_id text NOT NULL REFERENCES pollerd.events (event_id), source text NOT NULL,"
+        " resource text NOT NULL, type text NOT NULL, subject text NOT NULL, state text NOT NULL,"
+        " body jsonb NOT NULL, created_at double precision NOT NULL)",
+        "CREATE INDEX election_events_by_subject ON pollerd.election_events (source, subject, id)",
     ],
 }
 

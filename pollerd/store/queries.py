@@ -18,6 +18,9 @@ from pollerd.store.rows import (
     DeliveryRow,
     PendingDelivery,
     allocated,
+    announced,
+    election_entry,
+    election_rows,
     pending_delivery,
     state_from_json,
     state_to_json,
@@ -61,6 +64,7 @@ def record_change(
     now = time.time()
     with transaction(db):
         event = allocated(source, state, event, next_sequence(db, source, state.resource_id))
+        event = announced(event, last_states(db, source, [fact.subject for fact in event.election]))
         db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
         db.execute(
             "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
@@ -82,7 +86,33 @@ def record_change(
             " VALUES (?, ?, 'pending', ?, ?)",
             [(event.event_id, sink, now, now) for sink in sinks],
         )
+        db.executemany(
+            "INSERT INTO election_events (event_id, version_event_id, source, resource, type, subject,"
+            " state, body, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            election_rows(source, event, now),
+        )
     return event
+
+
+def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dict[str, str]:
+    """The state last announced of each subject (those never announced are left out)."""
+    found = {}
+    for subject in dict.fromkeys(subjects):
+        row = db.execute(
+            "SELECT state FROM election_events WHERE source=? AND subject=? ORDER BY id DESC LIMIT 1",
+            (source, subject),
+        ).fetchone()
+        if row is not None:
+            found[subject] = str(row[0])
+    return found
+
+
+def latest_election_events(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest election events of every source, newest first (the status page's panel)."""
+    rows = db.execute(
+        "SELECT body, source, resource, created_at FROM election_events ORDER BY id DESC LIMIT ?", (limit,)
+    )
+    return [election_entry(*row) for row in rows]
 
 
 def next_sequence(db: sqlite3.Connection, source: str, resource: str) -> int:

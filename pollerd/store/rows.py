@@ -73,6 +73,46 @@ def state_from_json(text: str) -> ResourceState:
     return ResourceState(**data)
 
 
+def election_entry(body: Any, source: str, resource: str, created_at: float) -> dict[str, Any]:
+    """One stored election event with where it came from and when it was committed."""
+    data: dict[str, Any] = json.loads(body) if isinstance(body, str) else dict(body)
+    return data | {"source": source, "resource": resource, "committed_at": created_at}
+
+
+def announced(event: Event, last_states: dict[str, str]) -> Event:
+    """The event with only the election facts that are news: a fact whose subject was last
+    announced in the same state (by another file or query of the source, or by this very fact
+    before a restart) is left out. ``last_states``: subject -> the state last announced."""
+    if not event.election:
+        return event
+    latest = dict(last_states)
+    kept = []
+    for fact in event.election:
+        if latest.get(fact.subject) != fact.state:
+            latest[fact.subject] = fact.state
+            kept.append(fact)
+    return dataclasses.replace(event, election=tuple(kept))
+
+
+def election_rows(source: str, event: Event, now: float) -> list[tuple[Any, ...]]:
+    """The election_events rows of a committed event: (event_id, version_event_id, source,
+    resource, type, subject, state, body, created_at)."""
+    return [
+        (
+            data["event_id"],
+            event.event_id,
+            source,
+            event.resource,
+            data["type"],
+            data["subject"],
+            data["state"],
+            json.dumps(data, ensure_ascii=False),
+            now,
+        )
+        for data in event.election_events()
+    ]
+
+
 def allocated(source: str, state: ResourceState, event: Event, sequence: int) -> Event:
     """The event under the sequence the store allocated. Only a state left behind the outbox makes
     it differ from the poller's: the state and the event are repaired (and it is said)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATE_FILE = "pollerd.sqlite3"
 
 _SCHEMA = """
@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
     updated_at REAL NOT NULL, PRIMARY KEY (event_id, sink));
 CREATE INDEX IF NOT EXISTS deliveries_by_sink ON deliveries (sink, status);
+CREATE TABLE IF NOT EXISTS election_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, version_event_id TEXT NOT NULL,
+    source TEXT NOT NULL, resource TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+    state TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL);
 """
 # Each step brings a database written by the version before up to date.
 _MIGRATIONS = {
@@ -32,10 +36,12 @@ _MIGRATIONS = {
         "ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
         "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)",
     ],
+    3: [],  # election_events: created by the schema script, as every table that only adds
 }
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
 CREATE INDEX IF NOT EXISTS events_by_resource ON events (source, resource, sequence);
+CREATE INDEX IF NOT EXISTS election_events_by_subject ON election_events (source, subject, id);
 """
 
 

@@ -1,0 +1,166 @@
+"""AP race calls from two consecutive snapshots: called, changed, retracted, runoff, complete.
+
+The winner flag (``winner``: ``X`` won, ``R`` goes to a runoff) sits on the candidates of the race's
+top reporting unit (national or state). Ballot measures (office ``I``) are called the same way; their
+"candidates" are Yes and No.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pollerd.core.election import Fact
+from pollerd.sources.ap_merge import race_key
+
+Race = dict[str, Any]
+_TOP_LEVELS = ("national", "state")
+
+
+def ap_facts(old: Any, new: Any) -> list[Fact]:
+    """The election events between two AP snapshots (``old`` None: the first version)."""
+    before = _races(old)
+    facts: list[Fact] = []
+    for key, race in sorted(_races(new).items()):
+        previous = before.get(key) if old is not None else None
+        facts += _call_facts(key, previous, race) + _complete_facts(key, previous, race)
+    return facts
+
+
+def _races(document: Any) -> dict[str, Race]:
+    if not isinstance(document, dict):
+        return {}
+    return {race_key(r): r for r in document.get("races") or [] if isinstance(r, dict)}
+
+
+def _call_facts(key: str, old: Race | None, new: Race) -> list[Fact]:
+    was, now = _flagged(old, "X"), _flagged(new, "X")
+    was_runoff, now_runoff = _flagged(old, "R"), _flagged(new, "R")
+    initial = old is None
+    facts = []
+    if now and not was:
+        facts.append(_call("race_called", key, old, new, "X", initial))
+    elif now and was and _ids(now) != _ids(was):
+        facts.append(_call("call_changed", key, old, new, "X", initial))
+    elif was and not now and not now_runoff:
+        facts.append(_call("call_retracted", key, old, new, "", initial))
+    if now_runoff and _ids(now_runoff) != _ids(was_runoff):
+        facts.append(_call("runoff", key, old, new, "R", initial))
+    return facts
+
+
+def _complete_facts(key: str, old: Race | None, new: Race) -> list[Fact]:
+    if not _complete(new) or (old is not None and _complete(old)):
+        return []
+    unit = _top(new)
+    return [
+        Fact(
+            type="race_complete",
+            key=key,
+            subject=f"complete:{key}",
+            state="complete",
+            old=None,
+            new=_race_fields(new) | {"precincts_reporting_pct": unit.get("precinctsReportingPct")},
+            at=unit.get("lastUpdated"),
+            scope=_scope(new),
+            initial=old is None,
+        )
+    ]
+
+
+def _call(kind: str, key: str, old: Race | None, new: Race, flag: str, initial: bool) -> Fact:
+    winners = _flagged(new, flag) if flag else []
+    state = f"{flag}:{','.join(sorted(c['id'] for c in winners))}" if flag else ""
+    return Fact(
+        type=kind,
+        key=key,
+        subject=f"call:{key}",
+        state=state,
+        old=_call_fields(old, "X") if old is not None and _flagged(old, "X") else None,
+        new=_call_fields(new, flag) if flag else _race_fields(new),
+        at=_called_at(new, winners),
+        scope=_scope(new),
+        initial=initial,
+    )
+
+
+def _call_fields(race: Race, flag: str) -> dict[str, Any]:
+    """The race and its (first) flagged candidate, as an editor reads them."""
+    winners = _flagged(race, flag)
+    first = winners[0] if winners else {}
+    unit = _top(race)
+    return _race_fields(race) | {
+        "candidate": first.get("name"),
+        "candidate_id": first.get("id"),
+        "party": first.get("party"),
+        "votes": first.get("votes"),
+        "share": first.get("share"),
+        "candidates": [w["name"] for w in winners],
+        "precincts_reporting_pct": unit.get("precinctsReportingPct"),
+    }
+
+
+def _race_fields(race: Race) -> dict[str, Any]:
+    unit = _top(race)
+    office = race.get("officeName") or race.get("officeID") or ""
+    seat = race.get("seatName")
+    return {
+        "race": f"{office}, {seat}" if seat else office,
+        "race_id": race.get("raceID"),
+        "office": race.get("officeID"),
+        "state": race.get("statePostal") or unit.get("statePostal"),
+        "state_name": unit.get("stateName"),
+        "race_call_status": race.get("raceCallStatus"),
+        "ballot_measure": race.get("officeID") == "I",
+    }
+
+
+def _flagged(race: Race | None, flag: str) -> list[dict[str, Any]]:
+    """The top unit's candidates whose winner flag is ``flag``, with their vote share."""
+    if race is None:
+        return []
+    candidates = [c for c in _top(race).get("candidates") or [] if isinstance(c, dict)]
+    total = sum(_votes(c) for c in candidates)
+    return [
+        {
+            "id": str(c.get("candidateID") or c.get("polID") or ""),
+            "name": " ".join(str(part) for part in (c.get("first"), c.get("last")) if part),
+            "party": c.get("party"),
+            "votes": _votes(c),
+            "share": round(100 * _votes(c) / total, 1) if total else None,
+            "winner_at": c.get("winnerDateTime"),
+        }
+        for c in candidates
+        if str(c.get("winner") or "").upper() == flag
+    ]
+
+
+def _ids(flagged: list[dict[str, Any]]) -> set[str]:
+    return {c["id"] for c in flagged}
+
+
+def _votes(candidate: dict[str, Any]) -> int:
+    votes = candidate.get("voteCount")
+    return votes if isinstance(votes, int) else 0
+
+
+def _top(race: Race) -> dict[str, Any]:
+    units = [u for u in race.get("reportingUnits") or [] if isinstance(u, dict)]
+    return next((u for u in units if u.get("level") in _TOP_LEVELS), units[0] if units else {})
+
+
+def _complete(race: Race) -> bool:
+    unit = _top(race)
+    total, reporting = unit.get("precinctsTotal"), unit.get("precinctsReporting")
+    if isinstance(total, int) and isinstance(reporting, int) and total > 0:
+        return reporting >= total
+    pct = unit.get("precinctsReportingPct")
+    return isinstance(pct, (int, float)) and pct >= 100
+
+
+def _called_at(race: Race, winners: list[dict[str, Any]]) -> str | None:
+    stamp = next((w["winner_at"] for w in winners if w.get("winner_at")), None)
+    return stamp or race.get("winnerDateTime") or _top(race).get("lastUpdated")
+
+
+def _scope(race: Race) -> dict[str, Any]:
+    return {"state": race.get("statePostal") or _top(race).get("statePostal"), "office": race.get("officeID")}

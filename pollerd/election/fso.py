@@ -1,0 +1,211 @@
+"""FSO counting progress from two consecutive versions of a results file: cantons finished,
+reopened (a correction) and corrected, the whole ballot final, a vote's proposal decided.
+
+Election files say per canton ``stand_kantone[].kanton_abgeschlossen`` (a bool, in one file the
+string "false") and hold the canton's figures in ``level_kantone``; vote files say per proposal
+``vorlageBeendet`` and ``vorlageAngenommen`` and per canton ``resultat.gebietAusgezaehlt``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pollerd.core.canonical import canonical_hash
+from pollerd.core.election import Fact, table
+from pollerd.sources.fso_details import swiss_local_to_utc, truthy
+
+_BALLOT = re.compile(r"[A-Za-z]{2,4}\d{4}")
+
+
+def fso_facts(resource: str, old: Any, new: Any) -> list[Fact]:
+    """The election events between two versions of one FSO file (``old`` None: the first)."""
+    if not isinstance(new, dict):
+        return []
+    old_doc = old if isinstance(old, dict) else None
+    at = swiss_local_to_utc(new["timestamp"]) if isinstance(new.get("timestamp"), str) else None
+    if isinstance(new.get("schweiz"), dict):
+        return _vote_facts(resource, old_doc, new, at)
+    ballot = ballot_of(resource)
+    facts = _canton_facts(resource, ballot, _election_cantons(old_doc), _election_cantons(new), at)
+    return facts + _final_facts(ballot, old_doc, new, at)
+
+
+def ballot_of(resource: str) -> str:
+    """The ballot a file belongs to, from its name (``sd-t-17.02-NRW2023-parteien``: NRW2023), so
+    the files of one ballot tell one story; the resource itself when the name says nothing."""
+    found = _BALLOT.search(resource)
+    return found.group(0).upper() if found else resource
+
+
+@dataclass(frozen=True)
+class _Canton:
+    """One canton as a version of a file shows it: finished or not, and a digest of its figures."""
+
+    name: Any
+    complete: bool
+    figures: str
+    counts: dict[str, Any]
+
+
+def _election_cantons(document: dict[str, Any] | None) -> dict[Any, _Canton] | None:
+    if document is None:
+        return None
+    figures: dict[Any, list[Any]] = {}
+    for row in document.get("level_kantone") or []:
+        if isinstance(row, dict):
+            figures.setdefault(row.get("kanton_nummer"), []).append(row)
+    cantons = {}
+    for row in document.get("stand_kantone") or []:
+        if isinstance(row, dict) and "kanton_nummer" in row:
+            number = row["kanton_nummer"]
+            counts = {k: row[k] for k in ("gemeinden_total", "gemeinden_abgeschlossen") if k in row}
+            cantons[number] = _Canton(
+                row.get("kanton_bezeichnung"),
+                truthy(row.get("kanton_abgeschlossen")),
+                canonical_hash(figures.get(number, [])),
+                counts,
+            )
+    return cantons
+
+
+def _canton_facts(
+    resource: str,
+    ballot: str,
+    old: dict[Any, _Canton] | None,
+    new: dict[Any, _Canton] | None,
+    at: str | None,
+    extra: dict[str, Any] | None = None,
+) -> list[Fact]:
+    facts = []
+    for number, canton in sorted((new or {}).items(), key=lambda item: str(item[0])):
+        before = (old or {}).get(number) if old is not None else None
+        key = f"{ballot}:{number}"
+        fields = {
+            "ballot": ballot,
+            "canton": number,
+            "canton_name": canton.name,
+            **canton.counts,
+            **(extra or {}),
+        }
+        scope = {"canton": number}
+        if before is None or before.complete != canton.complete:
+            if before is None and not canton.complete:
+                continue
+            kind = "canton_complete" if canton.complete else "canton_reopened"
+            state = "complete" if canton.complete else "open"
+            old_fields = None if before is None else {"complete": before.complete, **before.counts}
+            facts.append(
+                Fact(kind, key, f"canton:{key}", state, old_fields, fields, at, scope, before is None)
+            )
+        elif canton.complete and before.figures != canton.figures:
+            facts.append(
+                Fact(
+                    "count_corrected",
+                    key,
+                    f"corrected:{resource}:{number}",
+                    canton.figures,
+                    {"figures": before.figures},
+                    fields | {"figures": canton.figures, "file": resource},
+                    at,
+                    scope,
+                )
+            )
+    return facts
+
+
+def _final_facts(ballot: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None) -> list[Fact]:
+    stand, was = table(new.get("stand")), table((old or {}).get("stand"))
+    if not truthy(stand.get("wahl_abgeschlossen")) or truthy(was.get("wahl_abgeschlossen")):
+        return []
+    fields = {"ballot": ballot, **{k: v for k, v in stand.items() if k != "wahl_abgeschlossen"}}
+    return [Fact("result_final", ballot, f"final:{ballot}", "final", None, fields, at, {}, old is None)]
+
+
+def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None) -> list[Fact]:
+    before = _proposals(old)
+    facts: list[Fact] = []
+    for number, proposal in sorted(_proposals(new).items(), key=lambda item: str(item[0])):
+        previous = before.get(number) if old is not None else None
+        title = _title(proposal)
+        facts += _canton_facts(
+            resource,
+            str(number),
+            _vote_cantons(previous) if old is not None else None,
+            _vote_cantons(proposal),
+            at,
+            {"proposal": title},
+        )
+        facts += _decided(number, title, previous, proposal, at, initial=old is None)
+    return facts
+
+
+def _decided(
+    number: Any, title: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None, initial: bool
+) -> list[Fact]:
+    if not truthy(new.get("vorlageBeendet")):
+        return []
+    state = "accepted" if truthy(new.get("vorlageAngenommen")) else "rejected"
+    if old is not None and truthy(old.get("vorlageBeendet")) and _outcome(old) == state:
+        return []
+    result = table(new.get("resultat"))
+    cantons = table(new.get("staende"))
+    fields: dict[str, Any] = {
+        "proposal": title,
+        "vorlagen_id": number,
+        "outcome": state,
+        "yes_pct": result.get("jaStimmenInProzent"),
+        "provisional": new.get("provisorisch"),
+        **{
+            k: cantons[k]
+            for k in ("jaStaendeGanz", "jaStaendeHalb", "neinStaendeGanz", "neinStaendeHalb")
+            if k in cantons
+        },
+    }
+    old_fields = {"outcome": _outcome(old)} if old is not None and truthy(old.get("vorlageBeendet")) else None
+    return [
+        Fact("proposal_decided", str(number), f"decided:{number}", state, old_fields, fields, at, {}, initial)
+    ]
+
+
+def _outcome(proposal: dict[str, Any]) -> str:
+    return "accepted" if truthy(proposal.get("vorlageAngenommen")) else "rejected"
+
+
+def _proposals(document: dict[str, Any] | None) -> dict[Any, dict[str, Any]]:
+    switzerland = (document or {}).get("schweiz")
+    if not isinstance(switzerland, dict):
+        return {}
+    return {
+        p.get("vorlagenId"): p
+        for p in switzerland.get("vorlagen") or []
+        if isinstance(p, dict) and "vorlagenId" in p
+    }
+
+
+def _vote_cantons(proposal: dict[str, Any] | None) -> dict[Any, _Canton] | None:
+    if proposal is None:
+        return None
+    cantons = {}
+    for row in proposal.get("kantone") or []:
+        if isinstance(row, dict) and "geoLevelnummer" in row:
+            result = table(row.get("resultat"))
+            figures = {k: v for k, v in result.items() if k != "gebietAusgezaehlt"}
+            cantons[row["geoLevelnummer"]] = _Canton(
+                row.get("geoLevelname"),
+                truthy(result.get("gebietAusgezaehlt")),
+                canonical_hash(figures),
+                {},
+            )
+    return cantons
+
+
+def _title(proposal: dict[str, Any]) -> str:
+    titles = proposal.get("vorlagenTitel")
+    if isinstance(titles, list):
+        by_language = {t.get("langKey"): t.get("text") for t in titles if isinstance(t, dict)}
+        return str(
+            by_language.get("de") or next(iter(by_language.values()), "") or proposal.get("vorlagenId")
+        )
+    return str(titles or proposal.get("vorlagenId"))
