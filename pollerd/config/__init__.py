@@ -34,6 +34,7 @@ from pollerd.config.dc import DcSourceConfig
 from pollerd.config.fso import CKAN_PRESETS, FSO_FILE_HOSTS, FsoSelector, FsoSourceConfig
 from pollerd.config.http import HttpSourceConfig, ResourceConfig
 from pollerd.config.sinks import (
+    ChatSinkConfig,
     CommandSinkConfig,
     FilesystemSinkConfig,
     StdoutSinkConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "CKAN_PRESETS",
     "FSO_FILE_HOSTS",
     "ApSourceConfig",
+    "ChatSinkConfig",
     "CommandSinkConfig",
     "Config",
     "ConfigError",
@@ -118,7 +120,7 @@ SourceConfig = Annotated[
 
 
 SinkConfig = Annotated[
-    StdoutSinkConfig | FilesystemSinkConfig | WebhookSinkConfig | CommandSinkConfig,
+    StdoutSinkConfig | FilesystemSinkConfig | WebhookSinkConfig | CommandSinkConfig | ChatSinkConfig,
     Field(discriminator="kind"),
 ]
 
@@ -292,6 +294,9 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
             sink = sink.model_copy(
                 update={"secret": _read_secret(sink.secret_file, f"sinks[{i}].secret_file", problems)}
             )
+        if isinstance(sink, ChatSinkConfig) and sink.access_token_file is not None:
+            token = _read_secret(sink.access_token_file, f"sinks[{i}].access_token_file", problems)
+            sink = sink.model_copy(update={"access_token": token})
         sinks.append(sink)
     if problems and missing is not None:
         missing += problems

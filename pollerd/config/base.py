@@ -21,10 +21,13 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     ValidationInfo,
+    model_validator,
 )
 
 from pollerd.core.durations import format_duration, parse_duration, parse_size
+from pollerd.core.election import ELECTION_TYPES
 
+EVENT_NAMES = ("versions", "election", *ELECTION_TYPES)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -131,17 +134,45 @@ class SourceBase(Strict):
             yield value.get_secret_value()
 
 
+def _event_names(value: object) -> object:
+    """``events = "election"`` is ``events = ["election"]``; every name must be known."""
+    names = [value] if isinstance(value, str) else value
+    if isinstance(names, list):
+        unknown = [n for n in names if n not in EVENT_NAMES]
+        if unknown:
+            known = ", ".join(ELECTION_TYPES)
+            raise ValueError(f"unknown event type {unknown[0]!r}: give versions, election, or any of {known}")
+    return names
+
+
+EventNames = Annotated[list[str], BeforeValidator(_event_names), Field(min_length=1)]
+
+
 class SinkBase(Strict):
-    """Keys every sink shares: its name and the delivery policy (retry, dead letter, coalescing)."""
+    """Keys every sink shares: its name, what it takes (versions, election events, filters) and
+    the delivery policy (retry, dead letter, coalescing)."""
 
     kind: str
     name: Name
+    events: EventNames = ["versions"]
+    offices: list[str] | None = None
+    states: list[str] | None = None
+    cantons: list[int] | None = None
     retry_base: PositiveDuration = 1.0
     retry_max: PositiveDuration = 300.0
     max_attempts: int | None = Field(default=None, ge=1)
     max_age: PositiveDuration | None = None
     coalesce: bool = False
     max_outbox_bytes: ByteSize | None = None
+
+    @model_validator(mode="after")
+    def _every_event_kept(self) -> SinkBase:
+        if self.events != ["versions"] and (self.coalesce or self.max_outbox_bytes is not None):
+            raise ValueError(
+                "coalesce and max_outbox_bytes drop older versions: they are for events = "
+                '["versions"] only (an election event must never be dropped)'
+            )
+        return self
 
     def secret_values(self) -> Iterator[str]:
         """Every secret this sink holds, for log redaction."""

@@ -6,16 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from pollerd.config.base import (
     ByteSize,
+    Duration,
     EnvPath,
+    EventNames,
     HttpUrl,
     PositiveDuration,
     Secret,
     SinkBase,
+    http_url,
 )
+from pollerd.core.templates import TEMPLATE_NAMES, check_template
 
 
 class StdoutSinkConfig(SinkBase):
@@ -73,3 +77,46 @@ class CommandSinkConfig(SinkBase):
         """Environment values given to the program."""
         for value in self.env.values():
             yield value.get_secret_value()
+
+
+class ChatSinkConfig(SinkBase):
+    """``kind = "chat"``: one readable message per election event (or one per poll cycle when
+    several come at once) to a newsroom's channel: Slack (also Mattermost and Rocket.Chat), Teams,
+    Matrix, or plain text."""
+
+    kind: Literal["chat"]
+    url: Secret  # the incoming webhook (a secret: it lets anyone post); Matrix: the homeserver
+    format: Literal["slack", "teams", "matrix", "text"] = "slack"
+    events: EventNames = ["election"]
+    room: str | None = None
+    access_token: Secret | None = None
+    access_token_file: EnvPath | None = None
+    templates: dict[str, str] = {}
+    group_window: Duration = 2.0
+    max_lines: int = Field(default=30, ge=1)
+    ops: bool = False
+    ops_after: int = Field(default=3, ge=1)
+    timeout: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _usable(self, info: ValidationInfo) -> ChatSinkConfig:
+        checking = isinstance(info.context, dict) and "missing" in info.context
+        if self.url.get_secret_value() or not checking:  # (check-config noted a missing variable)
+            http_url(self.url.get_secret_value())
+        unknown = sorted(set(self.templates) - set(TEMPLATE_NAMES))
+        if unknown:
+            raise ValueError(f"templates: no event type {unknown[0]!r} (one of {', '.join(TEMPLATE_NAMES)})")
+        for name, template in self.templates.items():
+            check_template(name, template)
+        if self.format == "matrix":
+            if not self.room:
+                raise ValueError('format = "matrix" posts to a room: give room ("!id:server")')
+            if (self.access_token is None) == (self.access_token_file is None):
+                raise ValueError('format = "matrix" needs access_token ("${ENV_VAR}") or access_token_file')
+        return self
+
+    def secret_values(self) -> Iterator[str]:
+        """The webhook URL and the Matrix access token."""
+        yield self.url.get_secret_value()
+        if self.access_token is not None:
+            yield self.access_token.get_secret_value()

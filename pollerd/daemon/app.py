@@ -34,6 +34,7 @@ from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.lock import StateLock
 from pollerd.store.postgres import PgStore
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
+from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
 
@@ -57,6 +58,7 @@ class Daemon:
             s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
         }
         self.tasks = TaskHealth(self.metrics)
+        self.alerts = Alerts(lambda: self.sinks.values())
         self.shared: SharedWork | None = None  # with database: the work this replica holds leases for
         replicas = isinstance(self.store, PgStore)
         self.deliverer = Deliverer(
@@ -67,6 +69,7 @@ class Daemon:
             self.metrics,
             health=self.tasks,
             on_fenced=self._fenced,
+            alerts=self.alerts,
         )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
@@ -96,7 +99,9 @@ class Daemon:
         client = HttpClient(
             self._session, Limits(daemon.max_concurrency, daemon.max_per_host), self.blobs.tmp_dir
         )
-        self._context = PollContext(client, self.store, self.blobs, self.metrics, self.deliverer.wake)
+        self._context = PollContext(
+            client, self.store, self.blobs, self.metrics, self.deliverer.wake, alerts=self.alerts
+        )
         if isinstance(self.store, PgStore):
             self.shared = SharedWork(
                 self.store,
@@ -266,6 +271,8 @@ class Daemon:
         deliveries = asyncio.ensure_future(self.deliverer.stop(grace))
         abandoned = await self.runs.drain(list(self.pollers.values()), grace)
         cancelled_deliveries = await deliveries
+        flushed = await self.deliverer.flush(grace - (time.monotonic() - started))  # the last polls' changes
+        cancelled_deliveries += 0 if flushed else 1
         self.scheduler.shutdown()
         if self.shared is not None:
             await self.shared.give_back("stopping")

@@ -11,6 +11,7 @@ deliveries; polling and the other sinks go on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,14 +20,18 @@ import structlog
 
 from pollerd.config.base import SinkBase
 from pollerd.core.backoff import Backoff
+from pollerd.core.model import Event
 from pollerd.core.waiting import wait_set
 from pollerd.delivery.acks import Acks
 from pollerd.delivery.order import RoundOrder, Settled, expired, newest_per_resource
+from pollerd.delivery.subscription import Subscription
 from pollerd.sinks import DeliveryFailed, Sink
+from pollerd.sinks.base import GroupSink
 from pollerd.store.blobs import BlobStore
 from pollerd.store.pg_leases import Fenced
 from pollerd.store.protocol import StateStore
 from pollerd.store.rows import PendingDelivery
+from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, describe, retrying
 
@@ -59,6 +64,10 @@ class _Slot:
     def retry(self) -> Backoff:
         return Backoff(self.policy.retry_base, self.policy.retry_max)
 
+    @functools.cached_property
+    def subscription(self) -> Subscription:
+        return Subscription.of(self.policy)
+
 
 class Deliverer:
     """Delivers pending events to every sink, each sink in its own task."""
@@ -73,8 +82,10 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         health: TaskHealth | None = None,
         on_fenced: Callable[[str], Awaitable[None]] | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._store = store
+        self._alerts = alerts or Alerts()
         self._fenced: set[str] = set()
         self._on_fenced = on_fenced
         self._blobs = blobs
@@ -84,6 +95,8 @@ class Deliverer:
         self._clock = clock
         self._health = health or TaskHealth(metrics)
         self._stopping = False
+        self._flushing = False
+        self._stopped: set[str] = set()  # the sinks whose loops ``stop`` ended
         self._started = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._log = structlog.get_logger("pollerd.delivery")
@@ -119,8 +132,36 @@ class Deliverer:
             task.cancel()
         if late:
             await asyncio.wait(late)
+        self._stopped = set(self._tasks)
         self._tasks = {}
         return len(late)
+
+    async def flush(self, timeout: float) -> bool:
+        """After ``stop``: deliver what is due now (what the last polls committed) within
+        ``timeout`` seconds, one sink after another; False if that ran out (what is left stays in
+        the outbox for the next start)."""
+        if timeout <= 0:
+            return not any(self._slots[name].pending for name in self._stopped if name in self._slots)
+        self._flushing = True
+        try:
+            await asyncio.wait_for(self._flush(), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._flushing = False
+        return True
+
+    async def _flush(self) -> None:
+        for name in sorted(self._stopped - self._fenced):
+            if name not in self._slots:
+                continue
+            try:
+                while (result := await self._round(name)).more and result.delivered:
+                    pass
+            except Exception as exc:  # (a refused write, a store down): the next start delivers it
+                self._log.warning(
+                    "could not deliver the last changes before stopping", sink=name, error=describe(exc)
+                )
 
     def add_sink(
         self,
@@ -190,8 +231,11 @@ class Deliverer:
 
     async def _pass(self, name: str) -> None:
         """One round, then wait for news, a retry that is due, or the idle wake."""
-        wake = self._slots[name].wake
-        wake.clear()
+        slot = self._slots[name]
+        slot.wake.clear()
+        if isinstance(slot.sink, GroupSink) and not self._stopping:
+            await asyncio.sleep(slot.sink.group_window)  # what one poll cycle commits goes together
+        wake = slot.wake
         try:
             result = await self._round(name)
         except Fenced:
@@ -208,19 +252,21 @@ class Deliverer:
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
         pending = await self._coalesced(name, await self._store_of(name).pending_deliveries(name, BATCH))
         order = RoundOrder(float("inf") if ignore_schedule else self._clock())
+        if isinstance(self._slots[name].sink, GroupSink):
+            return await self._group_round(name, pending, order)
         acks = Acks(lambda items: self._acknowledge(name, items))
         delivered = failed = 0
         try:
             for item in pending:
                 await acks.due()
-                if self._stopping and not ignore_schedule:
+                if self._stopping and not (ignore_schedule or self._flushing):
                     break  # shutting down: the delivery in flight finished; start no other
                 if not order.may_try(item):
                     continue
                 settled = await self._deliver(name, item)
                 order.settled(item, settled)
-                if settled is Settled.DELIVERED:
-                    delivered += 1
+                if settled in (Settled.DELIVERED, Settled.FILTERED):
+                    delivered += settled is Settled.DELIVERED
                     await acks.add(item)
                 else:
                     failed += 1
@@ -231,6 +277,61 @@ class Deliverer:
         if failed and next_due is None:
             next_due = self._clock() + self._slots[name].retry.base / 2
         return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
+
+    async def _group_round(self, name: str, pending: list[PendingDelivery], order: RoundOrder) -> RoundResult:
+        """A sink that takes a group at once (a chat channel): everything due goes in one call, so
+        a burst (or a backlog after the service said wait) becomes one message, not many; while
+        one delivery waits for its retry, all wait with it (the group stays in order)."""
+        waiting = [item.next_attempt for item in pending if item.next_attempt > order.now]
+        if waiting:
+            return RoundResult(0, 0, min(waiting), more=False)
+        slot, due, views, settled = self._slots[name], [], [], []
+        for item in pending:
+            too_late = expired(slot.policy, item, self._clock())
+            if too_late is not None:
+                await self._dead(
+                    name, item, too_late, self._log.bind(sink=name, event_id=item.event.event_id)
+                )
+                continue
+            view = slot.subscription.view(item.event)
+            if view is None:
+                self._metrics.deliveries.labels(name, "filtered").inc()
+                settled.append(item)
+            else:
+                due.append(item)
+                views.append(view)
+        failed = 0
+        if views:
+            failed = await self._send_group(name, due, views)
+            settled += [] if failed else due
+        await self._acknowledge(name, settled)
+        await self._gauge(name)
+        next_due = self._clock() + slot.retry.base / 2 if failed else None
+        return RoundResult(len(due) - failed, failed, next_due, more=len(pending) == BATCH)
+
+    async def _send_group(self, name: str, items: list[PendingDelivery], views: list[Event]) -> int:
+        """Hand the group over; how many failed (all or none)."""
+        slot = self._slots[name]
+        assert isinstance(slot.sink, GroupSink)
+        log = self._log.bind(sink=name, events=len(items))
+        started = time.monotonic()
+        try:
+            await slot.sink.deliver_group(views, slot.epoch)
+        except DeliveryFailed as exc:
+            for item in items:
+                limit = slot.policy.max_attempts
+                if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
+                    await self._dead(name, item, str(exc), log)
+                else:
+                    await self._retry_later(name, item, str(exc), exc.retry_after, log)
+            return len(items)
+        except Exception as exc:  # a group this sink cannot handle must not block it forever
+            log.exception("sink crashed on this group")
+            for item in items:
+                await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
+            return len(items)
+        self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
+        return 0
 
     async def _coalesced(self, name: str, pending: list[PendingDelivery]) -> list[PendingDelivery]:
         """With coalescing on (or the outbox over its byte limit): the newest version per resource;
@@ -263,10 +364,14 @@ class Deliverer:
         if too_late is not None:
             await self._dead(name, item, too_late, log)
             return Settled.DEAD
+        view = self._slots[name].subscription.view(event)
+        if view is None:
+            self._metrics.deliveries.labels(name, "filtered").inc()
+            return Settled.FILTERED
         started = time.monotonic()
         try:
             await self._slots[name].sink.deliver(
-                event, await self._blobs.local(event.sha256), self._slots[name].epoch
+                view, await self._blobs.local(event.sha256), self._slots[name].epoch
             )
         except DeliveryFailed as exc:
             limit = self._slots[name].policy.max_attempts
@@ -287,7 +392,9 @@ class Deliverer:
         if not items:
             return
         await asyncio.shield(self._store_of(name).mark_delivered([i.event.event_id for i in items], name))
-        self._metrics.deliveries.labels(name, "delivered").inc(len(items))
+        subscription = self._slots[name].subscription
+        sent = sum(1 for i in items if subscription.view(i.event) is not None)
+        self._metrics.deliveries.labels(name, "delivered").inc(sent)
         for sha256 in dict.fromkeys(i.event.sha256 for i in items):
             await self._blobs.release(sha256, self._store_of(name))
 
@@ -301,6 +408,9 @@ class Deliverer:
             error=error,
             attempts=item.attempts + 1,
         )
+        event = item.event
+        what = f"{event.source}/{event.resource} #{event.sequence}"
+        self._alerts.raise_alert("dead_letter", name, f"sink {name} dead-lettered {what}: {error}")
 
     async def _retry_later(
         self,

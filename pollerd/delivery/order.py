@@ -16,13 +16,14 @@ class Settled(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # tried again later; later versions of the resource wait behind it
     DEAD = "dead"  # dead-lettered: settled, so later versions go ahead
+    FILTERED = "filtered"  # nothing in it for this sink's subscription: settled, never sent
 
 
 class RoundOrder:
     """The order of one round over a sink's pending deliveries (oldest event first)."""
 
     def __init__(self, now: float) -> None:
-        self._now = now
+        self.now = now
         self._blocked: set[tuple[str, str]] = set()
         self.next_due: float | None = None  # the earliest retry that is still waiting
 
@@ -31,7 +32,7 @@ class RoundOrder:
         key = _resource(item)
         if key in self._blocked:
             return False
-        if item.next_attempt > self._now:
+        if item.next_attempt > self.now:
             self._blocked.add(key)  # a later version must not overtake this one
             self.next_due = (
                 item.next_attempt if self.next_due is None else min(self.next_due, item.next_attempt)

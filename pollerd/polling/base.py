@@ -62,7 +62,7 @@ class PollerBase:
     async def _stop(self, reason: str) -> None:
         """Stop the source for good (until a restart): metric, status and one clear log line."""
         self._stopped = True
-        self.tally.stopped()
+        self.tally.stopped(reason)
         await self._store.mark_stopped(self.name, reason)
         self._log.error("source stopped", reason=reason)
 

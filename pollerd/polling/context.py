@@ -12,6 +12,7 @@ from pollerd.polling.quota import QuotaBudgets
 from pollerd.polling.tally import SourceTally
 from pollerd.store.blobs import BlobStore
 from pollerd.store.protocol import StateStore
+from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 
 
@@ -26,11 +27,12 @@ class PollContext:
     on_change: Callable[[], None]
     clock: Callable[[], float] = field(default=time.time)
     budgets: QuotaBudgets = field(default_factory=QuotaBudgets)
+    alerts: Alerts = field(default_factory=Alerts)
     _tallies: dict[str, SourceTally] = field(default_factory=dict)
 
     def tally(self, source: str, kind: str) -> SourceTally:
         """The source's tally: one per source for the daemon's life (a reload keeps its figures)."""
         tally = self._tallies.get(source)
         if tally is None or tally.status().kind != kind:
-            tally = self._tallies[source] = SourceTally(source, kind, self.metrics)
+            tally = self._tallies[source] = SourceTally(source, kind, self.metrics, self.alerts)
         return tally

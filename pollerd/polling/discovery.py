@@ -141,5 +141,5 @@ class Discovery:
         state.failures = 0
         state.backoff_until = None
         self.switched.append(resource_id)
-        self.tally.url_switched()
+        self.tally.url_switched(resource_id, urlsplit(new_url).hostname or "?")
         self.log.warning("url switched", resource=resource_id, old_url=old_url, new_url=new_url)

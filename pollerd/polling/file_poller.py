@@ -32,7 +32,7 @@ class SourcePoller(PollerBase):
     def __init__(
         self, config: HttpSourceConfig | FsoSourceConfig, source: Source, context: PollContext
     ) -> None:
-        super().__init__(config, context, "pollerd.poll", source.rules)
+        super().__init__(config, context, "pollerd.poll", getattr(source, "rules", None))
         self.config = config
         headers = {k: v.get_secret_value() for k, v in config.headers.items()}
         self.discovery = Discovery(source, self._store, self.tally, self._backoff, self._log, self._clock)

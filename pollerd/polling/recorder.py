@@ -86,6 +86,8 @@ class ChangeRecorder:
         if previous is not None:
             await blobs.release(previous, store)
         self._tally.changed(now, published_at or upstream_time(details, download))
+        for fact in event.election:
+            self._context.metrics.election_events.labels(self._source, fact.type).inc()
         self._log.info(
             "change",
             resource=resource.id,
@@ -93,6 +95,7 @@ class ChangeRecorder:
             sha256=event.sha256,
             size=event.size,
             event_id=event.event_id,
+            election=[f"{fact.type} {fact.key}" for fact in event.election] or None,
         )
         self._context.on_change()
         return event

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pollerd.core.election import Rules
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 
@@ -18,12 +17,12 @@ class Source(Protocol):
 
     ``discovery_interval`` is how often ``discover`` is called when nothing fails; ``None`` means
     only at start and when a failing resource forces a re-discovery. ``policy`` bounds the hosts
-    the source's URLs (and their redirects) may point at.
+    the source's URLs (and their redirects) may point at. A kind whose files tell of election
+    events also has ``rules`` (``pollerd.core.election.Rules``).
     """
 
     discovery_interval: float | None
     policy: HostPolicy
-    rules: Rules | None  # the feed's election rules, if its files tell of any
 
     async def discover(self, known: list[Resource]) -> list[Resource]:
         """The current resources; ``known`` are the last ones (so ids stay stable across moves).

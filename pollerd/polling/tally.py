@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pollerd.core.model import Outcome, PollReport, ResourceState
+from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 
 
@@ -30,10 +31,12 @@ class PollerStatus:
 class SourceTally:
     """Counts what one source does, in its metrics (labelled with its name) and its status."""
 
-    def __init__(self, name: str, kind: str, metrics: Metrics) -> None:
+    def __init__(self, name: str, kind: str, metrics: Metrics, alerts: Alerts | None = None) -> None:
         self.name = name
         self._metrics = metrics
+        self._alerts = alerts or Alerts()
         self._status = PollerStatus(kind)
+        self._failed_cycles = 0  # in a row
 
     def status(self) -> PollerStatus:
         """A copy of the figures as they are now."""
@@ -85,16 +88,21 @@ class SourceTally:
         """Failing resources sent the source back to its API."""
         self._metrics.rediscoveries.labels(self.name).inc()
 
-    def url_switched(self) -> None:
-        """The upstream moved a resource to another URL."""
+    def url_switched(self, resource: str, host: str) -> None:
+        """The upstream moved a resource to another URL (on ``host``)."""
         self._status.url_switches += 1
         self._metrics.url_switches.labels(self.name).inc()
+        self._alerts.raise_alert(
+            "url_switch", self.name, f"{self.name}: the upstream moved {resource} to {host}"
+        )
 
     def host_switched(self, direction: str, mirror_active: bool) -> None:
         """pollerd moved the source to a mirror, or back to its primary host."""
         self._status.fallback_active = mirror_active
         self._metrics.fallback_switches.labels(self.name, direction).inc()
         self._metrics.fallback_active.labels(self.name).set(int(mirror_active))
+        where = "its fallback host" if mirror_active else "its primary host again"
+        self._alerts.raise_alert("host_switch", self.name, f"{self.name}: switched to {where}")
 
     def deferred(self) -> None:
         """A request was put off: its budget is spent for now."""
@@ -109,10 +117,11 @@ class SourceTally:
         self._status.budget_limited, self._status.spread = limited, spread
         self._metrics.budget_limited.labels(self.name).set(int(limited))
 
-    def stopped(self) -> None:
+    def stopped(self, reason: str) -> None:
         """The source stopped for good (until a restart)."""
         self._status.stopped = True
         self._metrics.source_failed.labels(self.name).set(1)
+        self._alerts.raise_alert("source_stopped", self.name, f"{self.name} stopped: {reason}")
 
     def cycle(self, report: PollReport, states: Iterable[ResourceState], watched: int, now: float) -> None:
         """A cycle ended: resources waiting out a backoff, resources watched, and, if something
@@ -120,6 +129,21 @@ class SourceTally:
         poll."""
         self._metrics.in_backoff.labels(self.name).set(sum(1 for s in states if s.waiting(now)))
         self._metrics.resources_watched.labels(self.name).set(watched)
+        self._count_failures(report)
         if report.clean and not report.idle:
             self._status.last_clean_poll = now
             self._metrics.last_success.labels(self.name).set(now)
+
+    def _count_failures(self, report: PollReport) -> None:
+        """Cycles that failed in a row, for the alerts (an idle cycle counts neither way)."""
+        if report.idle:
+            return
+        if not report.ok:
+            self._failed_cycles += 1
+            what = "its API" if report.discovery_failed else f"{report.errors} resource(s)"
+            text = f"{self.name} failing: {self._failed_cycles} polls in a row ({what})"
+            self._alerts.raise_alert("source_failing", self.name, text, self._failed_cycles)
+        elif self._failed_cycles:
+            text = f"{self.name} recovered after {self._failed_cycles} failed polls"
+            self._alerts.raise_alert("source_recovered", self.name, text, self._failed_cycles)
+            self._failed_cycles = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pollerd.config import (
+    ChatSinkConfig,
     CommandSinkConfig,
     FilesystemSinkConfig,
     StdoutSinkConfig,
@@ -20,6 +21,7 @@ from pollerd.config import (
 )
 from pollerd.config.base import SinkBase
 from pollerd.sinks.base import DeliveryFailed, Sink
+from pollerd.sinks.chat import ChatSink
 from pollerd.sinks.command import CommandSink
 from pollerd.sinks.filesystem import FilesystemSink
 from pollerd.sinks.stdout import StdoutSink
@@ -38,6 +40,7 @@ class SinkKind:
 
 SINK_KINDS: Mapping[str, SinkKind] = {
     "webhook": SinkKind(WebhookSinkConfig, WebhookSink),
+    "chat": SinkKind(ChatSinkConfig, lambda c, _dir, agent: ChatSink(c, agent)),
     "command": SinkKind(CommandSinkConfig, lambda c, _dir, _agent: CommandSink(c)),
     "filesystem": SinkKind(FilesystemSinkConfig, lambda c, _dir, _agent: FilesystemSink(c)),
     "stdout": SinkKind(StdoutSinkConfig, lambda c, _dir, _agent: StdoutSink(c)),

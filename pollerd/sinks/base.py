@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pollerd.core.model import Event
 
@@ -35,4 +35,18 @@ class Sink(Protocol):
 
     async def close(self) -> None:
         """Release what the sink holds."""
+        ...
+
+
+@runtime_checkable
+class GroupSink(Sink, Protocol):
+    """A sink that takes what is due as one group (a chat channel posts a burst as one message).
+
+    The deliverer waits ``group_window`` seconds after news before each round, so the changes of
+    one poll cycle arrive together; a failure fails the whole group (all of it is retried)."""
+
+    group_window: float
+
+    async def deliver_group(self, events: list[Event], epoch: int | None = None) -> None:
+        """Hand over the events, oldest first; raise DeliveryFailed to have all of them retried."""
         ...

@@ -18,7 +18,7 @@ from prometheus_client import (
 from pollerd import __version__
 
 POLL_OUTCOMES = ("unchanged", "changed", "error")
-DELIVERY_OUTCOMES = ("delivered", "failed", "dead", "superseded")
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead", "superseded", "filtered")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
 SWITCH_DIRECTIONS = ("to_fallback", "to_primary")
 REJECT_REASONS = ("empty", "html", "invalid_json", "oversize", "truncated")
@@ -144,6 +144,12 @@ class Metrics:
             "pollerd_source_failed",
             "1 when a source stopped for good (e.g. its API key was refused).",
             ["source"],
+            registry=r,
+        )
+        self.election_events = Counter(
+            "pollerd_election_events_total",
+            "Election events announced (race calls, cantons finished, ballots cancelled...), by type.",
+            ["source", "type"],
             registry=r,
         )
         self.deliveries = Counter(
