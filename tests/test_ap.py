@@ -12,9 +12,10 @@ import pytest
 from pollerd.commands.status import collect_status
 from pollerd.config import Config, ConfigError, parse_config
 from pollerd.daemon.app import Daemon
+from pollerd.election.ap import race_key
 from pollerd.sim import Fault
 from pollerd.sim.ap import ApServer
-from pollerd.sources.ap_merge import race_key
+from pollerd.sources.ap_merge import Snapshot
 from tests.conftest import AP_KEY, opened, sample, stdout_events
 
 KEY = AP_KEY
@@ -87,6 +88,21 @@ async def test_merged_deltas_equal_the_full_document_at_every_step(
     assert all("minDateTime" in r.query for r in replay.log[1:])
     assert all(e["details"]["changed_races"] for e in events)
     assert events[0]["details"]["changed_races"] == sorted(by_key(replay.full_races({})))
+
+
+def test_a_delta_without_the_winner_flag_retracts_the_call() -> None:
+    """A brief delta keeps the names from the full answer, but not a winner flag it no longer
+    carries: that is a retracted call, and the snapshot must say so."""
+    candidate = {"candidateID": "1", "first": "Alex", "last": "Rivera", "voteCount": 10}
+    unit = {"level": "state", "reportingunitID": "1", "candidates": [candidate | {"winner": "X"}]}
+    race = {"statePostal": "PA", "raceID": "9", "raceTypeID": "G", "reportingUnits": [unit]}
+    snapshot = Snapshot()
+    snapshot.merge({"races": [race]})
+    brief = {"candidateID": "1", "voteCount": 12}
+    delta = race | {"reportingUnits": [unit | {"candidates": [brief]}]}
+    assert snapshot.merge({"races": [delta]}) == {"PA:9:G"}
+    merged = snapshot.races["PA:9:G"]["reportingUnits"][0]["candidates"][0]
+    assert merged == {"candidateID": "1", "first": "Alex", "last": "Rivera", "voteCount": 12}
 
 
 async def test_truncated_deltas_are_fetched_in_one_cycle(

@@ -101,7 +101,14 @@ def test_every_shipped_config_checks_clean(
     path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exit 0 as shipped, with no environment; no schedule that cannot fit its budget."""
-    for name in ("RESULTS_TOKEN", "AP_API_KEY", "DC_API_KEY", "WEBHOOK_SECRET", "CMS_TOKEN", "SLACK_WEBHOOK_URL"):
+    for name in (
+        "RESULTS_TOKEN",
+        "AP_API_KEY",
+        "DC_API_KEY",
+        "WEBHOOK_SECRET",
+        "CMS_TOKEN",
+        "SLACK_WEBHOOK_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert main(["check-config", str(path)]) == 0
     out = capsys.readouterr().out

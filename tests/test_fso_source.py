@@ -14,6 +14,7 @@ from pollerd.config import CKAN_PRESETS, ConfigError, FsoSourceConfig, parse_con
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.daemon.app import DEFAULT_USER_AGENT
+from pollerd.election.fso import swiss_local_to_utc
 from pollerd.polling.answers import FetchFailure, Limits
 from pollerd.polling.fetch import HttpClient, Terms
 from pollerd.polling.source import DiscoveryFailed
@@ -21,7 +22,7 @@ from pollerd.polling.tally import SourceTally
 from pollerd.sim import CkanApi, Fault, PackageResource, SimServer
 from pollerd.sim.night import ElectionNight
 from pollerd.sources.fso import FsoSource, fso_policy
-from pollerd.sources.fso_details import fso_details, swiss_local_to_utc
+from pollerd.sources.fso_details import fso_details
 from pollerd.telemetry.metrics import Metrics
 from tests.conftest import ConfigFactory, file_poller, opened, sample, stdout_events
 

@@ -39,6 +39,7 @@ FORBIDDEN = [
     ("config", "polling"),
     ("config", "daemon"),
     ("sinks", "polling"),
+    *(("election", other) for other in ("sources", "polling", "store", "delivery", "sinks", "daemon")),
     ("polling", "sinks"),
 ]
 

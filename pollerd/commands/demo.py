@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import structlog
@@ -143,6 +144,7 @@ class DemoSummary:
     fso: KindFigures | None
     ap: KindFigures | None
     dc: KindFigures | None = None
+    election_events: dict[str, int] = field(default_factory=dict)  # by type, every source
 
     def lines(self) -> list[str]:
         """One line per upstream."""
@@ -164,6 +166,11 @@ class DemoSummary:
                 f"demo: {self.seconds:.0f}s, Democracy Club: {self.dc.changes} changes, "
                 f"{self.dc.requests} requests"
             )
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.election_events.items()))
+        lines.append(
+            f"demo: {self.seconds:.0f}s, election events: {sum(self.election_events.values())}"
+            + (f" ({counts})" if counts else "")
+        )
         return lines
 
 
@@ -277,4 +284,7 @@ def _summarise(
         fso=figures(fso, sum(len(h.log) for h in night.hosts), naive[0]) if fso and night else None,
         ap=figures(ap, len(replay.log), naive[1]) if ap and replay else None,
         dc=figures(dc, len(simulation.dc.log), 0) if dc and simulation.dc else None,
+        election_events=dict(
+            sum((Counter(s.election_events) for s in statuses([*fso, *ap, *dc])), Counter())
+        ),
     )

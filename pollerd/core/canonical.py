@@ -10,7 +10,9 @@ from typing import Any
 
 def canonical(value: Any) -> bytes:
     """Sorted keys, no whitespace, integral floats as integers (``1.0`` is ``1``)."""
-    return json.dumps(_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        plain_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def canonical_hash(value: Any) -> str:
@@ -18,11 +20,12 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(canonical(value)).hexdigest()
 
 
-def _numbers(value: Any) -> Any:
+def plain_numbers(value: Any) -> Any:
+    """The value with integral floats as integers, all the way down (``101.0`` is ``101``)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
+        return {k: plain_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_numbers(item) for item in value]
+        return [plain_numbers(item) for item in value]
     return value

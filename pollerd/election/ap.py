@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from pollerd.core.election import Fact
-from pollerd.sources.ap_merge import race_key
 
 Race = dict[str, Any]
 _TOP_LEVELS = ("national", "state")
+
+
+def race_key(race: Race) -> str:
+    """``statePostal:raceID:raceTypeID``: race IDs are unique only within a state."""
+    state = race.get("statePostal")
+    if not state:
+        units = race.get("reportingUnits") or [{}]
+        state = units[0].get("statePostal", "") if isinstance(units[0], dict) else ""
+    return f"{state}:{race.get('raceID', '')}:{race.get('raceTypeID') or race.get('raceType', '')}"
 
 
 def ap_facts(old: Any, new: Any) -> list[Fact]:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pollerd.core.canonical import canonical_hash
+from pollerd.core.canonical import canonical_hash, plain_numbers
 from pollerd.core.election import Fact, table
 
 Document = dict[str, Any]
 
 
 def dc_facts(resource: str, old: Any, new: Any) -> list[Fact]:
-    """The election events between two versions of one Democracy Club resource."""
-    old_doc = old if isinstance(old, dict) else None
+    """The election events between two versions of one Democracy Club resource (read with
+    integral floats as integers: the service has served ``101.0`` for ``101`` after a deploy)."""
+    old_doc = plain_numbers(old) if isinstance(old, dict) else None
     if not isinstance(new, dict):
         return []
+    new = plain_numbers(new)
     if resource.startswith(("postcode-", "address-")):
         return _ballot_facts(
             _answer_ballots(old_doc), _answer_ballots(new), old_doc is None

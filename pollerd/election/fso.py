@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pollerd.core.canonical import canonical_hash
 from pollerd.core.election import Fact, table
-from pollerd.sources.fso_details import swiss_local_to_utc, truthy
 
 _BALLOT = re.compile(r"[A-Za-z]{2,4}\d{4}")
+SWISS_TIME = ZoneInfo("Europe/Zurich")
 
 
 def fso_facts(resource: str, old: Any, new: Any) -> list[Fact]:
@@ -209,3 +211,25 @@ def _title(proposal: dict[str, Any]) -> str:
             by_language.get("de") or next(iter(by_language.values()), "") or proposal.get("vorlagenId")
         )
     return str(titles or proposal.get("vorlagenId"))
+
+
+def swiss_local_to_utc(text: str) -> str | None:
+    """``2023-10-22T14:03:15`` (Swiss local time, no offset) as ISO UTC, or None if unreadable.
+
+    Uses the Europe/Zurich rules, so summer (UTC+2) and winter (UTC+1) are both right; in the
+    repeated hour of the autumn change the first (summer-time) reading is taken.
+    """
+    try:
+        local = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=SWISS_TIME)
+    return local.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def truthy(flag: object) -> bool:
+    """The FSO's flags: a bool, or (in one file) the string "true"/"false"."""
+    if isinstance(flag, str):
+        return flag.strip().lower() == "true"
+    return flag is True

@@ -87,7 +87,7 @@ class ChangeRecorder:
             await blobs.release(previous, store)
         self._tally.changed(now, published_at or upstream_time(details, download))
         for fact in event.election:
-            self._context.metrics.election_events.labels(self._source, fact.type).inc()
+            self._tally.announced(fact.type)
         self._log.info(
             "change",
             resource=resource.id,

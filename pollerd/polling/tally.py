@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pollerd.core.model import Outcome, PollReport, ResourceState
 from pollerd.telemetry.alerts import Alerts
@@ -26,6 +26,7 @@ class PollerStatus:
     changes: int = 0
     downloaded_bytes: int = 0
     url_switches: int = 0
+    election_events: dict[str, int] = field(default_factory=dict)  # announced, by type
 
 
 class SourceTally:
@@ -40,7 +41,7 @@ class SourceTally:
 
     def status(self) -> PollerStatus:
         """A copy of the figures as they are now."""
-        return dataclasses.replace(self._status)
+        return dataclasses.replace(self._status, election_events=dict(self._status.election_events))
 
     def polled(self, outcome: Outcome) -> None:
         """One resource was polled."""
@@ -78,6 +79,11 @@ class SourceTally:
         self._metrics.last_change.labels(self.name).set(now)
         if published is not None:
             self._metrics.version_age.labels(self.name).observe(max(0.0, now - published))
+
+    def announced(self, kind: str) -> None:
+        """An election event of this type was committed."""
+        self._status.election_events[kind] = self._status.election_events.get(kind, 0) + 1
+        self._metrics.election_events.labels(self.name, kind).inc()
 
     def discovered(self, ok: bool, watched: int) -> None:
         """The source's API was asked what to watch."""

@@ -43,6 +43,7 @@ OFFICES = (
     ("H", "U.S. House", 2),
 )
 CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
+RETRACTED_RACE = "PA:1009:G"  # the Pennsylvania Senate race: called, retracted, called again
 
 
 class ApElection:
@@ -62,6 +63,7 @@ class ApElection:
         self._rng = random.Random(seed)
         self.races: dict[str, dict[str, Any]] = {}
         self.updated: dict[str, int] = {}  # race key -> step of its last change
+        self.retracted: set[str] = set()  # races whose call was taken back
         race_number = 1000
         for state, (state_name, counties) in self.states.items():
             for office_id, office_name, seat in OFFICES:
@@ -92,7 +94,7 @@ class ApElection:
             self.step += 1
             for key, race in self.races.items():
                 if self._rng.random() < self._update_probability:
-                    self._count(race)
+                    self._count(race, retract=key == RETRACTED_RACE)
                     self.updated[key] = self.step
 
     def _race(
@@ -155,7 +157,9 @@ class ApElection:
             ],
         }
 
-    def _count(self, race: dict[str, Any]) -> None:
+    def _count(self, race: dict[str, Any], retract: bool = False) -> None:
+        """Count more votes in two counties; call the race at 60% (``retract``: take the call back
+        at 65% and call it again at 95%, as AP did with races called too early)."""
         units = race["reportingUnits"]
         for unit in self._rng.sample(units[1:], k=min(2, len(units) - 1)):
             if unit["precinctsReporting"] >= unit["precinctsTotal"]:
@@ -174,10 +178,18 @@ class ApElection:
         for i, candidate in enumerate(total["candidates"]):
             candidate["voteCount"] = sum(u["candidates"][i]["voteCount"] for u in units[1:])
         race["eevp"] = round(total["precinctsReportingPct"])
-        if race["eevp"] >= 60 and race["raceCallStatus"] != "Called":
+        called = race["raceCallStatus"] == "Called"
+        if retract and called and race["eevp"] >= 65 and not self.retracted:
+            self.retracted.add(RETRACTED_RACE)
+            race["raceCallStatus"] = "Too Early to Call"
+            for candidate in total["candidates"]:
+                candidate.pop("winner", None)
+                candidate.pop("winnerDateTime", None)
+        elif not called and race["eevp"] >= (95 if retract and self.retracted else 60):
             race["raceCallStatus"] = "Called"
             leader = max(total["candidates"], key=lambda c: c["voteCount"])
             leader["winner"] = "X"
+            leader["winnerDateTime"] = self.timestamp()
 
     def select(self, params: dict[str, str], since: int | None, until: int) -> list[dict[str, Any]]:
         """Races matching the filters (changed in (since, until] when ``since`` is given)."""

@@ -10,7 +10,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,13 @@ PARTIES = ("SVP", "SP", "FDP", "Mitte", "GRÜNE", "GLP", "EVP", "EDU", "Lega", "
 COUNT_STARTS = datetime(2023, 10, 22, 10, 0, tzinfo=UTC)
 COUNT_ENDS = datetime(2023, 10, 22, 19, 0, tzinfo=UTC)
 KINDS = ("parties", "turnout", "candidates", "sr_candidates", "elected")
+# The first canton to finish reports unfinished again this long after, for this long, and comes back
+# with corrected figures; the second canton's figures are corrected this long after it finished.
+REOPENED_AFTER, REOPENED_FOR, CORRECTED_AFTER = (
+    timedelta(minutes=10),
+    timedelta(minutes=25),
+    timedelta(minutes=20),
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,35 @@ class ElectionContent:
             (n, rng.randrange(len(CANTONS)), rng.randrange(len(PARTIES)))
             for n in range(1, shape.candidates + 1)
         ]
+        finished = sorted((self._finished_at(c), c) for c in range(len(CANTONS)))
+        (first_at, self.reopened), (second_at, self.corrected) = finished[0], finished[1]
+        self.reopened_from = first_at + REOPENED_AFTER
+        self.reopened_until = self.reopened_from + REOPENED_FOR
+        self.corrected_from = second_at + CORRECTED_AFTER
+
+    def _finished_at(self, canton: int) -> datetime:
+        """When the canton's last commune reports (to the second)."""
+        position = {index: n for n, index in enumerate(self._order)}
+        last = max(position[i] for i, m in enumerate(self.communes) if m.canton == canton)
+        low, high = 0, int((COUNT_ENDS - COUNT_STARTS).total_seconds())
+        while low < high:
+            middle = (low + high) // 2
+            if round(self.progress(COUNT_STARTS + timedelta(seconds=middle)) * len(self.communes)) > last:
+                high = middle
+            else:
+                low = middle + 1
+        return COUNT_STARTS + timedelta(seconds=low)
+
+    def voters(self, commune: Commune, at: datetime) -> int:
+        """A commune's voters as published at ``at``: the first commune of two cantons is
+        corrected during the night (the reopened canton's while it is open again, and another's
+        while it stays finished), as the FSO's real files were."""
+        first = next(m for m in self.communes if m.canton == commune.canton) is commune
+        if first and commune.canton == self.reopened and at >= self.reopened_from:
+            return round(commune.voters * 0.97)
+        if first and commune.canton == self.corrected and at >= self.corrected_from:
+            return round(commune.voters * 1.02)
+        return commune.voters
 
     def render(self, kind: str, at: datetime) -> bytes:
         """The file ``kind`` as published at ``at``: UTF-8 with a BOM, like the FSO's."""
@@ -128,8 +164,8 @@ class ElectionContent:
         for commune in self.communes:
             totals[commune.canton] += 1
         complete = [per_canton[c] == totals[c] for c in range(len(CANTONS))]
-        if _uncompleted(at) and any(complete):
-            complete[complete.index(True)] = False  # the FSO once took a canton's completion back
+        if self.reopened_from <= at < self.reopened_until:
+            complete[self.reopened] = False  # the FSO once took a canton's completion back
         stand_kantone = [
             {
                 "kanton_nummer": c + 1,
@@ -154,13 +190,14 @@ class ElectionContent:
             "stand_kantone": stand_kantone,
         }
 
-    def _party_rows(self, commune: Commune) -> list[dict[str, Any]]:
+    def _party_rows(self, commune: Commune, at: datetime) -> list[dict[str, Any]]:
+        voters = self.voters(commune, at)
         return [
             {
                 "gemeinde_nummer": commune.number,
                 "partei_id": p + 1,
                 "partei_bezeichnung_de": name,
-                "stimmen_partei": round(commune.voters * share),
+                "stimmen_partei": round(voters * share),
                 "partei_staerke": round(share * 100, 2),
                 "letzte_wahl_partei_staerke": None,
             }
@@ -170,12 +207,13 @@ class ElectionContent:
     def _parties(self, at: datetime) -> dict[str, Any]:
         counted = self.counted(at)
         document = self._header(at)
-        document["level_ch"] = _party_totals(counted)
+        voters = {m.number: self.voters(m, at) for m in counted}
+        document["level_ch"] = _party_totals(counted, voters)
         document["level_kantone"] = [
-            {"kanton_nummer": c + 1, "resultat": _party_totals([m for m in counted if m.canton == c])}
+            {"kanton_nummer": c + 1, "resultat": _party_totals([m for m in counted if m.canton == c], voters)}
             for c in range(len(CANTONS))
         ]
-        document["level_gemeinden"] = [row for m in counted for row in self._party_rows(m)]
+        document["level_gemeinden"] = [row for m in counted for row in self._party_rows(m, at)]
         return document
 
     def _turnout(self, at: datetime) -> dict[str, Any]:
@@ -193,7 +231,11 @@ class ElectionContent:
         return document
 
     def _candidates(self, at: datetime, council: str = "NR") -> dict[str, Any]:
-        share = self.progress(at)
+        counted = self.counted(at)
+        progress = [
+            sum(1 for m in counted if m.canton == c) / max(1, sum(1 for m in self.communes if m.canton == c))
+            for c in range(len(CANTONS))
+        ]
         document = self._header(at, flag_as_text=council == "SR")
         people = self._people if council == "NR" else self._people[: max(5, len(self._people) // 30)]
         document["level_kantone"] = [
@@ -207,8 +249,8 @@ class ElectionContent:
                 "jahrgang": 1950 + n % 50,
                 "beruf": "Kandidatin" if n % 2 else "Kandidat",
                 "wohnort": f"Gemeinde{n % 997}",
-                "stimmen_kandidat": round(share * ((n * 7919) % 40000)),
-                "flag_gewaehlt": share >= 1.0 and n % 25 == 0,
+                "stimmen_kandidat": round(progress[canton] * ((n * 7919) % 40000)),
+                "flag_gewaehlt": progress[canton] >= 1.0 and n % 25 == 0,
             }
             for n, canton, party in people
         ]
@@ -227,8 +269,8 @@ class ElectionContent:
         return document
 
 
-def _party_totals(communes: list[Commune]) -> list[dict[str, Any]]:
-    votes = [sum(round(m.voters * m.shares[p]) for m in communes) for p in range(len(PARTIES))]
+def _party_totals(communes: list[Commune], voters: dict[int, int]) -> list[dict[str, Any]]:
+    votes = [sum(round(voters[m.number] * m.shares[p]) for m in communes) for p in range(len(PARTIES))]
     total = sum(votes) or 1
     return [
         {
@@ -245,8 +287,3 @@ def _turnout(communes: list[Commune]) -> float | None:
     if not communes:
         return None
     return round(sum(40 + m.voters % 20 for m in communes) / len(communes), 2)
-
-
-def _uncompleted(at: datetime) -> bool:
-    """The window in which one completed canton is reported as not complete again."""
-    return datetime(2023, 10, 22, 16, 20, tzinfo=UTC) <= at < datetime(2023, 10, 22, 16, 45, tzinfo=UTC)

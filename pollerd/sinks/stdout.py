@@ -11,14 +11,25 @@ from urllib.parse import urlsplit
 from pollerd.config import StdoutSinkConfig
 from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
+from pollerd.sinks.chat_messages import Lines
 
 
 class StdoutSink:
-    """Prints the event (not the payload) as one line, flushed at once."""
+    """Prints the event (not the payload) as one line, flushed at once; as text, each election
+    event it tells of is a line of its own (and the version's line only where versions are
+    subscribed)."""
 
     def __init__(self, config: StdoutSinkConfig) -> None:
         self.name = config.name
-        self._render = event_line if config.format == "text" else _json_line
+        self._versions = "versions" in config.events
+        self._lines = Lines({})
+        self._render = self._text if config.format == "text" else _json_line
+
+    def _text(self, event: Event) -> str:
+        lines = [event_line(event)] if self._versions or not event.election else []
+        stamp = f"{event.detected_at:%H:%M:%S}"
+        lines += [f"{stamp}  * {fact.type}  {self._lines.line(event, fact)}" for fact in event.election]
+        return "\n".join(lines)
 
     async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Write one line; a closed pipe is a failure to retry, not a crash."""

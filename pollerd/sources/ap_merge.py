@@ -3,7 +3,8 @@
 A delta holds whole race objects for the races that changed. A race is upserted: its fields
 replaced, its reporting units upserted by (level, reportingunitID), and each unit's candidates
 taken from the delta (the list says who is in it) with fields merged by candidateID, so a
-``candidateInfo=brief`` update keeps the names from the first full answer.
+``candidateInfo=brief`` update keeps the names from the first full answer, but never a winner flag
+the delta no longer carries (a retracted call).
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pollerd.election.ap import race_key
+
 Race = dict[str, Any]
-
-
-def race_key(race: Race) -> str:
-    """``statePostal:raceID:raceTypeID``: race IDs are unique only within a state."""
-    state = race.get("statePostal")
-    if not state:
-        units = race.get("reportingUnits") or [{}]
-        state = units[0].get("statePostal", "") if isinstance(units[0], dict) else ""
-    return f"{state}:{race.get('raceID', '')}:{race.get('raceTypeID') or race.get('raceType', '')}"
+_CALL_FIELDS = ("winner", "winnerDateTime")
 
 
 @dataclass
@@ -96,9 +91,17 @@ def _merge_unit(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     if "candidates" in new and "candidates" in old:
         known = {c.get("candidateID"): c for c in old["candidates"] if isinstance(c, dict)}
         merged["candidates"] = [
-            {**known.get(c.get("candidateID"), {}), **c} for c in new["candidates"] if isinstance(c, dict)
+            {**_lasting(known.get(c.get("candidateID"), {})), **c}
+            for c in new["candidates"]
+            if isinstance(c, dict)
         ]
     return merged
+
+
+def _lasting(candidate: dict[str, Any]) -> dict[str, Any]:
+    """What a later answer keeps of a candidate when it does not repeat it: the names, never the
+    winner flag (AP sends it whenever there is one, brief answers too: its absence retracts a call)."""
+    return {k: v for k, v in candidate.items() if k not in _CALL_FIELDS}
 
 
 def _unit_key(unit: dict[str, Any]) -> tuple[str, str]:

@@ -6,11 +6,10 @@ back, and one file writes a flag as the string "false".
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-SWISS_TIME = ZoneInfo("Europe/Zurich")
+from pollerd.election.fso import swiss_local_to_utc, truthy
+
 _STAND_KEYS = (
     "wahl_abgeschlossen",
     "kantone_total",
@@ -18,21 +17,6 @@ _STAND_KEYS = (
     "gemeinden_total",
     "gemeinden_abgeschlossen",
 )
-
-
-def swiss_local_to_utc(text: str) -> str | None:
-    """``2023-10-22T14:03:15`` (Swiss local time, no offset) as ISO UTC, or None if unreadable.
-
-    Uses the Europe/Zurich rules, so summer (UTC+2) and winter (UTC+1) are both right; in the
-    repeated hour of the autumn change the first (summer-time) reading is taken.
-    """
-    try:
-        local = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=SWISS_TIME)
-    return local.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def fso_details(document: Any) -> dict[str, Any] | None:
@@ -72,10 +56,3 @@ def _proposals(document: dict[str, Any]) -> list[dict[str, Any]] | None:
         for item in switzerland["vorlagen"]
         if isinstance(item, dict)
     ]
-
-
-def truthy(flag: object) -> bool:
-    """The FSO's flags: a bool, or (in one file) the string "true"/"false"."""
-    if isinstance(flag, str):
-        return flag.strip().lower() == "true"
-    return flag is True
