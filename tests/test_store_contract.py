@@ -3,6 +3,7 @@ PostgreSQL (shared by replicas, on a throwaway cluster the tests start)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pollerd.core.election import Fact
 from pollerd.core.masking import MASK, MASKED
 from pollerd.core.model import Event, Resource, ResourceState, Validators
 from pollerd.store import pg_queries
@@ -95,6 +97,45 @@ async def test_settling_deliveries(store: StateStore) -> None:
     three = await change(store, "r", 3, ["a"], sha="c")
     await store.mark_delivered([three.event_id, one.event_id], "a")  # only pending ones settle
     assert await store.delivery_counts("a") == {"pending": 0, "delivered": 1, "dead": 1, "superseded": 1}
+
+
+def call(state: str, race: str = "PA:1:G") -> Fact:
+    """A race call (``state`` "": retracted)."""
+    kind = "race_called" if state else "call_retracted"
+    return Fact(kind, race, f"call:{race}", state, None, {"candidate": state}, scope={"state": "PA"})
+
+
+async def told(store: StateStore, resource: str, sequence: int, *facts: Fact) -> Event:
+    """Commit a version of ``resource`` that tells ``facts``."""
+    PAYLOAD.write_bytes(b"{}")
+    sha = hashlib.sha256(f"{resource}{sequence}".encode()).hexdigest()
+    version = dataclasses.replace(event(resource, sequence, sha), election=facts)
+    return await store.record_change(
+        "src", ResourceState(resource, sequence=sequence, sha256=sha), version, ["a"], PAYLOAD
+    )
+
+
+async def test_election_events_are_committed_with_their_version_once_per_story(store: StateStore) -> None:
+    """A call is stored with the version that told it; the same call told again (by another
+    query of the source, or after a restart) is left out of the version as committed; a flip back
+    and forth is told flip by flip; the newest come first."""
+    first = await told(store, "senate", 1, call("X:1"), call("X:7", race="PA:2:G"))
+    assert [f.state for f in first.election] == ["X:1", "X:7"]
+    again = await told(store, "pennsylvania", 1, call("X:1"))
+    assert again.election == ()
+    assert [p.event.election for p in await store.pending_deliveries("a", 10)][1] == ()
+    flips = [await told(store, "senate", n, call(state)) for n, state in ((2, ""), (3, "X:1"))]
+    assert [len(version.election) for version in flips] == [1, 1]
+    latest = await store.latest_election_events(10)
+    assert [(e["type"], e["key"], e["resource"]) for e in latest] == [
+        ("race_called", "PA:1:G", "senate"),
+        ("call_retracted", "PA:1:G", "senate"),
+        ("race_called", "PA:2:G", "senate"),
+        ("race_called", "PA:1:G", "senate"),
+    ]
+    assert latest[0]["event_id"] == flips[1].election[0].event_id(flips[1].event_id)
+    assert latest[0]["version_event_id"] == flips[1].event_id
+    assert len(await store.latest_election_events(2)) == 2
 
 
 async def test_payloads_in_use(store: StateStore) -> None:

@@ -18,13 +18,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pollerd.config.base import SinkBase
+from pollerd.core.election import Fact
 from pollerd.core.masking import MASKED
 from pollerd.core.model import ResourceState
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.polling.poller import Poller
+from pollerd.sinks.chat_messages import Lines
 from pollerd.store.protocol import StateStore
 
 REFRESH_SECONDS = 10
+LATEST_EVENTS = 20
 STALE_INTERVALS = 3
 STATES = ("stopped", "failing", "stale", "budget-limited", "ok")  # worst first
 _COLOURS = {"stopped": "bad", "failing": "bad", "stale": "bad", "budget-limited": "warn", "ok": "ok"}
@@ -52,7 +55,12 @@ async def snapshot(
                 "delivered": counts["delivered"],
             }
         )
-    return {"generated_at": _iso(now), "sources": sources, "sinks": outbox}
+    lines = Lines({})
+    latest = [
+        {**entry, "line": lines.fact_line(Fact.from_json(entry), entry["source"], entry["resource"])}
+        for entry in await store.latest_election_events(LATEST_EVENTS)
+    ]
+    return {"generated_at": _iso(now), "sources": sources, "sinks": outbox, "election_events": latest}
 
 
 def _source(name: str, poller: Poller, scheduler: PollScheduler, now: float) -> dict[str, Any]:
@@ -155,6 +163,7 @@ h1{{padding:.3em .5em}}
 <p class="quiet">as of {html.escape(status["generated_at"] or "")}, refreshes every
 {REFRESH_SECONDS} s</p>"""
     ]
+    parts += _election_section(status)
     for source in status["sources"]:
         parts += _source_section(source)
     parts.append(
@@ -173,6 +182,24 @@ h1{{padding:.3em .5em}}
     parts += _leases_section(status)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _election_section(status: Mapping[str, Any]) -> list[str]:
+    """The latest calls and corrections, newest first (none yet: said so)."""
+    events = status.get("election_events") or []
+    parts = ['<h2 id="election">Latest calls and corrections</h2>']
+    if not events:
+        return [*parts, '<p class="quiet">none yet</p>']
+    parts.append("<table><tr><th>committed</th><th>source</th><th>event</th><th>what happened</th></tr>")
+    for event in events:
+        corrective = event["type"] in ("call_retracted", "call_changed", "canton_reopened", "count_corrected")
+        parts.append(
+            f'<tr class="{"warn" if corrective else ""}"><td>{_iso(event["committed_at"])}</td>'
+            f"<td>{html.escape(event['source'])}</td><td>{html.escape(event['type'])}</td>"
+            f"<td>{html.escape(MASKED(event['line']))}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
 
 
 def _leases_section(status: Mapping[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from pollerd.config.sinks import ChatSinkConfig
 from pollerd.core.backoff import parse_retry_after
@@ -128,7 +129,7 @@ class ChatSink:
             raise DeliveryFailed(detail, retry_after=_retry_after(retry_header, answer))
         raise DeliveryFailed(detail, permanent=True)
 
-    def _request(self, message: Message) -> tuple[str, str, bytes, str]:
+    def _request(self, message: Message) -> tuple[str, str | URL, bytes, str]:
         """(method, URL, body, content type) of the message in the channel's format."""
         url = self._config.url.get_secret_value()
         form = self._config.format
@@ -138,7 +139,9 @@ class ChatSink:
             assert self._config.room is not None  # the config requires one
             room = quote(self._config.room, safe="")
             path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{message.txn_id}"
-            return "PUT", url.rstrip("/") + path, _json(matrix_body(message)), "application/json"
+            # encoded as given: the spec wants the room id's "!" and ":" escaped, as Synapse expects
+            target = URL(url.rstrip("/") + path, encoded=True)
+            return "PUT", target, _json(matrix_body(message)), "application/json"
         body = teams_body(message) if form == "teams" else slack_body(message)
         return "POST", url, _json(body), "application/json"
 

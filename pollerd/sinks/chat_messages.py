@@ -47,7 +47,11 @@ class Lines:
 
     def line(self, event: Event, fact: Fact) -> str:
         """One election event as an editor reads it."""
-        text = render(self._templates[fact.type], fact_fields(event, fact))
+        return self.fact_line(fact, event.source, event.resource, event.sequence)
+
+    def fact_line(self, fact: Fact, source: str, resource: str, sequence: int | None = None) -> str:
+        """One election event as an editor reads it, from where it came."""
+        text = render(self._templates[fact.type], fact_fields(fact, source, resource, sequence))
         return render(self._templates["initial"], {"line": text}) if fact.initial else text
 
     def messages(self, events: list[Event], max_lines: int) -> list[Message]:
@@ -67,7 +71,7 @@ class Lines:
         ]
 
 
-def fact_fields(event: Event, fact: Fact) -> dict[str, Any]:
+def fact_fields(fact: Fact, source: str, resource: str, sequence: int | None) -> dict[str, Any]:
     """The fields a template may use: the event's scope and new values, the old ones as
     ``old_<field>``, and where and when it came from."""
     old = {f"old_{key}": value for key, value in (fact.old or {}).items()}
@@ -78,9 +82,9 @@ def fact_fields(event: Event, fact: Fact) -> dict[str, Any]:
         "type": fact.type,
         "key": fact.key,
         "at": fact.at,
-        "source": event.source,
-        "resource": event.resource,
-        "sequence": event.sequence,
+        "source": source,
+        "resource": resource,
+        "sequence": sequence,
     }
 
 

@@ -173,6 +173,10 @@ class PgStore:
         """Payload bytes of the sink's pending deliveries."""
         return await self.run(pg_queries.outbox_bytes, sink)
 
+    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest election events, newest first."""
+        return await self.run(pg_queries.latest_election_events, limit)
+
     async def delivery_counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
         return await self.run(pg_queries.delivery_counts, sink)

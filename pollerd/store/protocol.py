@@ -4,7 +4,7 @@ engine holds it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import PendingDelivery
@@ -72,6 +72,10 @@ class StateStore(Protocol):
 
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed: a pending delivery or a resource's current content."""
+
+    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest election events of every source, newest first (each with its source,
+        resource and commit time)."""
 
     async def mark_stopped(self, source: str, reason: str | None) -> None:
         """Record that a source stopped for good (``None``: it runs again), for ``status``."""

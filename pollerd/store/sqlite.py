@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store import queries
@@ -100,6 +100,10 @@ class SqliteStore:
     async def outbox_bytes(self, sink: str) -> int:
         """Payload bytes of the sink's pending deliveries."""
         return await self.run(queries.outbox_bytes, sink)
+
+    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest election events, newest first."""
+        return await self.run(queries.latest_election_events, limit)
 
     async def delivery_counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
