@@ -11,7 +11,7 @@ import time
 
 from bench.common import arguments
 
-SCENARIOS = ("night", "scale", "bigfile", "delivery", "ap_night", "ha", "replica_scale")
+SCENARIOS = ("night", "scale", "bigfile", "delivery", "ap_night", "ha", "replica_scale", "election_rules")
 
 
 def main(smoke: bool) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -382,6 +383,7 @@ async def test_the_status_page_shows_the_latest_calls(
         ({"templates": {"race_called": "{state} {"}}, "templates.race_called: a lone '{'"),
         ({"templates": {"race_caled": "x"}}, "templates: no event type 'race_caled'"),
         ({"format": "matrix"}, 'format = "matrix" posts to a room'),
+        ({"kind": "webhook", "secret": "x", "events": "election"}, 'set body = "event"'),
     ],
 )
 def test_the_config_refuses_what_cannot_work(keys: dict[str, Any], message: str, tmp_path: Path) -> None:
@@ -395,3 +397,23 @@ def test_the_config_refuses_what_cannot_work(keys: dict[str, Any], message: str,
     with pytest.raises(ConfigError, match="sinks") as caught:
         parse_config(raw)
     assert message in str(caught.value)
+
+
+def test_the_readme_examples_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The README's election-event sinks load as written (docs cannot drift from the code)."""
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/T0/B0/x")
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("## Election events", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        sinks = tomllib.loads(block)["sinks"]
+        source = {
+            "name": "s",
+            "kind": "http",
+            "urls": ["https://example.org/a.json"],
+            "sinks": [sinks[0]["name"]],
+        }
+        config = parse_config({"daemon": {"state_dir": str(tmp_path)}, "sources": [source], "sinks": sinks})
+        assert config.sinks[0].events != ["versions"]

@@ -54,6 +54,8 @@ class WebhookSinkConfig(SinkBase):
     def _one_secret(self) -> WebhookSinkConfig:
         if (self.secret is None) == (self.secret_file is None):
             raise ValueError('a webhook is signed: give secret ("${ENV_VAR}") or secret_file')
+        if self.events != ["versions"] and self.body != "event":
+            raise ValueError('election events travel in the event JSON: set body = "event"')
         return self
 
     def secret_values(self) -> Iterator[str]:
