@@ -67,3 +67,8 @@ def test_demo_plays_the_night_and_sums_up(tmp_path: Path) -> None:
         f"democracyclub/postcode-{code}" for code in POSTCODES
     }
     assert switches >= 4  # at least the move to the fallback host (the DAM move may come late)
+    told = re.search(r"demo: \d+s, election events: (\d+) \((.*)\)", result.stderr)
+    assert told is not None, result.stderr[-2000:]
+    counts = {kind: int(n) for n, kind in (part.split() for part in told.group(2).split(", "))}
+    assert int(told.group(1)) == sum(counts.values()) == len([w for w in lines if w[1] == "*"])
+    assert {"race_called", "canton_complete", "result_final", "ballot_cancelled"} <= set(counts)

@@ -19,14 +19,14 @@ from aiohttp import web
 
 from pollerd.config import Config, ConfigError, parse_config
 from pollerd.daemon.status_page import render
-from pollerd.sim import SimServer
+from pollerd.sim import Fault, SimServer
 from pollerd.sim.ap import ApServer
 from pollerd.sim.ap_election import RETRACTED_RACE, ApElection
 from pollerd.sim.dc_world import STEPS, DcWorld
 from pollerd.sim.democracyclub import DcServer
 from pollerd.sim.fso_content import CANTONS, SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
-from tests.conftest import AP_KEY, DC_KEY, opened
+from tests.conftest import AP_KEY, DC_KEY, Upstream, opened, wait_for
 
 TOKEN = "syt_matrix-token-4f2a9c"
 ROOM = "!desk:matrix.example.org"
@@ -417,3 +417,52 @@ def test_the_readme_examples_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path
         }
         config = parse_config({"daemon": {"state_dir": str(tmp_path)}, "sources": [source], "sinks": sinks})
         assert config.sinks[0].events != ["versions"]
+
+
+async def test_ops_alerts_reach_the_channel(channel: Channel, upstream: Upstream, tmp_path: Path) -> None:
+    """With ops = true the channel hears of a source failing ops_after polls in a row (once, not at
+    every poll), of its recovery, and of a delivery dead-lettered by another sink; without the
+    key, a channel hears none of it."""
+    url = upstream.file("/results.json", b'{"v": 1}')
+    refusing = web.Application()
+    refusing.router.add_post("/hook", _refused)
+    server = SimServer()
+    hook = await server.serve(refusing) + "/hook"
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+        "sources": [
+            {"name": "files", "kind": "http", "urls": [url], "backoff_base": "10ms", "sinks": ["cms", "desk"]}
+        ],
+        "sinks": [
+            {"name": "cms", "kind": "webhook", "url": hook, "secret": "s3cret-for-the-test"},
+            chat_sink(channel, "text", events="election", ops=True, ops_after=2),
+            chat_sink(channel, "text", events="election") | {"name": "quiet", "url": f"{channel.base}/quiet"},
+        ],
+    }
+    try:
+        async with opened(parse_config(raw)) as daemon:
+            await daemon.run_once()  # the first version: the webhook refuses it for good (404)
+            upstream.host.inject("/results.json", Fault("status", count=-1, status=500))
+            for _ in range(3):
+                await asyncio.sleep(0.05)  # past the backoff
+                await daemon.run_once()
+            upstream.host.clear_faults()
+            await asyncio.sleep(0.05)
+            await daemon.run_once()
+            await wait_for(lambda: len(channel.lines("text")) >= 3, timeout=20)
+    finally:
+        await server.close()
+    lines = channel.lines("text")
+    assert any(
+        line.startswith("⚠ sink cms dead-lettered files/results.json #1: HTTP 404") for line in lines
+    ), lines
+    assert [line for line in lines if "failing" in line] == [
+        "⚠ files failing: 2 polls in a row (1 resource(s))"
+    ]
+    assert [line for line in lines if "recovered" in line] == ["⚠ files recovered after 3 failed polls"]
+    assert not [post for post in channel.posts if post.path == "/quiet"]
+
+
+async def _refused(_request: web.Request) -> web.Response:
+    """A hook that does not exist (dead-letters at once)."""
+    return web.Response(status=404, text="no such hook")
