@@ -35,6 +35,7 @@ class FilesystemSinkConfig(SinkBase):
     kind: Literal["filesystem"]
     root: Path
     keep_versions: int | None = Field(default=None, ge=1)
+    format: Literal["payload", "csv"] = "payload"  # csv: an AP snapshot also as elex's results CSV
 
 
 class WebhookSinkConfig(SinkBase):

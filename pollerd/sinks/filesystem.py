@@ -10,6 +10,8 @@ from pathlib import Path
 from pollerd.config import FilesystemSinkConfig
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
+from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.results.elex import is_snapshot, results_rows, to_csv
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.store.durable import atomic_copy, atomic_write, fsync_dir
 
@@ -29,6 +31,7 @@ class FilesystemSink:
         self.name = config.name
         self.root = config.root
         self.keep_versions = config.keep_versions
+        self.csv = config.format == "csv"
 
     async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Write the version, its event file and ``latest``; rewriting the same event is harmless."""
@@ -55,12 +58,28 @@ class FilesystemSink:
         atomic_copy(payload, folder / f"{stem}.{event.extension}")
         event_bytes = json.dumps(event.to_json(), indent=2).encode()
         atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
+        table = self._csv(event, payload)
+        if table is not None:
+            atomic_write(table, folder / f"{stem}.csv")
         if _is_newest(folder, event):
             atomic_copy(payload, folder / f"latest.{event.extension}")
+            if table is not None:
+                atomic_write(table, folder / "latest.csv")
             atomic_write(event_bytes, folder / f"latest{EVENT_SUFFIX}")
         fsync_dir(folder)
         if self.keep_versions is not None:
             _prune(folder, self.keep_versions)
+
+    def _csv(self, event: Event, payload: Path) -> bytes | None:
+        """With ``format = "csv"``: an AP snapshot as elex's results CSV (a raw delta is no
+        snapshot, and other payloads have no such table: None)."""
+        if not self.csv or event.resource.endswith(".delta") or event.extension != "json":
+            return None
+        try:
+            document = strict_json(payload.read_bytes())
+        except PayloadRejected:
+            return None
+        return to_csv(results_rows(document)) if is_snapshot(document) else None
 
 
 def _is_newest(folder: Path, event: Event) -> bool:
