@@ -37,6 +37,7 @@ from pollerd.config.sinks import (
     ChatSinkConfig,
     CommandSinkConfig,
     FilesystemSinkConfig,
+    ObjectStoreSinkConfig,
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "FsoSelector",
     "FsoSourceConfig",
     "HttpSourceConfig",
+    "ObjectStoreSinkConfig",
     "ResourceConfig",
     "SinkConfig",
     "SourceConfig",
@@ -120,7 +122,12 @@ SourceConfig = Annotated[
 
 
 SinkConfig = Annotated[
-    StdoutSinkConfig | FilesystemSinkConfig | WebhookSinkConfig | CommandSinkConfig | ChatSinkConfig,
+    StdoutSinkConfig
+    | FilesystemSinkConfig
+    | WebhookSinkConfig
+    | CommandSinkConfig
+    | ChatSinkConfig
+    | ObjectStoreSinkConfig,
     Field(discriminator="kind"),
 ]
 

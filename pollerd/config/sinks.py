@@ -17,6 +17,7 @@ from pollerd.config.base import (
     PositiveDuration,
     Secret,
     SinkBase,
+    Strict,
     http_url,
 )
 from pollerd.core.templates import TEMPLATE_NAMES, check_template
@@ -123,3 +124,60 @@ class ChatSinkConfig(SinkBase):
         yield self.url.get_secret_value()
         if self.access_token is not None:
             yield self.access_token.get_secret_value()
+
+
+class ObjectStoreKeys(Strict):
+    """Where one resource's objects go (templates of ``{source}``, ``{resource}``, ``{version}``,
+    ``{sequence}``, ``{sha256}``, ``{ext}``)."""
+
+    key: str = "{source}/{resource}/{version}.{ext}"
+    latest_key: str = "{source}/{resource}/latest.{ext}"
+
+    @model_validator(mode="after")
+    def _safe(self) -> ObjectStoreKeys:
+        for name in ("key", "latest_key"):
+            check_template(name, getattr(self, name))
+        if self.key == self.latest_key:
+            raise ValueError("key and latest_key must differ: versions would overwrite latest")
+        return self
+
+
+class ObjectStoreSinkConfig(SinkBase):
+    """``kind = "objectstore"``: every version under a versioned key, then the ``latest`` key, in
+    S3 or an S3-compatible store; credentials from these keys, else the environment, the shared
+    credentials file (``profile``) or the instance role."""
+
+    kind: Literal["objectstore"]
+    bucket: str = Field(min_length=3)
+    prefix: str = ""
+    endpoint: HttpUrl | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    gzip: bool = False
+    cache_control: str = "max-age=5"
+    version_cache_control: str = "public, max-age=31536000, immutable"
+    event: Literal["metadata", "sidecar"] = "metadata"
+    keys: ObjectStoreKeys = ObjectStoreKeys()
+    resource_keys: dict[str, ObjectStoreKeys] = {}  # "<source>/<resource>" -> its own keys
+    multipart_threshold: ByteSize = 8 * 1024 * 1024
+    timeout: PositiveDuration = 60.0
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ObjectStoreSinkConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give access_key_id and secret_access_key together (or neither)")
+        if self.multipart_threshold < 5 * 1024 * 1024:
+            raise ValueError("multipart_threshold: S3 parts are 5 MiB at least")
+        return self
+
+    def keys_of(self, source: str, resource: str) -> ObjectStoreKeys:
+        """The key templates of one resource."""
+        return self.resource_keys.get(f"{source}/{resource}", self.keys)
+
+    def secret_values(self) -> Iterator[str]:
+        """The access keys."""
+        for value in (self.access_key_id, self.secret_access_key):
+            if value is not None:
+                yield value.get_secret_value()

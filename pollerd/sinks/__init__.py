@@ -16,6 +16,7 @@ from pollerd.config import (
     ChatSinkConfig,
     CommandSinkConfig,
     FilesystemSinkConfig,
+    ObjectStoreSinkConfig,
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
@@ -24,6 +25,7 @@ from pollerd.sinks.base import DeliveryFailed, Sink
 from pollerd.sinks.chat import ChatSink
 from pollerd.sinks.command import CommandSink
 from pollerd.sinks.filesystem import FilesystemSink
+from pollerd.sinks.objectstore import ObjectStoreSink
 from pollerd.sinks.stdout import StdoutSink
 from pollerd.sinks.webhook import WebhookSink
 
@@ -41,6 +43,7 @@ class SinkKind:
 SINK_KINDS: Mapping[str, SinkKind] = {
     "webhook": SinkKind(WebhookSinkConfig, WebhookSink),
     "chat": SinkKind(ChatSinkConfig, lambda c, _dir, agent: ChatSink(c, agent)),
+    "objectstore": SinkKind(ObjectStoreSinkConfig, ObjectStoreSink),
     "command": SinkKind(CommandSinkConfig, lambda c, _dir, _agent: CommandSink(c)),
     "filesystem": SinkKind(FilesystemSinkConfig, lambda c, _dir, _agent: FilesystemSink(c)),
     "stdout": SinkKind(StdoutSinkConfig, lambda c, _dir, _agent: StdoutSink(c)),

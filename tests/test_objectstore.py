@@ -1,0 +1,183 @@
+"""The objectstore sink against a real S3-compatible server the tests start on 127.0.0.1 (moto's
+standalone server): every version and ``latest`` with their headers, gzip, the event as metadata or
+sidecar, multipart for large payloads, ``latest`` never going back, refusals dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]  # (moto brings it; only reads the bucket back)
+import pytest
+from moto.server import ThreadedMotoServer
+
+from pollerd.config import ObjectStoreSinkConfig, parse_config
+from pollerd.sinks import DeliveryFailed
+from pollerd.sinks.objectstore import ObjectStoreSink
+from tests.conftest import Upstream, opened
+from tests.test_store_queries import event
+
+KEYS = {"access_key_id": "AKIDEXAMPLE1234", "secret_access_key": "s3-secret-for-the-test"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free local port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh bucket (named after the test) and a boto3 client to read it."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=KEYS["access_key_id"],
+        aws_secret_access_key=KEYS["secret_access_key"],
+    )
+    name = request.node.name.replace("_", "-")[:50].lower().strip("-")
+    client.create_bucket(Bucket=name)
+    yield client, name
+
+
+def sink_table(endpoint: str, bucket: str, **keys: Any) -> dict[str, Any]:
+    """An objectstore sink table."""
+    return {
+        "name": "cdn",
+        "kind": "objectstore",
+        "bucket": bucket,
+        "endpoint": endpoint,
+        "region": "us-east-1",
+        "prefix": "night/",
+        **KEYS,
+        **keys,
+    }
+
+
+async def objects(client: Any, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every object of the bucket: key -> its head and body."""
+
+    def read() -> dict[str, dict[str, Any]]:
+        found = {}
+        for entry in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            answer = client.get_object(Bucket=bucket, Key=entry["Key"])
+            found[entry["Key"]] = {**answer, "bytes": answer["Body"].read()}
+        return found
+
+    return await asyncio.to_thread(read)
+
+
+async def test_every_version_then_latest_with_headers(
+    upstream: Upstream, tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    """Three versions of a file: each under its versioned key (immutable), latest equal to the
+    last (max-age=5), gzip-encoded, with its sidecar event; the keys never reach the logs."""
+    client, name = bucket
+    url = upstream.file("/results.json", b'{"v": 1}')
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+        "sources": [{"name": "files", "kind": "http", "urls": [url], "sinks": ["cdn"]}],
+        "sinks": [sink_table(s3_endpoint, name, gzip=True, event="sidecar")],
+    }
+    async with opened(parse_config(raw)) as daemon:
+        for version in (1, 2, 3):
+            upstream.host.publish("/results.json", json.dumps({"v": version}).encode())
+            assert await daemon.run_once()
+    found = await objects(client, name)
+    versions = sorted(
+        k
+        for k in found
+        if k.startswith("night/files/results.json/2")
+        and k.endswith(".json")
+        and not k.endswith(".event.json")
+    )
+    assert len(versions) == 3
+    assert [json.loads(gzip.decompress(found[k]["bytes"])) for k in versions] == [
+        {"v": 1},
+        {"v": 2},
+        {"v": 3},
+    ]
+    latest = found["night/files/results.json/latest.json"]
+    assert gzip.decompress(latest["bytes"]) == b'{"v": 3}'
+    assert (latest["ContentType"], latest["ContentEncoding"], latest["CacheControl"]) == (
+        "application/json",
+        "gzip",
+        "max-age=5",
+    )
+    assert found[versions[0]]["CacheControl"] == "public, max-age=31536000, immutable"
+    sidecar = json.loads(found["night/files/results.json/latest.json.event.json"]["bytes"])
+    assert sidecar["sequence"] == 3 and latest["Metadata"]["pollerd-event-id"] == sidecar["event_id"]
+
+
+async def test_a_large_payload_goes_up_in_parts(tmp_path: Path, s3_endpoint: str, bucket: Any) -> None:
+    """Above multipart_threshold the payload is uploaded in parts, read one part at a time; the
+    object is byte for byte the payload."""
+    client, name = bucket
+    config = ObjectStoreSinkConfig.model_validate(sink_table(s3_endpoint, name, multipart_threshold="5MiB"))
+    sink = ObjectStoreSink(config, tmp_path, "pollerd-test")
+    payload = tmp_path / "big.bin"
+    payload.write_bytes(bytes(range(256)) * (12 * 1024 * 1024 // 256 + 7))
+    try:
+        await sink.deliver(event("big.bin", 1, "b" * 64), payload)
+    finally:
+        await sink.close()
+    found = await objects(client, name)
+    assert found["night/src/big.bin/latest.json"]["bytes"] == payload.read_bytes()
+    assert "-" in found["night/src/big.bin/latest.json"]["ETag"]  # a multipart upload's ETag
+
+
+async def test_latest_never_goes_back_and_redelivery_changes_nothing(
+    tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    """An older version delivered after a newer one (a dead letter sent again) lands under its
+    own key only; delivering the same event twice leaves the same objects."""
+    client, name = bucket
+    config = ObjectStoreSinkConfig.model_validate(sink_table(s3_endpoint, name))
+    sink = ObjectStoreSink(config, tmp_path, "pollerd-test")
+    old_payload, new_payload = tmp_path / "old.json", tmp_path / "new.json"
+    old_payload.write_bytes(b'{"v": 1}')
+    new_payload.write_bytes(b'{"v": 2}')
+    old = event("r", 1, "a" * 64)
+    new = replace(event("r", 2, "c" * 64), detected_at=old.detected_at + timedelta(seconds=5))
+    try:
+        await sink.deliver(new, new_payload)
+        before = await objects(client, name)
+        await sink.deliver(new, new_payload)
+        assert {k: v["bytes"] for k, v in (await objects(client, name)).items()} == {
+            k: v["bytes"] for k, v in before.items()
+        }
+        await sink.deliver(old, old_payload)
+    finally:
+        await sink.close()
+    found = await objects(client, name)
+    assert found["night/src/r/latest.json"]["bytes"] == b'{"v": 2}'
+    assert len(found) == 3  # two versions and latest
+
+
+async def test_a_missing_bucket_is_dead_lettered_at_once(tmp_path: Path, s3_endpoint: str) -> None:
+    """NoSuchBucket is a refusal no retry changes: permanent, with the reason, no key in it."""
+    config = ObjectStoreSinkConfig.model_validate(sink_table(s3_endpoint, "no-such-bucket"))
+    sink = ObjectStoreSink(config, tmp_path, "pollerd-test")
+    payload = tmp_path / "p.json"
+    payload.write_bytes(b"{}")
+    try:
+        with pytest.raises(DeliveryFailed) as caught:
+            await sink.deliver(event("r", 1, "a" * 64), payload)
+    finally:
+        await sink.close()
+    assert caught.value.permanent and "NoSuchBucket" in str(caught.value)
+    assert KEYS["secret_access_key"] not in str(caught.value)
