@@ -315,6 +315,19 @@ def config_file(
 AP_KEY = "ap-key-7f3c9e21d4b8"
 
 
+def ap_source(base: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
+    """An ``ap`` source table (``ap``) for the replay at ``base``, its key inline; ``keys`` add
+    to it or override."""
+    table = {"name": "ap", "kind": "ap", "api": base, "election_date": "2026-11-03", "api_key": AP_KEY}
+    return table | {"quota_per_minute": 1000, "sinks": sinks, **keys}
+
+
+def one_source(tmp_path: Path, source: dict[str, Any], sinks: list[dict[str, Any]]) -> Config:
+    """A validated config: state under ``tmp_path/state``, no metrics port, one source."""
+    daemon = {"state_dir": str(tmp_path / "state"), "metrics": "off"}
+    return parse_config({"daemon": daemon, "sources": [source], "sinks": sinks})
+
+
 @pytest.fixture
 async def ap() -> AsyncIterator[tuple[ApServer, str]]:
     """The AP replay server (a 40-step night, deltas paged by 3) and its base URL."""

@@ -26,7 +26,7 @@ from pollerd.sim.dc_world import STEPS, DcWorld
 from pollerd.sim.democracyclub import DcServer
 from pollerd.sim.fso_content import CANTONS, SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
-from tests.conftest import AP_KEY, DC_KEY, Upstream, opened, wait_for
+from tests.conftest import AP_KEY, DC_KEY, Upstream, ap_source, one_source, opened, wait_for
 
 TOKEN = "syt_matrix-token-4f2a9c"
 ROOM = "!desk:matrix.example.org"
@@ -117,27 +117,9 @@ def chat_sink(channel: Channel, form: str, **keys: Any) -> dict[str, Any]:
 
 def ap_config(tmp_path: Path, base: str, sink: dict[str, Any], interval: str = "30s") -> Config:
     """One AP source with two overlapping queries (Pennsylvania, and every Senate race)."""
-    raw = {
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "ap",
-                "kind": "ap",
-                "api": base,
-                "election_date": "2026-11-03",
-                "api_key": AP_KEY,
-                "interval": interval,
-                "quota_per_minute": 100_000,
-                "queries": [
-                    {"name": "pennsylvania", "statePostal": "PA"},
-                    {"name": "senate", "officeID": "S"},
-                ],
-                "sinks": [sink["name"]],
-            }
-        ],
-        "sinks": [sink],
-    }
-    return parse_config(raw)
+    queries = [{"name": "pennsylvania", "statePostal": "PA"}, {"name": "senate", "officeID": "S"}]
+    source = ap_source(base, [sink["name"]], interval=interval, quota_per_minute=100_000, queries=queries)
+    return one_source(tmp_path, source, [sink])
 
 
 async def play_ap(config: Config, replay: ApServer, steps: range) -> None:

@@ -365,17 +365,28 @@ def version(*facts: Fact) -> Event:
     )
 
 
-def call(state: str) -> Fact:
-    """A call fact about one race in ``state``."""
-    return Fact("race_called" if state else "call_retracted", "PA:1:G", "call:PA:1:G", state, None, {})
+def call(state: str, at: str | None = None) -> Fact:
+    """A call fact about one race in ``state``, told at ``at``."""
+    return Fact("race_called" if state else "call_retracted", "PA:1:G", "call:PA:1:G", state, None, {}, at)
 
 
 def test_a_subject_is_announced_only_when_its_state_changes() -> None:
     """A call already announced (by another query, or before a restart) is left out; a flip back
     and forth is announced flip by flip."""
-    assert announced(version(call("X:1")), {"call:PA:1:G": "X:1"}).election == ()
-    assert announced(version(call("X:1")), {"call:PA:1:G": ""}).election == (call("X:1"),)
+    assert announced(version(call("X:1")), {"call:PA:1:G": ("X:1", None)}).election == ()
+    assert announced(version(call("X:1")), {"call:PA:1:G": ("", None)}).election == (call("X:1"),)
     assert announced(version(call("X:1")), {}).election == (call("X:1"),)
     flips = version(call("X:1"), call(""), call("X:1"))
     assert len(announced(flips, {}).election) == 3
     assert announced(version(call("X:1"), call("X:1")), {}).election == (call("X:1"),)
+
+
+def test_a_lagging_file_does_not_tell_an_old_story_again() -> None:
+    """A fact older (by the upstream's time) than the last one told of its subject is left out:
+    one file's "reopened" at 16:40 after another's "finished again" at 16:45."""
+    last = {"call:PA:1:G": ("X:1", "2023-10-22T16:45:00Z")}
+    assert announced(version(call("", "2023-10-22T16:40:00Z")), last).election == ()
+    assert announced(version(call("", "2023-10-22T16:50:00Z")), last).election == (
+        call("", "2023-10-22T16:50:00Z"),
+    )
+    assert announced(version(call("", None)), last).election == (call("", None),)  # no time: by state alone

@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pollerd.config import parse_config
 from pollerd.results.elex import COLUMNS, results_rows, to_csv
 from pollerd.sim.ap import ApServer
-from tests.conftest import AP_KEY, opened
+from tests.conftest import ap_source, one_source, opened
 
 # elex's documented example (docs/recipes.rst, ``elex results --results-level state``): Donald Trump
 # in the 2016 Massachusetts Republican primary, 311,313 votes, 49.3056%, 2,172 of 2,173 precincts
@@ -173,24 +172,14 @@ async def test_the_filesystem_sink_writes_the_csv_beside_each_ap_version(
     """``format = "csv"``: every version of an AP query gets its CSV, and latest.csv is the
     newest snapshot's; the raw delta resource gets none."""
     replay, base = ap
-    raw = {
-        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "ap",
-                "kind": "ap",
-                "api": base,
-                "election_date": "2026-11-03",
-                "api_key": AP_KEY,
-                "raw_deltas": True,
-                "quota_per_minute": 1000,
-                "queries": [{"name": "all", "level": "ru"}],
-                "sinks": ["out"],
-            }
-        ],
-        "sinks": [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out"), "format": "csv"}],
-    }
-    async with opened(parse_config(raw)) as daemon:
+    queries = [{"name": "all", "level": "ru"}]
+    source = ap_source(base, ["out"], raw_deltas=True, queries=queries)
+    config = one_source(
+        tmp_path,
+        source,
+        [{"name": "out", "kind": "filesystem", "root": str(tmp_path / "out"), "format": "csv"}],
+    )
+    async with opened(config) as daemon:
         for _ in range(4):
             assert await daemon.run_once()
             replay.election.advance(10)

@@ -93,14 +93,15 @@ async def record_change(
     return event
 
 
-async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[str, str]:
-    """The state last announced of each subject (those never announced are left out)."""
+async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[str, rows.Told]:
+    """The state last announced of each subject and its upstream time (those never announced
+    are left out)."""
     cursor = await db.execute(
-        "SELECT DISTINCT ON (subject) subject, state FROM pollerd.election_events"
+        "SELECT DISTINCT ON (subject) subject, state, body->>'at' FROM pollerd.election_events"
         " WHERE source = %s AND subject = ANY(%s) ORDER BY subject, id DESC",
         (source, list(set(subjects))),
     )
-    return {str(subject): str(state) for subject, state in await cursor.fetchall()}
+    return {str(subject): (str(state), at) for subject, state, at in await cursor.fetchall()}
 
 
 async def latest_election_events(db: Connection, limit: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import (
     DeliveryRow,
     PendingDelivery,
+    Told,
     allocated,
     announced,
     election_entry,
@@ -94,16 +95,18 @@ def record_change(
     return event
 
 
-def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dict[str, str]:
-    """The state last announced of each subject (those never announced are left out)."""
+def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dict[str, Told]:
+    """The state last announced of each subject and its upstream time (those never announced
+    are left out)."""
     found = {}
     for subject in dict.fromkeys(subjects):
         row = db.execute(
-            "SELECT state FROM election_events WHERE source=? AND subject=? ORDER BY id DESC LIMIT 1",
+            "SELECT state, json_extract(body, '$.at') FROM election_events WHERE source=? AND subject=?"
+            " ORDER BY id DESC LIMIT 1",
             (source, subject),
         ).fetchone()
         if row is not None:
-            found[subject] = str(row[0])
+            found[subject] = (str(row[0]), row[1])
     return found
 
 

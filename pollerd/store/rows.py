@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -79,19 +81,38 @@ def election_entry(body: Any, source: str, resource: str, created_at: float) -> 
     return data | {"source": source, "resource": resource, "committed_at": created_at}
 
 
-def announced(event: Event, last_states: dict[str, str]) -> Event:
-    """The event with only the election facts that are news: a fact whose subject was last
-    announced in the same state (by another file or query of the source, or by this very fact
-    before a restart) is left out. ``last_states``: subject -> the state last announced."""
+Told = tuple[str, str | None]  # a subject's last announced state, and the upstream's time of it
+
+
+def announced(event: Event, last: Mapping[str, Told]) -> Event:
+    """The event with only the election facts that are news. Left out: a fact whose subject was
+    last announced in the same state (by another file or query of the source, or by this very
+    fact before a restart), and a fact older, by the upstream's own time, than the last one
+    announced of its subject (a file that lags behind another one of the same ballot: its
+    "reopened" after the other's "finished again" is not news). ``last``: subject -> (state, at)."""
     if not event.election:
         return event
-    latest = dict(last_states)
+    latest = dict(last)
     kept = []
     for fact in event.election:
-        if latest.get(fact.subject) != fact.state:
-            latest[fact.subject] = fact.state
-            kept.append(fact)
+        state, at = latest.get(fact.subject, (None, None))
+        if state == fact.state or _before(fact.at, at):
+            continue
+        latest[fact.subject] = (fact.state, fact.at or at)
+        kept.append(fact)
     return dataclasses.replace(event, election=tuple(kept))
+
+
+def _before(at: str | None, then: str | None) -> bool:
+    """Whether upstream time ``at`` is strictly before ``then`` (unknown times never are)."""
+    if at is None or then is None:
+        return False
+    try:
+        return datetime.fromisoformat(at.replace("Z", "+00:00")) < datetime.fromisoformat(
+            then.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return False
 
 
 def election_rows(source: str, event: Event, now: float) -> list[tuple[Any, ...]]:
