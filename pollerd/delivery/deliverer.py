@@ -319,11 +319,7 @@ class Deliverer:
             await slot.sink.deliver_group(views, slot.epoch)
         except DeliveryFailed as exc:
             for item in items:
-                limit = slot.policy.max_attempts
-                if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
-                    await self._dead(name, item, str(exc), log)
-                else:
-                    await self._retry_later(name, item, str(exc), exc.retry_after, log)
+                await self._refused(name, item, exc, log)
             return len(items)
         except Exception as exc:  # a group this sink cannot handle must not block it forever
             log.exception("sink crashed on this group")
@@ -374,18 +370,24 @@ class Deliverer:
                 view, await self._blobs.local(event.sha256), self._slots[name].epoch
             )
         except DeliveryFailed as exc:
-            limit = self._slots[name].policy.max_attempts
-            if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
-                await self._dead(name, item, str(exc), log)
-                return Settled.DEAD
-            await self._retry_later(name, item, str(exc), exc.retry_after, log)
-            return Settled.RETRY
+            return await self._refused(name, item, exc, log)
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
             await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
             return Settled.DEAD
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
         return Settled.DELIVERED
+
+    async def _refused(
+        self, name: str, item: PendingDelivery, exc: DeliveryFailed, log: structlog.stdlib.BoundLogger
+    ) -> Settled:
+        """The sink said no: dead-lettered when that is final (or attempts ran out), else retried."""
+        limit = self._slots[name].policy.max_attempts
+        if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
+            await self._dead(name, item, str(exc), log)
+            return Settled.DEAD
+        await self._retry_later(name, item, str(exc), exc.retry_after, log)
+        return Settled.RETRY
 
     async def _acknowledge(self, name: str, items: list[PendingDelivery]) -> None:
         """Commit the sink's acknowledgements together, then let go of their payloads."""
