@@ -70,6 +70,15 @@ def _parse_json(path: Path) -> Any:
     return strict_json(path.read_bytes())
 
 
+def stored_json(path: Path) -> Any:
+    """A payload kept earlier, parsed; None when it is gone or is no JSON (it was validated when
+    it came, so a reader of the previous version can do without it)."""
+    try:
+        return strict_json(path.read_bytes())
+    except (OSError, PayloadRejected):
+        return None
+
+
 def strict_json(raw: bytes) -> Any:
     """Parse JSON as receivers will: UTF-8 (a BOM allowed), no NaN or Infinity (not JSON, and
     many parsers refuse them), nested at most MAX_DEPTH deep (deeper is an attack or a bug, and

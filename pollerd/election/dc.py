@@ -25,9 +25,9 @@ def dc_facts(resource: str, old: Any, new: Any) -> list[Fact]:
         return []
     new = plain_numbers(new)
     if resource.startswith(("postcode-", "address-")):
-        return _ballot_facts(
-            _answer_ballots(old_doc), _answer_ballots(new), old_doc is None
-        ) + _station_facts(resource, old_doc, new)
+        return _ballot_facts(answer_ballots(old_doc), answer_ballots(new), old_doc is None) + _station_facts(
+            resource, old_doc, new
+        )
     if resource.startswith("ballot-"):
         before = {old_doc["ballot_paper_id"]: old_doc} if old_doc and "ballot_paper_id" in old_doc else {}
         after = {new["ballot_paper_id"]: new} if "ballot_paper_id" in new else {}
@@ -108,9 +108,9 @@ def _candidates(ballot: Document) -> dict[str, Document]:
 def _station_facts(resource: str, old: Document | None, new: Document) -> list[Fact]:
     if old is None:
         return []
-    before = {d.get("date"): d for d in _dates(old)}
+    before = {d.get("date"): d for d in dates(old)}
     facts = []
-    for day in _dates(new):
+    for day in dates(new):
         previous = before.get(day.get("date"))
         station, was = day.get("polling_station"), (previous or {}).get("polling_station")
         if previous is None or station == was:
@@ -156,16 +156,18 @@ def _election_facts(election_id: str, old: Document | None, new: Document) -> li
     return []
 
 
-def _answer_ballots(answer: Document | None) -> dict[str, Document]:
+def answer_ballots(answer: Document | None) -> dict[str, Document]:
+    """A /postcode or /address answer's ballots, by ballot_paper_id."""
     return {
         b["ballot_paper_id"]: b
-        for d in _dates(answer)
+        for d in dates(answer)
         for b in d.get("ballots") or []
         if isinstance(b, dict) and "ballot_paper_id" in b
     }
 
 
-def _dates(answer: Document | None) -> list[Document]:
+def dates(answer: Document | None) -> list[Document]:
+    """A /postcode or /address answer's dates (each with its station and ballots)."""
     return [d for d in (answer or {}).get("dates") or [] if isinstance(d, dict)]
 
 

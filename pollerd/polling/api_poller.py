@@ -13,7 +13,7 @@ from pollerd.config.base import SourceBase
 from pollerd.core.election import Rules
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Download, Outcome, PollReport, ResourceState, Validators
-from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.core.payload import PayloadRejected, stored_json, strict_json
 from pollerd.polling.base import PollerBase
 from pollerd.polling.budget_plan import spacing
 from pollerd.polling.context import PollContext
@@ -104,9 +104,9 @@ class ApiPoller(PollerBase):
             return None
         try:
             path = await self._blobs.local(state.sha256)
-            return await asyncio.to_thread(lambda: strict_json(path.read_bytes()))
-        except (OSError, PayloadRejected):
+        except OSError:
             return None
+        return await asyncio.to_thread(stored_json, path)
 
     async def _parse(self, download: Download) -> Any:
         """A downloaded body as JSON; PayloadRejected (and the file discarded) if it is not."""

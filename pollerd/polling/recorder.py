@@ -15,7 +15,7 @@ import structlog
 
 from pollerd.core.election import Fact, Rules
 from pollerd.core.model import Download, Event, Resource, ResourceState
-from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.core.payload import stored_json
 from pollerd.polling.context import PollContext
 from pollerd.polling.tally import SourceTally
 
@@ -162,14 +162,7 @@ def _next_version(
 
 
 def _derive(rules: Rules, resource: str, old: Path | None, new: Path) -> list[Fact]:
-    after = _parsed(new)
+    after = stored_json(new)
     if after is None:
         return []
-    return rules(resource, None if old is None else _parsed(old), after)
-
-
-def _parsed(path: Path) -> Any:
-    try:
-        return strict_json(path.read_bytes())
-    except (OSError, PayloadRejected):
-        return None
+    return rules(resource, None if old is None else stored_json(old), after)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pollerd.election.dc import answer_ballots, dates
+
 Document = dict[str, Any]
 
 
@@ -13,14 +15,14 @@ def postcode_summary(old: Document | None, new: Document) -> dict[str, Any]:
     if old is None:
         return {
             "first": True,
-            "dates": [d.get("date") for d in _dates(new)],
-            "ballots": sorted(_ballots(new)),
+            "dates": [d.get("date") for d in dates(new)],
+            "ballots": sorted(answer_ballots(new)),
         }
     summary: dict[str, Any] = {}
-    old_dates, new_dates = {d.get("date") for d in _dates(old)}, {d.get("date") for d in _dates(new)}
+    old_dates, new_dates = {d.get("date") for d in dates(old)}, {d.get("date") for d in dates(new)}
     _put(summary, "dates_added", sorted(new_dates - old_dates, key=str))
     _put(summary, "dates_removed", sorted(old_dates - new_dates, key=str))
-    _ballot_changes(summary, _ballots(old), _ballots(new))
+    _ballot_changes(summary, answer_ballots(old), answer_ballots(new))
     _put(summary, "polling_station_changed", _stations_changed(old, new))
     if old.get("address_picker") != new.get("address_picker"):
         summary["address_picker"] = new.get("address_picker")
@@ -71,28 +73,15 @@ def _ballot_changes(summary: dict[str, Any], before: dict[str, Any], after: dict
 
 def _stations_changed(old: Document, new: Document) -> list[Any]:
     """The dates whose polling station changed."""
-    before = {d.get("date"): d.get("polling_station") for d in _dates(old)}
+    before = {d.get("date"): d.get("polling_station") for d in dates(old)}
     return sorted(
         (
             d.get("date")
-            for d in _dates(new)
+            for d in dates(new)
             if d.get("date") in before and d.get("polling_station") != before[d.get("date")]
         ),
         key=str,
     )
-
-
-def _dates(answer: Document) -> list[Document]:
-    return [d for d in answer.get("dates") or [] if isinstance(d, dict)]
-
-
-def _ballots(answer: Document) -> dict[str, Document]:
-    return {
-        b["ballot_paper_id"]: b
-        for d in _dates(answer)
-        for b in d.get("ballots") or []
-        if isinstance(b, dict) and "ballot_paper_id" in b
-    }
 
 
 def _put(summary: dict[str, Any], key: str, value: Any) -> None:
