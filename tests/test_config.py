@@ -70,6 +70,7 @@ def test_example_and_demo_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DC_API_KEY", "dc-k3y")
     monkeypatch.setenv("CMS_TOKEN", "cms-t0ken")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/T0/B0/x")
+    monkeypatch.setenv("RESULTS_DATABASE_URL", "postgresql://results@db.internal/results")
     for name in ("example.toml", "fso-2023.toml", "ap-2026.toml", "democracyclub-sandbox.toml"):
         load_config(ROOT / "config" / name)
     load_config(DEMO_CONFIG)

@@ -108,6 +108,7 @@ def test_every_shipped_config_checks_clean(
         "WEBHOOK_SECRET",
         "CMS_TOKEN",
         "SLACK_WEBHOOK_URL",
+        "RESULTS_DATABASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     assert main(["check-config", str(path)]) == 0

@@ -41,6 +41,10 @@ FORBIDDEN = [
     ("sinks", "polling"),
     *(("election", other) for other in ("sources", "polling", "store", "delivery", "sinks", "daemon")),
     ("polling", "sinks"),
+    *(
+        ("results", other)
+        for other in ("sources", "polling", "store", "delivery", "sinks", "daemon", "config")
+    ),
 ]
 
 

@@ -9,7 +9,6 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +28,8 @@ from pollerd.config.base import (
     Secret,
     Strict,
     host_port,
+    postgres_url,
+    url_passwords,
 )
 from pollerd.config.dc import DcSourceConfig
 from pollerd.config.fso import CKAN_PRESETS, FSO_FILE_HOSTS, FsoSelector, FsoSourceConfig
@@ -38,6 +39,7 @@ from pollerd.config.sinks import (
     CommandSinkConfig,
     FilesystemSinkConfig,
     ObjectStoreSinkConfig,
+    PostgresSinkConfig,
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "FsoSourceConfig",
     "HttpSourceConfig",
     "ObjectStoreSinkConfig",
+    "PostgresSinkConfig",
     "ResourceConfig",
     "SinkConfig",
     "SourceConfig",
@@ -65,13 +68,6 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
-
-
-def _postgres_url(value: SecretStr) -> SecretStr:
-    scheme = urlsplit(value.get_secret_value()).scheme
-    if scheme not in ("postgresql", "postgres"):
-        raise ValueError('must be a libpq URL: "postgresql://user@host/database"')
-    return value
 
 
 class DaemonConfig(Strict):
@@ -87,7 +83,7 @@ class DaemonConfig(Strict):
     user_agent: str | None = None
     stall_after: PositiveDuration | None = None  # default: 3 x the longest interval, at least 60 s
     startup_grace: Duration = 60.0
-    database: Annotated[Secret, AfterValidator(_postgres_url)] | None = None
+    database: Annotated[Secret, AfterValidator(postgres_url)] | None = None
     database_password_file: EnvPath | None = None
     replica: Name | None = None  # with database: this replica's name (default: host name and pid)
     lease_ttl: PositiveDuration = 15.0  # with database: how long a silent replica keeps its work
@@ -108,10 +104,7 @@ class DaemonConfig(Strict):
     def secret_values(self) -> Iterator[str]:
         """The database password, wherever it was given (for redaction)."""
         if self.database is not None:
-            password = urlsplit(self.database.get_secret_value()).password
-            if password:
-                yield unquote(password)
-                yield password
+            yield from url_passwords(self.database.get_secret_value())
         if self.database_password is not None:
             yield self.database_password.get_secret_value()
 
@@ -127,7 +120,8 @@ SinkConfig = Annotated[
     | WebhookSinkConfig
     | CommandSinkConfig
     | ChatSinkConfig
-    | ObjectStoreSinkConfig,
+    | ObjectStoreSinkConfig
+    | PostgresSinkConfig,
     Field(discriminator="kind"),
 ]
 
@@ -304,6 +298,10 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
         if isinstance(sink, ChatSinkConfig) and sink.access_token_file is not None:
             token = _read_secret(sink.access_token_file, f"sinks[{i}].access_token_file", problems)
             sink = sink.model_copy(update={"access_token": token})
+        if isinstance(sink, PostgresSinkConfig) and sink.password_file is not None:
+            password = _read_secret(sink.password_file, f"sinks[{i}].password_file", problems)
+            sink = sink.model_copy()
+            sink._password = password
         sinks.append(sink)
     if problems and missing is not None:
         missing += problems

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -62,6 +62,22 @@ def _expand_env(value: object, info: ValidationInfo) -> object:
         return ""
 
     return _ENV_REFERENCE.sub(lookup, value)
+
+
+def postgres_url(value: SecretStr) -> SecretStr:
+    """A libpq URL (its text is a secret: it may hold the password)."""
+    scheme = urlsplit(value.get_secret_value()).scheme
+    if scheme not in ("postgresql", "postgres"):
+        raise ValueError('must be a libpq URL: "postgresql://user@host/database"')
+    return value
+
+
+def url_passwords(url: str) -> Iterator[str]:
+    """The password a URL holds, as written and decoded (for log redaction)."""
+    password = urlsplit(url).password
+    if password:
+        yield unquote(password)
+        yield password
 
 
 def http_url(value: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
 from pollerd.config.base import (
     ByteSize,
@@ -19,6 +19,8 @@ from pollerd.config.base import (
     SinkBase,
     Strict,
     http_url,
+    postgres_url,
+    url_passwords,
 )
 from pollerd.core.templates import TEMPLATE_NAMES, check_template
 
@@ -181,3 +183,37 @@ class ObjectStoreSinkConfig(SinkBase):
         for value in (self.access_key_id, self.secret_access_key):
             if value is not None:
                 yield value.get_secret_value()
+
+
+class PostgresSinkConfig(SinkBase):
+    """``kind = "postgres"``: AP results as elex's tables (races, reporting units, results) kept
+    current by upsert, one transaction per change; every other payload into ``documents`` (with a
+    ``latest`` view), FSO cantons and Democracy Club ballots as rows; election events as rows."""
+
+    kind: Literal["postgres"]
+    url: Secret
+    events: EventNames = ["versions", "election"]
+    password_file: EnvPath | None = None
+    prefix: str = Field(default="", pattern=r"^([a-z_][a-z0-9_]{0,29})?$")
+    keep_versions: int | None = Field(default=None, ge=1)  # documents kept per resource (None: all)
+    timeout: PositiveDuration = 30.0
+
+    @model_validator(mode="after")
+    def _libpq(self, info: ValidationInfo) -> PostgresSinkConfig:
+        checking = isinstance(info.context, dict) and "missing" in info.context
+        if self.url.get_secret_value() or not checking:  # (check-config noted a missing variable)
+            postgres_url(self.url)
+        return self
+
+    def secret_values(self) -> Iterator[str]:
+        """The password, in the URL or from the file."""
+        yield from url_passwords(self.url.get_secret_value())
+        if self.password is not None:
+            yield self.password.get_secret_value()
+
+    @property
+    def password(self) -> SecretStr | None:
+        """The password ``password_file`` holds (None: the URL, PGPASSWORD or .pgpass)."""
+        return self._password
+
+    _password: SecretStr | None = PrivateAttr(default=None)

@@ -64,14 +64,14 @@ def _cancelled(ballot_id: str, ballot: Document, before: Document | None, initia
         "cancelled",
         old,
         fields,
-        _at(ballot),
+        last_updated(ballot),
         {},
         initial,
     )
 
 
 def _candidate_facts(ballot_id: str, ballot: Document, before: Document) -> list[Fact]:
-    now, was = _candidates(ballot), _candidates(before)
+    now, was = candidates(ballot), candidates(before)
     facts = []
     for person in sorted(now.keys() - was.keys()):
         facts.append(_candidate("candidate_added", "in", ballot_id, ballot, now[person]))
@@ -88,11 +88,13 @@ def _candidate(kind: str, state: str, ballot_id: str, ballot: Document, who: Doc
         "person_id": who["id"],
         "party": who["party"],
     }
-    return Fact(kind, ballot_id, f"candidate:{ballot_id}:{who['id']}", state, None, fields, _at(ballot))
+    return Fact(
+        kind, ballot_id, f"candidate:{ballot_id}:{who['id']}", state, None, fields, last_updated(ballot)
+    )
 
 
-def _candidates(ballot: Document) -> dict[str, Document]:
-    """Who stands, by person id (the name where there is none)."""
+def candidates(ballot: Document) -> dict[str, Document]:
+    """Who stands on a ballot, by person id (the name where there is none): id, name, party."""
     people = ballot.get("candidates") or ballot.get("candidacies") or []
     found = {}
     for entry in people:
@@ -171,6 +173,7 @@ def dates(answer: Document | None) -> list[Document]:
     return [d for d in (answer or {}).get("dates") or [] if isinstance(d, dict)]
 
 
-def _at(ballot: Document) -> str | None:
+def last_updated(ballot: Document) -> str | None:
+    """When Democracy Club last changed a ballot (its own stamp), if it says."""
     stamp = ballot.get("last_updated") or ballot.get("modified")
     return stamp if isinstance(stamp, str) else None

@@ -42,34 +42,85 @@ def ballot_of(resource: str) -> str:
 
 
 @dataclass(frozen=True)
+class CantonCount:
+    """One canton as a version of a file shows it: finished or not, its figures (its rows of
+    ``level_kantone`` in an election file, its ``resultat`` in a vote file) and, in an election
+    file, how many municipalities it has and has counted."""
+
+    number: Any
+    name: Any
+    complete: bool
+    figures: Any
+    counts: dict[str, Any]
+    proposal: Any = None  # the vote file's vorlagenId; None in an election file
+
+
+@dataclass(frozen=True)
 class _Canton:
-    """One canton as a version of a file shows it: finished or not, and a digest of its figures."""
+    """A canton as the rules compare it: its figures reduced to a digest."""
 
     name: Any
     complete: bool
     figures: str
     counts: dict[str, Any]
 
+    @classmethod
+    def of(cls, count: CantonCount) -> _Canton:
+        return cls(count.name, count.complete, canonical_hash(count.figures), count.counts)
 
-def _election_cantons(document: dict[str, Any] | None) -> dict[Any, _Canton] | None:
-    if document is None:
-        return None
+
+def canton_counts(document: Any) -> list[CantonCount]:
+    """Every canton of an FSO results file (of each proposal, in a vote file)."""
+    if not isinstance(document, dict):
+        return []
+    if isinstance(document.get("schweiz"), dict):
+        return [count for proposal in _proposals(document).values() for count in _proposal_counts(proposal)]
+    return _election_counts(document)
+
+
+def _election_counts(document: dict[str, Any]) -> list[CantonCount]:
     figures: dict[Any, list[Any]] = {}
     for row in document.get("level_kantone") or []:
         if isinstance(row, dict):
             figures.setdefault(row.get("kanton_nummer"), []).append(row)
-    cantons = {}
+    counts = []
     for row in document.get("stand_kantone") or []:
         if isinstance(row, dict) and "kanton_nummer" in row:
             number = row["kanton_nummer"]
-            counts = {k: row[k] for k in ("gemeinden_total", "gemeinden_abgeschlossen") if k in row}
-            cantons[number] = _Canton(
-                row.get("kanton_bezeichnung"),
-                truthy(row.get("kanton_abgeschlossen")),
-                canonical_hash(figures.get(number, [])),
-                counts,
+            counts.append(
+                CantonCount(
+                    number,
+                    row.get("kanton_bezeichnung"),
+                    truthy(row.get("kanton_abgeschlossen")),
+                    figures.get(number, []),
+                    {k: row[k] for k in ("gemeinden_total", "gemeinden_abgeschlossen") if k in row},
+                )
             )
-    return cantons
+    return counts
+
+
+def _proposal_counts(proposal: dict[str, Any]) -> list[CantonCount]:
+    counts = []
+    for row in proposal.get("kantone") or []:
+        if isinstance(row, dict) and "geoLevelnummer" in row:
+            result = table(row.get("resultat"))
+            counts.append(
+                CantonCount(
+                    row["geoLevelnummer"],
+                    row.get("geoLevelname"),
+                    truthy(result.get("gebietAusgezaehlt")),
+                    {k: v for k, v in result.items() if k != "gebietAusgezaehlt"},
+                    {},
+                    proposal.get("vorlagenId"),
+                )
+            )
+    return counts
+
+
+def _election_cantons(document: dict[str, Any] | None) -> dict[Any, _Canton] | None:
+    if document is None:
+        return None
+    return {count.number: _Canton.of(count) for count in _election_counts(document)}
 
 
 def _canton_facts(
@@ -189,18 +240,7 @@ def _proposals(document: dict[str, Any] | None) -> dict[Any, dict[str, Any]]:
 def _vote_cantons(proposal: dict[str, Any] | None) -> dict[Any, _Canton] | None:
     if proposal is None:
         return None
-    cantons = {}
-    for row in proposal.get("kantone") or []:
-        if isinstance(row, dict) and "geoLevelnummer" in row:
-            result = table(row.get("resultat"))
-            figures = {k: v for k, v in result.items() if k != "gebietAusgezaehlt"}
-            cantons[row["geoLevelnummer"]] = _Canton(
-                row.get("geoLevelname"),
-                truthy(result.get("gebietAusgezaehlt")),
-                canonical_hash(figures),
-                {},
-            )
-    return cantons
+    return {count.number: _Canton.of(count) for count in _proposal_counts(proposal)}
 
 
 def _title(proposal: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""An AP snapshot as the rows of elex's ``results`` CSV: one row per candidate per reporting
-unit, with elex's columns, in elex's order, with elex's values (``id`` is
+"""An AP snapshot as the rows of elex's tables: ``races`` (one row per race), ``reporting-units``
+(one per reporting unit of a race) and ``results`` (the CSV: one row per candidate per reporting
+unit), with elex's columns, in elex's order, with elex's values (``id`` is
 ``<raceid>-<polid-N | polnum-N | candidateid for a ballot measure>-<level>-<reportingunitid>``,
 ``level`` ``subunit`` becomes ``county``, or ``township`` in New England; ``votepct`` and
 ``precinctsreportingpct`` are fractions; ``winner`` and ``runoff`` are booleans), so a newsroom
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from pollerd.core.election import table
+from pollerd.election.ap import race_key
 
 COLUMNS = (
     "id",
@@ -54,6 +58,53 @@ COLUMNS = (
     "votepct",
     "winner",
 )
+RACE_COLUMNS = (  # elex races
+    "id",
+    "raceid",
+    "racetype",
+    "racetypeid",
+    "description",
+    "electiondate",
+    "initialization_data",
+    "lastupdated",
+    "national",
+    "officeid",
+    "officename",
+    "party",
+    "seatname",
+    "seatnum",
+    "statename",
+    "statepostal",
+    "test",
+    "uncontested",
+)
+REPORTING_UNIT_COLUMNS = (  # elex reporting-units
+    "id",
+    "reportingunitid",
+    "reportingunitname",
+    "description",
+    "electiondate",
+    "fipscode",
+    "initialization_data",
+    "lastupdated",
+    "level",
+    "national",
+    "officeid",
+    "officename",
+    "precinctsreporting",
+    "precinctsreportingpct",
+    "precinctstotal",
+    "raceid",
+    "racetype",
+    "racetypeid",
+    "seatname",
+    "seatnum",
+    "statename",
+    "statepostal",
+    "test",
+    "uncontested",
+    "votecount",
+)
 NEW_ENGLAND = frozenset({"CT", "MA", "ME", "NH", "RI", "VT"})  # they report by township
 PCT_PRECISION = 6
 
@@ -65,15 +116,31 @@ def is_snapshot(document: Any) -> bool:
 
 def results_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     """Every candidate of every reporting unit of every race, as elex's ``results`` rows."""
+    return elex_tables(snapshot).results
+
+
+@dataclass
+class ElexTables:
+    """A snapshot's races as the rows of elex's three tables."""
+
+    races: list[dict[str, Any]] = field(default_factory=list)
+    reporting_units: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def elex_tables(snapshot: dict[str, Any], keys: Collection[str] | None = None) -> ElexTables:
+    """The rows of a snapshot's races (only those whose race key is in ``keys``, when given)."""
     date = snapshot.get("electionDate")
-    return [
-        _row(race, unit, candidate, date)
-        for race in snapshot.get("races") or []
-        if isinstance(race, dict)
-        for unit in race.get("reportingUnits") or []
-        if isinstance(unit, dict)
-        for candidate in _candidates(unit)
-    ]
+    tables = ElexTables()
+    for race in snapshot.get("races") or []:
+        if not isinstance(race, dict) or (keys is not None and race_key(race) not in keys):
+            continue
+        units = [u for u in race.get("reportingUnits") or [] if isinstance(u, dict)]
+        tables.races.append(_race_row(race, units, date))
+        for unit in units:
+            tables.reporting_units.append(_unit_row(race, unit, date))
+            tables.results += [_row(race, unit, candidate, date) for candidate in _candidates(unit)]
+    return tables
 
 
 def to_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -85,6 +152,74 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
+def _race_row(race: dict[str, Any], units: list[dict[str, Any]], date: Any) -> dict[str, Any]:
+    stamps = [u["lastUpdated"] for u in units if isinstance(u.get("lastUpdated"), str)]
+    state = race.get("statePostal") or (units[0].get("statePostal") if units else None)
+    return {
+        "id": race.get("raceID"),
+        "raceid": race.get("raceID"),
+        "racetype": race.get("raceType"),
+        "racetypeid": race.get("raceTypeID"),
+        "description": race.get("description"),
+        "electiondate": date,
+        "initialization_data": False,
+        "lastupdated": race.get("lastUpdated") or max(stamps, default=None),
+        "national": bool(race.get("national", False)),
+        "officeid": race.get("officeID"),
+        "officename": race.get("officeName"),
+        "party": race.get("party"),
+        "seatname": race.get("seatName"),
+        "seatnum": race.get("seatNum"),
+        "statename": next((u["stateName"] for u in units if u.get("stateName")), None),
+        "statepostal": state,
+        "test": bool(race.get("test", False)),
+        "uncontested": bool(race.get("uncontested", False)),
+    }
+
+
+def _unit_row(race: dict[str, Any], unit: dict[str, Any], date: Any) -> dict[str, Any]:
+    state = race.get("statePostal") or unit.get("statePostal")
+    unit_id = _unit_id(unit, state)
+    reporting, precincts = _int(unit.get("precinctsReporting")), _int(unit.get("precinctsTotal"))
+    uncontested = bool(race.get("uncontested", False))
+    return {
+        "id": unit_id,
+        "reportingunitid": unit_id,
+        "reportingunitname": unit.get("reportingunitName"),
+        "description": race.get("description"),
+        "electiondate": date,
+        "fipscode": _fips(unit),
+        "initialization_data": False,
+        "lastupdated": unit.get("lastUpdated") or race.get("lastUpdated"),
+        "level": _level(str(unit.get("level") or ""), state),
+        "national": bool(race.get("national", False)),
+        "officeid": race.get("officeID"),
+        "officename": race.get("officeName"),
+        "precinctsreporting": reporting,
+        "precinctsreportingpct": _share(unit.get("precinctsReportingPct"), reporting, precincts),
+        "precinctstotal": precincts,
+        "raceid": race.get("raceID"),
+        "racetype": race.get("raceType"),
+        "racetypeid": race.get("raceTypeID"),
+        "seatname": race.get("seatName"),
+        "seatnum": race.get("seatNum"),
+        "statename": unit.get("stateName") or table(race).get("stateName"),
+        "statepostal": state,
+        "test": bool(race.get("test", False)),
+        "uncontested": uncontested,
+        "votecount": None if uncontested else sum(_int(c.get("voteCount")) for c in _candidates(unit)),
+    }
+
+
+def _unit_id(unit: dict[str, Any], state: Any) -> str:
+    level = _level(str(unit.get("level") or ""), state)
+    return f"{level}-{unit.get('reportingunitID') or ('1' if level == 'state' else '')}"
+
+
+def _fips(unit: dict[str, Any]) -> str | None:
+    return str(unit["fipsCode"]).zfill(5) if unit.get("fipsCode") else None
+
+
 def _candidates(unit: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in unit.get("candidates") or [] if isinstance(c, dict)]
 
@@ -92,7 +227,7 @@ def _candidates(unit: dict[str, Any]) -> list[dict[str, Any]]:
 def _row(race: dict[str, Any], unit: dict[str, Any], candidate: dict[str, Any], date: Any) -> dict[str, Any]:
     state = race.get("statePostal") or unit.get("statePostal")
     level = _level(str(unit.get("level") or ""), state)
-    unit_id = f"{level}-{unit.get('reportingunitID') or ('1' if level == 'state' else '')}"
+    unit_id = _unit_id(unit, state)
     measure = race.get("officeID") == "I"
     polid = candidate.get("polID") if candidate.get("polID") not in (None, "", "0") else None
     unique = (
@@ -115,7 +250,7 @@ def _row(race: dict[str, Any], unit: dict[str, Any], candidate: dict[str, Any], 
         "description": race.get("description"),
         "delegatecount": _int(candidate.get("delegateCount")),
         "electiondate": date,
-        "fipscode": str(unit["fipsCode"]).zfill(5) if unit.get("fipsCode") else None,
+        "fipscode": _fips(unit),
         "first": candidate.get("first"),
         "incumbent": bool(candidate.get("incumbent", False)),
         "initialization_data": False,

@@ -17,6 +17,7 @@ from pollerd.config import (
     CommandSinkConfig,
     FilesystemSinkConfig,
     ObjectStoreSinkConfig,
+    PostgresSinkConfig,
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
@@ -26,6 +27,7 @@ from pollerd.sinks.chat import ChatSink
 from pollerd.sinks.command import CommandSink
 from pollerd.sinks.filesystem import FilesystemSink
 from pollerd.sinks.objectstore import ObjectStoreSink
+from pollerd.sinks.postgres import PostgresSink
 from pollerd.sinks.stdout import StdoutSink
 from pollerd.sinks.webhook import WebhookSink
 
@@ -44,6 +46,7 @@ SINK_KINDS: Mapping[str, SinkKind] = {
     "webhook": SinkKind(WebhookSinkConfig, WebhookSink),
     "chat": SinkKind(ChatSinkConfig, lambda c, _dir, agent: ChatSink(c, agent)),
     "objectstore": SinkKind(ObjectStoreSinkConfig, ObjectStoreSink),
+    "postgres": SinkKind(PostgresSinkConfig, lambda c, _dir, agent: PostgresSink(c, agent)),
     "command": SinkKind(CommandSinkConfig, lambda c, _dir, _agent: CommandSink(c)),
     "filesystem": SinkKind(FilesystemSinkConfig, lambda c, _dir, _agent: FilesystemSink(c)),
     "stdout": SinkKind(StdoutSinkConfig, lambda c, _dir, _agent: StdoutSink(c)),

@@ -1,0 +1,325 @@
+"""``kind = "postgres"``: each change written into tables a newsroom queries, in one transaction,
+so a reader sees a whole version or none of it.
+
+- An AP query's snapshot keeps elex's ``races``, ``reporting_units`` and ``results`` current:
+  only the races the version changed are written (every race after a gap in the versions), and
+  within them only the rows that differ.
+- Any other payload becomes a row of ``documents`` (``latest``: the newest of each resource); an
+  FSO results file also keeps its rows of ``fso_cantons``, a Democracy Club answer its
+  ``dc_ballots`` and ``dc_candidates``.
+- Election events go to ``election_events``.
+
+A version older than the newest one written for its resource (a dead letter sent again) changes
+no current row; redelivering an event writes nothing. The tables are made, and migrated, by the
+sink itself, under its ``prefix``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pollerd.config import PostgresSinkConfig
+from pollerd.core.model import Event
+from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.election.ap import race_key
+from pollerd.results.ballots import ballot_rows
+from pollerd.results.cantons import canton_rows
+from pollerd.results.elex import elex_tables, is_snapshot
+from pollerd.sinks.base import DeliveryFailed
+from pollerd.sinks.pg_sync import sync
+from pollerd.sinks.pg_tables import (
+    BALLOTS,
+    CANDIDATES,
+    CANTONS,
+    ELECTION_EVENTS,
+    RACES,
+    REPORTING_UNITS,
+    RESULTS,
+    SchemaTooNew,
+    migrate,
+)
+
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # above: the row keeps the version's facts, not its bytes
+
+
+@dataclass
+class WriteStats:
+    """What the sink has written since it started."""
+
+    transactions: int = 0
+    rows: int = 0
+    seconds: float = 0.0  # inside the database transactions
+
+
+@dataclass(frozen=True)
+class _Payload:
+    raw: bytes | None  # None: too large to hold
+    document: Any  # parsed JSON; None when it is none
+
+
+@dataclass(frozen=True)
+class _Progress:
+    sequence: int
+    races: list[str]
+
+
+class PostgresSink:
+    """Writes every change into PostgreSQL tables, one transaction per change."""
+
+    def __init__(self, config: PostgresSinkConfig, user_agent: str) -> None:
+        self.name = config.name
+        self.stats = WriteStats()
+        self._config = config
+        self._prefix = config.prefix
+        self._application = f"pollerd sink {config.name}"[:63]
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._opening = asyncio.Lock()
+
+    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+        """Write the version in one transaction; DeliveryFailed when the database did not take it
+        (permanent when it refused the data itself)."""
+        content = await asyncio.to_thread(_read, payload, event.size)
+        try:
+            pool = await self._open()
+            async with pool.connection(timeout=self._config.timeout) as db:
+                started = time.perf_counter()
+                async with db.transaction():
+                    rows = await self._write(db, event, content)
+                self.stats.transactions += 1
+                self.stats.rows += rows
+                self.stats.seconds += time.perf_counter() - started
+        except psycopg.DataError as exc:
+            raise DeliveryFailed(f"{self.name}: {_reason(exc)}", permanent=True) from None
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise DeliveryFailed(f"{self.name}: {_reason(exc)}") from None
+        except SchemaTooNew as exc:  # kept in the outbox until this pollerd is upgraded
+            raise DeliveryFailed(f"{self.name}: {exc}") from None
+
+    async def close(self) -> None:
+        """Close the connections."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _open(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The pool, opened and the tables migrated on first use (again after a failed start)."""
+        async with self._opening:
+            if self._pool is None:
+                extra: dict[str, Any] = {"autocommit": True, "application_name": self._application}
+                if self._config.password is not None:
+                    extra["password"] = self._config.password.get_secret_value()
+                pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+                    self._config.url.get_secret_value(), min_size=1, max_size=2, kwargs=extra, open=False
+                )
+                try:
+                    await pool.open(wait=True, timeout=self._config.timeout)
+                    async with pool.connection() as db:
+                        await migrate(db, self._prefix)
+                except BaseException:
+                    await pool.close()
+                    raise
+                self._pool = pool
+            return self._pool
+
+    async def _write(self, db: AsyncConnection[Any], event: Event, content: _Payload) -> int:
+        """Everything the version changes; the number of rows written."""
+        progress = await self._progress(db, event)
+        rows = await sync(
+            db,
+            self._prefix,
+            ELECTION_EVENTS,
+            [_election_row(event, fact) for fact in event.election_events()],
+        )
+        newest = event.sequence > progress.sequence
+        races: list[str] | None = None
+        if _is_ap_snapshot(event, content.document):
+            if newest:
+                races = sorted(race_key(r) for r in content.document["races"] if isinstance(r, dict))
+                rows += await self._races(db, event, content.document, progress)
+        else:
+            rows += await self._document(db, event, content)
+            if newest:
+                rows += await self._rows_of(db, event, content.document)
+        if newest:
+            await db.execute(
+                sql.SQL(
+                    "UPDATE {} SET sequence = %s, event_id = %s, races = %s, written_at = now()"
+                    " WHERE source = %s AND resource = %s"
+                ).format(self._table("pollerd_progress")),
+                (event.sequence, event.event_id, _json(races), event.source, event.resource),
+            )
+        return rows
+
+    async def _progress(self, db: AsyncConnection[Any], event: Event) -> _Progress:
+        """The newest version written for the resource, its row locked until the commit (so two
+        deliveries of one resource, from two replicas say, are written one after the other)."""
+        table = self._table("pollerd_progress")
+        await db.execute(
+            sql.SQL(
+                "INSERT INTO {} (source, resource, sequence) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING"
+            ).format(table),
+            (event.source, event.resource),
+        )
+        cursor = await db.execute(
+            sql.SQL("SELECT sequence, races FROM {} WHERE source = %s AND resource = %s FOR UPDATE").format(
+                table
+            ),
+            (event.source, event.resource),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return _Progress(int(row[0]), list(row[1] or []))
+
+    async def _races(self, db: AsyncConnection[Any], event: Event, snapshot: Any, progress: _Progress) -> int:
+        """elex's tables for the races this version changed (every race the query has or had
+        when a version between was not written here)."""
+        changed = (event.details or {}).get("changed_races")
+        if progress.sequence == event.sequence - 1 and isinstance(changed, list):
+            keys = {str(k) for k in changed}
+        else:
+            keys = {race_key(r) for r in snapshot["races"] if isinstance(r, dict)} | set(progress.races)
+        if not keys:
+            return 0
+        tables = await asyncio.to_thread(elex_tables, snapshot, keys)
+        scope = ("statepostal", "raceid")
+        within = [tuple(key.split(":")[:2]) for key in keys]
+        rows = 0
+        for table, found in (
+            (RACES, tables.races),
+            (REPORTING_UNITS, tables.reporting_units),
+            (RESULTS, tables.results),
+        ):
+            rows += await sync(db, self._prefix, table, found, scope, within)
+        return rows
+
+    async def _document(self, db: AsyncConnection[Any], event: Event, content: _Payload) -> int:
+        """The version as a row of ``documents`` (JSON as jsonb, else bytes)."""
+        text = None if content.document is None or content.raw is None else content.raw.decode("utf-8-sig")
+        if text is not None and "\\u0000" in text:
+            text = None  # jsonb holds no NUL character: keep the bytes
+        body = content.raw if text is None else None
+        table = self._table("documents")
+        cursor = await db.execute(
+            sql.SQL(
+                "INSERT INTO {} (source, resource, sequence, sha256, event_id, detected_at, url,"
+                " content_type, size, payload, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING"
+            ).format(table),
+            (
+                event.source,
+                event.resource,
+                event.sequence,
+                event.sha256,
+                event.event_id,
+                event.detected_at,
+                event.url,
+                event.content_type,
+                event.size,
+                text,
+                body,
+            ),
+        )
+        rows = max(cursor.rowcount, 0)
+        if self._config.keep_versions is not None:
+            cursor = await db.execute(
+                sql.SQL(
+                    "DELETE FROM {t} WHERE source = %s AND resource = %s AND sequence NOT IN"
+                    " (SELECT sequence FROM {t} WHERE source = %s AND resource = %s"
+                    " ORDER BY sequence DESC LIMIT %s)"
+                ).format(t=table),
+                (event.source, event.resource, event.source, event.resource, self._config.keep_versions),
+            )
+            rows += max(cursor.rowcount, 0)
+        return rows
+
+    async def _rows_of(self, db: AsyncConnection[Any], event: Event, document: Any) -> int:
+        """An FSO file's cantons and a Democracy Club answer's ballots and candidates."""
+        if document is None:
+            return 0
+        origin = {
+            "source": event.source,
+            "resource": event.resource,
+            "sequence": event.sequence,
+            "event_id": event.event_id,
+        }
+        cantons = [origin | row for row in canton_rows(event.resource, document)]
+        rows = 0
+        if cantons:
+            rows += await sync(
+                db, self._prefix, CANTONS, cantons, ("source", "resource"), [(event.source, event.resource)]
+            )
+        found = ballot_rows(event.resource, document)
+        if found.ballots:
+            rows += await sync(
+                db, self._prefix, BALLOTS, [origin | b for b in found.ballots], unless_older="last_updated"
+            )
+            mine = await self._ballots_of(db, event)  # those this version is the newest word on
+            rows += await sync(
+                db,
+                self._prefix,
+                CANDIDATES,
+                [{"source": event.source} | c for c in found.candidates if c["ballot_paper_id"] in mine],
+                ("source", "ballot_paper_id"),
+                [(event.source, ballot) for ballot in sorted(mine)],
+            )
+        return rows
+
+    async def _ballots_of(self, db: AsyncConnection[Any], event: Event) -> set[str]:
+        cursor = await db.execute(
+            sql.SQL("SELECT ballot_paper_id FROM {} WHERE source = %s AND event_id = %s").format(
+                self._table(BALLOTS.name)
+            ),
+            (event.source, event.event_id),
+        )
+        return {str(row[0]) for row in await cursor.fetchall()}
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self._prefix + name)
+
+
+def _is_ap_snapshot(event: Event, document: Any) -> bool:
+    """An AP query's merged snapshot (its event names the races it changed; a raw delta does not)."""
+    return "changed_races" in (event.details or {}) and is_snapshot(document)
+
+
+def _election_row(event: Event, fact: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **fact,
+        "source": event.source,
+        "resource": event.resource,
+        "sequence": event.sequence,
+        "upstream_at": fact["at"],
+        "detected_at": event.detected_at,
+    }
+
+
+def _read(payload: Path, size: int) -> _Payload:
+    """The payload's bytes and, if it is JSON, its reading (in a worker thread)."""
+    if size > MAX_DOCUMENT_BYTES:
+        return _Payload(None, None)
+    raw = payload.read_bytes()
+    try:
+        return _Payload(raw, strict_json(raw))
+    except PayloadRejected:
+        return _Payload(raw, None)
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else Jsonb(value)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in one line: the server's SQLSTATE and message, or the client's."""
+    if isinstance(exc, psycopg.Error) and exc.sqlstate:
+        return f"{exc.sqlstate} {exc.diag.message_primary or type(exc).__name__}"[:300]
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"[:300]
