@@ -7,16 +7,22 @@ import json
 import os
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(description: str, outage: bool = False) -> argparse.Namespace:
+def arguments(
+    description: str, outage: bool = False, more: Callable[[argparse.ArgumentParser], Any] | None = None
+) -> argparse.Namespace:
     """``--smoke``: a quick run that only proves the script works (CI); ``--outage``: (with
-    ``outage``) how long the S3 host is down before the FSO moves the files, in trace seconds."""
+    ``outage``) how long the S3 host is down before the FSO moves the files, in trace seconds;
+    ``more``: adds a scenario's own options."""
     parser = argparse.ArgumentParser(description=description)
+    if more is not None:
+        more(parser)
     parser.add_argument("--smoke", action="store_true", help="a short run (about 30 s)")
     if outage:
         parser.add_argument(

@@ -11,7 +11,17 @@ import time
 
 from bench.common import arguments
 
-SCENARIOS = ("night", "scale", "bigfile", "delivery", "ap_night", "ha", "replica_scale", "election_rules")
+SCENARIOS = (
+    "night",
+    "scale",
+    "bigfile",
+    "delivery",
+    "ap_night",
+    "ha",
+    "replica_scale",
+    "election_rules",
+    "pg_sink",
+)
 
 
 def main(smoke: bool) -> int:

@@ -74,8 +74,17 @@ def stored_json(path: Path) -> Any:
     """A payload kept earlier, parsed; None when it is gone or is no JSON (it was validated when
     it came, so a reader of the previous version can do without it)."""
     try:
-        return strict_json(path.read_bytes())
-    except (OSError, PayloadRejected):
+        return kept_json(path.read_bytes())
+    except OSError:
+        return None
+
+
+def kept_json(raw: bytes) -> Any:
+    """Bytes pollerd validated when they came, parsed again; None when they are no JSON. The
+    checks of ``strict_json`` are not made twice: its depth walk costs most of a parse."""
+    try:
+        return json.loads(raw.removeprefix(BOM))
+    except (ValueError, RecursionError):
         return None
 
 

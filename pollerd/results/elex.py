@@ -127,6 +127,10 @@ class ElexTables:
     reporting_units: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
 
+    def lists(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The three tables' rows: races, reporting units, results."""
+        return self.races, self.reporting_units, self.results
+
 
 def elex_tables(snapshot: dict[str, Any], keys: Collection[str] | None = None) -> ElexTables:
     """The rows of a snapshot's races (only those whose race key is in ``keys``, when given)."""

@@ -50,10 +50,16 @@ class ApElection:
     """The races, their reporting units and votes at every step of the night (deterministic)."""
 
     def __init__(
-        self, steps: int = 180, seed: int = 11, national: bool = False, update_probability: float = 0.2
+        self,
+        steps: int = 180,
+        seed: int = 11,
+        national: bool = False,
+        update_probability: float = 0.2,
+        county_factor: int = 1,
     ) -> None:
         """``national``: 24 states instead of 3; ``update_probability``: the chance that a race
-        gets new votes in a step (10 s)."""
+        gets new votes in a step (10 s); ``county_factor``: that many times the counties (a
+        benchmark's way to a real night's size)."""
         self.steps = steps
         self.states = dict(STATES) | (
             {code: (code, counties) for code, counties in NATIONAL} if national else {}
@@ -68,7 +74,9 @@ class ApElection:
         for state, (state_name, counties) in self.states.items():
             for office_id, office_name, seat in OFFICES:
                 race_number += 1
-                race = self._race(state, state_name, counties, race_number, office_id, office_name, seat)
+                race = self._race(
+                    state, state_name, counties * county_factor, race_number, office_id, office_name, seat
+                )
                 key = f"{state}:{race['raceID']}:G"
                 self.races[key] = race
                 self.updated[key] = 0

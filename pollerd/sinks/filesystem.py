@@ -10,7 +10,7 @@ from pathlib import Path
 from pollerd.config import FilesystemSinkConfig
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
-from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.core.payload import kept_json
 from pollerd.results.elex import is_snapshot, results_rows, to_csv
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.store.durable import atomic_copy, atomic_write, fsync_dir
@@ -75,10 +75,7 @@ class FilesystemSink:
         snapshot, and other payloads have no such table: None)."""
         if not self.csv or event.resource.endswith(".delta") or event.extension != "json":
             return None
-        try:
-            document = strict_json(payload.read_bytes())
-        except PayloadRejected:
-            return None
+        document = kept_json(payload.read_bytes())
         return to_csv(results_rows(document)) if is_snapshot(document) else None
 
 

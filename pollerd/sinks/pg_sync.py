@@ -12,6 +12,18 @@ from psycopg import AsyncConnection, sql
 from pollerd.sinks.pg_tables import Table
 
 
+def typed(table: Table, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Rows as the table takes them (values in column order, typed), by key; rows without a key
+    are left out, and of a repeated key the last wins."""
+    key_at = table.key_at
+    by_key: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        values = table.values(row)
+        if values is not None:
+            by_key[tuple(values[i] for i in key_at)] = values
+    return by_key
+
+
 async def sync(
     db: AsyncConnection[Any],
     prefix: str,
@@ -25,30 +37,66 @@ async def sync(
     and are not among ``rows``; with ``unless_older`` (a column) keep a stored row that says it is
     newer than the incoming one. The number of rows inserted, changed or deleted (a row that is
     already so is not written)."""
-    by_key: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    key_at = [table.names.index(k) for k in table.key]
-    for row in rows:
-        values = table.values(row)
-        if values is not None:
-            by_key[tuple(values[i] for i in key_at)] = values  # the last of a repeated key wins
-    target = sql.Identifier(prefix + table.name)
-    incoming = sql.Identifier(f"{prefix}{table.name}_incoming")
+    target, incoming = _names(prefix, table)
+    found = typed(table, rows)
+    places = list(within)
+    if not found and not (scope and places):
+        return 0
+    written = await _upsert_all(db, prefix, table, found.values(), unless_older)
+    if scope and places:
+        written += await _delete_stale(db, table, target, incoming, scope, places)
+    return written
+
+
+async def apply(
+    db: AsyncConnection[Any],
+    prefix: str,
+    table: Table,
+    changed: Iterable[tuple[Any, ...]],
+    gone: Iterable[tuple[Any, ...]],
+) -> int:
+    """Upsert rows known to differ (typed values) and delete rows by key: for a writer that knows
+    what the table holds. The number of rows written."""
+    target, _ = _names(prefix, table)
+    rows = list(changed)
+    written = await _upsert_all(db, prefix, table, rows, None) if rows else 0
+    keys = list(gone)
+    if keys:
+        kinds = dict(table.columns)
+        statement = sql.SQL("DELETE FROM {} WHERE ({}) IN (SELECT * FROM unnest({}))").format(
+            target,
+            sql.SQL(", ").join(map(sql.Identifier, table.key)),
+            sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(kinds[k])) for k in table.key),
+        )
+        cursor = await db.execute(statement, [list(column) for column in zip(*keys, strict=True)])
+        written += max(cursor.rowcount, 0)
+    return written
+
+
+def _names(prefix: str, table: Table) -> tuple[sql.Identifier, sql.Identifier]:
+    return sql.Identifier(prefix + table.name), sql.Identifier(f"{prefix}{table.name}_incoming")
+
+
+async def _upsert_all(
+    db: AsyncConnection[Any],
+    prefix: str,
+    table: Table,
+    values: Iterable[tuple[Any, ...]],
+    unless_older: str | None,
+) -> int:
+    """COPY the rows into the table's temporary twin (emptied at each commit), then upsert the
+    ones that differ."""
+    target, incoming = _names(prefix, table)
     columns = sql.SQL(", ").join(map(sql.Identifier, table.names))
     await db.execute(
         sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(incoming, target)
     )
-    written = 0
-    if by_key:
-        async with db.cursor() as cursor:
-            async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(incoming, columns)) as copy:
-                for values in by_key.values():
-                    await copy.write_row(values)
-            await cursor.execute(_upsert(table, target, incoming, columns, unless_older))
-            written += max(cursor.rowcount, 0)
-    places = list(within)
-    if scope and places:
-        written += await _delete_stale(db, table, target, incoming, scope, places)
-    return written
+    async with db.cursor() as cursor:
+        async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(incoming, columns)) as copy:
+            for row in values:
+                await copy.write_row(row)
+        await cursor.execute(_upsert(table, target, incoming, columns, unless_older))
+        return max(cursor.rowcount, 0)
 
 
 def _upsert(

@@ -3,9 +3,10 @@ migrates under a prefix. elex's tables keep elex's column names, in elex's order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -57,9 +58,17 @@ class Table:
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """A row's values in column order, each as its column's type (a value that is not of it
         becomes NULL); None when a key column is empty (the row cannot be stored)."""
-        values = tuple(_typed(kind, row.get(name)) for name, kind in self.columns)
-        named = dict(zip(self.names, values, strict=True))
-        return None if any(named[k] is None for k in self.key) else values
+        values = tuple(convert(row.get(name)) for name, convert in self._converters)
+        return None if any(values[i] is None for i in self.key_at) else values
+
+    @cached_property
+    def key_at(self) -> tuple[int, ...]:
+        """Where the key columns are among the columns."""
+        return tuple(self.names.index(k) for k in self.key)
+
+    @cached_property
+    def _converters(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        return tuple((name, _CONVERTERS[kind]) for name, kind in self.columns)
 
     def create(self, prefix: str) -> sql.Composed:
         """CREATE TABLE, with the key as primary key."""
@@ -209,31 +218,34 @@ _FIRST_EXTRAS = (
 )
 
 
-def _typed(kind: str, value: Any) -> Any:
-    """``value`` as a column of ``kind`` takes it, or None."""
-    if value is None:
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else str(value)
+
+
+def _whole(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
         return None
-    if kind == "text":
-        return value if isinstance(value, str) else str(value)
-    if kind in ("integer", "bigint"):
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value if isinstance(value, int) else _int(value)
-    if kind == "double precision":
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    if kind == "boolean":
-        return value if isinstance(value, bool) else None
-    if kind == "jsonb":
-        return Jsonb(value)
-    if kind == "bytea":
-        return value if isinstance(value, bytes) else None
-    if kind == "date":
-        return _date(value)
-    if kind == "timestamptz":
-        return _instant(value)
-    raise ValueError(f"no column type {kind}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    return _int(value)
+
+
+def _real(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _bytes(value: Any) -> bytes | None:
+    return value if isinstance(value, bytes) else None
 
 
 def _int(value: Any) -> int | None:
@@ -244,6 +256,8 @@ def _int(value: Any) -> int | None:
 
 
 def _date(value: Any) -> date | None:
+    if value is None:
+        return None
     try:
         return date.fromisoformat(str(value)[:10])
     except ValueError:
@@ -251,10 +265,23 @@ def _date(value: Any) -> date | None:
 
 
 def _instant(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
+    if value is None or isinstance(value, datetime):
         return value
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {  # a value as a column of each type takes it, or None
+    "text": _text,
+    "integer": _whole,
+    "bigint": _whole,
+    "double precision": _real,
+    "boolean": _flag,
+    "jsonb": _json,
+    "bytea": _bytes,
+    "date": _date,
+    "timestamptz": _instant,
+}

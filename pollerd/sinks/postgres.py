@@ -29,13 +29,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pollerd.config import PostgresSinkConfig
 from pollerd.core.model import Event
-from pollerd.core.payload import PayloadRejected, strict_json
+from pollerd.core.payload import kept_json
 from pollerd.election.ap import race_key
 from pollerd.results.ballots import ballot_rows
 from pollerd.results.cantons import canton_rows
 from pollerd.results.elex import elex_tables, is_snapshot
 from pollerd.sinks.base import DeliveryFailed
-from pollerd.sinks.pg_sync import sync
+from pollerd.sinks.pg_sync import apply, sync, typed
 from pollerd.sinks.pg_tables import (
     BALLOTS,
     CANDIDATES,
@@ -45,8 +45,11 @@ from pollerd.sinks.pg_tables import (
     REPORTING_UNITS,
     RESULTS,
     SchemaTooNew,
+    Table,
     migrate,
 )
+
+ELEX = (RACES, REPORTING_UNITS, RESULTS)
 
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # above: the row keeps the version's facts, not its bytes
 
@@ -58,6 +61,7 @@ class WriteStats:
     transactions: int = 0
     rows: int = 0
     seconds: float = 0.0  # inside the database transactions
+    committed_at: float = 0.0  # time.perf_counter() at the last commit (the rows visible from then)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,21 @@ class _Payload:
 @dataclass(frozen=True)
 class _Progress:
     sequence: int
+    event_id: str | None
     races: list[str]
+
+
+Race = tuple[Any, Any]  # (statepostal, raceid)
+Hashes = dict[Race, dict[tuple[Any, ...], int]]  # per race: each row's hash, by its key
+
+
+@dataclass
+class _Held:
+    """What an AP query's rows in elex's tables are as of one version (hashes, not the rows), so
+    the next version's changed races are compared here, and only the rows that differ are sent."""
+
+    event_id: str
+    tables: dict[str, Hashes]
 
 
 class PostgresSink:
@@ -83,20 +101,29 @@ class PostgresSink:
         self._application = f"pollerd sink {config.name}"[:63]
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._opening = asyncio.Lock()
+        self._held: dict[tuple[str, str], _Held] = {}  # per AP query
 
     async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
         """Write the version in one transaction; DeliveryFailed when the database did not take it
         (permanent when it refused the data itself)."""
         content = await asyncio.to_thread(_read, payload, event.size)
         try:
+            await self._deliver(event, content)
+        except BaseException:
+            self._held.pop((event.source, event.resource), None)  # the rows it describes rolled back
+            raise
+
+    async def _deliver(self, event: Event, content: _Payload) -> None:
+        try:
             pool = await self._open()
             async with pool.connection(timeout=self._config.timeout) as db:
                 started = time.perf_counter()
                 async with db.transaction():
                     rows = await self._write(db, event, content)
+                self.stats.committed_at = time.perf_counter()
                 self.stats.transactions += 1
                 self.stats.rows += rows
-                self.stats.seconds += time.perf_counter() - started
+                self.stats.seconds += self.stats.committed_at - started
         except psycopg.DataError as exc:
             raise DeliveryFailed(f"{self.name}: {_reason(exc)}", permanent=True) from None
         except (psycopg.Error, PoolTimeout) as exc:
@@ -170,36 +197,66 @@ class PostgresSink:
             (event.source, event.resource),
         )
         cursor = await db.execute(
-            sql.SQL("SELECT sequence, races FROM {} WHERE source = %s AND resource = %s FOR UPDATE").format(
-                table
-            ),
+            sql.SQL(
+                "SELECT sequence, event_id, races FROM {} WHERE source = %s AND resource = %s FOR UPDATE"
+            ).format(table),
             (event.source, event.resource),
         )
         row = await cursor.fetchone()
         assert row is not None
-        return _Progress(int(row[0]), list(row[1] or []))
+        return _Progress(int(row[0]), row[1], list(row[2] or []))
 
     async def _races(self, db: AsyncConnection[Any], event: Event, snapshot: Any, progress: _Progress) -> int:
-        """elex's tables for the races this version changed (every race the query has or had
-        when a version between was not written here)."""
+        """elex's tables for the races this version changed, compared with what the sink knows
+        the tables hold; when it does not know (the first version since start, or a version
+        between not written here), every race the query has or had, compared in the database."""
+        place = (event.source, event.resource)
+        held = self._held.get(place)
         changed = (event.details or {}).get("changed_races")
-        if progress.sequence == event.sequence - 1 and isinstance(changed, list):
-            keys = {str(k) for k in changed}
-        else:
-            keys = {race_key(r) for r in snapshot["races"] if isinstance(r, dict)} | set(progress.races)
-        if not keys:
-            return 0
-        tables = await asyncio.to_thread(elex_tables, snapshot, keys)
-        scope = ("statepostal", "raceid")
-        within = [tuple(key.split(":")[:2]) for key in keys]
-        rows = 0
-        for table, found in (
-            (RACES, tables.races),
-            (REPORTING_UNITS, tables.reporting_units),
-            (RESULTS, tables.results),
+        if (
+            held is not None
+            and held.event_id == progress.event_id
+            and progress.sequence == event.sequence - 1
+            and isinstance(changed, list)
         ):
-            rows += await sync(db, self._prefix, table, found, scope, within)
+            keys = {str(k) for k in changed}
+            tables = await asyncio.to_thread(elex_tables, snapshot, keys)
+            rows = 0
+            for table, found in zip(
+                ELEX, (tables.races, tables.reporting_units, tables.results), strict=True
+            ):
+                rows += await self._differences(db, table, found, held.tables[table.name], _races_of(keys))
+            held.event_id = event.event_id
+            return rows
+        keys = {race_key(r) for r in snapshot["races"] if isinstance(r, dict)} | set(progress.races)
+        tables = await asyncio.to_thread(elex_tables, snapshot, keys)
+        within = sorted(_races_of(keys))
+        rows = 0
+        known: dict[str, Hashes] = {}
+        for table, found in zip(ELEX, tables.lists(), strict=True):
+            rows += await sync(db, self._prefix, table, found, ("statepostal", "raceid"), within)
+            known[table.name] = {race: _hashes(values) for race, values in _by_race(table, found).items()}
+        self._held[place] = _Held(event.event_id, known)
         return rows
+
+    async def _differences(
+        self,
+        db: AsyncConnection[Any],
+        table: Table,
+        found: list[dict[str, Any]],
+        held: Hashes,
+        races: set[Race],
+    ) -> int:
+        """Send the rows of ``races`` that differ from what the table holds, delete the ones gone."""
+        now = _by_race(table, found)
+        changed: list[tuple[Any, ...]] = []
+        gone: list[tuple[Any, ...]] = []
+        for race in races:
+            before, after = held.get(race, {}), now.get(race, {})
+            changed += [values for key, values in after.items() if before.get(key) != hash(values)]
+            gone += [key for key in before if key not in after]
+            held[race] = _hashes(after)
+        return await apply(db, self._prefix, table, changed, gone)
 
     async def _document(self, db: AsyncConnection[Any], event: Event, content: _Payload) -> int:
         """The version as a row of ``documents`` (JSON as jsonb, else bytes)."""
@@ -286,6 +343,24 @@ class PostgresSink:
         return sql.Identifier(self._prefix + name)
 
 
+def _races_of(keys: set[str]) -> set[Race]:
+    """(statepostal, raceid) of race keys (``PA:1009:G``)."""
+    return {(state, race) for state, race, *_ in (key.split(":") for key in keys)}
+
+
+def _by_race(table: Table, rows: list[dict[str, Any]]) -> dict[Race, dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """Rows as the table takes them, by race, then by key."""
+    state_at, race_at = table.names.index("statepostal"), table.names.index("raceid")
+    found: dict[Race, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+    for key, values in typed(table, rows).items():
+        found.setdefault((values[state_at], values[race_at]), {})[key] = values
+    return found
+
+
+def _hashes(rows: dict[tuple[Any, ...], tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+    return {key: hash(values) for key, values in rows.items()}
+
+
 def _is_ap_snapshot(event: Event, document: Any) -> bool:
     """An AP query's merged snapshot (its event names the races it changed; a raw delta does not)."""
     return "changed_races" in (event.details or {}) and is_snapshot(document)
@@ -307,10 +382,7 @@ def _read(payload: Path, size: int) -> _Payload:
     if size > MAX_DOCUMENT_BYTES:
         return _Payload(None, None)
     raw = payload.read_bytes()
-    try:
-        return _Payload(raw, strict_json(raw))
-    except PayloadRejected:
-        return _Payload(raw, None)
+    return _Payload(raw, kept_json(raw))
 
 
 def _json(value: Any) -> Any:
