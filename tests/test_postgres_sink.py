@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,32 @@ async def test_the_ap_night_keeps_elex_tables_equal_to_a_fresh_load(
     # incremental: far fewer rows written than a reload of every table at every version
     reload = checked * (len(everything.results) + len(everything.reporting_units) + len(everything.races))
     assert 0 < stats.rows < reload / 2, (stats.rows, reload)
+
+
+def readme_section() -> str:
+    """The README's paragraph on the postgres sink."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return text.split("**`postgres`**", 1)[1].split("**Delivery guarantees.**", 1)[0]
+
+
+async def test_the_readme_example_loads_and_its_query_runs(
+    ap: tuple[ApServer, str], tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's sink table loads as written, and its SQL answers one leader per race."""
+    monkeypatch.setenv("RESULTS_DATABASE_URL", postgres_url)
+    section = readme_section()
+    table = tomllib.loads(section.split("```toml\n", 1)[1].split("```", 1)[0])["sinks"][0]
+    query = section.split("```sql\n", 1)[1].split("```", 1)[0]
+    replay, base = ap
+    source = ap_source(base, [table["name"]], queries=[{"name": "all", "level": "ru"}])
+    async with opened(one_source(tmp_path, source, [table])) as daemon:
+        assert await daemon.run_once()
+        replay.election.advance(30)
+        assert await daemon.run_once()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as db:
+        leaders = await (await db.execute(query.encode())).fetchall()
+        races = await (await db.execute("SELECT count(*) FROM elex_races")).fetchone()
+    assert races is not None and len({(row[0], row[1], row[2]) for row in leaders}) == races[0] > 0
 
 
 async def test_redelivery_changes_nothing_and_a_late_version_no_current_row(
