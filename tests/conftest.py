@@ -341,6 +341,21 @@ async def ap() -> AsyncIterator[tuple[ApServer, str]]:
 DC_KEY = "dc-token-5b1e0c77a9"
 
 
+def dc_source(base: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
+    """A ``democracyclub`` source table (``uk``) for the stand-in at ``base``: two postcodes and
+    the candidates feed, the token inline; ``keys`` add to it or override."""
+    table = {
+        "name": "uk",
+        "kind": "democracyclub",
+        "api": f"{base}/api/v1",
+        "candidates_api": f"{base}/api/next",
+        "auth_token": DC_KEY,
+        "postcodes": ["AA12AA", "AA12AB"],
+        "candidates": True,
+    }
+    return table | {"sinks": sinks, **keys}
+
+
 @pytest.fixture
 async def dc() -> AsyncIterator[tuple[DcServer, str]]:
     """The Democracy Club stand-in and its base URL."""

@@ -26,7 +26,7 @@ from pollerd.sim.dc_world import STEPS, DcWorld
 from pollerd.sim.democracyclub import DcServer
 from pollerd.sim.fso_content import CANTONS, SMALL
 from pollerd.sim.night import PACKAGE, ElectionNight
-from tests.conftest import AP_KEY, DC_KEY, Upstream, ap_source, one_source, opened, wait_for
+from tests.conftest import AP_KEY, DC_KEY, Upstream, ap_source, dc_source, one_source, opened, wait_for
 
 TOKEN = "syt_matrix-token-4f2a9c"
 ROOM = "!desk:matrix.example.org"
@@ -298,19 +298,7 @@ async def test_democracy_club_tells_the_desk_what_changed(channel: Channel, tmp_
     base = await server.serve(service.app())
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "uk",
-                "kind": "democracyclub",
-                "api": f"{base}/api/v1",
-                "candidates_api": f"{base}/api/next",
-                "auth_token": DC_KEY,
-                "postcodes": ["AA12AA", "AA12AB"],
-                "elections": {"current": True},
-                "candidates": True,
-                "sinks": ["desk"],
-            }
-        ],
+        "sources": [dc_source(base, ["desk"], elections={"current": True})],
         "sinks": [chat_sink(channel, "text", events="election")],
     }
     try:

@@ -31,7 +31,7 @@ from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.filesystem import EVENT_SUFFIX
 from pollerd.sinks.pg_tables import RACES, REPORTING_UNITS, RESULTS, Table
 from pollerd.sinks.postgres import PostgresSink
-from tests.conftest import DC_KEY, ap_source, one_source, opened
+from tests.conftest import DC_KEY, ap_source, dc_source, one_source, opened
 
 ELEX = (RACES, REPORTING_UNITS, RESULTS)
 
@@ -299,18 +299,7 @@ async def test_democracy_club_ballots_and_candidates(tmp_path: Path, postgres_ur
     base = await server.serve(service.app())
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "uk",
-                "kind": "democracyclub",
-                "api": f"{base}/api/v1",
-                "candidates_api": f"{base}/api/next",
-                "auth_token": DC_KEY,
-                "postcodes": ["AA12AA", "AA12AB"],
-                "candidates": True,
-                "sinks": ["db", "out"],
-            }
-        ],
+        "sources": [dc_source(base, ["db", "out"])],
         "sinks": [pg_sink(postgres_url), files_sink(tmp_path / "out")],
     }
     try:
