@@ -396,3 +396,31 @@ async def test_the_password_is_in_no_error_and_bad_keys_are_refused(tmp_path: Pa
     assert not caught.value.permanent and secret not in str(caught.value)
     with pytest.raises(Exception, match="prefix"):
         PostgresSinkConfig.model_validate(pg_sink("postgresql://h/db", prefix="x; DROP TABLE"))
+
+
+async def test_documents_keep_json_as_jsonb_and_anything_else_as_bytes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """JSON goes to ``payload``; text, JSON in UTF-16 and JSON holding a NUL (which jsonb cannot
+    hold) go to ``body`` byte for byte; ``keep_versions`` keeps the newest of each resource."""
+    from tests.test_store_queries import event
+
+    bodies = [b'{"a": 1}', b"plain, text", '{"a": 2}'.encode("utf-16"), b'{"a": "x\\u0000y"}', b'{"b": [1]}']
+    sink = PostgresSink(PostgresSinkConfig.model_validate(pg_sink(postgres_url, keep_versions=4)), "t")
+    try:
+        for sequence, body in enumerate(bodies, start=1):
+            payload = tmp_path / f"{sequence}.json"
+            payload.write_bytes(body)
+            await sink.deliver(event("r", sequence, f"{sequence:064d}"), payload)
+    finally:
+        await sink.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as db:
+        rows = await (await db.execute("SELECT sequence, payload, body FROM documents ORDER BY 1")).fetchall()
+        latest = await (await db.execute("SELECT sequence FROM latest")).fetchall()
+    assert [(s, p, None if b is None else bytes(b)) for s, p, b in rows] == [
+        (2, None, bodies[1]),
+        (3, None, bodies[2]),
+        (4, None, bodies[3]),
+        (5, {"b": [1]}, None),
+    ]
+    assert latest == [(5,)]

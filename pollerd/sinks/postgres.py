@@ -222,9 +222,7 @@ class PostgresSink:
             keys = {str(k) for k in changed}
             tables = await asyncio.to_thread(elex_tables, snapshot, keys)
             rows = 0
-            for table, found in zip(
-                ELEX, (tables.races, tables.reporting_units, tables.results), strict=True
-            ):
+            for table, found in zip(ELEX, tables.lists(), strict=True):
                 rows += await self._differences(db, table, found, held.tables[table.name], _races_of(keys))
             held.event_id = event.event_id
             return rows
@@ -260,9 +258,7 @@ class PostgresSink:
 
     async def _document(self, db: AsyncConnection[Any], event: Event, content: _Payload) -> int:
         """The version as a row of ``documents`` (JSON as jsonb, else bytes)."""
-        text = None if content.document is None or content.raw is None else content.raw.decode("utf-8-sig")
-        if text is not None and "\\u0000" in text:
-            text = None  # jsonb holds no NUL character: keep the bytes
+        text = _json_text(content)
         body = content.raw if text is None else None
         table = self._table("documents")
         cursor = await db.execute(
@@ -319,7 +315,7 @@ class PostgresSink:
             rows += await sync(
                 db, self._prefix, BALLOTS, [origin | b for b in found.ballots], unless_older="last_updated"
             )
-            mine = await self._ballots_of(db, event)  # those this version is the newest word on
+            mine = await self._ballots_of(db, event, [b["ballot_paper_id"] for b in found.ballots])
             rows += await sync(
                 db,
                 self._prefix,
@@ -330,12 +326,14 @@ class PostgresSink:
             )
         return rows
 
-    async def _ballots_of(self, db: AsyncConnection[Any], event: Event) -> set[str]:
+    async def _ballots_of(self, db: AsyncConnection[Any], event: Event, ballots: list[str]) -> set[str]:
+        """Of these ballots, those this version is the newest word on (its row is this event's)."""
         cursor = await db.execute(
-            sql.SQL("SELECT ballot_paper_id FROM {} WHERE source = %s AND event_id = %s").format(
-                self._table(BALLOTS.name)
-            ),
-            (event.source, event.event_id),
+            sql.SQL(
+                "SELECT ballot_paper_id FROM {} WHERE source = %s AND ballot_paper_id = ANY(%s)"
+                " AND event_id = %s"
+            ).format(self._table(BALLOTS.name)),
+            (event.source, ballots, event.event_id),
         )
         return {str(row[0]) for row in await cursor.fetchall()}
 
@@ -383,6 +381,18 @@ def _read(payload: Path, size: int) -> _Payload:
         return _Payload(None, None)
     raw = payload.read_bytes()
     return _Payload(raw, kept_json(raw))
+
+
+def _json_text(content: _Payload) -> str | None:
+    """A JSON payload as text for a jsonb column; None when it goes as bytes (no JSON, not UTF-8,
+    or holding a NUL character, which jsonb cannot)."""
+    if content.document is None or content.raw is None:
+        return None
+    try:
+        text = content.raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    return None if "\\u0000" in text else text
 
 
 def _json(value: Any) -> Any:
