@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import arguments, report
+from bench.common import ap_source, arguments, report
 from pollerd.config import parse_config
 from pollerd.daemon.app import Daemon
 from pollerd.sim import SimServer
@@ -38,19 +38,7 @@ async def run(mode: str, steps: int, national: bool) -> dict[str, Any]:
         config = parse_config(
             {
                 "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
-                "sources": [
-                    {
-                        "name": "ap",
-                        "kind": "ap",
-                        "api": base,
-                        "election_date": "2026-11-03",
-                        "api_key": KEY,
-                        "mode": mode,
-                        "quota_per_minute": 10_000,
-                        "queries": [{"name": "all", "level": "ru"}],
-                        "sinks": ["out"],
-                    }
-                ],
+                "sources": [ap_source(base, KEY, ["out"], mode=mode, quota_per_minute=10_000)],
                 "sinks": [{"name": "out", "kind": "filesystem", "root": f"{tmp}/out"}],
             }
         )

@@ -34,6 +34,19 @@ def arguments(
     return parser.parse_args()
 
 
+def ap_source(base: str, key: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
+    """The ``ap`` source table the AP benchmarks poll (one query, ``all``, at reporting-unit level)."""
+    table = {
+        "name": "ap",
+        "kind": "ap",
+        "api": base,
+        "election_date": "2026-11-03",
+        "api_key": key,
+        "queries": [{"name": "all", "level": "ru"}],
+    }
+    return table | {"sinks": sinks, **keys}
+
+
 def rss_mb(pid: int | None = None) -> float:
     """Resident memory of a process now (MB)."""
     statm = Path(f"/proc/{pid or os.getpid()}/statm").read_text().split()

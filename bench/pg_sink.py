@@ -28,7 +28,7 @@ import psycopg
 from aiohttp import web
 from psycopg import sql
 
-from bench.common import arguments, report
+from bench.common import ap_source, arguments, report
 from pollerd.config import parse_config
 from pollerd.core.payload import stored_json
 from pollerd.daemon.app import Daemon
@@ -93,18 +93,7 @@ async def night(url: str, steps: int, counties: int, tmp: Path) -> list[dict[str
     config = parse_config(
         {
             "daemon": {"state_dir": f"{tmp}/state", "metrics": "off", "log_level": "error"},
-            "sources": [
-                {
-                    "name": "ap",
-                    "kind": "ap",
-                    "api": base,
-                    "election_date": "2026-11-03",
-                    "api_key": KEY,
-                    "quota_per_minute": 100_000,
-                    "queries": [{"name": "all", "level": "ru"}],
-                    "sinks": ["db", "out"],
-                }
-            ],
+            "sources": [ap_source(base, KEY, ["db", "out"], quota_per_minute=100_000)],
             "sinks": [
                 {"name": "db", "kind": "postgres", "url": url, "prefix": "inc_"},
                 {"name": "out", "kind": "filesystem", "root": f"{tmp}/out", "keep_versions": 2},

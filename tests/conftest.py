@@ -341,6 +341,20 @@ async def ap() -> AsyncIterator[tuple[ApServer, str]]:
 DC_KEY = "dc-token-5b1e0c77a9"
 
 
+def fso_source(api: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
+    """An ``fso`` source table (``wahlen``) for the simulated night's CKAN at ``api``, its hosts
+    allowed and empty files accepted; ``keys`` add to it or override."""
+    table = {
+        "name": "wahlen",
+        "kind": "fso",
+        "api": api,
+        "package": PACKAGE,
+        "allowed_hosts": ["127.0.0.1"],
+        "allow_empty": True,
+    }
+    return table | {"sinks": sinks, **keys}
+
+
 def dc_source(base: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
     """A ``democracyclub`` source table (``uk``) for the stand-in at ``base``: two postcodes and
     the candidates feed, the token inline; ``keys`` add to it or override."""

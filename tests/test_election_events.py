@@ -25,8 +25,18 @@ from pollerd.sim.ap_election import RETRACTED_RACE, ApElection
 from pollerd.sim.dc_world import STEPS, DcWorld
 from pollerd.sim.democracyclub import DcServer
 from pollerd.sim.fso_content import CANTONS, SMALL
-from pollerd.sim.night import PACKAGE, ElectionNight
-from tests.conftest import AP_KEY, DC_KEY, Upstream, ap_source, dc_source, one_source, opened, wait_for
+from pollerd.sim.night import ElectionNight
+from tests.conftest import (
+    AP_KEY,
+    DC_KEY,
+    Upstream,
+    ap_source,
+    dc_source,
+    fso_source,
+    one_source,
+    opened,
+    wait_for,
+)
 
 TOKEN = "syt_matrix-token-4f2a9c"
 ROOM = "!desk:matrix.example.org"
@@ -250,17 +260,7 @@ async def test_the_fso_night_tells_a_reopened_and_a_corrected_canton(
     sink = chat_sink(channel, "text", events="election", cantons=watched)
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "wahlen",
-                "kind": "fso",
-                "api": election.api_url,
-                "package": PACKAGE,
-                "allowed_hosts": ["127.0.0.1"],
-                "allow_empty": True,
-                "sinks": ["desk"],
-            }
-        ],
+        "sources": [fso_source(election.api_url, ["desk"])],
         "sinks": [sink],
     }
     try:

@@ -26,12 +26,12 @@ from pollerd.sim import SimServer
 from pollerd.sim.ap import ApServer
 from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
-from pollerd.sim.night import PACKAGE, ElectionNight
+from pollerd.sim.night import ElectionNight
 from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.filesystem import EVENT_SUFFIX
 from pollerd.sinks.pg_tables import RACES, REPORTING_UNITS, RESULTS, Table
 from pollerd.sinks.postgres import PostgresSink
-from tests.conftest import DC_KEY, ap_source, dc_source, one_source, opened
+from tests.conftest import DC_KEY, ap_source, dc_source, fso_source, one_source, opened
 
 ELEX = (RACES, REPORTING_UNITS, RESULTS)
 
@@ -237,17 +237,7 @@ async def test_fso_files_become_documents_cantons_and_election_events(
     await election.open(server)
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
-        "sources": [
-            {
-                "name": "wahlen",
-                "kind": "fso",
-                "api": election.api_url,
-                "package": PACKAGE,
-                "allowed_hosts": ["127.0.0.1"],
-                "allow_empty": True,
-                "sinks": ["db", "out"],
-            }
-        ],
+        "sources": [fso_source(election.api_url, ["db", "out"])],
         "sinks": [pg_sink(postgres_url, prefix="ch_"), files_sink(tmp_path / "out")],
     }
     try:
