@@ -298,7 +298,8 @@ async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None
     server = SimServer()
     simulation = await open_simulation(server, ports["8000"], ports["8001"], {SIM_AP_KEY}, ports["8002"])
     assert simulation.night is not None
-    simulation.night.advance_to(PRIMARY_DOWN - timedelta(hours=1))
+    simulation.night.clock.pause()
+    simulation.night.clock.jump((PRIMARY_DOWN - timedelta(hours=1)).timestamp())
     try:
         async with running(config) as (daemon, base):
             await wait_for(lambda: all(p.ready for p in daemon.pollers.values()), timeout=30)
@@ -306,6 +307,7 @@ async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None
             data = json.loads((await get(f"{base}/status.json"))[1])
             shot = await screenshot(f"{base}/status", tmp_path / "status.png")
     finally:
+        await simulation.close()
         await server.close()
     assert status == 200
     assert [s["name"] for s in data["sources"]] == ["nrw2023", "ap", "democracyclub"]

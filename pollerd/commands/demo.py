@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from pollerd.commands.replay import open_replay
 from pollerd.config import Config, FsoSourceConfig
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import SourceBase
@@ -26,11 +27,15 @@ from pollerd.daemon.app import Daemon
 from pollerd.daemon.signals import stop_on_signals
 from pollerd.daemon.state_open import StartupError
 from pollerd.polling.tally import PollerStatus
+from pollerd.replay.server import Replay, ReplayOptions
+from pollerd.replay.timeline import origin_of, request_key
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ApElection, ApServer
+from pollerd.sim.ckan import ACTION_PATH
 from pollerd.sim.democracyclub import STEPS as DC_STEPS
 from pollerd.sim.democracyclub import DcServer, DcWorld
-from pollerd.sim.night import END, START, ElectionNight
+from pollerd.sim.night import END, PACKAGE, START
+from pollerd.sim.night_recording import BUILT_IN, CKAN
 
 NIGHT_SECONDS = (END - START).total_seconds()
 DEFAULT_SPEED = 270.0  # the 13 h 40 min night in about three minutes
@@ -40,9 +45,10 @@ SIM_DC_KEY = "sim-demo-key"
 
 @dataclass
 class Simulation:
-    """The demo's upstreams: the FSO night, the AP replay, Democracy Club; each optional."""
+    """The demo's upstreams: the FSO night (a replay of the shipped recording), the AP
+    simulator, Democracy Club; each optional."""
 
-    night: ElectionNight | None
+    night: Replay | None
     ap: ApServer | None
     dc: DcServer | None = None
 
@@ -50,13 +56,56 @@ class Simulation:
         """Play every timeline over the same wall-clock time."""
         players = []
         if self.night is not None:
-            players.append(self.night.play(speed, stop))
+            players.append(_play_replay(self.night, speed, stop))
         if self.ap is not None:
             step = NIGHT_SECONDS / speed / self.ap.election.steps
             players.append(self.ap.play(step, stop))
         if self.dc is not None:
             players.append(self.dc.play(NIGHT_SECONDS / speed / (DC_STEPS + 1), stop))
         await asyncio.gather(*players)
+
+    async def close(self) -> None:
+        """Stop the FSO replay (the simulators stop with their server)."""
+        if self.night is not None:
+            await self.night.close()
+
+
+async def _play_replay(replay: Replay, speed: float, stop: asyncio.Event) -> None:
+    """The recorded night from its start, ``speed`` times faster, until it ends or ``stop``."""
+    replay.clock.set_speed(speed)
+    replay.clock.jump(replay.clock.start)
+    while not stop.is_set() and not replay.clock.ended:
+        await wait_set(stop, min(1.0, replay.clock.seconds_left()))
+
+
+def listed_bytes(replay: Replay) -> int:
+    """Bytes a client downloading every file the package lists now would pull."""
+    now = replay.clock.now()
+    package = replay.timelines.get((CKAN, f"{ACTION_PATH}?id={PACKAGE}"))
+    served = package.at(now) if package is not None else None
+    if served is None or served.body is None:
+        return 0
+    document = json.loads(replay.bodies.raw(served.body))
+    total = 0
+    for resource in document["result"]["resources"]:
+        url = resource["url"].strip()
+        timeline = replay.timelines.get((origin_of(url), request_key(url)))
+        version = timeline.at(now) if timeline is not None else None
+        total += version.size if version is not None and version.good else 0
+    return total
+
+
+def versions_published(replay: Replay) -> int:
+    """Distinct file versions the recorded night served."""
+    return len(
+        {
+            state.body
+            for (origin, _), timeline in replay.timelines.items()
+            if origin != CKAN
+            for state in timeline.states
+            if state.good
+        }
+    )
 
 
 async def open_simulation(
@@ -70,8 +119,10 @@ async def open_simulation(
     StartupError (one line, the port named) when a port is taken."""
     try:
         return await _open_simulation(server, fso_port, ap_port, ap_keys, dc_port)
-    except OSError as exc:
+    except (OSError, StartupError) as exc:
         await server.close()
+        if isinstance(exc, StartupError):
+            raise
         raise StartupError(
             f"the simulator cannot listen: {exc.strerror}; stop what uses that port, or choose another"
         ) from None
@@ -80,19 +131,20 @@ async def open_simulation(
 async def _open_simulation(
     server: SimServer, fso_port: int | None, ap_port: int | None, ap_keys: set[str], dc_port: int | None
 ) -> Simulation:
-    night = None
-    if fso_port is not None:
-        night = ElectionNight()
-        await night.open(server, fso_port)
-    ap = None
-    if ap_port is not None:
-        ap = ApServer(ApElection(), ap_keys, quota_per_minute=600)
-        await server.serve(ap.app(), ap_port)
-    dc = None
-    if dc_port is not None:
-        dc = DcServer(DcWorld(), {SIM_DC_KEY})
-        await server.serve(dc.app(), dc_port)
-    return Simulation(night, ap, dc)
+    simulation = Simulation(None, None)
+    try:
+        if fso_port is not None:
+            simulation.night = await open_replay(BUILT_IN, ReplayOptions(), ports={CKAN: fso_port})
+        if ap_port is not None:
+            simulation.ap = ApServer(ApElection(), ap_keys, quota_per_minute=600)
+            await server.serve(simulation.ap.app(), ap_port)
+        if dc_port is not None:
+            simulation.dc = DcServer(DcWorld(), {SIM_DC_KEY})
+            await server.serve(simulation.dc.app(), dc_port)
+    except BaseException:
+        await simulation.close()
+        raise
+    return simulation
 
 
 async def serve_simulator(port: int, ap_port: int, dc_port: int, speed: float) -> None:
@@ -113,6 +165,7 @@ async def serve_simulator(port: int, ap_port: int, dc_port: int, speed: float) -
     try:
         await simulation.play(speed, stop)
     finally:
+        await simulation.close()
         await server.close()
 
 
@@ -217,6 +270,7 @@ async def _demo(config: Config, duration: float | None, speed: float) -> DemoSum
         await daemon.close()
         await player
         naive = (await fso_naive, await ap_naive)
+        await simulation.close()
         await server.close()
     return _summarise(daemon, simulation, loop.time() - started, naive, fso, ap, dc)
 
@@ -242,7 +296,7 @@ async def _naive_bytes(
     total = 0
     while not stop.is_set():
         if fso and simulation.night is not None:
-            total += simulation.night.listed_bytes()
+            total += await asyncio.to_thread(listed_bytes, simulation.night)
         if ap and simulation.ap is not None:
             total += sum(
                 _full_document_size(simulation.ap, query.params())
@@ -279,9 +333,9 @@ def _summarise(
     night, replay = simulation.night, simulation.ap
     return DemoSummary(
         seconds=seconds,
-        versions_published=night.versions_published() if night else 0,
+        versions_published=versions_published(night) if night else 0,
         url_switches=sum(s.url_switches for s in statuses(fso)),
-        fso=figures(fso, sum(len(h.log) for h in night.hosts), naive[0]) if fso and night else None,
+        fso=figures(fso, night.counts.requests, naive[0]) if fso and night else None,
         ap=figures(ap, len(replay.log), naive[1]) if ap and replay else None,
         dc=figures(dc, len(simulation.dc.log), 0) if dc and simulation.dc else None,
         election_events=dict(

@@ -87,6 +87,7 @@ class DaemonConfig(Strict):
     database_password_file: EnvPath | None = None
     replica: Name | None = None  # with database: this replica's name (default: host name and pid)
     lease_ttl: PositiveDuration = 15.0  # with database: how long a silent replica keeps its work
+    record: EnvPath | None = None  # keep every raw answer of every source here (pollerd replay)
     _database_password: SecretStr | None = PrivateAttr(default=None)  # read from the file
 
     @property

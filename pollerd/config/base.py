@@ -143,6 +143,7 @@ class SourceBase(Strict):
     headers: dict[str, Secret] = {}
     header_files: dict[str, EnvPath] = {}
     allowed_hosts: list[HostPattern] | None = None
+    record: bool | None = None  # keep its raw answers (default: when [daemon] record is set)
 
     def secret_values(self) -> Iterator[str]:
         """Every secret this source holds, for log redaction."""

@@ -29,6 +29,7 @@ from pollerd.polling.budget_plan import plan_budgets
 from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import HttpClient
 from pollerd.polling.poller import Poller
+from pollerd.record.recorder import Recordings
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.lock import StateLock
@@ -81,6 +82,7 @@ class Daemon:
         self._opened_at: float | None = None
         self.state_lost: str | None = None  # evidence that the state was lost, said until restart
         self._session: aiohttp.ClientSession | None = None
+        self.recordings = Recordings()
         self._context: PollContext | None = None
         self._reloader = Reloader(self)
         self._log = structlog.get_logger("pollerd")
@@ -96,8 +98,12 @@ class Daemon:
             headers={"User-Agent": self.user_agent},
             connector=aiohttp.TCPConnector(limit=0),
         )
+        self.recordings.configure(daemon.record, daemon.state_dir, self.config.sources)
         client = HttpClient(
-            self._session, Limits(daemon.max_concurrency, daemon.max_per_host), self.blobs.tmp_dir
+            self._session,
+            Limits(daemon.max_concurrency, daemon.max_per_host),
+            self.blobs.tmp_dir,
+            self.recordings,
         )
         self._context = PollContext(
             client, self.store, self.blobs, self.metrics, self.deliverer.wake, alerts=self.alerts
@@ -302,6 +308,7 @@ class Daemon:
         closers += [(f"sink {name}", sink.close) for name, sink in self.sinks.items()]
         if self._session is not None:
             closers.append(("http session", self._session.close))
+        closers.append(("recordings", self.recordings.close))
         closers.append(("state store", self.store.close))
         self.notifier.close()
         for what, close in closers:

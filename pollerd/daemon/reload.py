@@ -103,6 +103,8 @@ class Reloader:
                 self._daemon.pollers[config.name] = await self._daemon.poller(config)
                 self._daemon.runs.schedule(self._daemon.pollers[config.name])
         self._daemon.config = new.model_copy(update={"daemon": self._daemon.config.daemon})
+        daemon = self._daemon.config.daemon
+        self._daemon.recordings.configure(daemon.record, daemon.state_dir, new.sources)
         if self._daemon.shared is not None:
             self._daemon.shared.configure()  # taken again at the next round of the lease keeper
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on

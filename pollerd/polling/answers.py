@@ -30,6 +30,7 @@ class FetchFailure(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         body: bytes = b"",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
@@ -37,6 +38,7 @@ class FetchFailure(Exception):
         self.status = status
         self.retry_after = retry_after
         self.body = body  # the start of an error answer's body (APIs explain themselves there)
+        self.headers = headers or {}  # an error answer's headers
 
     @property
     def host_wide(self) -> bool:
@@ -101,6 +103,7 @@ async def raise_for_status(response: aiohttp.ClientResponse) -> None:
             status=response.status,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             body=body,
+            headers=dict(response.headers),
         )
 
 

@@ -31,6 +31,7 @@ from pollerd.polling.answers import (
 )
 from pollerd.polling.spool import Spool
 from pollerd.polling.tally import SourceTally
+from pollerd.record.recorder import AnswerLog, Recordings
 
 NO_VALIDATORS = Validators()
 
@@ -55,10 +56,17 @@ class Terms:
 class HttpClient:
     """Makes the requests of the poll cycle and returns values; decides nothing."""
 
-    def __init__(self, session: aiohttp.ClientSession, limits: Limits, tmp_dir: Path) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        limits: Limits,
+        tmp_dir: Path,
+        recordings: Recordings | None = None,
+    ) -> None:
         self._session = session
         self._limits = limits
         self._tmp_dir = tmp_dir
+        self._recordings = recordings
 
     @property
     def user_agent(self) -> str:
@@ -67,7 +75,12 @@ class HttpClient:
 
     async def head(self, terms: Terms, url: str) -> HeadAnswer:
         """HEAD the URL (following redirects the policy allows)."""
-        async with self._request(terms, "HEAD", url, terms.headers) as response:
+        async with (
+            self._recorded(terms, "HEAD", url) as log,
+            self._request(terms, "HEAD", url, terms.headers) as response,
+        ):
+            if log is not None:
+                await log.answer("HEAD", url, response.status, response.headers)
             return HeadAnswer(
                 status=response.status,
                 validators=validators_of(response.headers),
@@ -83,26 +96,58 @@ class HttpClient:
             request_headers["If-None-Match"] = send.etag
         if send.last_modified is not None:
             request_headers["If-Modified-Since"] = send.last_modified
-        async with self._request(terms, "GET", url, request_headers) as response:
+        async with (
+            self._recorded(terms, "GET", url) as log,
+            self._request(terms, "GET", url, request_headers) as response,
+        ):
             validators = validators_of(response.headers)
             headers = dict(response.headers)
             if response.status == 304:
+                if log is not None:
+                    await log.answer("GET", url, 304, headers)
                 return GetAnswer(304, validators, None, headers)
             await raise_for_status(response)
             download = await self._stream(terms, response, validators)
+            if log is not None:
+                kept = (download.path, download.sha256, download.size)
+                await log.answer("GET", url, response.status, headers, body_file=kept)
             return GetAnswer(response.status, validators, download, headers)
 
     async def read(self, terms: Terms, url: str) -> bytes:
         """GET a small document (an API answer) into memory; at most ``max_bytes``."""
         max_bytes = terms.max_bytes
-        async with self._request(terms, "GET", url, terms.headers) as response:
+        async with (
+            self._recorded(terms, "GET", url) as log,
+            self._request(terms, "GET", url, terms.headers) as response,
+        ):
             await raise_for_status(response)
             body = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
                 body += chunk
                 if len(body) > max_bytes:
                     raise PayloadRejected("oversize", f"body exceeds {max_bytes} bytes")
+            if log is not None:
+                await log.answer("GET", url, response.status, response.headers, body=bytes(body))
             return bytes(body)
+
+    @asynccontextmanager
+    async def _recorded(self, terms: Terms, method: str, url: str) -> AsyncIterator[AnswerLog | None]:
+        """The source's recorder (None when it is not recorded); an answer that ends in a failure
+        is recorded as the failure it was."""
+        log = self._recordings.of(terms.tally.name) if self._recordings is not None else None
+        try:
+            yield log
+        except FetchFailure as exc:
+            if log is not None and exc.reason != "refused":  # refused: no request was made
+                if exc.status is None:
+                    await log.no_answer(method, url, exc.reason)
+                else:
+                    await log.answer(method, url, exc.status, exc.headers, body=exc.body)
+            raise
+        except PayloadRejected as exc:
+            if log is not None:
+                await log.no_answer(method, url, exc.reason)
+            raise
 
     @asynccontextmanager
     async def _request(

@@ -78,19 +78,25 @@ class CkanApi(SimHost):
         """The package, its resources shuffled; a CKAN-style error for anything else."""
         if request.path != ACTION_PATH:
             return _error(404, "Not found")
-        package = self.packages.get(request.query.get("id", ""))
-        if package is None:
+        document = self.document(request.query.get("id", ""), str(request.url.origin()))
+        if document is None:
             return _error(404, "Not found: package")
+        return web.json_response(document, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    def document(self, package_id: str, origin: str) -> dict[str, object] | None:
+        """What ``package_show`` answers now for a package at ``origin`` (None: no such package)."""
+        package = self.packages.get(package_id)
+        if package is None:
+            return None
         resources = list(package.values())
         if self._shuffle:
             self._rng.shuffle(resources)
-        result = {"name": request.query["id"], "resources": [r.to_json(i) for i, r in enumerate(resources)]}
-        body = {
-            "help": f"{request.url.origin()}/api/3/action/help_show?name=package_show",
+        result = {"name": package_id, "resources": [r.to_json(i) for i, r in enumerate(resources)]}
+        return {
+            "help": f"{origin}/api/3/action/help_show?name=package_show",
             "success": True,
             "result": result,
         }
-        return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -70,13 +70,19 @@ __all__ = [
 class ElectionNight:
     """The package, its hosts and the script; ``step`` (tests) or ``play`` (the demo) runs it."""
 
-    def __init__(self, shape: Shape = FULL, seed: int = 2023, script: Script | None = None) -> None:
+    def __init__(
+        self,
+        shape: Shape = FULL,
+        seed: int = 2023,
+        script: Script | None = None,
+        trace: list[tuple[str, datetime]] | None = None,
+    ) -> None:
         self.ckan = CkanApi(seed=seed)
         self.primary = FileHost("s3")
         self.fallback = FileHost("fallback")
         self.dam = FileHost("dam")
         self.content = ElectionContent(shape, seed)
-        self.moments = timeline(script or Script())
+        self.moments = timeline(script or Script(), trace)
         self.truth: dict[str, list[str]] = {}
         self.visible_at: dict[str, tuple[datetime, int]] = {}  # sha256 -> (first visible, size)
         self.phase = "primary"
@@ -98,13 +104,29 @@ class ElectionNight:
         Returns the CKAN action base URL (the source's ``api``).
         """
         api_base = await server.serve(self.ckan.app(), api_port)
-        for host in (self.primary, self.fallback, self.dam):
-            self._bases[host.name] = await server.serve(host.app())
+        bases = {
+            host.name: await server.serve(host.app()) for host in (self.primary, self.fallback, self.dam)
+        }
+        return self.place(api_base, bases)
+
+    def place(self, api_base: str, bases: dict[str, str]) -> str:
+        """Publish the start state with CKAN at ``api_base`` and the file hosts at ``bases`` (by
+        host name: s3, fallback, dam), served or not; the CKAN action base URL."""
+        self._bases = dict(bases)
         for night_file in FILES:
             empty = night_file.kind == "parties"
             self._list(night_file, START, b"" if empty else None)
         self.api_url = f"{api_base}/api/3/action"
         return self.api_url
+
+    @property
+    def listed(self) -> list[NightFile]:
+        """The files the package lists now."""
+        return list(self._listed)
+
+    def host_of(self, phase: str) -> FileHost | None:
+        """The host a phase's URLs point at (None during the outage)."""
+        return {"primary": self.primary, "fallback": self.fallback, "dam": self.dam}.get(phase)
 
     @property
     def finished(self) -> bool:
@@ -183,7 +205,7 @@ class ElectionNight:
         for host in (self.primary, self.fallback, self.dam):
             dam = host is self.dam
             host.add(
-                self._path(host, night_file),
+                self.path_on(host, night_file),
                 validators="none" if dam else "full",
                 content_type="application/octet-stream" if dam else "application/json",
                 gzip_encoding=False,
@@ -218,17 +240,18 @@ class ElectionNight:
             self.ckan.move(PACKAGE, night_file.ckan_id, self.url_of(night_file))
 
     def _active_host(self) -> FileHost | None:
-        return {"primary": self.primary, "fallback": self.fallback, "dam": self.dam}.get(self.phase)
+        return self.host_of(self.phase)
 
     def _show(self, host: FileHost, night_file: NightFile, body: bytes, at: datetime) -> None:
-        host.publish(self._path(host, night_file), body, at=at.timestamp())
+        host.publish(self.path_on(host, night_file), body, at=at.timestamp())
         versions = self.truth.setdefault(night_file.file_name, [])
         digest = hashlib.sha256(body).hexdigest()
         if not versions or versions[-1] != digest:
             versions.append(digest)
             self.visible_at.setdefault(digest, (at, len(body)))
 
-    def _path(self, host: FileHost, night_file: NightFile) -> str:
+    def path_on(self, host: FileHost, night_file: NightFile) -> str:
+        """Where a host serves a file."""
         if host is self.dam:
             return f"/hub/api/dam/assets/{night_file.asset}/master"
         if host is self.fallback:

@@ -107,10 +107,12 @@ class Script:
     to_dam: datetime = TO_DAM
 
 
-def timeline(script: Script = Script()) -> list[Moment]:  # frozen: safe to share
-    """Every moment of the night, in order."""
+def timeline(
+    script: Script = Script(), trace: list[tuple[str, datetime]] | None = None
+) -> list[Moment]:  # frozen: safe to share
+    """Every moment of the night, in order (``trace``: other publication times than 2023's)."""
     by_trace_name = {f.trace_name: f for f in FILES}
-    moments = [Moment(at, "publish", by_trace_name[name]) for name, at in load_trace()]
+    moments = [Moment(at, "publish", by_trace_name[name]) for name, at in trace or load_trace()]
     moments += [
         Moment(script.primary_down, "primary_down"),
         Moment(script.to_fallback, "to_fallback"),

@@ -1,0 +1,1 @@
+"""Recording what upstreams answered, to replay it later."""
