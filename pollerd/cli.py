@@ -14,6 +14,7 @@ from pollerd.commands.deliveries import print_deliveries, redeliver
 from pollerd.commands.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.commands.healthcheck import check_health
 from pollerd.commands.migrate import migrate_state
+from pollerd.commands.replay import run_replay
 from pollerd.commands.status import plural, print_status
 from pollerd.config import Config, ConfigError, load_config
 from pollerd.core.masking import MASKED
@@ -21,6 +22,9 @@ from pollerd.daemon.app import Daemon
 from pollerd.daemon.signals import reload_on_sighup, stop_on_signals
 from pollerd.daemon.state_open import StartupError
 from pollerd.polling.budget_plan import plan_budgets
+from pollerd.replay.server import ReplayOptions
+from pollerd.sim.fso_content import FULL, SMALL
+from pollerd.sim.night_recording import generate_random_night
 from pollerd.store.lock import StateLocked
 from pollerd.telemetry.logs import configure_logging
 
@@ -142,6 +146,32 @@ def _simulation_commands(command: _Command) -> None:
         default=None,
         help="stop after this many seconds (default: when the night is over)",
     )
+    replay = command(
+        "replay",
+        "Serve a recording (record = ...) as the upstreams it came from, on local ports, at any speed.",
+        _replay,
+        config=False,
+    )
+    replay.add_argument("recording", type=Path, help="the recording folder ([daemon] record)")
+    replay.add_argument("--speed", type=float, default=1.0, help="how many times faster (default 1)")
+    replay.add_argument("--from", dest="begin", help="start here: a time (ISO 8601) or a duration in (90m)")
+    replay.add_argument("--to", dest="until", help="stop here: a time (ISO 8601) or a duration in (5h)")
+    replay.add_argument(
+        "--port", type=int, default=0, help="the control port; the upstreams on the ports after it (0: any)"
+    )
+    replay.add_argument("--config", type=Path, help="write a ready configuration pointing at the replay")
+    replay.add_argument("--zero-counts", action="store_true", help="serve AP results with zero counts")
+    generate = command(
+        "generate-night",
+        "Write a recording of a random FSO night (plausible progress, for rehearsing before a real one).",
+        _generate_night,
+        config=False,
+    )
+    generate.add_argument("recording", type=Path, help="the folder to write")
+    generate.add_argument("--seed", type=int, default=1, help="which random night (default 1)")
+    generate.add_argument(
+        "--small", action="store_true", help="small files (60 communes) instead of real sizes"
+    )
     for simulation, until in ((sim, ""), (demo, ": about three minutes")):
         simulation.add_argument(
             "--speed",
@@ -244,3 +274,22 @@ def _sim(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     config = _load(args.config)
     return run_demo(config, args.duration, args.speed)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    configure_logging("auto", "info")
+    try:
+        options = ReplayOptions(args.speed, args.begin, args.until, args.zero_counts)
+        return run_replay(args.recording, options, args.port, args.config)
+    except ValueError as exc:  # a speed or a moment that cannot be
+        print(f"pollerd replay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _generate_night(args: argparse.Namespace) -> int:
+    generated = generate_random_night(args.recording, args.seed, SMALL if args.small else FULL)
+    print(
+        f"{args.recording}: {generated.answers} answers, {generated.versions} versions "
+        f"({generated.body_bytes / 1e6:.1f} MB); replay it with: pollerd replay {args.recording}"
+    )
+    return EXIT_OK

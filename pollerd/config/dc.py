@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, model_validator
 
 from pollerd.config.base import EnvPath, HttpUrl, PositiveDuration, Secret, SourceBase, Strict
-from pollerd.core.durations import parse_duration
+from pollerd.core.durations import format_duration, parse_duration
 
 # The shape of a UK postcode (outward code, inward code), spaces removed, upper case.
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
@@ -42,7 +42,16 @@ def _budget(value: object) -> object:
 
 Postcode = Annotated[str, AfterValidator(postcode)]
 Slug = Annotated[str, AfterValidator(_slug)]
-Budget = Annotated[tuple[int, float], BeforeValidator(_budget)]
+def _written_budget(value: tuple[int, float]) -> str:
+    return f"{value[0]} per {format_duration(value[1])}"
+
+
+# written back as the config would write it, so a dumped config loads again
+Budget = Annotated[
+    tuple[int, float],
+    BeforeValidator(_budget),
+    PlainSerializer(_written_budget, return_type=str, when_used="json"),
+]
 
 
 class DcElections(Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -18,26 +18,27 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import SecretStr
 
 from pollerd.config.base import SourceBase
-from pollerd.core.masking import MASKED
+from pollerd.core.masking import MASKED, Masker
 from pollerd.record.archive import Answer, ArchiveWriter, SourceInfo
 
 _LEFT_OUT = frozenset({"set-cookie", "set-cookie2", "authorization", "proxy-authorization"})
 _HIDDEN = str(SecretStr("hidden"))  # how a secret reads in a dumped model
+Mask = Callable[[str], str]
 BodyFile = tuple[Path, str, int]  # a body on disk: its path, SHA-256 and size
 
 
-def public_url(url: str) -> str:
+def public_url(url: str, mask: Mask) -> str:
     """The URL without any query parameter that holds a secret, the rest masked."""
     parts = urlsplit(url)
     if not parts.query:
-        return MASKED(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if MASKED(v) == v]
-    return MASKED(urlunsplit(parts._replace(query=urlencode(kept, safe=",:/"))))
+        return mask(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if mask(v) == v]
+    return mask(urlunsplit(parts._replace(query=urlencode(kept, safe=",:/"))))
 
 
-def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def public_headers(headers: Mapping[str, str], mask: Mask) -> dict[str, str]:
     """Response headers as served, minus cookies and credentials, secrets masked."""
-    return {k: MASKED(v) for k, v in headers.items() if k.lower() not in _LEFT_OUT}
+    return {k: mask(v) for k, v in headers.items() if k.lower() not in _LEFT_OUT}
 
 
 def public_config(source: SourceBase) -> dict[str, Any]:
@@ -62,10 +63,11 @@ class AnswerLog:
     """One source's recorder: answers go to its archive folder, written in a worker thread, one
     at a time (the index's lines keep the order the answers arrived in)."""
 
-    def __init__(self, folder: Path, info: SourceInfo, clock: Callable[[], float]) -> None:
+    def __init__(self, folder: Path, info: SourceInfo, clock: Callable[[], float], mask: Mask) -> None:
         self._folder = folder
         self._info = info
         self._clock = clock
+        self._mask = mask
         self._writer: ArchiveWriter | None = None
         self._lock = asyncio.Lock()
 
@@ -81,12 +83,22 @@ class AnswerLog:
         """An answer that came: its status and headers, and its body (in memory, or a file with
         its SHA-256 and size)."""
         size = len(body) if body is not None else (body_file[2] if body_file else 0)
-        answer = Answer(self._clock(), method, public_url(url), status, public_headers(headers), None, size)
+        answer = Answer(
+            self._clock(),
+            method,
+            public_url(url, self._mask),
+            status,
+            public_headers(headers, self._mask),
+            None,
+            size,
+        )
         await self._write(answer, body, body_file)
 
     async def no_answer(self, method: str, url: str, reason: str) -> None:
         """A request that got no usable answer (timeout, connection, a truncated body)."""
-        await self._write(Answer(self._clock(), method, public_url(url), None, error=reason), None, None)
+        await self._write(
+            Answer(self._clock(), method, public_url(url, self._mask), None, error=reason), None, None
+        )
 
     async def _write(self, answer: Answer, body: bytes | None, body_file: BodyFile | None) -> None:
         async with self._lock:
@@ -118,11 +130,16 @@ class Recordings:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._logs: dict[str, AnswerLog] = {}
+        self._own = Masker()  # the recorded sources' secrets, whatever the process masks
 
-    def configure(self, root: Path | None, state_dir: Path, sources: Iterable[SourceBase]) -> None:
+    def _mask(self, text: str) -> str:
+        return self._own(MASKED(text))
+
+    def configure(self, root: Path | None, state_dir: Path, sources: Sequence[SourceBase]) -> None:
         """Record the sources that ask for it: every source when ``root`` is set (unless it says
         ``record = false``), else those with ``record = true`` (under ``<state_dir>/recording``)."""
         folder = root or state_dir / "recording"
+        self._own.use(secret for source in sources for secret in source.secret_values())
         wanted = {s.name: s for s in sources if s.record or (s.record is None and root is not None)}
         for name in list(self._logs):
             if name not in wanted:
@@ -130,7 +147,7 @@ class Recordings:
         for name, source in wanted.items():
             info = SourceInfo(name, source.kind, public_config(source))
             if name not in self._logs or self._logs[name]._info != info:
-                self._logs[name] = AnswerLog(folder / name, info, lambda: self.clock())
+                self._logs[name] = AnswerLog(folder / name, info, lambda: self.clock(), self._mask)
 
     def of(self, source: str) -> AnswerLog | None:
         """The source's recorder, if it is recorded."""

@@ -16,7 +16,7 @@ REPLAY_KEY = "replay"  # the replay accepts any key; the config needs one
 _PACE = ("interval", "discovery_interval", "jitter")
 _FASTEST = 0.05  # seconds: a compressed interval is never shorter
 _LOCAL_ONLY = ["127.0.0.1"]
-_NOT_REPLAYED = ("record", "allowed_hosts", "fallback_urls", "sinks")
+_NOT_REPLAYED = ("record", "allowed_hosts", "fallback_urls", "sinks", "api_key_file", "auth_token_file")
 
 
 def replay_sources(

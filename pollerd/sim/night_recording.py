@@ -182,3 +182,9 @@ def random_night(seed: int, start: datetime = START, hours: float = 12.0) -> lis
             mean_gap = 4 + 30 * min(distance, 3) / 3  # minutes: every 4 at the busiest, every 34 far off
             moment += timedelta(minutes=rng.expovariate(1 / mean_gap) + 0.5)
     return sorted(trace, key=lambda t: t[1])
+
+
+def generate_random_night(folder: Path, seed: int, shape: Shape = FULL) -> Generated:
+    """A recording of a night that has not happened (``random_night``), its bodies stored."""
+    night = ElectionNight(shape, seed, trace=random_night(seed))
+    return generate_night(folder, night, recipes=False, shape=shape, seed=seed)
