@@ -5,12 +5,13 @@ recording cut by ``kill -9`` replays up to its last complete answer."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import sqlite3
 import sys
+import tomllib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sim.democracyclub import STEPS, DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import END, START, ElectionNight
-from pollerd.sim.night_recording import BUILT_IN, RENDERERS, generate_random_night
+from pollerd.sim.night_recording import BUILT_IN, HOSTS, RENDERERS, generate_random_night
 from pollerd.sim.server import SimServer
+from pollerd.sources.ap_merge import Snapshot
 from tests.conftest import AP_KEY, DC_KEY, ap_source, dc_source, fso_source, opened, wait_for
 
 NIGHT_STEPS = 12
@@ -54,7 +56,12 @@ def sources(bases: dict[str, str], pace: float) -> list[dict[str, Any]]:
     return [
         fso_source(bases["fso"], ["out"], discovery_interval=f"{pace:g}s", **every),
         ap_source(bases["ap"], ["out"], quota_per_minute=100_000, **every)
-        | {"queries": [{"name": "senate", "officeID": "S", "level": "ru"}, {"name": "pa", "statePostal": "PA"}]},
+        | {
+            "queries": [
+                {"name": "senate", "officeID": "S", "level": "ru"},
+                {"name": "pa", "statePostal": "PA"},
+            ]
+        },
         dc_source(bases["dc"], ["out"], request_budget="100000 per 5m", **every),
     ]
 
@@ -108,7 +115,9 @@ async def replay_night(recording: Path, tmp_path: Path, speed: float) -> Path:
     await replay.open()
     try:
         written = tmp_path / "replay.toml"
-        write_config(written, replay_sources(replay.recordings, replay.local_url, speed), str(tmp_path / "second"))
+        write_config(
+            written, replay_sources(replay.recordings, replay.local_url, speed), str(tmp_path / "second")
+        )
         config = parse_config(_loaded(written))
         assert {s.name: s.interval for s in config.sources} == pytest.approx(
             {"wahlen": REPLAY_STEP / 5, "ap": REPLAY_STEP / 5, "uk": REPLAY_STEP / 5}
@@ -127,8 +136,6 @@ async def replay_night(recording: Path, tmp_path: Path, speed: float) -> Path:
 
 
 def _loaded(path: Path) -> dict[str, Any]:
-    import tomllib
-
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
@@ -150,3 +157,194 @@ async def test_a_replayed_night_gives_a_second_pollerd_the_same_events(
     assert {"race_called", "canton_complete", "ballot_cancelled"} <= kinds
     archive = b"".join(p.read_bytes() for p in recording.rglob("*") if p.is_file() and p.suffix != ".gz")
     assert AP_KEY.encode() not in archive and DC_KEY.encode() not in archive
+
+
+async def test_a_recording_cut_by_kill_9_replays_up_to_its_last_complete_answer(tmp_path: Path) -> None:
+    """``pollerd run`` recording an AP night is killed; a torn line at the end (what a kill
+    mid-write leaves) is skipped; ``pollerd replay --config`` serves the rest, and a pollerd
+    run on that config ends with the snapshot of every complete answer; a recorder that starts
+    again cuts the torn line before it appends."""
+    server = SimServer()
+    ap = ApServer(ApElection(steps=40), {AP_KEY}, quota_per_minute=100_000, page_size=3)
+    base = await server.serve(ap.app())
+    recording = tmp_path / "recording"
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/first"\nmetrics = "off"\nrecord = "{recording}"\n\n'
+        f'[[sources]]\nname = "ap"\nkind = "ap"\napi = "{base}"\nelection_date = "2026-11-03"\n'
+        f'api_key = "{AP_KEY}"\ninterval = "50ms"\nquota_per_minute = 100000\nsinks = ["out"]\n'
+        '[[sources.queries]]\nname = "senate"\nofficeID = "S"\nlevel = "ru"\n\n'
+        f'[[sinks]]\nname = "out"\nkind = "filesystem"\nroot = "{tmp_path}/out"\n'
+    )
+    index = recording / "ap" / INDEX
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pollerd", "run", "-c", str(config), stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        for _ in range(8):
+            ap.election.advance(2)
+            await wait_for(lambda: index.exists() and index.read_bytes().count(b"\n") >= 3)
+            lines = index.read_bytes().count(b"\n")
+            await wait_for(lambda lines=lines: index.read_bytes().count(b"\n") > lines)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        await server.close()
+    with index.open("ab") as file:
+        file.write(b'{"at":1.0,"method":"GET","url":"http://127.0.0.1/torn","sta')
+    (kept,) = read_archive(recording)
+    assert kept.answers and all(a.url != "http://127.0.0.1/torn" for a in kept.answers)
+    expected = Snapshot()
+    for answer in kept.answers:
+        if answer.body is not None and answer.status == 200:
+            expected.merge(json.loads(kept.body(answer.body)))
+
+    written = tmp_path / "replay.toml"
+    replay = await asyncio.create_subprocess_exec(
+        *(
+            sys.executable,
+            "-m",
+            "pollerd",
+            "replay",
+            str(recording),
+            "--speed",
+            "1000",
+            "--config",
+            str(written),
+        ),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert replay.stdout is not None
+        said = [(await replay.stdout.readline()).decode() for _ in range(2)]
+        control = said[1].split()[2].removesuffix("/status,")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{control}/status") as answer:
+                assert (await answer.json())["sources"] == [
+                    {"name": "ap", "kind": "ap", "answers": len(kept.answers)}
+                ]
+            async with session.post(f"{control}/control", json={"jump": "1h"}) as answer:
+                assert (await answer.json())["ended"] is True
+        raw = _loaded(written) | {"daemon": {"state_dir": str(tmp_path / "second"), "metrics": "off"}}
+        async with opened(parse_config(raw)) as daemon:
+            assert await daemon.run_once()
+            assert await daemon.run_once()  # the link's answer: nothing new
+    finally:
+        replay.send_signal(signal.SIGTERM)
+        await replay.wait()
+    assert (tmp_path / "second").exists()
+    second = events(tmp_path / "second")[("ap", "senate")]
+    with sqlite3.connect(tmp_path / "second" / "pollerd.sqlite3") as db:
+        (body,) = db.execute(
+            "SELECT body FROM events WHERE resource = 'senate' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert len(second) == 1 and json.loads(body)["sha256"] == hashlib.sha256(expected.to_bytes()).hexdigest()
+
+    writer = ArchiveWriter(recording / "ap", kept.info)
+    writer.append(Answer(2.0, "GET", "http://127.0.0.1/after", 404))
+    writer.close()
+    (again,) = read_archive(recording)
+    assert [a.url for a in again.answers] == [*(a.url for a in kept.answers), "http://127.0.0.1/after"]
+    assert again.skipped == 0
+
+
+async def test_the_replay_is_told_where_to_be_and_can_zero_the_counts(tmp_path: Path) -> None:
+    """/status says where the night is; POST /control pauses, jumps and changes speed (a bad
+    order is refused with the reason); AP answers come with zero counts and no winner on
+    ``setZeroCounts=true``, as recorded otherwise."""
+    election = ApElection(steps=60)
+    query = "/v2/elections/2026-11-03?officeID=S"
+    recording = tmp_path / "recording"
+    writer = ArchiveWriter(recording / "ap", SourceInfo("ap", "ap", {"api": "https://api.ap.example"}))
+    for at in (1000.0, 2000.0):
+        election.advance(30)
+        link = f"https://api.ap.example{query}&minDateTime={election.timestamp()}"
+        races = election.select({"officeID": "S"}, None, election.step)
+        body = json.dumps({"electionDate": "2026-11-03", "races": races, "nextrequest": link}).encode()
+        sha = writer.keep_bytes(body)
+        writer.append(Answer(at, "GET", f"https://api.ap.example{query}", 200, {}, sha, len(body)))
+    writer.close()
+    replay = Replay(read_archive(recording), ReplayOptions(speed=1.0))
+    await replay.open()
+    try:
+        origin = replay.local["https://api.ap.example"]
+        async with aiohttp.ClientSession() as session:
+
+            async def control(order: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+                async with session.post(f"{replay.control_url}/control", json=order) as answer:
+                    return answer.status, await answer.json()
+
+            async def races(zero: bool) -> list[dict[str, Any]]:
+                url = origin + query + ("&setZeroCounts=true" if zero else "")
+                async with session.get(url) as answer:
+                    return list((await answer.json())["races"])
+
+            status, paused = await control({"pause": True, "jump": "500s"})
+            assert status == 200 and paused["paused"] and paused["progress"] == 0.5
+            assert paused["now"] == "1970-01-01T00:25:00.000Z"
+            assert (await races(False)) == replay.chains[next(iter(replay.chains))].races(0)
+            status, moved = await control({"jump": "1970-01-01T00:40:00Z", "speed": 5})
+            assert moved["ended"] and moved["speed"] == 5 and moved["paused"]
+            recorded, zeroed = await races(False), await races(True)
+            assert any(
+                c.get("winner") for r in recorded for u in r["reportingUnits"] for c in u["candidates"]
+            )
+            assert any(c["voteCount"] for r in recorded for u in r["reportingUnits"] for c in u["candidates"])
+            for race in zeroed:
+                for unit in race["reportingUnits"]:
+                    assert unit["precinctsReporting"] == 0
+                    assert all(c["voteCount"] == 0 and "winner" not in c for c in unit["candidates"])
+            assert [r["raceID"] for r in zeroed] == [r["raceID"] for r in recorded]
+            status, refused = await control({"rewind": True})
+            assert status == 400 and "unknown order 'rewind'" in refused["error"]
+            status, refused = await control({"jump": "teatime"})
+            assert status == 400 and "neither a time" in refused["error"]
+    finally:
+        await replay.close()
+
+
+def test_the_shipped_night_renders_what_it_recorded() -> None:
+    """The built-in 2023 night is a recording: its index, and recipes that render each body
+    again byte for byte (three of them here; every one when the demo serves it)."""
+    (night,) = read_archive(BUILT_IN)
+    assert night.info.kind == "fso" and len(night.answers) == 701 and night.skipped == 0
+    replay = Replay([night], renderers=RENDERERS)
+    files = [a for a in night.answers if a.body and not night.has_body(a.body)]
+    assert len({a.body for a in files}) == 687  # every distinct file body of the night
+    for answer in (files[0], files[len(files) // 2], files[-1]):
+        assert answer.body is not None
+        assert hashlib.sha256(replay.bodies.raw(answer.body)).hexdigest() == answer.body
+    assert [a.status for a in night.answers if "ogd-static" in a.url].count(503) == 4
+
+
+async def test_a_random_night_is_a_recording_to_rehearse_on(tmp_path: Path) -> None:
+    """``pollerd generate-night`` writes a night that never happened: every file published
+    again and again as the count progresses, replayable like any recording."""
+    folder = tmp_path / "night"
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "pollerd", "generate-night", str(folder), "--seed", "3", "--small"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    said, _ = await process.communicate()
+    assert process.returncode == 0 and b"replay it with: pollerd replay" in said
+    (night,) = read_archive(folder)
+    published = [a for a in night.answers if a.status == 200 and "package_show" not in a.url]
+    assert len({a.body for a in published}) > 100
+    first = min(a.at for a in published if a.size > 0 and "parteien" in a.url)
+    assert first >= START.timestamp() + 3600  # nothing to count before the polls close
+    replay = Replay([night], ReplayOptions(begin="13h"))
+    await replay.open()
+    try:
+        async with aiohttp.ClientSession() as session:
+            package = (
+                replay.local["https://ckan.opendata.swiss"] + "/api/3/action/package_show?id=eidg-wahlen-2023"
+            )
+            async with session.get(package) as answer:
+                urls = [r["url"].strip() for r in (await answer.json())["result"]["resources"]]
+            for url in urls:
+                async with session.get(url) as answer:
+                    assert answer.status == 200 and urls[0].startswith(replay.local[HOSTS["dam"]])
+    finally:
+        await replay.close()
+    generated = generate_random_night(tmp_path / "again", 3, SMALL)
+    assert generated.answers == len(night.answers)
