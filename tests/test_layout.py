@@ -42,6 +42,11 @@ FORBIDDEN = [
     *(("election", other) for other in ("sources", "polling", "store", "delivery", "sinks", "daemon")),
     ("polling", "sinks"),
     *(
+        ("record", other)
+        for other in ("polling", "sources", "store", "delivery", "sinks", "daemon", "commands", "replay")
+    ),
+    *(("replay", other) for other in ("polling", "store", "delivery", "sinks", "daemon", "commands")),
+    *(
         ("results", other)
         for other in ("sources", "polling", "store", "delivery", "sinks", "daemon", "config")
     ),

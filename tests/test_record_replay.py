@@ -181,11 +181,15 @@ async def test_a_recording_cut_by_kill_9_replays_up_to_its_last_complete_answer(
         sys.executable, "-m", "pollerd", "run", "-c", str(config), stderr=asyncio.subprocess.DEVNULL
     )
     try:
+
+        def lines() -> int:
+            return index.read_bytes().count(b"\n") if index.exists() else 0
+
+        await wait_for(lambda: lines() >= 3)
         for _ in range(8):
             ap.election.advance(2)
-            await wait_for(lambda: index.exists() and index.read_bytes().count(b"\n") >= 3)
-            lines = index.read_bytes().count(b"\n")
-            await wait_for(lambda lines=lines: index.read_bytes().count(b"\n") > lines)
+            before = lines()
+            await wait_for(lambda: lines() > before)  # noqa: B023  # awaited within the iteration
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()
@@ -219,12 +223,12 @@ async def test_a_recording_cut_by_kill_9_replays_up_to_its_last_complete_answer(
         said = [(await replay.stdout.readline()).decode() for _ in range(2)]
         control = said[1].split()[2].removesuffix("/status,")
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{control}/status") as answer:
-                assert (await answer.json())["sources"] == [
+            async with session.get(f"{control}/status") as reply:
+                assert (await reply.json())["sources"] == [
                     {"name": "ap", "kind": "ap", "answers": len(kept.answers)}
                 ]
-            async with session.post(f"{control}/control", json={"jump": "1h"}) as answer:
-                assert (await answer.json())["ended"] is True
+            async with session.post(f"{control}/control", json={"jump": "1h"}) as reply:
+                assert (await reply.json())["ended"] is True
         raw = _loaded(written) | {"daemon": {"state_dir": str(tmp_path / "second"), "metrics": "off"}}
         async with opened(parse_config(raw)) as daemon:
             assert await daemon.run_once()
@@ -274,7 +278,7 @@ async def test_the_replay_is_told_where_to_be_and_can_zero_the_counts(tmp_path: 
                 async with session.post(f"{replay.control_url}/control", json=order) as answer:
                     return answer.status, await answer.json()
 
-            async def races(zero: bool) -> list[dict[str, Any]]:
+            async def races_now(zero: bool) -> list[dict[str, Any]]:
                 url = origin + query + ("&setZeroCounts=true" if zero else "")
                 async with session.get(url) as answer:
                     return list((await answer.json())["races"])
@@ -282,10 +286,10 @@ async def test_the_replay_is_told_where_to_be_and_can_zero_the_counts(tmp_path: 
             status, paused = await control({"pause": True, "jump": "500s"})
             assert status == 200 and paused["paused"] and paused["progress"] == 0.5
             assert paused["now"] == "1970-01-01T00:25:00.000Z"
-            assert (await races(False)) == replay.chains[next(iter(replay.chains))].races(0)
+            assert (await races_now(False)) == replay.chains[next(iter(replay.chains))].races(0)
             status, moved = await control({"jump": "1970-01-01T00:40:00Z", "speed": 5})
             assert moved["ended"] and moved["speed"] == 5 and moved["paused"]
-            recorded, zeroed = await races(False), await races(True)
+            recorded, zeroed = await races_now(False), await races_now(True)
             assert any(
                 c.get("winner") for r in recorded for u in r["reportingUnits"] for c in u["candidates"]
             )

@@ -42,6 +42,8 @@ def _budget(value: object) -> object:
 
 Postcode = Annotated[str, AfterValidator(postcode)]
 Slug = Annotated[str, AfterValidator(_slug)]
+
+
 def _written_budget(value: tuple[int, float]) -> str:
     return f"{value[0]} per {format_duration(value[1])}"
 
