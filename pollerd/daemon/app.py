@@ -98,7 +98,7 @@ class Daemon:
             headers={"User-Agent": self.user_agent},
             connector=aiohttp.TCPConnector(limit=0),
         )
-        self.recordings.configure(daemon.record, daemon.state_dir, self.config.sources)
+        await self.recordings.configure(daemon.record, daemon.state_dir, self.config.sources)
         client = HttpClient(
             self._session,
             Limits(daemon.max_concurrency, daemon.max_per_host),

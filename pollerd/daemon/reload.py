@@ -104,7 +104,7 @@ class Reloader:
                 self._daemon.runs.schedule(self._daemon.pollers[config.name])
         self._daemon.config = new.model_copy(update={"daemon": self._daemon.config.daemon})
         daemon = self._daemon.config.daemon
-        self._daemon.recordings.configure(daemon.record, daemon.state_dir, new.sources)
+        await self._daemon.recordings.configure(daemon.record, daemon.state_dir, new.sources)
         if self._daemon.shared is not None:
             self._daemon.shared.configure()  # taken again at the next round of the lease keeper
         MASKED.use(new.secret_values())  # a secret this file added is masked from now on

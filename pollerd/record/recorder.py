@@ -65,7 +65,7 @@ class AnswerLog:
 
     def __init__(self, folder: Path, info: SourceInfo, clock: Callable[[], float], mask: Mask) -> None:
         self._folder = folder
-        self._info = info
+        self.info = info
         self._clock = clock
         self._mask = mask
         self._writer: ArchiveWriter | None = None
@@ -106,7 +106,7 @@ class AnswerLog:
 
     def _write_now(self, answer: Answer, body: bytes | None, body_file: BodyFile | None) -> None:
         if self._writer is None:
-            self._writer = ArchiveWriter(self._folder, self._info)
+            self._writer = ArchiveWriter(self._folder, self.info)
         digest = None
         if body is not None:
             digest = self._writer.keep_bytes(body)
@@ -135,7 +135,7 @@ class Recordings:
     def _mask(self, text: str) -> str:
         return self._own(MASKED(text))
 
-    def configure(self, root: Path | None, state_dir: Path, sources: Sequence[SourceBase]) -> None:
+    async def configure(self, root: Path | None, state_dir: Path, sources: Sequence[SourceBase]) -> None:
         """Record the sources that ask for it: every source when ``root`` is set (unless it says
         ``record = false``), else those with ``record = true`` (under ``<state_dir>/recording``)."""
         folder = root or state_dir / "recording"
@@ -143,10 +143,12 @@ class Recordings:
         wanted = {s.name: s for s in sources if s.record or (s.record is None and root is not None)}
         for name in list(self._logs):
             if name not in wanted:
-                del self._logs[name]
+                await self._logs.pop(name).close()
         for name, source in wanted.items():
             info = SourceInfo(name, source.kind, public_config(source))
-            if name not in self._logs or self._logs[name]._info != info:
+            if name not in self._logs or self._logs[name].info != info:
+                if name in self._logs:
+                    await self._logs[name].close()  # the next answer opens it again, as configured now
                 self._logs[name] = AnswerLog(folder / name, info, lambda: self.clock(), self._mask)
 
     def of(self, source: str) -> AnswerLog | None:

@@ -105,7 +105,7 @@ class FileHost(SimHost):
             return web.Response(status=405, headers={"Allow": "GET"})
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, headers={"Allow": "GET, HEAD"})
-        headers = self._validator_headers(served, version)
+        headers = self.validator_headers(served, version)
         if self._not_modified(request, served, version):
             return web.Response(status=304, headers=headers)
         body = version.body
@@ -124,7 +124,8 @@ class FileHost(SimHost):
         return web.Response(status=200, body=body, headers=headers)
 
     @staticmethod
-    def _validator_headers(served: ServedFile, version: Version) -> dict[str, str]:
+    def validator_headers(served: ServedFile, version: Version) -> dict[str, str]:
+        """The ETag and Last-Modified the file's validator mode sends for a version."""
         headers = {}
         if served.validators in ("full", "etag"):
             headers["ETag"] = version.etag

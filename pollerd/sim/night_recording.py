@@ -138,7 +138,7 @@ class _Walk:
         served = host.files[path]
         version = served.current
         assert version is not None
-        headers = {**host._validator_headers(served, version), "Content-Type": served.content_type}
+        headers = {**host.validator_headers(served, version), "Content-Type": served.content_type}
         body = version.body
         sha = hashlib.sha256(body).hexdigest()
         if self._recipes is not None and body:
