@@ -15,7 +15,7 @@ from pollerd.daemon.app import Daemon
 from pollerd.election.ap import race_key
 from pollerd.sim import Fault
 from pollerd.sim.ap import ApServer
-from pollerd.sources.ap_merge import Snapshot
+from pollerd.versions.snapshot import Snapshot
 from tests.conftest import AP_KEY, opened, sample, stdout_events
 
 KEY = AP_KEY

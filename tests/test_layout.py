@@ -45,6 +45,11 @@ FORBIDDEN = [
         ("record", other)
         for other in ("polling", "sources", "store", "delivery", "sinks", "daemon", "commands", "replay")
     ),
+    *(
+        ("versions", other)
+        for other in ("polling", "sources", "store", "delivery", "sinks", "daemon", "commands", "config")
+    ),
+    *(("election", "versions"), ("results", "versions"), ("core", "versions")),
     *(("replay", other) for other in ("polling", "store", "delivery", "sinks", "daemon", "commands")),
     *(
         ("results", other)

@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from pollerd.config import ObjectStoreSinkConfig, parse_config
 from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.objectstore import ObjectStoreSink
+from pollerd.versions.payload import Payload
 from tests.conftest import Upstream, opened
 from tests.test_store_queries import event
 
@@ -132,7 +133,7 @@ async def test_a_large_payload_goes_up_in_parts(tmp_path: Path, s3_endpoint: str
     payload = tmp_path / "big.bin"
     payload.write_bytes(bytes(range(256)) * (12 * 1024 * 1024 // 256 + 7))
     try:
-        await sink.deliver(event("big.bin", 1, "b" * 64), payload)
+        await sink.deliver(event("big.bin", 1, "b" * 64), Payload(payload))
     finally:
         await sink.close()
     found = await objects(client, name)
@@ -154,13 +155,13 @@ async def test_latest_never_goes_back_and_redelivery_changes_nothing(
     old = event("r", 1, "a" * 64)
     new = replace(event("r", 2, "c" * 64), detected_at=old.detected_at + timedelta(seconds=5))
     try:
-        await sink.deliver(new, new_payload)
+        await sink.deliver(new, Payload(new_payload))
         before = await objects(client, name)
-        await sink.deliver(new, new_payload)
+        await sink.deliver(new, Payload(new_payload))
         assert {k: v["bytes"] for k, v in (await objects(client, name)).items()} == {
             k: v["bytes"] for k, v in before.items()
         }
-        await sink.deliver(old, old_payload)
+        await sink.deliver(old, Payload(old_payload))
     finally:
         await sink.close()
     found = await objects(client, name)
@@ -176,7 +177,7 @@ async def test_a_missing_bucket_is_dead_lettered_at_once(tmp_path: Path, s3_endp
     payload.write_bytes(b"{}")
     try:
         with pytest.raises(DeliveryFailed) as caught:
-            await sink.deliver(event("r", 1, "a" * 64), payload)
+            await sink.deliver(event("r", 1, "a" * 64), Payload(payload))
     finally:
         await sink.close()
     assert caught.value.permanent and "NoSuchBucket" in str(caught.value)

@@ -17,6 +17,7 @@ from pollerd.store import queries
 from pollerd.store.blobs import BlobStore
 from pollerd.store.sqlite import SqliteStore
 from pollerd.telemetry.metrics import Metrics
+from pollerd.versions.payload import Payload
 from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, stdout_events
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -91,7 +92,7 @@ class Crashing:
     def __init__(self) -> None:
         self.delivered: list[int] = []
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """Fail on version 1 with an error that is no DeliveryFailed; take the rest."""
         if event.sequence == 1:
             raise ValueError("cannot handle this payload")

@@ -31,6 +31,7 @@ from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.filesystem import EVENT_SUFFIX
 from pollerd.sinks.pg_tables import RACES, REPORTING_UNITS, RESULTS, Table
 from pollerd.sinks.postgres import PostgresSink
+from pollerd.versions.payload import Payload
 from tests.conftest import DC_KEY, ap_source, dc_source, fso_source, one_source, opened
 
 ELEX = (RACES, REPORTING_UNITS, RESULTS)
@@ -66,15 +67,20 @@ async def rows_of(url: str, table: Table, prefix: str = "") -> list[tuple[Any, .
         return await (await db.execute(query)).fetchall()
 
 
+def given(found: tuple[Event, Path]) -> tuple[Event, Payload]:
+    """A version a filesystem sink wrote, as the deliverer hands it to a sink."""
+    return found[0], Payload(found[1])
+
+
 async def scratch_load(url: str, event: Event, payload: Path) -> PostgresSink:
     """A from-scratch load of one version: a second sink (prefix ``scratch_``), emptied first."""
     sink = PostgresSink(PostgresSinkConfig.model_validate(pg_sink(url, prefix="scratch_")), "test")
-    await sink.deliver(event, payload)  # makes the tables
+    await sink.deliver(event, Payload(payload))  # makes the tables
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
         await db.execute(
             "TRUNCATE scratch_races, scratch_reporting_units, scratch_results, scratch_pollerd_progress"
         )
-    await sink.deliver(event, payload)
+    await sink.deliver(event, Payload(payload))
     return sink
 
 
@@ -205,18 +211,18 @@ async def test_redelivery_changes_nothing_and_a_late_version_no_current_row(
     assert len(found) == 5
     sink = PostgresSink(PostgresSinkConfig.model_validate(pg_sink(postgres_url)), "test")
     try:
-        await sink.deliver(*found[0])
-        await sink.deliver(*found[3])  # a gap: versions 2 and 3 never came
+        await sink.deliver(*given(found[0]))
+        await sink.deliver(*given(found[3]))  # a gap: versions 2 and 3 never came
         after_gap = [await rows_of(postgres_url, t) for t in ELEX]
         scratch = await scratch_load(postgres_url, *found[3])
         await scratch.close()
         assert after_gap == [await rows_of(postgres_url, t, "scratch_") for t in ELEX]
         written = sink.stats.rows
-        await sink.deliver(*found[3])
+        await sink.deliver(*given(found[3]))
         assert sink.stats.rows == written
-        await sink.deliver(*found[1])  # late
+        await sink.deliver(*given(found[1]))  # late
         assert [await rows_of(postgres_url, t) for t in ELEX] == after_gap
-        await sink.deliver(*found[4])
+        await sink.deliver(*given(found[4]))
         scratch = await scratch_load(postgres_url, *found[4])
         await scratch.close()
         assert [await rows_of(postgres_url, t) for t in ELEX] == [
@@ -332,7 +338,7 @@ async def test_two_sinks_make_the_tables_once_and_the_prefix_keeps_them_apart(
         for i, p in enumerate(("", "", "other_"))
     ]
     try:
-        await asyncio.gather(*(s.deliver(event("r", 1, "a" * 64), payload) for s in sinks))
+        await asyncio.gather(*(s.deliver(event("r", 1, "a" * 64), Payload(payload)) for s in sinks))
     finally:
         for sink in sinks:
             await sink.close()
@@ -348,7 +354,7 @@ async def test_two_sinks_make_the_tables_once_and_the_prefix_keeps_them_apart(
         await db.execute("UPDATE pollerd_schema SET version = 99")
     sink = PostgresSink(PostgresSinkConfig.model_validate(pg_sink(postgres_url)), "t")
     with pytest.raises(DeliveryFailed):
-        await sink.deliver(event("r", 2, "b" * 64), payload)
+        await sink.deliver(event("r", 2, "b" * 64), Payload(payload))
     await sink.close()
 
 
@@ -381,7 +387,7 @@ async def test_the_password_is_in_no_error_and_bad_keys_are_refused(tmp_path: Pa
     from tests.test_store_queries import event
 
     with pytest.raises(DeliveryFailed) as caught:
-        await sink.deliver(event("r", 1, "a" * 64), payload)
+        await sink.deliver(event("r", 1, "a" * 64), Payload(payload))
     await sink.close()
     assert not caught.value.permanent and secret not in str(caught.value)
     with pytest.raises(Exception, match="prefix"):
@@ -401,7 +407,7 @@ async def test_documents_keep_json_as_jsonb_and_anything_else_as_bytes(
         for sequence, body in enumerate(bodies, start=1):
             payload = tmp_path / f"{sequence}.json"
             payload.write_bytes(body)
-            await sink.deliver(event("r", sequence, f"{sequence:064d}"), payload)
+            await sink.deliver(event("r", sequence, f"{sequence:064d}"), Payload(payload))
     finally:
         await sink.close()
     async with await psycopg.AsyncConnection.connect(postgres_url) as db:

@@ -29,7 +29,7 @@ from pollerd.sim.fso_content import SMALL
 from pollerd.sim.night import END, START, ElectionNight
 from pollerd.sim.night_recording import BUILT_IN, HOSTS, RENDERERS, generate_random_night
 from pollerd.sim.server import SimServer
-from pollerd.sources.ap_merge import Snapshot
+from pollerd.versions.snapshot import Snapshot
 from tests.conftest import AP_KEY, DC_KEY, ap_source, dc_source, fso_source, opened, wait_for
 
 NIGHT_STEPS = 12
@@ -242,7 +242,7 @@ async def test_a_recording_cut_by_kill_9_replays_up_to_its_last_complete_answer(
         (body,) = db.execute(
             "SELECT body FROM events WHERE resource = 'senate' ORDER BY id DESC LIMIT 1"
         ).fetchone()
-    assert len(second) == 1 and json.loads(body)["sha256"] == hashlib.sha256(expected.to_bytes()).hexdigest()
+    assert len(second) == 1 and json.loads(body)["sha256"] == expected.digest()[0]
 
     writer = ArchiveWriter(recording / "ap", kept.info)
     writer.append(Answer(2.0, "GET", "http://127.0.0.1/after", 404))

@@ -110,7 +110,9 @@ class ApSourceConfig(SourceBase):
     mode: Literal["nextrequest", "etag"] = "nextrequest"
     quota_per_minute: int = Field(default=10, ge=1)
     quota_pause: Duration = 5.0
+    quota_window: PositiveDuration = 60.0  # AP counts a minute; a replay or a stand-in may not
     raw_deltas: bool = False
+    checkpoint_every: int = Field(default=100, ge=1)  # versions; the rest are kept as their change
     rehearsal: bool = False
     include_signature: bool = False
     interval: PositiveDuration = 10.0

@@ -46,7 +46,7 @@ class WebhookSinkConfig(SinkBase):
 
     kind: Literal["webhook"]
     url: HttpUrl
-    body: Literal["payload", "event", "patch"] = "payload"
+    body: Literal["payload", "event", "patch", "delta"] = "payload"
     secret: Secret | None = None
     secret_file: EnvPath | None = None
     timeout: PositiveDuration = 10.0

@@ -83,6 +83,8 @@ class ResourceState:
     cursor: str | None = None  # where a stateful API continues (AP's nextrequest link)
     content_key: str | None = None  # hash of the canonical form, where bytes alone are too noisy
     md5: str | None = None  # of the content held: S3-style ETags are this, so a moved file is known
+    chain_from: int | None = None  # the checkpoint's sequence, where the current version is a delta
+    chain_length: int = 0  # deltas since that checkpoint
 
     def succeeded(self, now: float) -> None:
         """The resource answered: no failures, no backoff, no error."""
@@ -191,6 +193,9 @@ class Event:
     url_switch: dict[str, str] | None = None
     details: dict[str, Any] | None = None
     election: tuple[Fact, ...] = ()  # what happened on the night, told by this version
+    # kept, not published: the sequence of the checkpoint this version's payload (a delta) builds
+    # on, so the store keeps every payload between them while this version may still be read
+    chain_from: int | None = None
 
     @staticmethod
     def make_id(source: str, resource: str, sequence: int, sha256: str) -> str:

@@ -38,6 +38,7 @@ from pollerd.store.redeliver import redeliver_in, redeliver_in_database
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
+from pollerd.versions.readings import Readings
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
 
@@ -62,6 +63,7 @@ class Daemon:
         self.alerts = Alerts(lambda: self.sinks.values())
         self.shared: SharedWork | None = None  # with database: the work this replica holds leases for
         replicas = isinstance(self.store, PgStore)
+        self.readings = Readings()  # each version's reading, from its poll to its sinks
         self.deliverer = Deliverer(
             self.store,
             self.blobs,
@@ -71,6 +73,7 @@ class Daemon:
             health=self.tasks,
             on_fenced=self._fenced,
             alerts=self.alerts,
+            readings=self.readings,
         )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
@@ -106,7 +109,13 @@ class Daemon:
             self.recordings,
         )
         self._context = PollContext(
-            client, self.store, self.blobs, self.metrics, self.deliverer.wake, alerts=self.alerts
+            client,
+            self.store,
+            self.blobs,
+            self.metrics,
+            self.deliverer.wake,
+            alerts=self.alerts,
+            readings=self.readings,
         )
         if isinstance(self.store, PgStore):
             self.shared = SharedWork(

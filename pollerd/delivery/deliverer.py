@@ -34,6 +34,9 @@ from pollerd.store.rows import PendingDelivery
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, describe, retrying
+from pollerd.versions.payload import Payload
+from pollerd.versions.readings import Readings
+from pollerd.versions.stored import VersionReader
 
 BATCH = 500
 IDLE_WAKE = 60.0
@@ -83,8 +86,10 @@ class Deliverer:
         health: TaskHealth | None = None,
         on_fenced: Callable[[str], Awaitable[None]] | None = None,
         alerts: Alerts | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self._store = store
+        self._versions = VersionReader(readings or Readings(), blobs.local, asyncio.to_thread)
         self._alerts = alerts or Alerts()
         self._fenced: set[str] = set()
         self._on_fenced = on_fenced
@@ -365,16 +370,19 @@ class Deliverer:
             self._metrics.deliveries.labels(name, "filtered").inc()
             return Settled.FILTERED
         started = time.monotonic()
+        payload = Payload.stored(
+            self._versions, event.sha256, await self._blobs.local(event.sha256), self._blobs.tmp_dir
+        )
         try:
-            await self._slots[name].sink.deliver(
-                view, await self._blobs.local(event.sha256), self._slots[name].epoch
-            )
+            await self._slots[name].sink.deliver(view, payload, self._slots[name].epoch)
         except DeliveryFailed as exc:
             return await self._refused(name, item, exc, log)
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
             await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
             return Settled.DEAD
+        finally:
+            await payload.close()
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
         return Settled.DELIVERED
 

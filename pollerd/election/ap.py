@@ -7,6 +7,7 @@ top reporting unit (national or state). Ballot measures (office ``I``) are calle
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pollerd.core.election import Fact
@@ -26,15 +27,26 @@ def race_key(race: Race) -> str:
 
 def ap_facts(old: Any, new: Any) -> list[Fact]:
     """The election events between two AP snapshots (``old`` None: the first version)."""
-    before = _races(old)
+    return race_facts(None if old is None else races_of(old), races_of(new))
+
+
+def race_facts(
+    before: Mapping[str, Race] | None, after: Mapping[str, Race], keys: Iterable[str] | None = None
+) -> list[Fact]:
+    """The election events between two versions' races by key (``before`` None: the first
+    version), looking only at ``keys`` where the caller knows which races changed."""
     facts: list[Fact] = []
-    for key, race in sorted(_races(new).items()):
-        previous = before.get(key) if old is not None else None
+    for key in sorted(after if keys is None else keys):
+        race = after.get(key)
+        previous = None if before is None else before.get(key)
+        if race is None or race is previous:  # a race object is never changed in place
+            continue
         facts += _call_facts(key, previous, race) + _complete_facts(key, previous, race)
     return facts
 
 
-def _races(document: Any) -> dict[str, Race]:
+def races_of(document: Any) -> dict[str, Race]:
+    """A snapshot document's races by key."""
     if not isinstance(document, dict):
         return {}
     return {race_key(r): r for r in document.get("races") or [] if isinstance(r, dict)}

@@ -13,7 +13,7 @@ from pollerd.config.base import SourceBase
 from pollerd.core.election import Rules
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Download, Outcome, PollReport, ResourceState, Validators
-from pollerd.core.payload import PayloadRejected, stored_json, strict_json
+from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.polling.base import PollerBase
 from pollerd.polling.budget_plan import spacing
 from pollerd.polling.context import PollContext
@@ -41,12 +41,22 @@ class ApiPoller(PollerBase):
 
     def _paced(self) -> bool:
         """Whether this cycle must wait: the last one's requests still use this source's share
-        of its budget (the cycles are spread instead of spending the budget in a burst)."""
+        of its budget (the cycles are spread instead of spending the budget in a burst), and the
+        budget has no room now (a source never sits idle while its budget has room)."""
         now = self._clock()
-        if now < self._next_cycle_at:
+        if now < self._next_cycle_at and not self._room():
             return True
         self._cycle_started, self._requests, self._deferred = now, 0, 0
         return False
+
+    def _room(self) -> bool:
+        """Whether the budget would take a request now (each kind knows its budgets)."""
+        return False
+
+    def wake_in(self) -> float | None:
+        """Seconds until the next cycle is worth running before its interval: a cycle put off
+        requests, and the budget frees one then (None: the interval decides)."""
+        return None
 
     def _counted(self) -> None:
         """One request of this cycle was sent."""
@@ -90,23 +100,26 @@ class ApiPoller(PollerBase):
         """How many resources the source watches now (each kind knows its own)."""
         raise NotImplementedError
 
-    async def _write(self, body: bytes, url: str, validators: Validators = NO_VALIDATORS) -> Download:
-        """A payload pollerd made itself (a snapshot, a record), ready for the recorder."""
+    async def _write(
+        self,
+        body: bytes,
+        url: str,
+        validators: Validators = NO_VALIDATORS,
+        identity: tuple[str, int] | None = None,
+    ) -> Download:
+        """A payload pollerd made itself (a snapshot, a record), ready for the recorder.
+        ``identity``: the version's digest and whole size where ``body`` is not the whole version
+        (an AP snapshot kept as its change); else the body's own sha256 and length."""
         path = self._blobs.tmp_dir / f"{uuid.uuid4().hex}.part"
         await asyncio.to_thread(path.write_bytes, body)
-        return Download(
-            path, hashlib.sha256(body).hexdigest(), len(body), "application/json", validators, url
-        )
+        digest, size = identity or (hashlib.sha256(body).hexdigest(), len(body))
+        return Download(path, digest, size, "application/json", validators, url)
 
     async def _stored_json(self, state: ResourceState | None) -> Any:
         """The last recorded payload of a resource, parsed (None if there is none)."""
         if state is None or state.sha256 is None:
             return None
-        try:
-            path = await self._blobs.local(state.sha256)
-        except OSError:
-            return None
-        return await asyncio.to_thread(stored_json, path)
+        return await self._versions.read(state.sha256)
 
     async def _parse(self, download: Download) -> Any:
         """A downloaded body as JSON; PayloadRejected (and the file discarded) if it is not."""

@@ -34,6 +34,7 @@ class PollerBase:
         self._client = context.client
         self._store = context.store
         self._blobs = context.blobs
+        self._versions = context.versions
         self._clock = context.clock
         self._recorder = ChangeRecorder(config.name, list(config.sinks), context, self.tally, rules)
         self._backoff = Backoff(config.backoff_base, config.backoff_max)
@@ -44,6 +45,10 @@ class PollerBase:
     def stopped(self) -> bool:
         """Whether the source stopped for good (until a restart)."""
         return self._stopped
+
+    def wake_in(self) -> float | None:
+        """Seconds until a cycle is worth running before its interval (None: the interval)."""
+        return None
 
     @property
     def stragglers(self) -> list[asyncio.Task[Outcome]]:

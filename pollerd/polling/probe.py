@@ -108,19 +108,22 @@ class Prober:
             return Outcome.UNCHANGED
         fmt = effective_format(resource.format, url, download.content_type)
         try:
-            details = await asyncio.to_thread(self._inspect, resource, download, fmt)
-            await self.recorder.record(resource, state, download, extension_for(fmt, url), details)
+            document, details = await asyncio.to_thread(self._inspect, resource, download, fmt)
+            await self.recorder.record(
+                resource, state, download, extension_for(fmt, url), details, reading=document
+            )
         finally:  # on every path: a recorded download has moved into the blob store already
             await self.blobs.discard(download.path)
         return Outcome.CHANGED
 
-    def _inspect(self, resource: Resource, download: Download, fmt: str) -> dict[str, Any] | None:
-        """Validate the payload and read the source's details from it (in a worker thread)."""
+    def _inspect(self, resource: Resource, download: Download, fmt: str) -> tuple[Any, dict[str, Any] | None]:
+        """Validate the payload and read the source's details from it (in a worker thread): the
+        document (parsed once, for the rules too) and the details."""
         document = validate_payload(download.path, fmt, resource.allow_empty)
         if document is None:
-            return None
+            return None, None
         try:
-            return self.source.details(document)
+            return document, self.source.details(document)
         except Exception:  # details are a courtesy; they must never hold back a version
             self.log.exception("could not read details", resource=resource.id)
-            return None
+            return document, None

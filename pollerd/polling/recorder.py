@@ -8,7 +8,6 @@ import dataclasses
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -59,6 +58,7 @@ class ChangeRecorder:
         ext: str,
         details: dict[str, Any] | None,
         published_at: float | None = None,
+        reading: Any = None,
         **state_changes: Any,
     ) -> Event:
         """Commit the change; ``state`` becomes the resource's new state once it is committed
@@ -66,12 +66,18 @@ class ChangeRecorder:
 
         ``published_at``: the upstream's own time of this version, where the poller knows it
         better than ``details["timestamp"]`` or ``Last-Modified`` (for the version-age histogram).
+        ``reading``: the version as the poller read it (parsed once: the rules and the sinks take
+        it; a source without rules keeps none in memory). ``state_changes`` may say the payload
+        is a delta (``chain_from``): the event then names the checkpoint it builds on.
         """
         now = self._context.clock()
         updated = _next_version(state, download, now, state_changes)
         event = self._event(resource, state, updated, download, ext, details, now)
+        event = dataclasses.replace(event, chain_from=updated.chain_from)
         if self._rules is not None:
-            facts = await self._facts(resource.id, state.sha256, download.path)
+            if reading is None:
+                reading = await asyncio.to_thread(stored_json, download.path)
+            facts = await self._facts(resource.id, state.sha256, reading)
             event = dataclasses.replace(event, election=tuple(facts))
         blobs, store = self._context.blobs, self._context.store
         async with blobs.lock:
@@ -80,6 +86,8 @@ class ChangeRecorder:
                 store.record_change(self._source, updated, event, self._sinks, payload)
             )
         updated.sequence = event.sequence
+        if self._rules is not None:
+            self._context.readings.put(event.sha256, reading, download.size)
         previous = state.sha256
         for field in dataclasses.fields(state):
             setattr(state, field.name, getattr(updated, field.name))
@@ -100,16 +108,16 @@ class ChangeRecorder:
         self._context.on_change()
         return event
 
-    async def _facts(self, resource: str, previous: str | None, new: Path) -> list[Fact]:
-        """The election events between the resource's last committed version and this one, read
-        in a thread; a version the rules cannot read tells nothing (it is recorded all the same)."""
+    async def _facts(self, resource: str, previous: str | None, new: Any) -> list[Fact]:
+        """The election events between the resource's last committed version (its reading held
+        in memory, else read back) and this one, in a thread; a version the rules cannot read
+        tells nothing (it is recorded all the same)."""
         assert self._rules is not None
-        old = None
-        if previous is not None:
-            with suppress(OSError):
-                old = await self._context.blobs.local(previous)
+        if new is None:
+            return []
+        old = None if previous is None else await self._context.versions.read(previous)
         try:
-            return await asyncio.to_thread(_derive, self._rules, resource, old, new)
+            return await asyncio.to_thread(self._rules, resource, old, new)
         except Exception:  # the rules must never cost a version: it is recorded without events
             self._log.exception("election rules failed on this version", resource=resource)
             return []
@@ -157,12 +165,5 @@ def _next_version(
         last_change_at=now,
         url_switch=None,
         md5=download.md5,
-        **changes,
+        **({"chain_from": None, "chain_length": 0} | changes),
     )
-
-
-def _derive(rules: Rules, resource: str, old: Path | None, new: Path) -> list[Fact]:
-    after = stored_json(new)
-    if after is None:
-        return []
-    return rules(resource, None if old is None else stored_json(old), after)

@@ -23,7 +23,7 @@ from typing import Any
 
 from pollerd.record.archive import Answer
 from pollerd.replay.timeline import origin_of, request_key
-from pollerd.sources.ap_merge import Race, Snapshot
+from pollerd.versions.snapshot import Race, Snapshot
 
 CURSOR = ("minDateTime", "untilStep", "offset", "replayStep", "setZeroCounts")
 _KEPT = ("apiVersion", "apiBuild", "electionDate")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pollerd.core.model import Event
+from pollerd.versions.payload import Payload
 
 
 class DeliveryFailed(Exception):
@@ -26,8 +26,10 @@ class Sink(Protocol):
 
     name: str
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
-        """Hand over the event and its payload file; raise DeliveryFailed to be retried.
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
+        """Hand over the event and its payload; raise DeliveryFailed to be retried. The sink asks
+        the payload for what it needs (the file, the reading, or only the change) and pays for
+        no more.
 
         ``epoch``: where replicas share the work, the epoch of the lease this delivery is made
         under (it only grows), so a receiver can refuse a late write from an old holder."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.chat_messages import Lines, Message, matrix_body, slack_body, teams_body
 from pollerd.telemetry.alerts import Alert
+from pollerd.versions.payload import Payload
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 ALERT_QUEUE = 200  # alerts kept while the channel is slow; older ones go first
@@ -49,7 +49,7 @@ class ChatSink:
         self._alerting: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("pollerd.chat").bind(sink=config.name)
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """One version's events as one message (the deliverer normally hands groups)."""
         await self.deliver_group([event], epoch)
 

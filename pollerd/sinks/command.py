@@ -16,6 +16,7 @@ import structlog
 from pollerd.config import CommandSinkConfig
 from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
+from pollerd.versions.payload import Payload
 
 OUTPUT_BYTES = 2000
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
@@ -29,8 +30,9 @@ class CommandSink:
         self._config = config
         self._log = structlog.get_logger("pollerd.command").bind(sink=config.name)
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, version: Payload, epoch: int | None = None) -> None:
         """Run the program; raise DeliveryFailed on a non-zero exit or a timeout."""
+        payload = await version.path()
         config = self._config
         argv = [arg.replace("{payload}", str(payload)) for arg in config.command]
         data = await asyncio.to_thread(payload.read_bytes) if config.payload == "stdin" else None

@@ -6,14 +6,15 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pollerd.config import FilesystemSinkConfig
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
-from pollerd.core.payload import kept_json
 from pollerd.results.elex import is_snapshot, results_rows, to_csv
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.store.durable import atomic_copy, atomic_write, fsync_dir
+from pollerd.versions.payload import Payload
 
 EVENT_SUFFIX = ".event.json"
 
@@ -33,10 +34,12 @@ class FilesystemSink:
         self.keep_versions = config.keep_versions
         self.csv = config.format == "csv"
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """Write the version, its event file and ``latest``; rewriting the same event is harmless."""
+        document = await payload.document() if self._wants_csv(event) else None
+        path = await payload.path()
         try:
-            await asyncio.to_thread(self._write, event, payload)
+            await asyncio.to_thread(self._write, event, path, document)
         except OSError as exc:
             raise DeliveryFailed(f"cannot write under {self.root}: {exc.strerror}") from None
 
@@ -51,14 +54,14 @@ class FilesystemSink:
             raise DeliveryFailed(f"resource name {resource!r} leaves the output root")
         return folder
 
-    def _write(self, event: Event, payload: Path) -> None:
+    def _write(self, event: Event, payload: Path, document: Any) -> None:
         folder = self.folder(event.source, event.resource)
         folder.mkdir(parents=True, exist_ok=True)
         stem = version_stem(event)
         atomic_copy(payload, folder / f"{stem}.{event.extension}")
         event_bytes = json.dumps(event.to_json(), indent=2).encode()
         atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
-        table = self._csv(event, payload)
+        table = to_csv(results_rows(document)) if is_snapshot(document) else None
         if table is not None:
             atomic_write(table, folder / f"{stem}.csv")
         if _is_newest(folder, event):
@@ -70,13 +73,10 @@ class FilesystemSink:
         if self.keep_versions is not None:
             _prune(folder, self.keep_versions)
 
-    def _csv(self, event: Event, payload: Path) -> bytes | None:
-        """With ``format = "csv"``: an AP snapshot as elex's results CSV (a raw delta is no
-        snapshot, and other payloads have no such table: None)."""
-        if not self.csv or event.resource.endswith(".delta") or event.extension != "json":
-            return None
-        document = kept_json(payload.read_bytes())
-        return to_csv(results_rows(document)) if is_snapshot(document) else None
+    def _wants_csv(self, event: Event) -> bool:
+        """With ``format = "csv"``, an AP snapshot is also written as elex's results CSV (a raw
+        delta is no snapshot, and other payloads have no such table)."""
+        return self.csv and not event.resource.endswith(".delta") and event.extension == "json"
 
 
 def _is_newest(folder: Path, event: Event) -> bool:

@@ -31,6 +31,7 @@ from pollerd.core.names import safe_name
 from pollerd.core.templates import render
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.filesystem import version_stem
+from pollerd.versions.payload import Payload
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -54,9 +55,10 @@ class ObjectStoreSink:
         self._stack = AsyncExitStack()
         self._client: S3Client | None = None
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, version: Payload, epoch: int | None = None) -> None:
         """Put the version, then ``latest`` if this version is the newest; DeliveryFailed (permanent
         for a refusal such as AccessDenied) when the store did not take it."""
+        payload = await version.path()
         keys = self._config.keys_of(event.source, event.resource)
         fields = _fields(event)
         version_key = self._config.prefix + render(keys.key, fields)

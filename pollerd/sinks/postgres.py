@@ -29,11 +29,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pollerd.config import PostgresSinkConfig
 from pollerd.core.model import Event
-from pollerd.core.payload import kept_json
-from pollerd.election.ap import race_key
 from pollerd.results.ballots import ballot_rows
 from pollerd.results.cantons import canton_rows
-from pollerd.results.elex import elex_tables, is_snapshot
+from pollerd.results.elex import elex_tables
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.pg_sync import apply, sync, typed
 from pollerd.sinks.pg_tables import (
@@ -48,6 +46,8 @@ from pollerd.sinks.pg_tables import (
     Table,
     migrate,
 )
+from pollerd.versions.payload import Payload
+from pollerd.versions.snapshot import SnapshotReading
 
 ELEX = (RACES, REPORTING_UNITS, RESULTS)
 
@@ -103,10 +103,17 @@ class PostgresSink:
         self._opening = asyncio.Lock()
         self._held: dict[tuple[str, str], _Held] = {}  # per AP query
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """Write the version in one transaction; DeliveryFailed when the database did not take it
-        (permanent when it refused the data itself)."""
-        content = await asyncio.to_thread(_read, payload, event.size)
+        (permanent when it refused the data itself). An AP snapshot is taken as its reading (the
+        poll's, held in memory): only its changed races are looked at."""
+        reading = await payload.reading()
+        if isinstance(reading, SnapshotReading) and "changed_races" in (event.details or {}):
+            content = _Payload(None, reading)
+        else:
+            raw = await asyncio.to_thread(_read, await payload.path(), event.size)
+            document = reading.document() if isinstance(reading, SnapshotReading) else reading
+            content = _Payload(raw, document)
         try:
             await self._deliver(event, content)
         except BaseException:
@@ -168,9 +175,9 @@ class PostgresSink:
         )
         newest = event.sequence > progress.sequence
         races: list[str] | None = None
-        if _is_ap_snapshot(event, content.document):
+        if isinstance(content.document, SnapshotReading):
             if newest:
-                races = sorted(race_key(r) for r in content.document["races"] if isinstance(r, dict))
+                races = sorted(content.document.races)
                 rows += await self._races(db, event, content.document, progress)
         else:
             rows += await self._document(db, event, content)
@@ -206,7 +213,9 @@ class PostgresSink:
         assert row is not None
         return _Progress(int(row[0]), row[1], list(row[2] or []))
 
-    async def _races(self, db: AsyncConnection[Any], event: Event, snapshot: Any, progress: _Progress) -> int:
+    async def _races(
+        self, db: AsyncConnection[Any], event: Event, snapshot: SnapshotReading, progress: _Progress
+    ) -> int:
         """elex's tables for the races this version changed, compared with what the sink knows
         the tables hold; when it does not know (the first version since start, or a version
         between not written here), every race the query has or had, compared in the database."""
@@ -220,14 +229,14 @@ class PostgresSink:
             and isinstance(changed, list)
         ):
             keys = {str(k) for k in changed}
-            tables = await asyncio.to_thread(elex_tables, snapshot, keys)
+            tables = await asyncio.to_thread(elex_tables, _only(snapshot, keys))
             rows = 0
             for table, found in zip(ELEX, tables.lists(), strict=True):
                 rows += await self._differences(db, table, found, held.tables[table.name], _races_of(keys))
             held.event_id = event.event_id
             return rows
-        keys = {race_key(r) for r in snapshot["races"] if isinstance(r, dict)} | set(progress.races)
-        tables = await asyncio.to_thread(elex_tables, snapshot, keys)
+        keys = set(snapshot.races) | set(progress.races)
+        tables = await asyncio.to_thread(elex_tables, snapshot.document())
         within = sorted(_races_of(keys))
         rows = 0
         known: dict[str, Hashes] = {}
@@ -359,9 +368,10 @@ def _hashes(rows: dict[tuple[Any, ...], tuple[Any, ...]]) -> dict[tuple[Any, ...
     return {key: hash(values) for key, values in rows.items()}
 
 
-def _is_ap_snapshot(event: Event, document: Any) -> bool:
-    """An AP query's merged snapshot (its event names the races it changed; a raw delta does not)."""
-    return "changed_races" in (event.details or {}) and is_snapshot(document)
+def _only(snapshot: SnapshotReading, keys: set[str]) -> dict[str, Any]:
+    """A snapshot document holding only these races."""
+    races = [snapshot.races[key] for key in sorted(keys) if key in snapshot.races]
+    return {"electionDate": snapshot.election_date, "races": races}
 
 
 def _election_row(event: Event, fact: dict[str, Any]) -> dict[str, Any]:
@@ -375,12 +385,9 @@ def _election_row(event: Event, fact: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read(payload: Path, size: int) -> _Payload:
-    """The payload's bytes and, if it is JSON, its reading (in a worker thread)."""
-    if size > MAX_DOCUMENT_BYTES:
-        return _Payload(None, None)
-    raw = payload.read_bytes()
-    return _Payload(raw, kept_json(raw))
+def _read(payload: Path, size: int) -> bytes | None:
+    """The payload's bytes, unless too large to hold (in a worker thread)."""
+    return None if size > MAX_DOCUMENT_BYTES else payload.read_bytes()
 
 
 def _json_text(content: _Payload) -> str | None:

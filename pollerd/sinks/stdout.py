@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +11,7 @@ from pollerd.config import StdoutSinkConfig
 from pollerd.core.model import Event
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.chat_messages import Lines
+from pollerd.versions.payload import Payload
 
 
 class StdoutSink:
@@ -31,7 +31,7 @@ class StdoutSink:
         lines += [f"{stamp}  * {fact.type}  {self._lines.line(event, fact)}" for fact in event.election]
         return "\n".join(lines)
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """Write one line; a closed pipe is a failure to retry, not a crash."""
         try:
             sys.stdout.write(self._render(event) + "\n")

@@ -22,12 +22,14 @@ import jsonpatch
 
 from pollerd.config import WebhookSinkConfig
 from pollerd.core.backoff import parse_retry_after
+from pollerd.core.canonical import dump
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
 from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.core.signature import HEADER, sign
 from pollerd.sinks.base import DeliveryFailed
-from pollerd.store.durable import atomic_write
+from pollerd.store.durable import atomic_copy
+from pollerd.versions.payload import Payload
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 _ANSWER_BYTES = 512
@@ -48,10 +50,9 @@ class WebhookSink:
         }
         self._session: aiohttp.ClientSession | None = None
 
-    async def deliver(self, event: Event, payload: Path, epoch: int | None = None) -> None:
+    async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """POST the change; raise DeliveryFailed (permanent for a refusal) when not acknowledged."""
-        data = await asyncio.to_thread(payload.read_bytes)
-        body, content_type, mode, base_sha = await self._body(event, data)
+        body, content_type, mode, base_sha = await self._body(event, payload)
         headers = {
             **self._headers,
             **_event_headers(event),
@@ -66,7 +67,7 @@ class WebhookSink:
         status, answer, retry_after = await self._post(body, headers)
         if 200 <= status < 300:
             if self._config.body == "patch":
-                await asyncio.to_thread(_keep_base, self._base_path(event), data)
+                await asyncio.to_thread(_keep_base, self._base_path(event), await payload.path())
             return
         detail = f"HTTP {status}: {answer}" if answer else f"HTTP {status}"
         if status in RETRY_STATUSES or status >= 500:
@@ -105,12 +106,17 @@ class WebhookSink:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
         return self._session
 
-    async def _body(self, event: Event, data: bytes) -> tuple[bytes, str, str, str | None]:
+    async def _body(self, event: Event, payload: Payload) -> tuple[bytes, str, str, str | None]:
         """The request body, its content type, the mode used, and the patch base's sha256."""
         mode = self._config.body
+        if mode == "delta":  # an AP snapshot's changed races; any other payload whole
+            change = await payload.change()
+            if change is not None:
+                return await asyncio.to_thread(dump, change), "application/json", mode, None
+        data = await asyncio.to_thread((await payload.path()).read_bytes)
         if mode == "event":
             document = {**event.to_json(), **_inline(data, self._config.inline_max_bytes)}
-            return json.dumps(document, ensure_ascii=False).encode(), "application/json", mode, None
+            return dump(document), "application/json", mode, None
         if mode == "patch":
             base_path = self._base_path(event)
             patched = await asyncio.to_thread(_patch, base_path, data)
@@ -123,9 +129,9 @@ class WebhookSink:
         return self._bases / safe_name(event.source) / f"{safe_name(event.resource)}.base"
 
 
-def _keep_base(path: Path, data: bytes) -> None:
+def _keep_base(path: Path, payload: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(data, path)
+    atomic_copy(payload, path)
 
 
 def _event_headers(event: Event) -> dict[str, str]:

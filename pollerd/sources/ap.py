@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pollerd.config.ap import ApQuery, ApSourceConfig
+from pollerd.core.canonical import dump
 from pollerd.core.election import Fact
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState, Validators
 from pollerd.core.payload import PayloadRejected
-from pollerd.election.ap import ap_facts
+from pollerd.election.ap import ap_facts, race_facts, races_of
 from pollerd.polling.answers import FetchFailure
-from pollerd.polling.api_poller import ApiPoller
+from pollerd.polling.api_poller import NO_VALIDATORS, ApiPoller
 from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import Terms
 from pollerd.polling.quota import Spend
 from pollerd.sources.ap_answers import ApRefused, answer_facts, classify
-from pollerd.sources.ap_merge import Snapshot
+from pollerd.versions.snapshot import Snapshot, SnapshotReading
+from pollerd.versions.stored import checkpoint_bytes, delta_bytes
 
 MAX_PAGES = 100
 _KEY_PARAMS = frozenset({"apikey", "api_key", "x-api-key"})
@@ -45,7 +46,7 @@ class ApPoller(ApiPoller):
         self.config = config
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
         key = config.api_key.get_secret_value()
-        self._budget = context.budgets.for_key(key, config.quota_per_minute)
+        self._budget = context.budgets.for_key(key, config.quota_per_minute, config.quota_window)
         headers = {
             **{k: v.get_secret_value() for k, v in config.headers.items()},
             "x-api-key": key,
@@ -101,6 +102,14 @@ class ApPoller(ApiPoller):
         self.tally.probed(time.monotonic() - started)
         return outcome
 
+    def _room(self) -> bool:
+        return self._budget.wait_needed() == 0
+
+    def wake_in(self) -> float | None:
+        """Put-off queries may be behind AP: the next cycle goes when the key's window frees a
+        request, not an interval later."""
+        return self._budget.wait_needed() if self._deferred else None
+
     def _watched(self) -> int:
         return len(self.config.queries) * (2 if self.config.raw_deltas else 1)
 
@@ -108,6 +117,7 @@ class ApPoller(ApiPoller):
         """Follow the stored link (or make the first, full request), page by page; each page's
         request is counted against the key's budget until its answer is complete."""
         snapshot = await self._snapshot(query.name, state)
+        date = snapshot.election_date
         url = state.cursor or self._resources[query.name].url
         changed: set[str] = set()
         delta: list[Any] = []
@@ -136,7 +146,8 @@ class ApPoller(ApiPoller):
             raise
         if self.config.raw_deltas and delta:
             await self._record_delta(query, delta, facts)
-        return await self._commit(query, state, snapshot, changed, facts, cursor=url, validators=Validators())
+        news = bool(changed) or snapshot.election_date != date or state.sha256 is None
+        return await self._commit(query, state, snapshot, changed, news, facts, cursor=url)
 
     async def _refetch(self, query: ApQuery, state: ResourceState) -> bool:
         """The full document, conditionally on the stored ETag."""
@@ -151,11 +162,13 @@ class ApPoller(ApiPoller):
         await asyncio.to_thread(fresh.merge, document)
         changed = {k for k in fresh.races.keys() | old.races.keys() if fresh.races.get(k) != old.races.get(k)}
         self._snapshots[query.name] = fresh
+        news = bool(changed) or fresh.election_date != old.election_date or state.sha256 is None
         return await self._commit(
             query,
             state,
             fresh,
             changed,
+            news,
             answer_facts(document, answer.headers, {}),
             cursor=None,
             validators=Validators(answer.validators.etag),
@@ -167,27 +180,44 @@ class ApPoller(ApiPoller):
         state: ResourceState,
         snapshot: Snapshot,
         changed: set[str],
+        news: bool,
         facts: dict[str, Any],
         cursor: str | None,
-        validators: Validators,
+        validators: Validators = NO_VALIDATORS,
     ) -> bool:
-        """Record the snapshot if it changed; the cursor and validators are committed with it."""
-        body = await asyncio.to_thread(snapshot.to_bytes)
-        digest = hashlib.sha256(body).hexdigest()
+        """Record the snapshot if it changed (``news``); the cursor and validators are committed
+        with it. The version is kept as its change from the last one, or whole every
+        ``checkpoint_every`` versions (and the first)."""
+        if not news:
+            state.cursor, state.validators = cursor, validators
+            return False
+        reading = snapshot.reading(changed)
+        digest, size = await asyncio.to_thread(snapshot.digest)
         if digest == state.sha256:
             state.cursor, state.validators = cursor, validators
             return False
         self._warn_if_test(snapshot, facts)
-        download = await self._write(body, self._resources[query.name].url, validators)
-        details = {"changed_races": sorted(changed), **facts}
+        whole = state.sha256 is None or state.chain_length + 1 >= self.config.checkpoint_every
+        if whole:
+            body = await asyncio.to_thread(checkpoint_bytes, reading)
+            chain: dict[str, Any] = {"chain_from": None, "chain_length": 0}
+        else:
+            assert state.sha256 is not None
+            body = await asyncio.to_thread(delta_bytes, reading, state.sha256)
+            since = state.sequence if state.chain_from is None else state.chain_from
+            chain = {"chain_from": since, "chain_length": state.chain_length + 1}
+        url = self._resources[query.name].url
+        download = await self._write(body, url, validators, identity=(digest, size))
         await self._recorder.record(
             self._resources[query.name],
             state,
             download,
             "json",
-            details,
+            {"changed_races": sorted(changed), **facts},
             published_at=snapshot.last_updated(changed),
+            reading=reading,
             cursor=cursor,
+            **chain,
         )
         return True
 
@@ -195,7 +225,7 @@ class ApPoller(ApiPoller):
         """The raw delta as its own resource, ``<query>.delta``."""
         name = f"{query.name}.delta"
         state = self.states.setdefault(name, ResourceState(name))
-        body = json.dumps({"races": races, **facts}, ensure_ascii=False).encode()
+        body = dump({"races": races, **facts})
         digest = hashlib.sha256(body).hexdigest()
         if digest == state.sha256:
             return
@@ -207,10 +237,13 @@ class ApPoller(ApiPoller):
         """The query's snapshot: in memory, else the last committed one, else empty."""
         snapshot = self._snapshots.get(query)
         if snapshot is None:
-            snapshot = Snapshot()
-            stored = await self._stored_json(state)
-            if isinstance(stored, dict):
-                await asyncio.to_thread(snapshot.merge, stored)
+            stored = None if state.sha256 is None else await self._versions.read(state.sha256)
+            if isinstance(stored, SnapshotReading):
+                snapshot = Snapshot.of(stored)
+            elif isinstance(stored, dict):
+                snapshot = await asyncio.to_thread(Snapshot.from_document, stored)
+            else:
+                snapshot = Snapshot()
             self._snapshots[query] = snapshot
         return snapshot
 
@@ -286,5 +319,11 @@ class ApPoller(ApiPoller):
 
 
 def ap_rules(resource: str, old: Any, new: Any) -> list[Fact]:
-    """Race calls from a query's snapshots (a ``.delta`` resource is raw deltas: none)."""
-    return [] if resource.endswith(".delta") else ap_facts(old, new)
+    """Race calls from a query's snapshots (a ``.delta`` resource is raw deltas: none). From two
+    readings, only the races the new one changed are looked at."""
+    if resource.endswith(".delta"):
+        return []
+    if isinstance(new, SnapshotReading):
+        before = old.races if isinstance(old, SnapshotReading) else None if old is None else races_of(old)
+        return race_facts(before, new.races, None if before is None else new.changed)
+    return ap_facts(old, new)

@@ -19,8 +19,8 @@ from pollerd.store.postgres import PgStore
 _TABLES = {
     "resources": "SELECT source, resource, state FROM resources",
     "discoveries": "SELECT source, resources, discovered_at FROM discoveries",
-    "events": "SELECT event_id, source, resource, sequence, sha256, body, extension, created_at, size"
-    " FROM events ORDER BY id",
+    "events": "SELECT event_id, source, resource, sequence, sha256, body, extension, created_at, size,"
+    " chain_from FROM events ORDER BY id",
     "deliveries": "SELECT event_id, sink, status, attempts, next_attempt, last_error, updated_at"
     " FROM deliveries",
     "meta": "SELECT key, value FROM meta WHERE key LIKE 'stopped:%'",
@@ -29,7 +29,7 @@ _INSERTS = {
     "resources": "INSERT INTO pollerd.resources VALUES (%s, %s, %s::jsonb)",
     "discoveries": "INSERT INTO pollerd.discoveries VALUES (%s, %s::jsonb, %s)",
     "events": "INSERT INTO pollerd.events (event_id, source, resource, sequence, sha256, body, extension,"
-    " created_at, size) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+    " created_at, size, chain_from) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
     "deliveries": "INSERT INTO pollerd.deliveries VALUES (%s, %s, %s, %s, %s, %s, %s)",
     "meta": "INSERT INTO pollerd.meta VALUES (%s, %s)",
 }

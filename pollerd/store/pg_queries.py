@@ -65,7 +65,7 @@ async def record_change(
         await db.execute(_SAVE_STATE, (source, state.resource_id, rows.state_to_json(state)))
         await db.execute(
             "INSERT INTO pollerd.events (event_id, source, resource, sequence, sha256, body, extension,"
-            " created_at, size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " created_at, size, chain_from) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 event.event_id,
                 source,
@@ -76,6 +76,7 @@ async def record_change(
                 event.extension,
                 now,
                 event.size,
+                event.chain_from,
             ),
         )
         async with db.cursor() as cursor:
@@ -232,12 +233,20 @@ async def redeliver(db: Connection, event_id: str | None, sink: str | None) -> i
 
 async def blob_in_use(db: Connection, sha256: str) -> bool:
     """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered)
-    or as a resource's current version."""
+    or as a resource's current version, itself or as a link of such a version's chain (an AP
+    version kept as a delta needs every payload back to its checkpoint)."""
     cursor = await db.execute(
         "SELECT EXISTS (SELECT 1 FROM pollerd.deliveries d JOIN pollerd.events e"
         " ON e.event_id = d.event_id WHERE e.sha256 = %s AND d.status IN ('pending', 'dead'))"
-        " OR EXISTS (SELECT 1 FROM pollerd.resources WHERE state->>'sha256' = %s)",
-        (sha256, sha256),
+        " OR EXISTS (SELECT 1 FROM pollerd.resources WHERE state->>'sha256' = %s)"
+        " OR EXISTS (SELECT 1 FROM pollerd.events link JOIN pollerd.events later"
+        " ON later.source = link.source AND later.resource = link.resource"
+        " AND later.sequence > link.sequence AND later.chain_from <= link.sequence"
+        " WHERE link.sha256 = %s AND (EXISTS (SELECT 1 FROM pollerd.deliveries d"
+        " WHERE d.event_id = later.event_id AND d.status IN ('pending', 'dead'))"
+        " OR EXISTS (SELECT 1 FROM pollerd.resources r WHERE r.source = later.source"
+        " AND r.resource = later.resource AND r.state->>'sha256' = later.sha256)))",
+        (sha256, sha256, sha256),
     )
     row = await cursor.fetchone()
     return bool(row and row[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _LOCK = 0x706F6C6C  # "poll": the advisory lock every replica's migration takes
 
 # Each step brings a database written by the version before up to date (1: the first).
@@ -54,6 +54,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         " resource text NOT NULL, type text NOT NULL, subject text NOT NULL, state text NOT NULL,"
         " body jsonb NOT NULL, created_at double precision NOT NULL)",
         "CREATE INDEX election_events_by_subject ON pollerd.election_events (source, subject, id)",
+    ],
+    5: [
+        # an AP version kept as its change names the checkpoint it builds on
+        "ALTER TABLE pollerd.events ADD COLUMN chain_from bigint",
     ],
 }
 

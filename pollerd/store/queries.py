@@ -69,7 +69,7 @@ def record_change(
         db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
         db.execute(
             "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
-            " created_at, size) VALUES (?,?,?,?,?,?,?,?,?)",
+            " created_at, size, chain_from) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 event.event_id,
                 source,
@@ -80,6 +80,7 @@ def record_change(
                 event.extension,
                 now,
                 event.size,
+                event.chain_from,
             ),
         )
         db.executemany(
@@ -237,7 +238,8 @@ def redeliver(db: sqlite3.Connection, event_id: str | None, sink: str | None) ->
 
 def blob_in_use(db: sqlite3.Connection, sha256: str) -> bool:
     """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered)
-    or as a resource's current version."""
+    or as a resource's current version, itself or as a link of such a version's chain (an AP
+    version kept as a delta needs every payload back to its checkpoint)."""
     pending = db.execute(
         "SELECT 1 FROM deliveries d JOIN events e ON e.event_id = d.event_id"
         " WHERE e.sha256=? AND d.status IN ('pending', 'dead') LIMIT 1",
@@ -248,7 +250,20 @@ def blob_in_use(db: sqlite3.Connection, sha256: str) -> bool:
     current = db.execute(
         "SELECT 1 FROM resources WHERE json_extract(state, '$.sha256')=? LIMIT 1", (sha256,)
     ).fetchone()
-    return current is not None
+    return current is not None or db.execute(_CHAIN_IN_USE, (sha256,)).fetchone() is not None
+
+
+_CHAIN_IN_USE = """
+SELECT 1 FROM events link JOIN events later
+  ON later.source = link.source AND later.resource = link.resource
+  AND later.sequence > link.sequence AND later.chain_from <= link.sequence
+WHERE link.sha256 = ?
+  AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = later.event_id
+               AND d.status IN ('pending', 'dead'))
+       OR EXISTS (SELECT 1 FROM resources r WHERE r.source = later.source
+                  AND r.resource = later.resource AND json_extract(r.state, '$.sha256') = later.sha256))
+LIMIT 1
+"""
 
 
 def mark_stopped(db: sqlite3.Connection, source: str, reason: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATE_FILE = "pollerd.sqlite3"
 
 _SCHEMA = """
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
     source TEXT NOT NULL, resource TEXT NOT NULL, sequence INTEGER NOT NULL,
     sha256 TEXT NOT NULL, body TEXT NOT NULL, extension TEXT NOT NULL, created_at REAL NOT NULL,
-    size INTEGER NOT NULL DEFAULT 0);
+    size INTEGER NOT NULL DEFAULT 0, chain_from INTEGER);
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id TEXT NOT NULL, sink TEXT NOT NULL, status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
@@ -37,6 +37,8 @@ _MIGRATIONS = {
         "UPDATE events SET size = COALESCE(json_extract(body, '$.size'), 0)",
     ],
     3: [],  # election_events: created by the schema script, as every table that only adds
+    # an AP version kept as its change names the checkpoint it builds on
+    4: ["ALTER TABLE events ADD COLUMN chain_from INTEGER"],
 }
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
