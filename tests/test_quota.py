@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from pollerd.election.ap import race_key
 from pollerd.polling.budget_plan import plan_budgets
 from pollerd.polling.quota import QuotaBudget, QuotaBudgets
 from pollerd.sim import SimServer
 from pollerd.sim.ap import ELECTION_DATE, ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer
-from tests.conftest import opened, sample
+from pollerd.versions.snapshot import SnapshotReading
+from tests.conftest import AP_KEY, ap_source, one_source, opened, sample, wait_for
 
 LIMIT, WINDOW = 6, 2.0
 
@@ -148,3 +152,53 @@ def test_spends_not_told_are_told_next_time_and_budgets_made_later_count_them() 
     later.spent_elsewhere(spent)
     assert later.for_key("host", 5).used == 2
     assert later.for_key("other host", 5).used == 0
+
+
+async def test_an_ap_source_over_its_quota_spends_it_as_it_frees_and_ends_on_ap_s_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 7 MB snapshot, 3 requests per 6-s window (AP's 30 a minute, at a tenth of the time), a
+    cycle every 0.5 s, the night moving every 0.2 s, then quiet: within the first window the
+    quota allows after the last change, the merged snapshot is AP's in every race; AP never
+    answered 403 and no cycle was skipped."""
+    window = 6.0
+    election = ApElection(steps=40, national=True, county_factor=16, update_probability=0.04)
+    replay = ApServer(election, {AP_KEY}, quota_per_minute=3, quota_window=window, page_size=200)
+    server = SimServer()
+    base = await server.serve(replay.app())
+    source = ap_source(
+        base,
+        ["console"],
+        quota_per_minute=3,
+        quota_window=f"{window}s",
+        interval="500ms",
+        queries=[{"name": "all", "level": "ru"}],
+    )
+    config = one_source(tmp_path, source, [{"name": "console", "kind": "stdout"}])
+    stop = asyncio.Event()
+    try:
+        async with opened(config) as daemon:
+            runner = asyncio.create_task(daemon.run(stop))
+            await replay.play(0.2, asyncio.Event())
+            quiet_at = time.time()
+            truth = {race_key(race): race for race in replay.full_races({"level": "ru"})}
+            assert len(json.dumps(list(truth.values()))) > 7_000_000
+
+            def merged() -> dict[str, Any]:
+                reading = daemon.readings.get(daemon.pollers["ap"].states["all"].sha256)
+                return dict(reading.races) if isinstance(reading, SnapshotReading) else {}
+
+            await wait_for(lambda: merged() == truth, timeout=3 * window)
+            caught_up = time.time() - quiet_at
+            stop.set()
+            await runner
+    finally:
+        await server.close()
+    logged = capsys.readouterr()
+    assert replay.quota_answers == 0
+    assert "maximum number of running instances" not in logged.out + logged.err
+    asked = [r.at for r in replay.requests()]
+    spent = sum(1 for at in asked if at <= quiet_at)
+    windows = int((quiet_at - asked[0]) // (window + 1.0))  # the budget's window and its margin
+    assert spent >= 3 * windows  # the quota was spent as it freed, never left idle
+    assert caught_up <= window + 1.5  # the window frees a request: the next cycle asks at once

@@ -53,7 +53,7 @@ class PollRuns:
                 if self._polls.get(name) is task:
                     del self._polls[name]
 
-        self._scheduler.add(name, poller.config.interval, poller.config.jitter, run)
+        self._scheduler.add(name, poller.config.interval, poller.config.jitter, run, poller.wake_in)
 
     async def unschedule(self, name: str, grace: float) -> None:
         """Stop polling a source; a poll in flight gets ``grace`` seconds to finish."""

@@ -74,6 +74,7 @@ def _source(name: str, poller: Poller, scheduler: PollScheduler, now: float) -> 
         "next_poll_in_s": round(max(0.0, next_run.timestamp() - now), 1) if next_run else None,
         "last_clean_poll_age_s": _age(now, status.last_clean_poll),
         "budget_limited": status.budget_limited,
+        "behind": scheduler.behind(name),
         "url_switches": status.url_switches,
         "fallback_active": status.fallback_active,
         "resources": [
@@ -111,6 +112,8 @@ def source_state(source: Mapping[str, Any], interval: float) -> str:
     age = source["last_clean_poll_age_s"]
     if age is None or age > STALE_INTERVALS * interval:
         return "stale"
+    if source["behind"]:
+        return "behind"
     return "budget-limited" if source["budget_limited"] else "ok"
 
 

@@ -105,7 +105,8 @@ def _spending(source: SourceBase) -> Iterable[tuple[str, int, int, float, str]]:
     """(budget key, requests per cycle, limit, window, words) for each budget the source uses."""
     if isinstance(source, ApSourceConfig) and source.api_key is not None:
         key = hashlib.sha256(source.api_key.get_secret_value().encode()).hexdigest()
-        yield f"ap:{key}", len(source.queries), source.quota_per_minute, 60.0, "the AP key's quota is"
+        limit, window = source.quota_per_minute, source.quota_window
+        yield f"ap:{key}", len(source.queries), limit, window, "the AP key's quota is"
     if isinstance(source, DcSourceConfig):
         limit, window = source.request_budget
         api = len(source.postcodes) + len(source.addresses) + (1 if source.elections else 0)

@@ -40,6 +40,11 @@ class Poller(Protocol):
         """Requests still running from an earlier cycle (for a shutdown to wait for)."""
         ...
 
+    def wake_in(self) -> float | None:
+        """Seconds until the next cycle is worth running before its interval (a budget frees a
+        request a put-off query waits for); None: the interval decides."""
+        ...
+
     def status(self) -> PollerStatus:
         """What the source has done and how it is doing (the status page, the demo's summary)."""
         ...

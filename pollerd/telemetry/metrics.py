@@ -85,7 +85,20 @@ class Metrics:
         )
         self.skipped_runs = Counter(
             "pollerd_skipped_polls_total",
-            "Scheduled polls skipped because the previous one still ran.",
+            "Intervals that passed while the source's previous cycle still ran.",
+            ["source"],
+            registry=r,
+        )
+        self.cycle_seconds = Histogram(
+            "pollerd_source_cycle_seconds",
+            "How long a source's poll cycle took.",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.source_behind = Gauge(
+            "pollerd_source_behind",
+            "1 while the source's last cycle outlasted its interval (the next began at once).",
             ["source"],
             registry=r,
         )
