@@ -17,6 +17,7 @@ from pollerd.polling.context import PollContext
 from pollerd.polling.discovery import Discovery
 from pollerd.polling.fallback import HostFallback
 from pollerd.polling.probe import Prober
+from pollerd.polling.saved import SavedStates
 from pollerd.polling.source import Source
 from pollerd.store.protocol import StateRefused
 from pollerd.telemetry.tasks import describe
@@ -42,6 +43,7 @@ class SourcePoller(PollerBase):
         self._fallback = HostFallback(
             list(config.fallback_urls), config.fallback_after, self.tally, self._log
         )
+        self._saved = SavedStates(config.interval)
         self._host_backoff: dict[str, float] = {}
         self._running: dict[str, asyncio.Task[Outcome]] = {}  # stragglers of earlier cycles
         self._finished_late: set[str] = set()
@@ -64,6 +66,7 @@ class SourcePoller(PollerBase):
     async def load(self) -> None:
         """Read the stored state and last discovery of this source (before the first poll)."""
         self.states = await self._store.load_states(self.name)
+        self._saved.remember(self.states.values())
         await self.discovery.load(self.states)
 
     async def poll(self) -> PollReport:
@@ -83,9 +86,11 @@ class SourcePoller(PollerBase):
         if self._fallback.active and self.resources and await self._prober.answers(self.resources[0].url):
             self._fallback.back_to_primary()
             self._reset_backoff()
-        await self._store.save_states(
-            self.name, [self.states[rid] for rid in dict.fromkeys(touched) if rid in self.states]
+        changed = self._saved.changed(
+            self.states[rid] for rid in dict.fromkeys(touched) if rid in self.states
         )
+        await self._store.save_states(self.name, changed)
+        self._saved.remember(changed)
         report = PollReport.of(
             outcomes.values(),
             skipped=len(self.resources) - len(outcomes),

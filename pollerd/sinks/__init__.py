@@ -26,8 +26,6 @@ from pollerd.sinks.base import DeliveryFailed, Sink
 from pollerd.sinks.chat import ChatSink
 from pollerd.sinks.command import CommandSink
 from pollerd.sinks.filesystem import FilesystemSink
-from pollerd.sinks.objectstore import ObjectStoreSink
-from pollerd.sinks.postgres import PostgresSink
 from pollerd.sinks.stdout import StdoutSink
 from pollerd.sinks.webhook import WebhookSink
 
@@ -45,12 +43,25 @@ class SinkKind:
 SINK_KINDS: Mapping[str, SinkKind] = {
     "webhook": SinkKind(WebhookSinkConfig, WebhookSink),
     "chat": SinkKind(ChatSinkConfig, lambda c, _dir, agent: ChatSink(c, agent)),
-    "objectstore": SinkKind(ObjectStoreSinkConfig, ObjectStoreSink),
-    "postgres": SinkKind(PostgresSinkConfig, lambda c, _dir, agent: PostgresSink(c, agent)),
+    "objectstore": SinkKind(ObjectStoreSinkConfig, lambda c, _dir, agent: _objectstore(c, _dir, agent)),
+    "postgres": SinkKind(PostgresSinkConfig, lambda c, _dir, agent: _postgres(c, agent)),
     "command": SinkKind(CommandSinkConfig, lambda c, _dir, _agent: CommandSink(c)),
     "filesystem": SinkKind(FilesystemSinkConfig, lambda c, _dir, _agent: FilesystemSink(c)),
     "stdout": SinkKind(StdoutSinkConfig, lambda c, _dir, _agent: StdoutSink(c)),
 }
+
+
+def _objectstore(config: ObjectStoreSinkConfig, state_dir: Path, user_agent: str) -> Sink:
+    # imported here: aiobotocore costs about 15 MB of memory at start, paid only by its users
+    from pollerd.sinks.objectstore import ObjectStoreSink
+
+    return ObjectStoreSink(config, state_dir, user_agent)
+
+
+def _postgres(config: PostgresSinkConfig, user_agent: str) -> Sink:
+    from pollerd.sinks.postgres import PostgresSink  # psycopg's pool and the sink's tables
+
+    return PostgresSink(config, user_agent)
 
 
 def build_sink(config: SinkBase, state_dir: Path, user_agent: str) -> Sink:
