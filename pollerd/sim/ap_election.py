@@ -56,10 +56,12 @@ class ApElection:
         national: bool = False,
         update_probability: float = 0.2,
         county_factor: int = 1,
+        race_factor: int = 1,
     ) -> None:
         """``national``: 24 states instead of 3; ``update_probability``: the chance that a race
-        gets new votes in a step (10 s); ``county_factor``: that many times the counties (a
-        benchmark's way to a real night's size)."""
+        gets new votes in a step (10 s); ``county_factor``: that many times the counties, and
+        ``race_factor`` that many times each state's races (a benchmark's way to a real night's
+        size)."""
         self.steps = steps
         self.states = dict(STATES) | (
             {code: (code, counties) for code, counties in NATIONAL} if national else {}
@@ -72,7 +74,7 @@ class ApElection:
         self.retracted: set[str] = set()  # races whose call was taken back
         race_number = 1000
         for state, (state_name, counties) in self.states.items():
-            for office_id, office_name, seat in OFFICES:
+            for office_id, office_name, seat in OFFICES * race_factor:
                 race_number += 1
                 race = self._race(
                     state, state_name, counties * county_factor, race_number, office_id, office_name, seat
