@@ -3,7 +3,9 @@
 The file host runs in its own process. pollerd (this process) polls every resource per cycle:
 HEAD, and a GET for the 1% that changed. Reported: conditional probes per second and per CPU
 second (one core), poll-cycle duration, event-loop lag (worst lateness of a 50 ms timer during
-the cycles), RSS.
+the cycles), RSS; and, in the same run against the same host, a bare aiohttp client doing the
+same conditional HEADs (and a GET and sha256 of what changed): the floor, in probes per CPU
+second.
 
 Usage: python -m bench.scale [--smoke]
 """
@@ -11,10 +13,13 @@ Usage: python -m bench.scale [--smoke]
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 import tempfile
 import time
 from typing import Any
+
+import aiohttp
 
 from bench.common import arguments, cpu_seconds, report, rss_mb
 from pollerd.config import parse_config
@@ -86,6 +91,7 @@ async def one_size(count: int) -> dict[str, Any]:
         await monitor
         rss = rss_mb()
         await daemon.close()
+    bare = await bare_client([f"{base}/r{n}.json" for n in range(count)])
     server.terminate()
     await server.wait()
     cycle = sum(durations) / len(durations)
@@ -94,10 +100,36 @@ async def one_size(count: int) -> dict[str, Any]:
         "cycle_s": cycle,
         "probes_per_s": count / cycle,
         "probes_per_cpu_s": count * CYCLES / sum(cpus),
+        "bare_probes_per_cpu_s": bare,
+        "x_bare": round(count * CYCLES / sum(cpus) / bare, 2),
         "changes_per_cycle": changed / CYCLES,
         "loop_lag_max_ms": worst[0] * 1000,
         "rss_mb": rss,
     }
+
+
+async def bare_client(urls: list[str]) -> float:
+    """The floor: HEAD every URL (64 at a time), GET and hash what changed; probes per CPU second
+    over CYCLES cycles after a first full one."""
+    etags: dict[str, str | None] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+        async def probe(url: str) -> None:
+            async with session.head(url) as answer:
+                etag = answer.headers.get("ETag")
+            if url not in etags or etag != etags[url]:
+                async with session.get(url) as answer:
+                    hashlib.sha256(await answer.read()).hexdigest()
+                etags[url] = etag
+
+        await asyncio.gather(*(probe(url) for url in urls))
+        spent = 0.0
+        for _ in range(CYCLES):
+            cpu, started = cpu_seconds(), time.monotonic()
+            await asyncio.gather(*(probe(url) for url in urls))
+            spent += cpu_seconds() - cpu
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    return len(urls) * CYCLES / spent
 
 
 async def main(smoke: bool) -> None:

@@ -112,7 +112,7 @@ def source_state(source: Mapping[str, Any], interval: float) -> str:
     age = source["last_clean_poll_age_s"]
     if age is None or age > STALE_INTERVALS * interval:
         return "stale"
-    if source["behind"]:
+    if source.get("behind"):
         return "behind"
     return "budget-limited" if source["budget_limited"] else "ok"
 

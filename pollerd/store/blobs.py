@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pollerd.store.durable import fsync_dir
+from pollerd.versions.stored import delta_base, is_delta
 
 
 class PayloadUsage(Protocol):
@@ -49,9 +50,14 @@ class BlobStore:
         """Move a finished download into the store, durably; return its blob path."""
         return await asyncio.to_thread(self._adopt, download_path, sha256)
 
+    async def has(self, sha256: str) -> bool:
+        """Whether a payload is stored under this hash."""
+        return await asyncio.to_thread(self.path(sha256).exists)
+
     def _adopt(self, download_path: Path, sha256: str) -> Path:
         target = self.path(sha256)
-        if target.exists():
+        # a version that comes back whole where it was kept as a delta replaces the delta
+        if target.exists() and not (is_delta(target) and not is_delta(download_path)):
             download_path.unlink()
             return target
         target.parent.mkdir(exist_ok=True)
@@ -66,10 +72,25 @@ class BlobStore:
         await asyncio.to_thread(_unlink, path)
 
     async def release(self, sha256: str, usage: PayloadUsage) -> None:
-        """Remove a payload unless a pending delivery or a current version still needs it."""
-        async with self.lock:
-            if not await usage.blob_in_use(sha256):
-                await asyncio.to_thread(_unlink, self.path(sha256))
+        """Remove a payload unless a pending delivery or a current version still needs it; a
+        delta's base goes the same way after it, so a chain no longer needed is let go link by
+        link (the first link still needed stops it)."""
+        current: str | None = sha256
+        while current is not None:
+            async with self.lock:
+                base = await self._base_of(current)
+                if not await self._remove_unless_used(current, usage):
+                    return
+            current = base
+
+    async def _base_of(self, sha256: str) -> str | None:
+        return await asyncio.to_thread(delta_base, self.path(sha256))
+
+    async def _remove_unless_used(self, sha256: str, usage: PayloadUsage) -> bool:
+        if await usage.blob_in_use(sha256):
+            return False
+        await asyncio.to_thread(_unlink, self.path(sha256))
+        return True
 
 
 def _unlink(path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from pollerd.store import pg_queries
 from pollerd.store.blobs import BlobStore, PayloadUsage
 from pollerd.store.postgres import PgStore
+from pollerd.versions.stored import delta_base
 
 
 class PgBlobs(BlobStore):
@@ -33,12 +34,23 @@ class PgBlobs(BlobStore):
         await asyncio.to_thread(_into_place, part, path)
         return path
 
-    async def release(self, sha256: str, usage: PayloadUsage) -> None:
-        """Remove the payload from the database (unless still needed, checked in the same
-        transaction) and the local copy with it."""
-        async with self.lock:
-            if await self._store.run(pg_queries.delete_payload_unless_used, sha256):
-                await self.discard(self.path(sha256))
+    async def has(self, sha256: str) -> bool:
+        """Whether the database stores a payload under this hash."""
+        return bool(await self._store.run(pg_queries.has_payload, sha256))
+
+    async def _base_of(self, sha256: str) -> str | None:
+        try:
+            return await asyncio.to_thread(delta_base, await self.local(sha256))
+        except FileNotFoundError:
+            return None
+
+    async def _remove_unless_used(self, sha256: str, usage: PayloadUsage) -> bool:
+        """From the database (unless still needed, checked in the same transaction) and the
+        local copy with it."""
+        if not await self._store.run(pg_queries.delete_payload_unless_used, sha256):
+            return False
+        await self.discard(self.path(sha256))
+        return True
 
 
 def _into_place(part: Path, path: Path) -> None:

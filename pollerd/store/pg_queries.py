@@ -19,6 +19,7 @@ from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store import rows
 from pollerd.store.rows import DeliveryRow, PendingDelivery
+from pollerd.versions.stored import DELTA_MARK, is_delta
 
 Connection = AsyncConnection[tuple[Any, ...]]
 _log = structlog.get_logger("pollerd.state")
@@ -272,10 +273,18 @@ CHUNK = 1024 * 1024  # payload bytes per row: memory holds one chunk, never a wh
 
 async def store_payload(db: Connection, sha256: str, path: Path) -> None:
     """Store a file's bytes under its hash, a chunk per row, unless they are stored already (in
-    the caller's transaction, under the payload's lock)."""
+    the caller's transaction, under the payload's lock). A version that comes back whole where it
+    was kept as a delta replaces the delta: its chain may be let go meanwhile."""
     await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sha256,))
-    if await has_payload(db, sha256):
-        return
+    cursor = await db.execute(
+        "SELECT substring(chunk from 1 for %s) FROM pollerd.payloads WHERE sha256 = %s AND part = 0",
+        (len(DELTA_MARK), sha256),
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        if bytes(row[0]) != DELTA_MARK or await asyncio.to_thread(is_delta, path):
+            return
+        await db.execute("DELETE FROM pollerd.payloads WHERE sha256 = %s", (sha256,))
     file = await asyncio.to_thread(path.open, "rb")
     try:
         part = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-DEFAULT_CAPACITY = 256 * 1024 * 1024  # payload bytes whose readings are held
+DEFAULT_CAPACITY = 64 * 1024 * 1024  # payload bytes whose readings are held (a reading is several times more)
 
 
 class Readings:

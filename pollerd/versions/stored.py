@@ -41,6 +41,22 @@ def is_delta(path: Path) -> bool:
         return file.read(len(DELTA_MARK)) == DELTA_MARK
 
 
+_BASE_AT = len(b'{"_delta":{"base":"')
+
+
+def delta_base(path: Path) -> str | None:
+    """The sha256 of the version a stored delta builds on (its first bytes say it); None for a
+    whole payload, or one that is gone."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_BASE_AT + 64)
+    except OSError:
+        return None
+    if not head.startswith(DELTA_MARK) or len(head) < _BASE_AT + 64:
+        return None
+    return head[_BASE_AT:].decode("ascii", "replace")
+
+
 Fetch = Callable[[str], Awaitable[Path]]  # a stored payload's local file, by sha256
 Run = Callable[[Callable[[], Any]], Awaitable[Any]]  # work for a worker thread
 
