@@ -52,7 +52,7 @@ NIGHTS = {  # name: (race factor, county factor, update probability)
     "a: national, counties x10": (1, 10, 0.05),
     "b: ten times the races": (10, 10, 0.005),
 }
-NATIONAL = {"national: 200 races x 300 units": (2, 30, 0.025)}
+NATIONAL = {"national: 192 races x 300 units": (2, 40, 0.025)}
 
 
 def _serve(pipe: Any, races: int, counties: int, probability: float, steps: int) -> None:
@@ -88,14 +88,27 @@ def _serve(pipe: Any, races: int, counties: int, probability: float, steps: int)
     asyncio.run(run())
 
 
+def _floor(pipe: Any, base: str, url: str) -> None:
+    """The floor client, in a process of its own (its CPU, memory and garbage are its own): one
+    step per "step" asked, its figures sent back; on "stop", its snapshot's size and peak RSS."""
+
+    async def run() -> None:
+        floor = Floor(base)
+        async with aiohttp.ClientSession() as session, await psycopg.AsyncConnection.connect(url) as db:
+            while await asyncio.to_thread(pipe.recv) == "step":
+                pipe.send(await floor.step(session, db))
+        pipe.send((sum(len(orjson.dumps(r)) for r in floor.races.values()), peak_rss_mb()))
+
+    asyncio.run(run())
+
+
 class Floor:
     """The least work the job needs: follow the chain, merge the delta into a dict, build the
     changed races' rows and replace them."""
 
-    def __init__(self, base: str, url: str) -> None:
+    def __init__(self, base: str) -> None:
         self.races: dict[str, Any] = {}
         self._next = f"{base}/v3/elections/2026-11-03?level=ru&format=json"
-        self._url = url
 
     async def step(
         self, session: aiohttp.ClientSession, db: psycopg.AsyncConnection[Any]
@@ -138,9 +151,10 @@ class Floor:
 
 
 class GcPauses:
-    """The longest collection while it is installed."""
+    """The collections while it is installed: when each began, and how long it took."""
 
     def __init__(self) -> None:
+        self.seen: list[tuple[float, float]] = []
         self.longest = 0.0
         self._began = 0.0
 
@@ -148,7 +162,13 @@ class GcPauses:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            self.longest = max(self.longest, time.perf_counter() - self._began)
+            self.seen.append((self._began, time.perf_counter() - self._began))
+
+    def on_the_path(self, until: float) -> None:
+        """Keep the longest of those that began before ``until`` (the rows were visible), the
+        path of the change; the collection pollerd makes after a cycle is off it."""
+        self.longest = max([self.longest, *(took for began, took in self.seen if began <= until)])
+        self.seen = []
 
 
 def state_bytes(folder: Path) -> int:
@@ -186,11 +206,14 @@ async def night(
     pauses = GcPauses()
     ours: dict[str, list[float]] = {"visible_s": [], "cpu_s": [], "state_bytes": []}
     floor_run: dict[str, list[float]] = {"visible_s": [], "cpu_s": [], "delta_bytes": []}
-    floor = Floor(base, url)
+    to_floor, floor_end = multiprocessing.Pipe()
+    floor = multiprocessing.Process(target=_floor, args=(floor_end, base, url), daemon=True)
+    floor.start()
     try:
-        async with aiohttp.ClientSession() as session, await psycopg.AsyncConnection.connect(url) as db:
+        async with aiohttp.ClientSession() as session:
             for step in range(steps + 1):
                 before, transactions = await asyncio.to_thread(state_bytes, state), sink.stats.transactions
+                pauses.seen = []
                 gc.callbacks.append(pauses)
                 cpu = time.process_time()
                 await daemon.run_once()
@@ -200,22 +223,43 @@ async def night(
                     async with session.get(f"{base}/bench/last") as answer:
                         sent = float(await answer.text())
                     ours["visible_s"].append(sink.stats.committed_at - sent)
+                    pauses.on_the_path(sink.stats.committed_at)
                     ours["cpu_s"].append(spent)
                     ours["state_bytes"].append(await asyncio.to_thread(state_bytes, state) - before)
-                found = await floor.step(session, db)
+                to_floor.send("step")
+                found = await asyncio.to_thread(to_floor.recv)
                 if found and step > 0:
                     for key, value in found.items():
                         floor_run[key].append(value)
                 async with session.post(f"{base}/bench/advance"):
                     pass
+            to_floor.send("stop")
+            snapshot, floor_rss = await asyncio.to_thread(to_floor.recv)
+            same = await same_results(url)
     finally:
         await daemon.close()
         server.kill()
-    snapshot = sum(len(orjson.dumps(r)) for r in floor.races.values())
+        floor.kill()
     return [
-        _figures(name, "pollerd", ours, snapshot, pauses.longest),
-        _figures(name, "floor", floor_run, snapshot, None),
+        _figures(name, "pollerd", ours, snapshot, pauses.longest)
+        | {"peak_rss_mb": peak_rss_mb(), "tables_equal": same},
+        _figures(name, "floor", floor_run, snapshot, None) | {"peak_rss_mb": floor_rss},
     ]
+
+
+async def same_results(url: str) -> bool:
+    """Whether pollerd's results table and the floor's hold the same rows, votes and calls."""
+    digests = []
+    async with await psycopg.AsyncConnection.connect(url) as db:
+        for prefix in ("inc_", "floor_"):
+            cursor = await db.execute(
+                sql.SQL(
+                    "SELECT count(*), md5(string_agg(concat_ws(',', statepostal, id, votecount, winner),"
+                    " ';' ORDER BY statepostal, id)) FROM {}"
+                ).format(sql.Identifier(prefix + "results"))
+            )
+            digests.append(await cursor.fetchone())
+    return digests[0] == digests[1]
 
 
 def _figures(

@@ -21,6 +21,7 @@ SCENARIOS = (
     "replica_scale",
     "election_rules",
     "pg_sink",
+    "ap_path",
 )
 
 

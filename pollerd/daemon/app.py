@@ -14,6 +14,7 @@ import structlog
 from pollerd import PROJECT_URL, __version__
 from pollerd.config import Config, SourceConfig
 from pollerd.daemon import handoff
+from pollerd.daemon.collector import Collector
 from pollerd.daemon.health import Health, default_stall_after
 from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import Reloader
@@ -77,7 +78,13 @@ class Daemon:
         )
         self.pollers: dict[str, Poller] = {}
         self.scheduler = PollScheduler(self.metrics)
-        self.runs = PollRuns(self.scheduler, self.tasks, on_fenced=self._source_fenced)
+        self.collector = Collector()
+        self.runs = PollRuns(
+            self.scheduler,
+            self.tasks,
+            on_fenced=self._source_fenced,
+            after_cycle=lambda: self.collector.cycle_over(idle=self.deliverer.pending == 0),
+        )
         stall_after = config.daemon.stall_after or default_stall_after([s.interval for s in config.sources])
         self.health = Health(self.scheduler, stall_after, tasks=self.tasks)
         self.notifier = Notifier()
@@ -135,6 +142,7 @@ class Daemon:
         self.plan_budgets()
         self.initialise_metrics()
         await self.deliverer.refresh_depths()
+        self.collector.start()
         self._opened_at = time.monotonic()
 
     async def poller(self, config: SourceConfig) -> Poller:
@@ -175,6 +183,7 @@ class Daemon:
     async def _cycle(self) -> bool:
         reports = await asyncio.gather(*(p.poll() for p in self.pollers.values()))
         failed_deliveries = await self.deliverer.drain()
+        self.collector.cycle_over(idle=True)
         for name, report in zip(self.pollers, reports, strict=True):
             self._log.info(
                 "cycle",
@@ -325,4 +334,5 @@ class Daemon:
                 await close()
             except Exception:
                 self._log.exception("close failed", what=what)
+        self.collector.close()
         self.lock.release()

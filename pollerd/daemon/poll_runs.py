@@ -22,11 +22,13 @@ class PollRuns:
         scheduler: PollScheduler,
         tasks: TaskHealth,
         on_fenced: Callable[[str], Awaitable[None]] | None = None,
+        after_cycle: Callable[[], None] | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._tasks = tasks
         self._on_fenced = on_fenced  # a source's write refused: its lease was lost
         self._polls: dict[str, asyncio.Task[PollReport]] = {}
+        self._after_cycle = after_cycle  # between cycles: the garbage collector's moment
 
     def schedule(self, poller: Poller) -> None:
         """Poll the source every interval (with its jitter) from when the scheduler starts."""
@@ -52,6 +54,8 @@ class PollRuns:
             finally:
                 if self._polls.get(name) is task:
                     del self._polls[name]
+                if self._after_cycle is not None:
+                    self._after_cycle()
 
         self._scheduler.add(name, poller.config.interval, poller.config.jitter, run, poller.wake_in)
 
