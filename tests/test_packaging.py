@@ -250,3 +250,27 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_daemon_without_postgresql_or_an_object_store_loads_neither(tmp_path: Path) -> None:
+    """psycopg and aiobotocore (about 20 MB at start) are imported only where a sink or the state
+    needs them: a SQLite daemon with a filesystem sink, opened and closed, has loaded neither."""
+    script = f"""
+import asyncio, sys
+from pollerd.cli import main
+from pollerd.config import parse_config
+from pollerd.daemon.app import Daemon
+config = parse_config({{
+    "daemon": {{"state_dir": {str(tmp_path / "state")!r}, "metrics": "off"}},
+    "sources": [{{"name": "s", "kind": "http", "urls": ["http://127.0.0.1:9/a.json"], "sinks": ["out"]}}],
+    "sinks": [{{"name": "out", "kind": "filesystem", "root": {str(tmp_path / "out")!r}}}],
+}})
+async def run():
+    daemon = Daemon(config)
+    await daemon.open()
+    await daemon.close()
+asyncio.run(run())
+print(sorted(m for m in ("psycopg", "psycopg_pool", "aiobotocore", "botocore") if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

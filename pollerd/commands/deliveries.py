@@ -17,7 +17,6 @@ from pollerd.config import Config, DaemonConfig
 from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
 from pollerd.store.lock import StateLock, StateLocked
-from pollerd.store.postgres import PgStore
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
 from pollerd.store.schema import state_path
 from pollerd.store.sqlite import writing
@@ -104,6 +103,8 @@ async def _redeliver_in_database(
 ) -> tuple[int, str]:
     """With PostgreSQL the command writes itself, beside any daemon: the daemons' delivery loops
     find the deliveries pending at their next round."""
+    from pollerd.store.postgres import PgStore  # psycopg, only where there is a database
+
     store = PgStore.configured(daemon, max_connections=1)
     await store.open()
     try:

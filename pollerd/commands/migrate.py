@@ -9,13 +9,13 @@ import asyncio
 from pollerd.config import Config
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock, StateLocked
-from pollerd.store.migrate import MigrationRefused, move, read_state
-from pollerd.store.postgres import PgStore
 from pollerd.store.schema import connect_readonly, state_path
 
 
 def migrate_state(config: Config) -> tuple[int, str]:
     """(exit code, what was done)."""
+    from pollerd.store.migrate import read_state  # psycopg, only for this command
+
     daemon = config.daemon
     if daemon.database is None:
         return 2, "daemon.database is not set: there is no PostgreSQL database to move the state to"
@@ -38,6 +38,9 @@ def migrate_state(config: Config) -> tuple[int, str]:
 
 
 async def _move(config: Config, rows: dict[str, list[tuple[object, ...]]]) -> tuple[int, str]:
+    from pollerd.store.migrate import MigrationRefused, move
+    from pollerd.store.postgres import PgStore
+
     store = PgStore.configured(config.daemon, max_connections=1)
     await store.open()
     try:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -20,7 +20,6 @@ from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import Reloader
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
-from pollerd.daemon.shared_work import SharedWork
 from pollerd.daemon.state_open import StartupError, open_state, state_for
 from pollerd.daemon.status_page import snapshot
 from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
@@ -34,12 +33,15 @@ from pollerd.record.recorder import Recordings
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.lock import StateLock
-from pollerd.store.postgres import PgStore
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
+from pollerd.store.sqlite import SqliteStore
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
 from pollerd.versions.readings import Readings
+
+if TYPE_CHECKING:  # PostgreSQL's parts (psycopg) are loaded only with [daemon] database
+    from pollerd.daemon.shared_work import SharedWork
 
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
 
@@ -63,7 +65,7 @@ class Daemon:
         self.tasks = TaskHealth(self.metrics)
         self.alerts = Alerts(lambda: self.sinks.values())
         self.shared: SharedWork | None = None  # with database: the work this replica holds leases for
-        replicas = isinstance(self.store, PgStore)
+        replicas = not isinstance(self.store, SqliteStore)
         self.readings = Readings()  # each version's reading, from its poll to its sinks
         self.deliverer = Deliverer(
             self.store,
@@ -124,7 +126,9 @@ class Daemon:
             alerts=self.alerts,
             readings=self.readings,
         )
-        if isinstance(self.store, PgStore):
+        if not isinstance(self.store, SqliteStore):
+            from pollerd.daemon.shared_work import SharedWork  # with PostgreSQL only: psycopg
+
             self.shared = SharedWork(
                 self.store,
                 lambda: self.config,
@@ -247,10 +251,10 @@ class Daemon:
         """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
         event_id, sink = request.get("redeliver"), request.get("sink")
         state_dir = self.config.daemon.state_dir
-        if isinstance(self.store, PgStore):
-            code, message = await redeliver_in_database(self.store, event_id, sink)
-        else:
+        if isinstance(self.store, SqliteStore):
             code, message = await self.store.run(redeliver_in, state_dir, event_id, sink)
+        else:
+            code, message = await redeliver_in_database(self.store, event_id, sink)
         if code == 0:
             self._log.info("redelivery requested", event_id=event_id, sink=sink, result=message)
             await self.deliverer.refresh_depths()

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import TYPE_CHECKING
 
-import psycopg
 import structlog
-from psycopg_pool import PoolTimeout
 
 from pollerd.config import Config, DaemonConfig, FilesystemSinkConfig
 from pollerd.core.masking import MASKED
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
-from pollerd.store.pg_blobs import PgBlobs
-from pollerd.store.pg_schema import SchemaTooNew
-from pollerd.store.postgres import PgStore
 from pollerd.store.schema import StateCorrupt
 from pollerd.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:  # psycopg (10 MB at start) is loaded only with [daemon] database
+    from pollerd.store.postgres import PgStore
 
 
 class StartupError(Exception):
@@ -30,6 +29,9 @@ def state_for(daemon: DaemonConfig) -> tuple[SqliteStore | PgStore, BlobStore]:
     PostgreSQL (``database``; ``state_dir`` then holds temporary downloads and local copies)."""
     if daemon.database is None:
         return SqliteStore(daemon.state_dir), BlobStore(daemon.state_dir)
+    from pollerd.store.pg_blobs import PgBlobs
+    from pollerd.store.postgres import PgStore
+
     store = PgStore.configured(daemon)
     return store, PgBlobs(daemon.state_dir, store)
 
@@ -44,10 +46,10 @@ async def open_state(
         await asyncio.to_thread(lock.acquire)
     except OSError as exc:
         raise StartupError(f"daemon.state_dir: cannot lock {lock.path}: {exc.strerror}") from None
-    if isinstance(store, PgStore):
-        await _open_database(store)
-    else:
+    if isinstance(store, SqliteStore):
         await _open_file(store)
+    else:
+        await _open_database(store)
     lost = await asyncio.to_thread(traces_of_a_lost_state, blobs, config) if store.created else None
     if lost:
         structlog.get_logger("pollerd").error(
@@ -69,6 +71,11 @@ async def _open_file(store: SqliteStore) -> None:
 
 
 async def _open_database(store: PgStore) -> None:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    from pollerd.store.pg_schema import SchemaTooNew
+
     try:
         await store.open()
     except (psycopg.Error, PoolTimeout, SchemaTooNew) as exc:

@@ -10,13 +10,14 @@ has not expired: a replica frozen past its lease (GC, a suspended VM, SIGSTOP) c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from psycopg import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from pollerd.store.protocol import StateRefused
 
-Connection = AsyncConnection[tuple[Any, ...]]
+if TYPE_CHECKING:  # psycopg is loaded by the PostgreSQL store, not by who only catches Fenced
+    from psycopg import AsyncConnection
+
+    Connection = AsyncConnection[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ over the sources spending it reads what the others spent in the window."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psycopg import AsyncConnection
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
-Connection = AsyncConnection[tuple[Any, ...]]
+    Connection = AsyncConnection[tuple[Any, ...]]
 
 KEEP = 3600.0  # seconds a spend is kept: longer than any budget's window
 

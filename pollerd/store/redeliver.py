@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pollerd.store import pg_queries, queries
+from pollerd.store import queries
 from pollerd.store.blobs import BlobStore
-from pollerd.store.postgres import PgStore
+
+if TYPE_CHECKING:
+    from pollerd.store.postgres import PgStore
 
 
 def redeliver_in(
@@ -27,6 +30,8 @@ def redeliver_in(
 
 async def redeliver_in_database(store: PgStore, event_id: str | None, sink: str | None) -> tuple[int, str]:
     """The redelivery in a PostgreSQL state: (exit code, what was done)."""
+    from pollerd.store import pg_queries  # psycopg, only where there is a database
+
     if event_id is not None:
         sha = await store.run(pg_queries.event_sha256, event_id)
         if sha is None:

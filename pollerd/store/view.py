@@ -11,9 +11,8 @@ from typing import Protocol
 
 from pollerd.config import DaemonConfig
 from pollerd.core.model import ResourceState
-from pollerd.store import pg_leases, pg_queries, queries
+from pollerd.store import queries
 from pollerd.store.pg_leases import LeaseRow
-from pollerd.store.postgres import PgStore
 from pollerd.store.rows import DeliveryRow
 from pollerd.store.schema import connect_readonly, state_path
 
@@ -57,34 +56,17 @@ class _FileView:
         return []
 
 
-class _DatabaseView:
-    def __init__(self, store: PgStore) -> None:
-        self._store = store
-
-    async def states(self, source: str) -> dict[str, ResourceState]:
-        return await self._store.run(pg_queries.load_states, source)
-
-    async def stopped(self, source: str) -> str | None:
-        return await self._store.run(pg_queries.stopped, source)
-
-    async def counts(self, sink: str) -> dict[str, int]:
-        return await self._store.run(pg_queries.delivery_counts, sink)
-
-    async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
-        return await self._store.run(pg_queries.list_deliveries, sink, statuses, limit)
-
-    async def leases(self) -> list[LeaseRow]:
-        return await self._store.run(pg_leases.leases)
-
-
 @asynccontextmanager
 async def viewing(daemon: DaemonConfig) -> AsyncIterator[StateView | None]:
     """The state for a report, or None when there is none yet (none is made)."""
     if daemon.database is not None:
+        from pollerd.store.pg_view import DatabaseView  # psycopg, only where there is a database
+        from pollerd.store.postgres import PgStore
+
         store = PgStore.configured(daemon, max_connections=1)
         await store.open()
         try:
-            yield _DatabaseView(store)
+            yield DatabaseView(store)
         finally:
             await store.close()
         return

@@ -1,0 +1,31 @@
+"""The reports' reads (``StateView``) from the PostgreSQL state."""
+
+from __future__ import annotations
+
+from pollerd.core.model import ResourceState
+from pollerd.store import pg_leases, pg_queries
+from pollerd.store.pg_leases import LeaseRow
+from pollerd.store.postgres import PgStore
+from pollerd.store.rows import DeliveryRow
+
+
+class DatabaseView:
+    """What ``pollerd status`` and ``deliveries`` read, from the database."""
+
+    def __init__(self, store: PgStore) -> None:
+        self._store = store
+
+    async def states(self, source: str) -> dict[str, ResourceState]:
+        return await self._store.run(pg_queries.load_states, source)
+
+    async def stopped(self, source: str) -> str | None:
+        return await self._store.run(pg_queries.stopped, source)
+
+    async def counts(self, sink: str) -> dict[str, int]:
+        return await self._store.run(pg_queries.delivery_counts, sink)
+
+    async def deliveries(self, sink: str, statuses: tuple[str, ...], limit: int) -> list[DeliveryRow]:
+        return await self._store.run(pg_queries.list_deliveries, sink, statuses, limit)
+
+    async def leases(self) -> list[LeaseRow]:
+        return await self._store.run(pg_leases.leases)
