@@ -171,11 +171,18 @@ class GcPauses:
         self.seen = []
 
 
-def state_bytes(folder: Path) -> int:
-    """Bytes of every file under the state directory (its payloads and database)."""
-    return sum(
-        p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != "tmp"
-    )
+def state_files(folder: Path) -> dict[Path, int]:
+    """Every file under the state directory (its payloads and database) and its size."""
+    return {
+        p: p.stat().st_size
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).parts[0] != "tmp"
+    }
+
+
+def written(before: dict[Path, int], after: dict[Path, int]) -> int:
+    """Bytes a step wrote to the state directory: its new files, and what the others grew by."""
+    return sum(size if path not in before else max(0, size - before[path]) for path, size in after.items())
 
 
 async def night(
@@ -212,7 +219,7 @@ async def night(
     try:
         async with aiohttp.ClientSession() as session:
             for step in range(steps + 1):
-                before, transactions = await asyncio.to_thread(state_bytes, state), sink.stats.transactions
+                before, transactions = await asyncio.to_thread(state_files, state), sink.stats.transactions
                 pauses.seen = []
                 gc.callbacks.append(pauses)
                 cpu = time.process_time()
@@ -225,7 +232,7 @@ async def night(
                     ours["visible_s"].append(sink.stats.committed_at - sent)
                     pauses.on_the_path(sink.stats.committed_at)
                     ours["cpu_s"].append(spent)
-                    ours["state_bytes"].append(await asyncio.to_thread(state_bytes, state) - before)
+                    ours["state_bytes"].append(written(before, await asyncio.to_thread(state_files, state)))
                 to_floor.send("step")
                 found = await asyncio.to_thread(to_floor.recv)
                 if found and step > 0:

@@ -29,7 +29,7 @@ from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.sinks.base import GroupSink
 from pollerd.store.blobs import BlobStore
 from pollerd.store.pg_leases import Fenced
-from pollerd.store.protocol import StateStore
+from pollerd.store.protocol import StateRefused, StateStore
 from pollerd.store.rows import PendingDelivery
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
@@ -370,13 +370,13 @@ class Deliverer:
             self._metrics.deliveries.labels(name, "filtered").inc()
             return Settled.FILTERED
         started = time.monotonic()
-        payload = Payload.stored(
-            self._versions, event.sha256, await self._blobs.local(event.sha256), self._blobs.tmp_dir
-        )
+        payload = Payload.stored(self._versions, event.sha256, self._blobs.tmp_dir)
         try:
             await self._slots[name].sink.deliver(view, payload, self._slots[name].epoch)
         except DeliveryFailed as exc:
             return await self._refused(name, item, exc, log)
+        except StateRefused:  # the payload could not be read from the state now: the round fails
+            raise
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
             await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)

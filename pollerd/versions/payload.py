@@ -17,24 +17,27 @@ class Payload:
     """The payload of one version (a plain file: ``Payload(path)``; a stored version:
     ``Payload.stored``). ``close`` removes what it wrote out."""
 
-    def __init__(self, path: Path, reading: Any = None) -> None:
+    def __init__(self, path: Path | None, reading: Any = None) -> None:
         self._path = path
         self._reading = reading
         self._written: Path | None = None
         self._stored: tuple[VersionReader, str, Path] | None = None
 
     @classmethod
-    def stored(cls, reader: VersionReader, sha256: str, path: Path, scratch: Path) -> Payload:
-        """A stored version: ``path`` is its payload file (maybe a delta), ``scratch`` a folder
-        where a delta is written out whole when a sink asks for the file."""
-        payload = cls(path)
+    def stored(cls, reader: VersionReader, sha256: str, scratch: Path) -> Payload:
+        """A stored version (its payload file fetched only when a sink asks for it; a delta is
+        written out whole into ``scratch``)."""
+        payload = cls(None)
         payload._stored = (reader, sha256, scratch)
         return payload
 
     async def path(self) -> Path:
         """A file holding the whole document, byte for byte as the version reads."""
         if self._stored is None:
+            assert self._path is not None
             return self._path
+        if self._path is None:
+            self._path = await self._stored[0].fetch(self._stored[1])
         if self._written is None:
             if not await asyncio.to_thread(is_delta, self._path):
                 return self._path
@@ -53,7 +56,7 @@ class Payload:
                 reader, sha256, _ = self._stored
                 self._reading = await reader.read(sha256)
             else:
-                self._reading = await asyncio.to_thread(lambda: read_whole(self._path.read_bytes()))
+                self._reading = await asyncio.to_thread(read_whole, await asyncio.to_thread(self._read))
         return self._reading
 
     async def document(self) -> Any:
@@ -66,6 +69,10 @@ class Payload:
         other payload the whole document."""
         reading = await self.reading()
         return reading.change() if isinstance(reading, SnapshotReading) else reading
+
+    def _read(self) -> bytes:
+        assert self._path is not None
+        return self._path.read_bytes()
 
     async def close(self) -> None:
         """Remove the whole document written out for this delivery, if one was."""

@@ -67,7 +67,7 @@ class VersionReader:
 
     def __init__(self, readings: Readings, fetch: Fetch, run: Run) -> None:
         self.readings = readings
-        self._fetch = fetch
+        self.fetch = fetch  # a stored payload's local file
         self._run = run
 
     async def read(self, sha256: str, size: int = 0) -> Any:
@@ -83,7 +83,7 @@ class VersionReader:
                 base = held
                 break
             try:
-                path = await self._fetch(current)
+                path = await self.fetch(current)
                 raw: bytes = await self._run(path.read_bytes)
             except OSError:
                 return None
