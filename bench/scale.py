@@ -37,8 +37,9 @@ async def lag_monitor(worst: list[float], stop: asyncio.Event) -> None:
         worst[0] = max(worst[0], time.monotonic() - expected)
 
 
-async def one_size(count: int) -> dict[str, Any]:
-    """Poll ``count`` resources: a first full cycle, then CYCLES conditional ones."""
+async def one_size(count: int, every: float = 1.0) -> dict[str, Any]:
+    """Poll ``count`` resources, 1% of them changing every ``every`` seconds: a first full
+    cycle, then CYCLES conditional ones."""
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -46,7 +47,7 @@ async def one_size(count: int) -> dict[str, Any]:
         "--count",
         str(count),
         "--every",
-        "1",
+        str(every),
         stdout=asyncio.subprocess.PIPE,
     )
     assert server.stdout is not None
@@ -97,6 +98,7 @@ async def one_size(count: int) -> dict[str, Any]:
     cycle = sum(durations) / len(durations)
     return {
         "resources": count,
+        "changing": "1% a second" if every <= 1 else "none",
         "cycle_s": cycle,
         "probes_per_s": count / cycle,
         "probes_per_cpu_s": count * CYCLES / sum(cpus),
@@ -137,9 +139,10 @@ async def main(smoke: bool) -> None:
     configure_logging("json", "error")
     sizes = (200, 1_000) if smoke else (1_000, 10_000)
     rows = [await one_size(count) for count in sizes]
+    rows.append(await one_size(sizes[-1], every=1e6))  # the probes alone: nothing changes
     report(
         "scale",
-        "Scale: one host, 1% of resources changing per interval (file host in another process)",
+        "Scale: one host, 1% of resources changing a second, or none (file host in another process)",
         rows,
         {"smoke": smoke},
     )

@@ -4,6 +4,7 @@ every request is made under."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -67,6 +68,7 @@ class GetAnswer:
     headers: dict[str, str]
 
 
+@functools.lru_cache(maxsize=65_536)  # every request asks; urlsplit's own cache holds 128 URLs
 def host_of(url: str) -> str:
     """The host:port a URL talks to (the unit of per-host limits and backoff)."""
     parts = urlsplit(url)

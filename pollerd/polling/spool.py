@@ -1,6 +1,7 @@
 """A body streamed to a temporary file: hashed on the way (SHA-256, and MD5, what S3 and most
-mirrors send as the ETag), written in large batches from one reused buffer, so memory stays flat
-whatever the size, and the file removed if anything goes wrong."""
+mirrors send as the ETag), written in batches of up to a MiB, so memory stays flat whatever the
+size (and a small body allocates no more than itself), and the file removed if anything goes
+wrong."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ class Spool:
         self.size = 0
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
-        self._buffer = memoryview(bytearray(_WRITE_BATCH))
-        self._filled = 0
+        self._pending = bytearray()
         self._file: BinaryIO | None = None
 
     @property
@@ -46,15 +46,14 @@ class Spool:
         self.size += len(chunk)
         self._sha256.update(chunk)
         self._md5.update(chunk)
-        if self._filled + len(chunk) > _WRITE_BATCH:
+        self._pending += chunk
+        if len(self._pending) >= _WRITE_BATCH:
             await self._flush()
-        self._buffer[self._filled : self._filled + len(chunk)] = chunk
-        self._filled += len(chunk)
 
     async def _flush(self) -> None:
         assert self._file is not None
-        await asyncio.to_thread(self._file.write, self._buffer[: self._filled])
-        self._filled = 0
+        batch, self._pending = self._pending, bytearray()
+        await asyncio.to_thread(self._file.write, batch)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -62,7 +61,7 @@ class Spool:
         assert self._file is not None
         failed = kind is not None
         try:
-            if not failed and self._filled:
+            if not failed and self._pending:
                 await self._flush()
         except BaseException:
             failed = True

@@ -232,13 +232,14 @@ class ApPoller(ApiPoller):
         """The raw delta as its own resource, ``<query>.delta``."""
         name = f"{query.name}.delta"
         state = self.states.setdefault(name, ResourceState(name))
-        body = dump({"races": races, **facts})
+        document = {"races": races, **facts}
+        body = dump(document)
         digest = hashlib.sha256(body).hexdigest()
         if digest == state.sha256:
             return
         resource = Resource(name, self._resources[query.name].url, "json")
         download = await self._write(body, resource.url)
-        await self._recorder.record(resource, state, download, "json", facts)
+        await self._recorder.record(resource, state, download, "json", facts, reading=document)
 
     async def _snapshot(self, query: str, state: ResourceState) -> Snapshot:
         """The query's snapshot: in memory, else the last committed one, else empty."""
