@@ -17,6 +17,7 @@ from pollerd.core.model import Download, Event, Resource, ResourceState
 from pollerd.core.payload import stored_json
 from pollerd.polling.context import PollContext
 from pollerd.polling.tally import SourceTally
+from pollerd.store.protocol import StateRefused
 
 
 def upstream_time(details: dict[str, Any] | None, download: Download) -> float | None:
@@ -115,9 +116,11 @@ class ChangeRecorder:
         assert self._rules is not None
         if new is None:
             return []
-        old = None if previous is None else await self._context.versions.read(previous)
         try:
+            old = None if previous is None else await self._context.versions.read(previous)
             return await asyncio.to_thread(self._rules, resource, old, new)
+        except StateRefused:  # the state cannot be read now: the cycle fails and is retried
+            raise
         except Exception:  # the rules must never cost a version: it is recorded without events
             self._log.exception("election rules failed on this version", resource=resource)
             return []
