@@ -246,12 +246,7 @@ class ApPoller(ApiPoller):
         snapshot = self._snapshots.get(query)
         if snapshot is None:
             stored = None if state.sha256 is None else await self._versions.read(state.sha256)
-            if isinstance(stored, SnapshotReading):
-                snapshot = Snapshot.of(stored)
-            elif isinstance(stored, dict):
-                snapshot = await asyncio.to_thread(Snapshot.from_document, stored)
-            else:
-                snapshot = Snapshot()
+            snapshot = Snapshot.of(stored) if isinstance(stored, SnapshotReading) else Snapshot()
             self._snapshots[query] = snapshot
         return snapshot
 

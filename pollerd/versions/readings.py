@@ -38,6 +38,3 @@ class Readings:
         while self._weight > self._capacity and len(self._held) > 2:
             _, (_, dropped) = self._held.popitem(last=False)
             self._weight -= dropped
-
-    def __len__(self) -> int:
-        return len(self._held)

@@ -117,13 +117,6 @@ class Snapshot:
         """A snapshot to merge into, starting from a version's reading."""
         return cls(reading.election_date, dict(reading.races))
 
-    @classmethod
-    def from_document(cls, document: dict[str, Any]) -> Snapshot:
-        """A snapshot holding a whole document's races."""
-        snapshot = cls(document.get("electionDate"))
-        snapshot.merge(document)
-        return snapshot
-
 
 def _merge_race(old: Race, new: Race) -> Race:
     merged = {**old, **new}

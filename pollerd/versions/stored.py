@@ -17,7 +17,7 @@ import orjson
 
 from pollerd.core.canonical import dump_sorted
 from pollerd.core.payload import kept_json
-from pollerd.election.ap import race_key
+from pollerd.election.ap import race_key, races_of
 from pollerd.versions.readings import Readings
 from pollerd.versions.snapshot import SnapshotReading
 
@@ -70,7 +70,7 @@ class VersionReader:
         self.fetch = fetch  # a stored payload's local file
         self._run = run
 
-    async def read(self, sha256: str, size: int = 0) -> Any:
+    async def read(self, sha256: str) -> Any:
         """The reading of a stored version (None when it is no JSON or is gone)."""
         held = self.readings.get(sha256)
         if held is not None:
@@ -104,7 +104,7 @@ def read_whole(raw: bytes) -> Any:
     """A whole payload's reading: an AP snapshot as a SnapshotReading, any other JSON as parsed."""
     document = kept_json(raw)
     if isinstance(document, dict) and set(document) == {"electionDate", "races"}:
-        races = {race_key(r): r for r in document["races"] if isinstance(r, dict)}
+        races = races_of(document)
         return SnapshotReading(document.get("electionDate"), races, frozenset(races))
     return document
 
