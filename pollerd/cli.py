@@ -16,8 +16,7 @@ from pollerd.commands.healthcheck import check_health
 from pollerd.commands.migrate import migrate_state
 from pollerd.commands.replay import run_replay
 from pollerd.commands.status import plural, print_status
-from pollerd.config import Config, ConfigError, load_config
-from pollerd.core.masking import MASKED
+from pollerd.config import Config, ConfigError, load_config, load_report_config
 from pollerd.daemon.app import Daemon
 from pollerd.daemon.signals import reload_on_sighup, stop_on_signals
 from pollerd.daemon.state_open import StartupError
@@ -141,6 +140,11 @@ def _simulation_commands(command: _Command) -> None:
         help="the demo config (default: the one in the package, pollerd/sim/data/demo.toml)",
     )
     demo.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="continue the last demo's state (default: start afresh, removing it and its output)",
+    )
+    demo.add_argument(
         "--duration",
         type=float,
         default=None,
@@ -236,7 +240,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    healthy, message = check_health(load_config(args.config), args.timeout)
+    healthy, message = check_health(load_report_config(args.config), args.timeout)
     print(message, file=sys.stdout if healthy else sys.stderr)
     return EXIT_OK if healthy else EXIT_FAILED
 
@@ -246,15 +250,13 @@ def _deliveries(args: argparse.Namespace) -> int:
 
 
 def _reading(path: Path) -> Config:
-    """The config of a report: its secrets are masked in what it prints (errors kept by an
-    older version may hold one)."""
-    config = load_config(path)
-    MASKED.use(config.secret_values())
-    return config
+    """The config of a report: no secret resolved but the database's, and those that did
+    resolve masked in what it prints (errors kept by an older version may hold one)."""
+    return load_report_config(path)
 
 
 def _redeliver(args: argparse.Namespace) -> int:
-    code, message = redeliver(load_config(args.config), args.event_id, args.sink)
+    code, message = redeliver(load_report_config(args.config), args.event_id, args.sink)
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 
@@ -273,7 +275,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    return run_demo(config, args.duration, args.speed)
+    return run_demo(config, args.duration, args.speed, args.keep_state)
 
 
 def _replay(args: argparse.Namespace) -> int:

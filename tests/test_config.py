@@ -90,7 +90,7 @@ def test_errors_carry_key_paths() -> None:
         }
     )
     found = problems(raw)
-    assert "sources[1].urls[0]: 'ftp://x' is not an http(s) URL" in found
+    assert "sources[1].urls[0]: not an http(s) URL (its scheme is 'ftp', its host 'x')" in found
     assert any(p.startswith("sources[1].interval: ") and "duration" in p for p in found)
     assert "sources[1].intervall: unknown key (check its spelling)" in found
 

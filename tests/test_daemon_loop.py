@@ -140,9 +140,12 @@ async def test_failing_sink_does_not_block_polling_or_other_sinks(upstream: Upst
 async def test_payloads_are_removed_once_every_sink_has_them(
     upstream: Upstream, make_config: ConfigFactory, tmp_path: Path
 ) -> None:
-    """Only the current version's payload stays in the state directory."""
+    """Only the current version's payload stays in the state directory (with no redelivery
+    window: ``redeliver_keep = "0s"``)."""
     upstream.host.add("/a.json")
-    async with opened(make_config([upstream.url("/a.json")])) as daemon:
+    config = make_config([upstream.url("/a.json")])
+    config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"redeliver_keep": 0.0})})
+    async with opened(config) as daemon:
         for n in range(3):
             upstream.host.publish("/a.json", f'{{"v": {n}}}'.encode())
             assert await daemon.run_once()

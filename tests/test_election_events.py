@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from pollerd.config import Config, ConfigError, parse_config
-from pollerd.daemon.status_page import render
+from pollerd.daemon.status_html import render
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.ap import ApServer
 from pollerd.sim.ap_election import RETRACTED_RACE, ApElection
@@ -29,6 +29,7 @@ from pollerd.sim.night import ElectionNight
 from tests.conftest import (
     AP_KEY,
     DC_KEY,
+    Receiver,
     Upstream,
     ap_source,
     dc_source,
@@ -436,3 +437,31 @@ async def test_ops_alerts_reach_the_channel(channel: Channel, upstream: Upstream
 async def _refused(_request: web.Request) -> web.Response:
     """A hook that does not exist (dead-letters at once)."""
     return web.Response(status=404, text="no such hook")
+
+
+async def test_a_sink_outage_is_one_alert_and_its_end_one_more(
+    channel: Channel, upstream: Upstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A webhook receiver answering 500 to eight versions in a row, then 200: the ops channel
+    hears of the outage once (at the third failure in a row) and of its end once, with the count;
+    not one line per failed version."""
+    receiver.answers = [(500, {})] * 8
+    url = upstream.file("/results.json", b'{"v": 0}')
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
+        "sources": [{"name": "files", "kind": "http", "urls": [url], "sinks": ["cms", "desk"]}],
+        "sinks": [
+            {"name": "cms", "kind": "webhook", "url": receiver.url, "secret": "s3cret-for-the-test"},
+            chat_sink(channel, "text", events="election", ops=True),
+        ],
+    }
+    async with opened(parse_config(raw)) as daemon:
+        for version in range(1, 10):
+            upstream.host.publish("/results.json", json.dumps({"v": version}).encode())
+            await daemon.run_once()
+        await wait_for(lambda: any("sink cms delivers again" in line for line in channel.lines("text")), 20)
+    told = [line for line in channel.lines("text") if "sink cms" in line]
+    assert len(told) == 2, told
+    assert told[0].startswith("⚠ sink cms failing: 3 deliveries in a row (files/results.json #")
+    assert "HTTP 500" in told[0]
+    assert told[1].startswith("⚠ sink cms delivers again after") and ": 8 failed" in told[1]

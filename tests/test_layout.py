@@ -89,3 +89,25 @@ def test_no_import_runs_back_up_the_pipeline() -> None:
         if (package, imported) in FORBIDDEN
     )
     assert wrong == []
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """The README's layout table stays true: each room's row names every module in it (a
+    sub-package's too), and every room has a row."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`").rstrip("/"): line
+        for line in readme.split("## Layout", 1)[1].splitlines()
+        if line.startswith("| `") and "/` |" in line
+    }
+    rooms = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py")))
+    missing_rooms = [room for room in rooms if room not in rows and room != "sim"]
+    assert not missing_rooms, missing_rooms
+    unnamed = [
+        f"{room}/{path.relative_to(PACKAGE / room).with_suffix('')}"
+        for room, row in rows.items()
+        if (PACKAGE / room).is_dir()
+        for path in (PACKAGE / room).rglob("*.py")
+        if path.stem != "__init__" and room != "sim" and f"`{path.stem}`" not in row
+    ]
+    assert not unnamed, unnamed

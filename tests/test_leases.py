@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pollerd.core.model import ResourceState
-from pollerd.store import pg_leases
-from pollerd.store.pg_leases import Fenced
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import leases as pg_leases
+from pollerd.store.postgres.leases import Fenced
+from pollerd.store.postgres.store import PgStore
 from tests.test_store_contract import PAYLOAD
 from tests.test_store_queries import event
 

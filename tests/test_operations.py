@@ -405,11 +405,11 @@ async def test_a_failing_night_is_not_ok_in_the_browser(
                 "getComputedStyle(document.getElementById('headline')).backgroundColor"
             )
             rows = await page.evaluate(
-                "[...document.querySelectorAll('h2.source + table tr:not(:first-child)')]"
+                "[...document.querySelectorAll('h3.source + table tr:not(:first-child)')]"
                 ".map(r => getComputedStyle(r.cells[0]).backgroundColor)"
             )
             states = await page.evaluate(
-                "[...document.querySelectorAll('h2.source')].map(h => h.dataset.state)"
+                "[...document.querySelectorAll('h3.source')].map(h => h.dataset.state)"
             )
             text = await page.evaluate("document.body.innerText")
             shot = await page.screenshot(tmp_path / "failing.png")

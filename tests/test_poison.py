@@ -13,9 +13,8 @@ from pollerd.config import parse_config
 from pollerd.core.model import Event
 from pollerd.core.payload import MAX_DEPTH, PayloadRejected, strict_json
 from pollerd.delivery.deliverer import Deliverer
-from pollerd.store import queries
 from pollerd.store.blobs import BlobStore
-from pollerd.store.sqlite import SqliteStore
+from pollerd.store.sqlite.store import SqliteStore, queries
 from pollerd.telemetry.metrics import Metrics
 from pollerd.versions.payload import Payload
 from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, stdout_events

@@ -16,7 +16,7 @@ import pytest
 from pollerd.cli import main
 from pollerd.config import Config, ConfigError, load_config, parse_config
 from pollerd.daemon.app import Daemon
-from pollerd.daemon.status_page import render
+from pollerd.daemon.status_html import render
 from pollerd.sim.ap import ApServer
 from tests.conftest import (
     AP_KEY,
@@ -100,7 +100,7 @@ async def test_two_replicas_share_the_work_and_hand_it_over(
         async with replica(one) as first:
             await wait_for(lambda: sorted(map(len, held(first, second))) == [2, 3], 30)  # ceil(5 / 2)
             page = render(await first.status(), None)
-            assert "<h2>Replicas</h2>" in page and "<b>one</b>" in page and "sink:hook" in page
+            assert "<h3>Replicas</h3>" in page and "<b>one</b>" in page and "sink:hook" in page
             await wait_for(lambda: len(receiver.requests) == 4, 30)
             for i in range(4):
                 upstream.host.publish(f"/f{i}.json", b'{"v": 2}')

@@ -14,8 +14,8 @@ import pytest
 from pollerd.cli import main
 from pollerd.config import load_config
 from pollerd.core.model import Event
-from pollerd.store import queries
-from pollerd.store.sqlite import reading
+from pollerd.store.sqlite import queries
+from pollerd.store.sqlite.store import reading
 from tests.conftest import (
     ConfigFactory,
     Receiver,

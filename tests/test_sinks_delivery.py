@@ -169,7 +169,7 @@ async def test_coalesce_delivers_the_newest_and_records_the_others(
     async with opened(config) as daemon:
         await daemon.run_once()
     counts = (await collect_deliveries(config))["hook"]["counts"]
-    assert counts == {"pending": 0, "delivered": 1, "dead": 0, "superseded": 2}
+    assert counts == {"pending": 0, "delivered": 1, "filtered": 0, "dead": 0, "superseded": 2}
     assert receiver.requests[-1].body == b'{"v": 3}'
 
 
@@ -191,7 +191,7 @@ async def test_an_outbox_over_its_byte_limit_coalesces(
         b'{"v": 3, "pad": 3}',
     ]
     counts = (await collect_deliveries(config))["hook"]["counts"]
-    assert counts == {"pending": 0, "delivered": 1, "dead": 0, "superseded": 2}
+    assert counts == {"pending": 0, "delivered": 1, "filtered": 0, "dead": 0, "superseded": 2}
 
 
 async def test_patch_bodies_rebuild_each_version(

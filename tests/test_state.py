@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pollerd.store.schema import SCHEMA_VERSION, connect
+from pollerd.store.sqlite.schema import SCHEMA_VERSION, connect
 
 _V1_EVENTS = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

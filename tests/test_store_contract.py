@@ -14,12 +14,12 @@ import pytest
 from pollerd.core.election import Fact
 from pollerd.core.masking import MASK, MASKED
 from pollerd.core.model import Event, Resource, ResourceState, Validators
-from pollerd.store import pg_queries
-from pollerd.store.pg_blobs import PgBlobs
-from pollerd.store.pg_schema import SCHEMA_VERSION, SchemaTooNew
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import queries as pg_queries
+from pollerd.store.postgres.blobs import PgBlobs
+from pollerd.store.postgres.schema import SCHEMA_VERSION, SchemaTooNew
+from pollerd.store.postgres.store import PgStore
 from pollerd.store.protocol import StateStore
-from pollerd.store.sqlite import SqliteStore
+from pollerd.store.sqlite.store import SqliteStore
 from tests.test_store_queries import event
 
 
@@ -93,10 +93,22 @@ async def test_settling_deliveries(store: StateStore) -> None:
     assert (retry.attempts, retry.next_attempt) == (1, 1e12)
     await store.mark_dead(one.event_id, "a", "HTTP 410")
     await store.mark_superseded([two.event_id], "a")
-    assert await store.delivery_counts("a") == {"pending": 0, "delivered": 0, "dead": 1, "superseded": 1}
+    assert await store.delivery_counts("a") == {
+        "pending": 0,
+        "delivered": 0,
+        "filtered": 0,
+        "dead": 1,
+        "superseded": 1,
+    }
     three = await change(store, "r", 3, ["a"], sha="c")
     await store.mark_delivered([three.event_id, one.event_id], "a")  # only pending ones settle
-    assert await store.delivery_counts("a") == {"pending": 0, "delivered": 1, "dead": 1, "superseded": 1}
+    assert await store.delivery_counts("a") == {
+        "pending": 0,
+        "delivered": 1,
+        "filtered": 0,
+        "dead": 1,
+        "superseded": 1,
+    }
 
 
 def call(state: str, race: str = "PA:1:G") -> Fact:
@@ -126,7 +138,7 @@ async def test_election_events_are_committed_with_their_version_once_per_story(s
     assert [p.event.election for p in await store.pending_deliveries("a", 10)][1] == ()
     flips = [await told(store, "senate", n, call(state)) for n, state in ((2, ""), (3, "X:1"))]
     assert [len(version.election) for version in flips] == [1, 1]
-    latest = await store.latest_election_events(10)
+    latest = await store.latest_election_events(10, "src")
     assert [(e["type"], e["key"], e["resource"]) for e in latest] == [
         ("race_called", "PA:1:G", "senate"),
         ("call_retracted", "PA:1:G", "senate"),
@@ -135,7 +147,8 @@ async def test_election_events_are_committed_with_their_version_once_per_story(s
     ]
     assert latest[0]["event_id"] == flips[1].election[0].event_id(flips[1].event_id)
     assert latest[0]["version_event_id"] == flips[1].event_id
-    assert len(await store.latest_election_events(2)) == 2
+    assert len(await store.latest_election_events(2, "src")) == 2
+    assert await store.latest_election_events(10, "another source") == []
 
 
 async def test_payloads_in_use(store: StateStore) -> None:
@@ -154,8 +167,8 @@ async def test_discoveries_and_stops(store: StateStore) -> None:
     await store.save_discovery("src", found)
     await store.save_discovery("src", found[:1])
     assert await store.load_discovery("src") == found[:1]
-    await store.mark_stopped("src", "the key was refused")
-    await store.mark_stopped("src", None)
+    await store.note_source("src", "stopped", "the key was refused")
+    await store.note_source("src", "stopped", None)
 
 
 async def test_postgres_cli_reads(postgres_url: str) -> None:
@@ -170,8 +183,8 @@ async def test_postgres_cli_reads(postgres_url: str) -> None:
         assert await store.run(pg_queries.event_sha256, one.event_id) == "a" * 64
         assert await store.run(pg_queries.redeliver, None, "a") == 1
         assert await store.outbox_depth("a") == 1
-        await store.mark_stopped("src", "refused")
-        assert await store.run(pg_queries.stopped, "src") == "refused"
+        await store.note_source("src", "stopped", "refused")
+        assert await store.run(pg_queries.source_note, "src", "stopped") == "refused"
     finally:
         await store.close()
 

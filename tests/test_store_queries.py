@@ -11,9 +11,8 @@ import pytest
 
 from pollerd.core.masking import MASK, MASKED
 from pollerd.core.model import Event, Resource, ResourceState, Validators
-from pollerd.store import queries
-from pollerd.store.schema import connect
-from pollerd.store.sqlite import SqliteStore, reading, writing
+from pollerd.store.sqlite.schema import connect
+from pollerd.store.sqlite.store import SqliteStore, queries, reading, writing
 
 
 @pytest.fixture
@@ -143,7 +142,13 @@ def test_outbox_bytes_count_pending_payloads(db: sqlite3.Connection) -> None:
 
 def test_delivery_counts_name_every_status(db: sqlite3.Connection) -> None:
     change(db, "r", 1, ["a"])
-    assert queries.delivery_counts(db, "a") == {"pending": 1, "delivered": 0, "dead": 0, "superseded": 0}
+    assert queries.delivery_counts(db, "a") == {
+        "pending": 1,
+        "delivered": 0,
+        "filtered": 0,
+        "dead": 0,
+        "superseded": 0,
+    }
 
 
 def test_list_deliveries_filters_by_status_and_sink(db: sqlite3.Connection) -> None:
@@ -190,11 +195,13 @@ def test_blob_in_use_while_pending_dead_or_current(db: sqlite3.Connection) -> No
 
 
 def test_stopped_sources(db: sqlite3.Connection) -> None:
-    assert queries.stopped(db, "src") is None
-    queries.mark_stopped(db, "src", "the key was refused")
-    assert queries.stopped(db, "src") == "the key was refused"
-    queries.mark_stopped(db, "src", None)
-    assert queries.stopped(db, "src") is None
+    assert queries.source_note(db, "src", "stopped") is None
+    queries.note_source(db, "src", "stopped", "the key was refused")
+    queries.note_source(db, "src", "discovery", "CKAN answered 503")
+    assert queries.source_note(db, "src", "stopped") == "the key was refused"
+    queries.note_source(db, "src", "stopped", None)
+    assert queries.source_note(db, "src", "stopped") is None
+    assert queries.source_note(db, "src", "discovery") == "CKAN answered 503"
 
 
 def test_reading_makes_no_state(tmp_path: Path) -> None:

@@ -56,10 +56,12 @@ def test_canonical_bytes_are_unchanged_on_the_fso_files() -> None:
 
 
 def ap_night(tmp_path: Path, base: str, out: Path, **keys: Any) -> Config:
-    """One AP query into a filesystem sink (which asks for the whole document) and stdout."""
+    """One AP query into a filesystem sink (which asks for the whole document) and stdout; no
+    redelivery window (``redeliver_keep = "0s"``), so what the state keeps is what chains need."""
     source = ap_source(base, ["out", "console"], checkpoint_every=CHECKPOINT_EVERY, **keys)
     sinks = [{"name": "out", "kind": "filesystem", "root": str(out)}, {"name": "console", "kind": "stdout"}]
-    return one_source(tmp_path, source | {"queries": [{"name": "all", "level": "ru"}]}, sinks)
+    config = one_source(tmp_path, source | {"queries": [{"name": "all", "level": "ru"}]}, sinks)
+    return config.model_copy(update={"daemon": config.daemon.model_copy(update={"redeliver_keep": 0.0})})
 
 
 def stored(state: Path) -> dict[str, bytes]:

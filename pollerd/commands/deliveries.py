@@ -18,8 +18,8 @@ from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
 from pollerd.store.lock import StateLock, StateLocked
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
-from pollerd.store.schema import state_path
-from pollerd.store.sqlite import writing
+from pollerd.store.sqlite.schema import state_path
+from pollerd.store.sqlite.store import writing
 from pollerd.store.view import viewing
 
 LISTED = 50
@@ -66,7 +66,18 @@ def print_deliveries(config: Config, as_json: bool) -> int:
             )
         for row in info["superseded"]:
             print(f"  superseded  {row['event_id']}  {row['source']}/{row['resource']} #{row['sequence']}")
+    if report:
+        print(kept_words(config.daemon.redeliver_keep))
     return 0
+
+
+def kept_words(keep_for: float) -> str:
+    """What ``redeliver EVENT_ID`` can still send: the payloads the state keeps."""
+    window = f"every version of the last {keep_for / 3600:g} h" if keep_for > 0 else "no other version"
+    return (
+        f"kept for redelivery (daemon.redeliver_keep): {window}, each resource's current "
+        "version, and every version with a pending or dead delivery"
+    )
 
 
 def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[int, str]:
@@ -103,7 +114,7 @@ async def _redeliver_in_database(
 ) -> tuple[int, str]:
     """With PostgreSQL the command writes itself, beside any daemon: the daemons' delivery loops
     find the deliveries pending at their next round."""
-    from pollerd.store.postgres import PgStore  # psycopg, only where there is a database
+    from pollerd.store.postgres.store import PgStore  # psycopg, only where there is a database
 
     store = PgStore.configured(daemon, max_connections=1)
     await store.open()

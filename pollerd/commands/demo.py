@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from pollerd.commands.replay import open_replay
-from pollerd.config import Config, FsoSourceConfig
+from pollerd.config import Config, FilesystemSinkConfig, FsoSourceConfig
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import SourceBase
 from pollerd.config.dc import DcSourceConfig
@@ -36,6 +37,7 @@ from pollerd.sim.democracyclub import STEPS as DC_STEPS
 from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.night import END, PACKAGE, START
 from pollerd.sim.night_recording import BUILT_IN, CKAN
+from pollerd.store.sqlite.schema import STATE_FILE
 
 NIGHT_SECONDS = (END - START).total_seconds()
 DEFAULT_SPEED = 270.0  # the 13 h 40 min night in about three minutes
@@ -231,8 +233,11 @@ def _mb(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
 
 
-def run_demo(config: Config, duration: float | None, speed: float) -> int:
-    """Play the nights against the daemon; print the summary on stderr at the end."""
+def run_demo(config: Config, duration: float | None, speed: float, keep_state: bool = False) -> int:
+    """Play the nights against the daemon, from a fresh state unless ``keep_state``; print the
+    summary on stderr at the end."""
+    for line in continuing(config) if keep_state else start_afresh(config):
+        print(line, file=sys.stderr)
     summary = asyncio.run(_demo(config, duration, speed))
     for line in summary.lines():
         print(line, file=sys.stderr)
@@ -342,3 +347,31 @@ def _summarise(
             sum((Counter(s.election_events) for s in statuses([*fso, *ap, *dc])), Counter())
         ),
     )
+
+
+def start_afresh(config: Config) -> list[str]:
+    """Remove what an earlier demo left: its state directory (only one pollerd made: it holds
+    the state database) and what its filesystem sinks wrote for its sources, so the night starts
+    from its beginning, not from news of the last run. What was removed, in words."""
+    removed = []
+    state_dir = config.daemon.state_dir
+    if (state_dir / STATE_FILE).exists():
+        shutil.rmtree(state_dir)
+        removed.append(str(state_dir))
+    for sink in config.sinks:
+        if isinstance(sink, FilesystemSinkConfig):
+            for source in config.sources:
+                written = sink.root / source.name
+                if written.is_dir():
+                    shutil.rmtree(written)
+                    removed.append(str(written))
+    if not removed:
+        return []
+    return [f"demo: starting afresh; removed the last run's {', '.join(removed)} (--keep-state continues it)"]
+
+
+def continuing(config: Config) -> list[str]:
+    """What ``--keep-state`` means, said once."""
+    if not (config.daemon.state_dir / STATE_FILE).exists():
+        return []
+    return [f"demo: continuing the state in {config.daemon.state_dir} (the night's news may be old)"]

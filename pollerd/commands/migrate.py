@@ -9,7 +9,7 @@ import asyncio
 from pollerd.config import Config
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock, StateLocked
-from pollerd.store.schema import connect_readonly, state_path
+from pollerd.store.sqlite.schema import connect_readonly, state_path
 
 
 def migrate_state(config: Config) -> tuple[int, str]:
@@ -39,7 +39,7 @@ def migrate_state(config: Config) -> tuple[int, str]:
 
 async def _move(config: Config, rows: dict[str, list[tuple[object, ...]]]) -> tuple[int, str]:
     from pollerd.store.migrate import MigrationRefused, move
-    from pollerd.store.postgres import PgStore
+    from pollerd.store.postgres.store import PgStore
 
     store = PgStore.configured(config.daemon, max_connections=1)
     await store.open()

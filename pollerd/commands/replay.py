@@ -35,6 +35,8 @@ async def open_replay(
         await replay.open(port, ports)
     except OSError as exc:
         raise StartupError(f"the replay cannot listen: {exc.strerror}; choose another --port") from None
+    except ValueError as exc:  # a damaged recording: refused before anything is served
+        raise StartupError(f"cannot replay: {exc}") from None
     return replay
 
 

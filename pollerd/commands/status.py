@@ -18,7 +18,7 @@ async def collect_status(config: Config) -> dict[str, Any]:
     """Per source and resource: url, strategy, validators, last change, last error, backoff."""
     async with viewing(config.daemon) as view:
         if view is None:
-            return {"sources": {}, "stopped": {}, "sinks": {}}
+            return {"sources": {}, "stopped": {}, "discovery_failing": {}, "sinks": {}}
         sources = {
             source.name: [_resource_row(state) for state in (await view.states(source.name)).values()]
             for source in config.sources
@@ -26,11 +26,22 @@ async def collect_status(config: Config) -> dict[str, Any]:
         stopped = {
             source.name: reason
             for source in config.sources
-            if (reason := await view.stopped(source.name)) is not None
+            if (reason := await view.source_note(source.name, "stopped")) is not None
+        }
+        discovery = {
+            source.name: MASKED(reason)
+            for source in config.sources
+            if (reason := await view.source_note(source.name, "discovery")) is not None
         }
         sinks = {sink.name: {"pending": (await view.counts(sink.name))["pending"]} for sink in config.sinks}
         leases = [asdict(row) for row in await view.leases()]
-    return {"sources": sources, "stopped": stopped, "sinks": sinks, "leases": leases}
+    return {
+        "sources": sources,
+        "stopped": stopped,
+        "discovery_failing": discovery,
+        "sinks": sinks,
+        "leases": leases,
+    }
 
 
 def _resource_row(state: Any) -> dict[str, Any]:
@@ -64,12 +75,14 @@ def print_status(config: Config, as_json: bool = False) -> int:
         print(json.dumps(status, indent=2))
         return 0
     if not status["sources"]:
-        print(f"no state yet in {config.daemon.state_dir}: pollerd has not polled with it")
+        print(f"no state yet in {config.daemon.state_dir.resolve()}: pollerd has not polled with it")
         return 0
     for source, rows in status["sources"].items():
         print(f"source {source}: {plural(len(rows), 'resource')}")
         if source in status["stopped"]:
             print(f"  STOPPED: {status['stopped'][source]}")
+        if source in status["discovery_failing"]:
+            print(f"  DISCOVERY FAILING (the known URLs are polled): {status['discovery_failing'][source]}")
         for row in rows:
             _print_resource(row)
     for sink, info in status["sinks"].items():

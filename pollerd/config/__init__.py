@@ -27,8 +27,8 @@ from pollerd.config.base import (
     PositiveDuration,
     Secret,
     Strict,
+    database_url,
     host_port,
-    postgres_url,
     url_passwords,
 )
 from pollerd.config.dc import DcSourceConfig
@@ -43,6 +43,7 @@ from pollerd.config.sinks import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
+from pollerd.core.masking import MASKED
 
 __all__ = [
     "CKAN_PRESETS",
@@ -66,6 +67,7 @@ __all__ = [
     "StdoutSinkConfig",
     "WebhookSinkConfig",
     "load_config",
+    "load_report_config",
     "parse_config",
 ]
 
@@ -83,7 +85,10 @@ class DaemonConfig(Strict):
     user_agent: str | None = None
     stall_after: PositiveDuration | None = None  # default: 3 x the longest interval, at least 60 s
     startup_grace: Duration = 60.0
-    database: Annotated[Secret, AfterValidator(postgres_url)] | None = None
+    redeliver_keep: Duration = (
+        24 * 3600.0
+    )  # every version's payload, for redelivery (0: pending, dead, current)
+    database: Annotated[Secret, AfterValidator(database_url)] | None = None
     database_password_file: EnvPath | None = None
     replica: Name | None = None  # with database: this replica's name (default: host name and pid)
     lease_ttl: PositiveDuration = 15.0  # with database: how long a silent replica keeps its work
@@ -175,6 +180,20 @@ def load_config(path: Path, missing: list[str] | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
     return parse_config(raw, missing)
+
+
+def load_report_config(path: Path) -> Config:
+    """The config as the on-call's tools read it (``status``, ``deliveries``, ``redeliver``,
+    ``healthcheck``): they need no secret of a source or sink, so none is resolved (with the
+    systemd unit's credentials those exist only for the service); only a database the state lives
+    in must be reachable. Every secret that did resolve is masked in what they print."""
+    missing: list[str] = []
+    config = load_config(path, missing)
+    database = config.daemon.database
+    if database is not None and not database.get_secret_value():
+        raise ConfigError(["daemon.database: the state is in that database; its variable is not set here"])
+    MASKED.use(config.secret_values())
+    return config
 
 
 def parse_config(raw: dict[str, Any], missing: list[str] | None = None) -> Config:

@@ -64,6 +64,13 @@ def _expand_env(value: object, info: ValidationInfo) -> object:
     return _ENV_REFERENCE.sub(lookup, value)
 
 
+def database_url(value: SecretStr, info: ValidationInfo) -> SecretStr:
+    """``daemon.database``: a libpq URL, or left empty by a variable that is not set where the
+    file is only checked (``check-config``, the on-call's reports)."""
+    checking = isinstance(info.context, dict) and "missing" in info.context
+    return value if checking and not value.get_secret_value() else postgres_url(value)
+
+
 def postgres_url(value: SecretStr) -> SecretStr:
     """A libpq URL (its text is a secret: it may hold the password)."""
     scheme = urlsplit(value.get_secret_value()).scheme
@@ -84,8 +91,25 @@ def http_url(value: str) -> str:
     value = value.strip()
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        # never the URL itself: a chat or webhook URL's path is a secret
+        raise ValueError(f"not an http(s) URL (its scheme is {parts.scheme!r}, its host {parts.hostname!r})")
     return value
+
+
+_TOKEN_LIKE = 12  # characters: shorter parts of a URL are words, not tokens
+
+
+def url_secrets(url: str) -> Iterator[str]:
+    """What of a chat or webhook URL lets anyone post to it: the URL, its path and query, and
+    each token-like part of the path (a Slack webhook's last part travels alone in its errors).
+    A short path (``/hook``) holds no token and would mask the same letters in every other URL."""
+    parts = urlsplit(url.strip())
+    yield url
+    if len(parts.path) >= _TOKEN_LIKE:
+        yield parts.path
+    if len(parts.query) >= _TOKEN_LIKE:
+        yield parts.query
+    yield from (part for part in parts.path.split("/") if len(part) >= _TOKEN_LIKE)
 
 
 def host_port(value: str) -> str:

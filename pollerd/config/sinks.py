@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
@@ -21,6 +21,7 @@ from pollerd.config.base import (
     http_url,
     postgres_url,
     url_passwords,
+    url_secrets,
 )
 from pollerd.core.templates import TEMPLATE_NAMES, check_template
 
@@ -30,6 +31,14 @@ class StdoutSinkConfig(SinkBase):
 
     kind: Literal["stdout"]
     format: Literal["json", "text"] = "json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _people_read_the_news(cls, data: Any) -> Any:
+        """Text is for people: unless ``events`` says otherwise, they see what happened too."""
+        if isinstance(data, dict) and data.get("format") == "text" and "events" not in data:
+            return {**data, "events": ["versions", "election"]}
+        return data
 
 
 class FilesystemSinkConfig(SinkBase):
@@ -63,7 +72,8 @@ class WebhookSinkConfig(SinkBase):
         return self
 
     def secret_values(self) -> Iterator[str]:
-        """The signing secret and header values."""
+        """The signing secret, header values, and what of the URL lets anyone post to it."""
+        yield from url_secrets(str(self.url))
         if self.secret is not None:
             yield self.secret.get_secret_value()
         for value in self.headers.values():
@@ -122,8 +132,8 @@ class ChatSinkConfig(SinkBase):
         return self
 
     def secret_values(self) -> Iterator[str]:
-        """The webhook URL and the Matrix access token."""
-        yield self.url.get_secret_value()
+        """The webhook URL (its path and its token-like parts too) and the Matrix access token."""
+        yield from url_secrets(self.url.get_secret_value())
         if self.access_token is not None:
             yield self.access_token.get_secret_value()
 

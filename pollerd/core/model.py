@@ -121,6 +121,7 @@ class PollReport:
     discovery_failed: bool = False
     refused_urls: int = 0
     failing: int = 0  # resources whose last poll failed, this cycle or before (waiting out a backoff)
+    wrote: bool = False  # the state took a write this cycle (a change committed, states saved)
 
     @classmethod
     def of(
@@ -131,6 +132,7 @@ class PollReport:
         discovery_failed: bool = False,
         refused_urls: int = 0,
         failing: int = 0,
+        wrote: bool = False,
     ) -> PollReport:
         """The report of a cycle's outcomes (``None``: a resource skipped, as are ``skipped``)."""
         results = list(outcomes)
@@ -142,6 +144,7 @@ class PollReport:
             discovery_failed=discovery_failed,
             refused_urls=refused_urls,
             failing=failing,
+            wrote=wrote,
         )
 
     @property

@@ -88,6 +88,16 @@ def kept_json(raw: bytes) -> Any:
         return None
 
 
+def loose_json(raw: bytes | str) -> Any:
+    """A body that may be JSON (an error answer, a service's reply), parsed with the payloads'
+    bounds (nesting, size of numbers); None when it is not JSON. Never raises on what a server
+    sends: a body of 4,096 ``[`` is not JSON, not a crash."""
+    try:
+        return orjson.loads(raw.removeprefix(BOM) if isinstance(raw, bytes) else raw.removeprefix("\ufeff"))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def strict_json(raw: bytes) -> Any:
     """Parse JSON as receivers will: UTF-8 (a BOM allowed), no NaN or Infinity (not JSON, and
     many parsers refuse them), no number past a double's range (``1e999``), nested at most

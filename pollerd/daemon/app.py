@@ -13,15 +13,17 @@ import structlog
 
 from pollerd import PROJECT_URL, __version__
 from pollerd.config import Config, SourceConfig
+from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
 from pollerd.daemon.collector import Collector
 from pollerd.daemon.health import Health, default_stall_after
 from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import Reloader
+from pollerd.daemon.retention import RetentionSweep
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.daemon.server import OpsServer
 from pollerd.daemon.state_open import StartupError, open_state, state_for
-from pollerd.daemon.status_page import snapshot
+from pollerd.daemon.status_page import StateSince, snapshot
 from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
 from pollerd.delivery.deliverer import Deliverer
 from pollerd.polling.answers import Limits
@@ -29,12 +31,12 @@ from pollerd.polling.budget_plan import plan_budgets
 from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import HttpClient
 from pollerd.polling.poller import Poller
-from pollerd.record.recorder import Recordings
+from pollerd.record.answer_log import Recordings
 from pollerd.sinks import Sink, build_sink
 from pollerd.sources import SOURCE_KINDS, SourceKind, build_poller
 from pollerd.store.lock import StateLock
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
-from pollerd.store.sqlite import SqliteStore
+from pollerd.store.sqlite.store import SqliteStore
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying
@@ -43,6 +45,7 @@ from pollerd.versions.readings import Readings
 if TYPE_CHECKING:  # PostgreSQL's parts (psycopg) are loaded only with [daemon] database
     from pollerd.daemon.shared_work import SharedWork
 
+GAUGES_EVERY = 5.0  # seconds between readings of the outbox's depth from the state
 DEFAULT_USER_AGENT = f"pollerd/{__version__} (+{PROJECT_URL})"
 
 
@@ -58,6 +61,7 @@ class Daemon:
         state_dir = config.daemon.state_dir
         self.lock = StateLock(state_dir)
         self.store, self.blobs = state_for(config.daemon)
+        self.store.retention.keep_for = config.daemon.redeliver_keep
         self.user_agent = config.daemon.user_agent or DEFAULT_USER_AGENT
         self.sinks: dict[str, Sink] = {
             s.name: build_sink(s, state_dir, self.user_agent) for s in config.sinks
@@ -93,6 +97,7 @@ class Daemon:
         self.server: OpsServer | None = None
         self._opened_at: float | None = None
         self.state_lost: str | None = None  # evidence that the state was lost, said until restart
+        self._since = StateSince()  # since when each source and sink is in its state (/status)
         self._session: aiohttp.ClientSession | None = None
         self.recordings = Recordings()
         self._context: PollContext | None = None
@@ -231,11 +236,14 @@ class Daemon:
         """The long-running tasks beside the polls: heartbeat, command-line requests, the
         replicas' leases and change notices, the systemd watchdog."""
         state_dir = self.config.daemon.state_dir
+        sweep = RetentionSweep(self.store, self.blobs)
         work = {
             "heartbeat": self.health.heartbeat(),
             "requests": retrying(
                 self.tasks, "requests", lambda: handoff.serve_once(state_dir, self._request)
             ),
+            "retention": retrying(self.tasks, "retention", sweep.run),
+            "outbox gauges": retrying(self.tasks, "outbox gauges", self._gauges),
         }
         if self.shared is not None:
             work.update(self.shared.helpers(self.tasks, self.deliverer.wake))
@@ -246,6 +254,13 @@ class Daemon:
         for helper in helpers:
             self.tasks.watch(helper)
         return helpers
+
+    async def _gauges(self) -> None:
+        """The outbox gauges from the state every few seconds, not only after a delivery round:
+        a sink stuck in a delivery would otherwise show the depth it had before it."""
+        while True:
+            await asyncio.sleep(GAUGES_EVERY)
+            await asyncio.wait_for(self.deliverer.refresh_depths(), GAUGES_EVERY * 4)
 
     async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
@@ -262,18 +277,27 @@ class Daemon:
         return {"code": code, "message": message}
 
     def readiness(self) -> str | None:
-        """Why the daemon is not ready, or None: state open, and every source discovered at
-        least once unless it is still within ``startup_grace``."""
+        """Why the daemon is not ready, or None: state open, and every source has known what to
+        watch and had an answer (from its API or a resource) since the start, unless it is still
+        within ``startup_grace``; a source stopped for good is reported by the status instead."""
         if self._opened_at is None:
             return "the state directory is not open"
         if time.monotonic() - self._opened_at <= self.config.daemon.startup_grace:
             return None
-        waiting = [name for name, poller in self.pollers.items() if not poller.ready]
-        return f"never discovered: {', '.join(waiting)}" if waiting else None
+        waiting = []
+        for name, poller in self.pollers.items():
+            status = poller.status()
+            if not poller.stopped and not (poller.ready and status.answered):
+                why = MASKED.optional(status.discovery_error) or "no answer yet"
+                waiting.append(f"{name} ({why})")
+        return f"never discovered or answered: {'; '.join(waiting)}" if waiting else None
 
     async def status(self) -> dict[str, Any]:
         """The data of ``/status`` and ``/status.json``."""
-        status = await snapshot(self.pollers, self.scheduler, self.store, list(self.config.sinks))
+        outages = {name: o for name in self.sinks if (o := self.deliverer.outages.failing(name)) is not None}
+        status = await snapshot(
+            self.pollers, self.scheduler, self.store, list(self.config.sinks), outages, self._since
+        )
         if self.shared is not None:
             status.update(await self.shared.status())
         if self.state_lost:

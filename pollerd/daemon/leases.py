@@ -21,9 +21,9 @@ import structlog
 from pollerd.config import Config
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.dc import DcSourceConfig
-from pollerd.store import pg_leases
-from pollerd.store.pg_leases import Fence
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import leases as pg_leases
+from pollerd.store.postgres.leases import Fence
+from pollerd.store.postgres.store import PgStore
 from pollerd.store.protocol import StateRefused
 from pollerd.telemetry.metrics import Metrics
 

@@ -10,7 +10,7 @@ from typing import Any
 from pollerd.core.model import PollReport
 from pollerd.daemon.scheduler import PollScheduler
 from pollerd.polling.poller import Poller
-from pollerd.store.pg_leases import Fenced
+from pollerd.store.postgres.leases import Fenced
 from pollerd.telemetry.tasks import TaskHealth
 
 
@@ -50,7 +50,15 @@ class PollRuns:
             except Exception as exc:  # the next interval tries again; /healthz says so meanwhile
                 self._tasks.failed(f"poll:{name}", exc)
             else:
-                self._tasks.recovered(f"poll:{name}")
+                report = task.result()
+                # a poll that failed on a write (disk full) is well again only once it has
+                # written: a cycle that wrote nothing (its resource waits out a backoff) proves
+                # nothing, however many come
+                if self._tasks.failing_on_write(f"poll:{name}"):
+                    if report.changed or (report.wrote and not report.failing):
+                        self._tasks.recovered(f"poll:{name}")
+                elif not report.idle:
+                    self._tasks.recovered(f"poll:{name}")
             finally:
                 if self._polls.get(name) is task:
                     del self._polls[name]

@@ -8,16 +8,52 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from pollerd.config import Config, ConfigError, load_config
+from pollerd.config import Config, ConfigError, SourceConfig, load_config
 from pollerd.core.masking import MASKED
+from pollerd.daemon.poll_runs import PollRuns
+from pollerd.daemon.systemd import Notifier
+from pollerd.delivery.deliverer import Deliverer
+from pollerd.polling.poller import Poller
+from pollerd.record.answer_log import Recordings
 from pollerd.sinks import Sink, build_sink
 
-if TYPE_CHECKING:
-    from pollerd.daemon.app import Daemon
+if TYPE_CHECKING:  # psycopg: only with [daemon] database
+    from pollerd.daemon.shared_work import SharedWork
+
+
+class Reloadable(Protocol):
+    """What a reload changes in the running daemon (the daemon is one; this module does not
+    import it, so the two never import each other)."""
+
+    config: Config
+    shared: SharedWork | None
+    pollers: dict[str, Poller]
+    runs: PollRuns
+    recordings: Recordings
+    notifier: Notifier
+    deliverer: Deliverer
+    sinks: dict[str, Sink]
+    user_agent: str
+
+    async def poller(self, config: SourceConfig) -> Poller:
+        """The source's poller, its stored state loaded."""
+        ...
+
+    def plan_budgets(self) -> None:
+        """Share the request budgets among the pollers again."""
+        ...
+
+    def initialise_metrics(self) -> None:
+        """Every source's and sink's series, at zero where new."""
+        ...
+
+    def summary(self) -> str:
+        """One line of what runs (for systemd's STATUS)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +98,7 @@ class Reloader:
     """Applies a new config file to a running daemon, one reload at a time (two SIGHUPs in a row
     apply in turn, each against what the one before left)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Reloadable) -> None:
         self._daemon = daemon
         self._lock = asyncio.Lock()
         self._log = structlog.get_logger("pollerd")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from pollerd.daemon.status_page import render
+from pollerd.daemon.status_html import render
 from pollerd.telemetry.metrics import Metrics
 
 Check = Callable[[], str | None]

@@ -23,9 +23,10 @@ from pollerd.polling.context import PollContext
 from pollerd.polling.poller import Poller
 from pollerd.sinks import Sink
 from pollerd.sources import SourceKind, build_poller
-from pollerd.store import pg_leases, pg_spends
-from pollerd.store.pg_leases import Fence
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import leases as pg_leases
+from pollerd.store.postgres import spends as pg_spends
+from pollerd.store.postgres.leases import Fence
+from pollerd.store.postgres.store import PgStore
 from pollerd.store.protocol import StateRefused
 from pollerd.telemetry.metrics import Metrics
 from pollerd.telemetry.tasks import TaskHealth, retrying

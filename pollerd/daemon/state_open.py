@@ -13,11 +13,11 @@ from pollerd.config import Config, DaemonConfig, FilesystemSinkConfig
 from pollerd.core.masking import MASKED
 from pollerd.store.blobs import BlobStore
 from pollerd.store.lock import StateLock
-from pollerd.store.schema import StateCorrupt
-from pollerd.store.sqlite import SqliteStore
+from pollerd.store.sqlite.schema import StateCorrupt
+from pollerd.store.sqlite.store import SqliteStore
 
 if TYPE_CHECKING:  # psycopg (10 MB at start) is loaded only with [daemon] database
-    from pollerd.store.postgres import PgStore
+    from pollerd.store.postgres.store import PgStore
 
 
 class StartupError(Exception):
@@ -29,8 +29,8 @@ def state_for(daemon: DaemonConfig) -> tuple[SqliteStore | PgStore, BlobStore]:
     PostgreSQL (``database``; ``state_dir`` then holds temporary downloads and local copies)."""
     if daemon.database is None:
         return SqliteStore(daemon.state_dir), BlobStore(daemon.state_dir)
-    from pollerd.store.pg_blobs import PgBlobs
-    from pollerd.store.postgres import PgStore
+    from pollerd.store.postgres.blobs import PgBlobs
+    from pollerd.store.postgres.store import PgStore
 
     store = PgStore.configured(daemon)
     return store, PgBlobs(daemon.state_dir, store)
@@ -51,11 +51,13 @@ async def open_state(
     else:
         await _open_database(store)
     lost = await asyncio.to_thread(traces_of_a_lost_state, blobs, config) if store.created else None
+    if lost is None and isinstance(store, SqliteStore):
+        lost = store.lost
     if lost:
         structlog.get_logger("pollerd").error(
-            "STATE LOST: the state database is new but earlier output exists; "
-            "every resource will be announced again from version 1 with new "
-            "event ids",
+            "STATE LOST: the state database does not hold everything announced before; "
+            "versions receivers already have may be announced again under their sequences "
+            "(from version 1 if the database is new) with new event ids",
             evidence=lost,
         )
     return lost
@@ -74,7 +76,7 @@ async def _open_database(store: PgStore) -> None:
     import psycopg
     from psycopg_pool import PoolTimeout
 
-    from pollerd.store.pg_schema import SchemaTooNew
+    from pollerd.store.postgres.schema import SchemaTooNew
 
     try:
         await store.open()

@@ -2,16 +2,19 @@
 resource and per sink. Built from the daemon's memory and the outbox; nothing secret in it.
 
 Every source gets one state, worst first: ``stopped`` (refused for good: a key, a User-Agent),
-``failing`` (a resource's last poll failed), ``stale`` (no clean poll for three intervals),
-``budget-limited`` (polled less often than configured, to fit a request budget), ``ok``. The page's
-header shows the worst state of all, with dead deliveries and the daemon's own health.
+``failing`` (a resource's last poll failed, or the source's API has never answered), ``stale``
+(no clean poll for three intervals), ``behind`` (a cycle outlasts its interval),
+``budget-limited`` (polled less often than configured, to fit a request budget), ``ok``. Every
+sink gets one too: ``failing`` (its deliveries fail: since when, and why), ``waiting``
+(deliveries pending), ``ok``. The page's header shows the worst of all, with dead deliveries and
+the daemon's own health; the page itself is drawn by ``status_html``.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,15 +25,37 @@ from pollerd.core.election import Fact
 from pollerd.core.masking import MASKED
 from pollerd.core.model import ResourceState
 from pollerd.daemon.scheduler import PollScheduler
+from pollerd.delivery.outages import Outage
 from pollerd.polling.poller import Poller
 from pollerd.sinks.chat_messages import Lines
 from pollerd.store.protocol import StateStore
 
-REFRESH_SECONDS = 10
-LATEST_EVENTS = 20
+LATEST_EVENTS = 20  # per source: a busy source never pushes another's calls off the page
 STALE_INTERVALS = 3
-STATES = ("stopped", "failing", "stale", "budget-limited", "ok")  # worst first
-_COLOURS = {"stopped": "bad", "failing": "bad", "stale": "bad", "budget-limited": "warn", "ok": "ok"}
+STATES = ("stopped", "failing", "stale", "behind", "budget-limited", "ok")  # worst first
+COLOURS = {
+    "stopped": "bad",
+    "failing": "bad",
+    "stale": "bad",
+    "behind": "warn",
+    "budget-limited": "warn",
+    "waiting": "warn",
+    "ok": "ok",
+}
+
+
+class StateSince:
+    """Since when each source and sink has been in its present state (the daemon keeps one)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, float]] = {}
+
+    def since(self, key: str, state: str, now: float) -> float:
+        """When ``key`` entered ``state`` (now, if it just did)."""
+        known = self._seen.get(key)
+        if known is None or known[0] != state:
+            self._seen[key] = known = (state, now)
+        return known[1]
 
 
 async def snapshot(
@@ -38,34 +63,54 @@ async def snapshot(
     scheduler: PollScheduler,
     store: StateStore,
     sinks: list[SinkBase],
+    outages: Mapping[str, Outage] | None = None,
+    since: StateSince | None = None,
 ) -> dict[str, Any]:
     """The status as plain data (``/status.json``)."""
-    now = time.time()
+    now, since = time.time(), since or StateSince()
     sources = [_source(name, poller, scheduler, now) for name, poller in pollers.items()]
+    lines = Lines({})
+    for source in sources:
+        source["since"] = iso(since.since(f"source:{source['name']}", source["state"], now))
+        source["election_events"] = [
+            {**entry, "line": lines.fact_line(Fact.from_json(entry), entry["source"], entry["resource"])}
+            for entry in await store.latest_election_events(LATEST_EVENTS, source["name"])
+        ]
     outbox = []
     for sink in sinks:
         counts = await store.delivery_counts(sink.name)
-        outbox.append(
-            {
-                "name": sink.name,
-                "kind": sink.kind,
-                "pending": counts["pending"],
-                "dead": counts["dead"],
-                "superseded": counts["superseded"],
-                "delivered": counts["delivered"],
-            }
-        )
-    lines = Lines({})
-    latest = [
-        {**entry, "line": lines.fact_line(Fact.from_json(entry), entry["source"], entry["resource"])}
-        for entry in await store.latest_election_events(LATEST_EVENTS)
-    ]
-    return {"generated_at": _iso(now), "sources": sources, "sinks": outbox, "election_events": latest}
+        outage = (outages or {}).get(sink.name)
+        row = {
+            "name": sink.name,
+            "kind": sink.kind,
+            "pending": counts["pending"],
+            "dead": counts["dead"],
+            "superseded": counts["superseded"],
+            "delivered": counts["delivered"],  # sent and acknowledged; left out by its filters: apart
+            "filtered": counts["filtered"],
+            "failing_since": iso(outage.since) if outage else None,
+            "failing_error": MASKED(outage.error) if outage else None,
+            "failed": outage.failed if outage else 0,
+        }
+        state = "failing" if outage else "waiting" if counts["pending"] else "ok"
+        row["state"] = state
+        row["since"] = iso(since.since(f"sink:{sink.name}", state, now))
+        outbox.append(row)
+    latest = sorted(
+        (event for source in sources for event in source["election_events"]),
+        key=lambda event: event["committed_at"],
+        reverse=True,
+    )
+    return {"generated_at": iso(now), "sources": sources, "sinks": outbox, "election_events": latest}
 
 
 def _source(name: str, poller: Poller, scheduler: PollScheduler, now: float) -> dict[str, Any]:
     status = poller.status()
     next_run = scheduler.next_run(name)
+    resources = [
+        _resource(state, now) for state in sorted(poller.states.values(), key=lambda s: s.resource_id)
+    ]
+    hosts = Counter(row["host"] for row in resources if row["host"])
     source = {
         "name": name,
         "kind": poller.kind,
@@ -77,9 +122,11 @@ def _source(name: str, poller: Poller, scheduler: PollScheduler, now: float) -> 
         "behind": scheduler.behind(name),
         "url_switches": status.url_switches,
         "fallback_active": status.fallback_active,
-        "resources": [
-            _resource(state, now) for state in sorted(poller.states.values(), key=lambda s: s.resource_id)
-        ],
+        "host": hosts.most_common(1)[0][0] if hosts else None,  # where most of its resources are now
+        "discovery_error": MASKED.optional(status.discovery_error),
+        "discovery_failing_since": iso(status.discovery_failing_since),
+        "ever_answered": status.answered,
+        "resources": resources,
     }
     # a source spread out to fit its budget is stale only against the pace it can keep
     source["state"] = source_state(source, max(poller.config.interval, status.spread))
@@ -91,7 +138,7 @@ def _resource(state: ResourceState, now: float) -> dict[str, Any]:
         "resource": state.resource_id,
         "host": urlsplit(state.url).netloc or None,
         "sequence": state.sequence,
-        "last_change": _iso(state.last_change_at),
+        "last_change": iso(state.last_change_at),
         "last_change_age_s": _age(now, state.last_change_at),
         "last_success_age_s": _age(now, state.last_success_at),
         "backoff_s": round(state.backoff_until - now, 1)
@@ -109,6 +156,8 @@ def source_state(source: Mapping[str, Any], interval: float) -> str:
         return "stopped"
     if any(r["failures"] for r in source["resources"]):
         return "failing"
+    if source.get("discovery_error") and not source["resources"]:
+        return "failing"  # its API has never told what to watch
     age = source["last_clean_poll_age_s"]
     if age is None or age > STALE_INTERVALS * interval:
         return "stale"
@@ -123,139 +172,33 @@ def headline(status: Mapping[str, Any], health: str | None) -> tuple[str, str]:
     for source in status["sources"]:
         by_state.setdefault(source["state"], []).append(source["name"])
     problems = [
-        f"{_count(len(by_state[s]), 'source')} {s}: {', '.join(by_state[s])}"
+        f"{count(len(by_state[s]), 'source')} {s}: {', '.join(by_state[s])}"
         for s in STATES[:-1]
         if s in by_state
     ]
+    failing_sinks = [sink["name"] for sink in status["sinks"] if sink.get("state") == "failing"]
+    if failing_sinks:
+        problems.append(f"{count(len(failing_sinks), 'sink')} failing: {', '.join(failing_sinks)}")
     dead = sum(sink["dead"] for sink in status["sinks"])
     if dead:
         problems.append(
-            f"{_count(dead, 'delivery', 'deliveries')} dead (not delivered; `pollerd deliveries` lists them)"
+            f"{count(dead, 'delivery', 'deliveries')} dead (not delivered; `pollerd deliveries` lists them)"
         )
     if status.get("state_lost"):
         problems.insert(
             0,
-            "the state was lost at start (everything is announced again from "
-            f"version 1): {status['state_lost']}",
+            "the state was lost at start (versions receivers already have may be announced "
+            f"again under their sequences, with new event ids): {status['state_lost']}",
         )
     if health is not None:
         problems.insert(0, health)
     if not problems:
         return "OK", "ok"
     worst = next((s for s in STATES if s in by_state), "ok")
-    serious = health is not None or dead or _COLOURS[worst] == "bad" or status.get("state_lost")
+    serious = (
+        health is not None or dead or failing_sinks or COLOURS[worst] == "bad" or status.get("state_lost")
+    )
     return "; ".join(problems), "bad" if serious else "warn"
-
-
-def render(status: dict[str, Any], health: str | None) -> str:
-    """The status as one self-contained HTML page that refreshes itself."""
-    words, colour = headline(status, health)
-    parts = [
-        f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="{REFRESH_SECONDS}"><title>pollerd {html.escape(words[:60])}</title>
-<style>
-body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .7em;text-align:left;
-border-bottom:1px solid #ddd}}th{{background:#f4f4f4}}.quiet{{color:#666}}
-.bad{{color:#b00020;font-weight:bold}}.warn{{color:#8a5300;font-weight:bold}}
-.ok{{color:#11772d;font-weight:bold}}
-tr.bad td,h1.bad{{background:#fde8ea}}tr.warn td,h1.warn{{background:#fff4de}}h1.ok{{background:#e6f4ea}}
-h1{{padding:.3em .5em}}
-</style></head><body>
-<h1 class="{colour}" id="headline">pollerd: {html.escape(words)}</h1>
-<p class="quiet">as of {html.escape(status["generated_at"] or "")}, refreshes every
-{REFRESH_SECONDS} s</p>"""
-    ]
-    parts += _election_section(status)
-    for source in status["sources"]:
-        parts += _source_section(source)
-    parts.append(
-        "<h2>Sinks</h2><table><tr><th>sink</th><th>kind</th><th>waiting</th><th>dead</th>"
-        "<th>superseded</th><th>delivered</th></tr>"
-    )
-    for sink in status["sinks"]:
-        dead = "bad" if sink["dead"] else ""
-        parts.append(
-            f'<tr class="{dead}"><td>{html.escape(sink["name"])}</td>'
-            f"<td>{html.escape(sink['kind'])}</td><td>{sink['pending']}</td>"
-            f"<td>{sink['dead']}</td><td>{sink['superseded']}</td>"
-            f"<td>{sink['delivered']}</td></tr>"
-        )
-    parts.append("</table>")
-    parts += _leases_section(status)
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _election_section(status: Mapping[str, Any]) -> list[str]:
-    """The latest calls and corrections, newest first (none yet: said so)."""
-    events = status.get("election_events") or []
-    parts = ['<h2 id="election">Latest calls and corrections</h2>']
-    if not events:
-        return [*parts, '<p class="quiet">none yet</p>']
-    parts.append("<table><tr><th>committed</th><th>source</th><th>event</th><th>what happened</th></tr>")
-    for event in events:
-        corrective = event["type"] in ("call_retracted", "call_changed", "canton_reopened", "count_corrected")
-        parts.append(
-            f'<tr class="{"warn" if corrective else ""}"><td>{_iso(event["committed_at"])}</td>'
-            f"<td>{html.escape(event['source'])}</td><td>{html.escape(event['type'])}</td>"
-            f"<td>{html.escape(MASKED(event['line']))}</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
-
-
-def _leases_section(status: Mapping[str, Any]) -> list[str]:
-    """Replicas on PostgreSQL: who holds which lease, since when (this replica in bold)."""
-    if "leases" not in status:
-        return []
-    me = status["replica"]
-    parts = [
-        f"<h2>Replicas</h2><p>this is <b>{html.escape(me)}</b></p><table><tr><th>lease</th>"
-        "<th>held by</th><th>epoch</th><th>since</th><th>expires in</th></tr>"
-    ]
-    for lease in status["leases"]:
-        expired = "bad" if lease["expires_in"] <= 0 else ""
-        holder = html.escape(lease["holder"])
-        parts.append(
-            f'<tr class="{expired}"><td>{html.escape(lease["name"])}</td>'
-            f"<td>{f'<b>{holder}</b>' if lease['holder'] == me else holder}</td><td>{lease['epoch']}</td>"
-            f"<td>{_iso(lease['acquired_at'])}</td><td>{lease['expires_in']:.1f} s</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
-
-
-def _source_section(source: Mapping[str, Any]) -> list[str]:
-    state = source["state"]
-    flags = [f'<span class="{_COLOURS[state]}">{html.escape(state)}</span>']
-    if source["fallback_active"]:
-        flags.append('<span class="warn">on a fallback host</span>')
-    if source["url_switches"]:
-        flags.append(_count(source["url_switches"], "URL switch", "URL switches"))
-    nxt = source["next_poll_in_s"]
-    timing = (
-        f"last clean poll {_ago(source['last_clean_poll_age_s'])}, "
-        f"{'next poll ' + _in(nxt) if nxt is not None else 'not scheduled'}"
-    )
-    parts = [
-        f'<h2 class="source" data-state="{html.escape(state)}">'
-        f"{html.escape(source['name'])} <span class=quiet>({html.escape(source['kind'])}), "
-        f"{timing}</span> {' · '.join(flags)}</h2>",
-        "<table><tr><th>resource</th><th>host</th><th>version</th><th>last change</th>"
-        "<th>last success</th><th>retry</th><th>problem</th></tr>",
-    ]
-    for row in source["resources"]:
-        failing = bool(row["failures"])
-        retry = _in(row["backoff_s"]) if row["backoff_s"] is not None else ""
-        parts.append(
-            f'<tr class="{"bad" if failing else ""}"><td>{html.escape(row["resource"])}</td>'
-            f"<td>{html.escape(row['host'] or '')}</td><td>#{row['sequence']}</td>"
-            f"<td>{_ago(row['last_change_age_s'])}</td><td>{_ago(row['last_success_age_s'])}</td>"
-            f"<td>{retry}</td><td>{html.escape(row['problem'] or '')}</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
 
 
 _HTTP = {
@@ -291,15 +234,18 @@ def plain_error(error: str | None) -> str | None:
         "rejected": f"the server sent a file that cannot be right, refused: {detail}",
         "redirects": f"the server redirects too often: {detail}",
         "internal": f"pollerd could not handle this answer ({detail}); the log has the details",
+        "write": f"pollerd could not store it ({detail})",
     }
     return words.get(reason, error)
 
 
-def _count(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
+def count(number: int, one: str, many: str | None = None) -> str:
+    """``3 sources``, ``1 source``."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
-def _iso(moment: float | None) -> str | None:
+def iso(moment: float | None) -> str | None:
+    """A Unix time as ISO 8601 UTC (None stays None)."""
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -307,19 +253,3 @@ def _iso(moment: float | None) -> str | None:
 
 def _age(now: float, moment: float | None) -> float | None:
     return None if moment is None else round(now - moment, 1)
-
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _ago(seconds: float | None) -> str:
-    return "never" if seconds is None else f"{_span(max(0.0, seconds))} ago"
-
-
-def _in(seconds: float) -> str:
-    return "now" if seconds < 0.5 else f"in {_span(seconds)}"

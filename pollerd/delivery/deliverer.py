@@ -11,24 +11,23 @@ deliveries; polling and the other sinks go on.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import structlog
 
 from pollerd.config.base import SinkBase
-from pollerd.core.backoff import Backoff
 from pollerd.core.model import Event
 from pollerd.core.waiting import wait_set
 from pollerd.delivery.acks import Acks
-from pollerd.delivery.order import RoundOrder, Settled, expired, newest_per_resource
-from pollerd.delivery.subscription import Subscription
+from pollerd.delivery.order import RoundOrder, Settled, expired
+from pollerd.delivery.outages import SinkOutages
+from pollerd.delivery.settle import Settlement
+from pollerd.delivery.slots import RoundResult, Slot
 from pollerd.sinks import DeliveryFailed, Sink
 from pollerd.sinks.base import GroupSink
 from pollerd.store.blobs import BlobStore
-from pollerd.store.pg_leases import Fenced
+from pollerd.store.postgres.leases import Fenced
 from pollerd.store.protocol import StateRefused, StateStore
 from pollerd.store.rows import PendingDelivery
 from pollerd.telemetry.alerts import Alerts
@@ -40,36 +39,6 @@ from pollerd.versions.stored import VersionReader
 
 BATCH = 500
 IDLE_WAKE = 60.0
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    """What one pass over a sink's pending deliveries did."""
-
-    delivered: int
-    failed: int
-    next_due: float | None  # the earliest retry that is still waiting
-    more: bool  # the batch was full: there may be more to do at once
-
-
-@dataclass
-class _Slot:
-    """One sink as the deliverer drives it."""
-
-    sink: Sink
-    policy: SinkBase
-    store: StateStore  # the state, under the sink's lease where replicas share the work
-    epoch: int | None = None  # that lease's epoch
-    pending: int = 0  # deliveries pending, as last counted
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def retry(self) -> Backoff:
-        return Backoff(self.policy.retry_base, self.policy.retry_max)
-
-    @functools.cached_property
-    def subscription(self) -> Subscription:
-        return Subscription.of(self.policy)
 
 
 class Deliverer:
@@ -91,11 +60,15 @@ class Deliverer:
         self._store = store
         self._versions = VersionReader(readings or Readings(), blobs.local, asyncio.to_thread)
         self._alerts = alerts or Alerts()
+        self.outages = SinkOutages(self._alerts)
+        self._settle = Settlement(
+            blobs, metrics, self.outages, clock, structlog.get_logger("pollerd.delivery")
+        )
         self._fenced: set[str] = set()
         self._on_fenced = on_fenced
         self._blobs = blobs
         # its own table: the daemon's reload (or a lease) changes it through add_sink/remove_sink
-        self._slots = {name: _Slot(sink, policies[name], store) for name, sink in sinks.items()}
+        self._slots = {name: Slot(name, sink, policies[name], store) for name, sink in sinks.items()}
         self._metrics = metrics
         self._clock = clock
         self._health = health or TaskHealth(metrics)
@@ -178,7 +151,7 @@ class Deliverer:
     ) -> None:
         """Deliver to a new (or reconfigured) sink from now on; its pending deliveries resume
         (``store`` and ``epoch``: the state under this sink's lease, where replicas share the work)."""
-        self._slots[name] = _Slot(sink, policy, store or self._store, epoch)
+        self._slots[name] = Slot(name, sink, policy, store or self._store, epoch)
         self._fenced.discard(name)
         if self._started:  # (a daemon whose only sink was replaced has no loop left to go by)
             self._start(name)
@@ -255,11 +228,13 @@ class Deliverer:
         await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
-        pending = await self._coalesced(name, await self._store_of(name).pending_deliveries(name, BATCH))
+        pending = await self._settle.coalesced(
+            self._slots[name], await self._store_of(name).pending_deliveries(name, BATCH)
+        )
         order = RoundOrder(float("inf") if ignore_schedule else self._clock())
         if isinstance(self._slots[name].sink, GroupSink):
             return await self._group_round(name, pending, order)
-        acks = Acks(lambda items: self._acknowledge(name, items))
+        acks = Acks(lambda items: self._settle.acknowledge(self._slots[name], items))
         delivered = failed = 0
         try:
             for item in pending:
@@ -294,8 +269,8 @@ class Deliverer:
         for item in pending:
             too_late = expired(slot.policy, item, self._clock())
             if too_late is not None:
-                await self._dead(
-                    name, item, too_late, self._log.bind(sink=name, event_id=item.event.event_id)
+                await self._settle.dead(
+                    self._slots[name], item, too_late, self._log.bind(sink=name, event_id=item.event.event_id)
                 )
                 continue
             view = slot.subscription.view(item.event)
@@ -309,7 +284,7 @@ class Deliverer:
         if views:
             failed = await self._send_group(name, due, views)
             settled += [] if failed else due
-        await self._acknowledge(name, settled)
+        await self._settle.acknowledge(self._slots[name], settled)
         await self._gauge(name)
         next_due = self._clock() + slot.retry.base / 2 if failed else None
         return RoundResult(len(due) - failed, failed, next_due, more=len(pending) == BATCH)
@@ -321,49 +296,28 @@ class Deliverer:
         log = self._log.bind(sink=name, events=len(items))
         started = time.monotonic()
         try:
-            await slot.sink.deliver_group(views, slot.epoch)
+            await slot.attempts.run(slot.sink.deliver_group(views, slot.epoch))
         except DeliveryFailed as exc:
             for item in items:
-                await self._refused(name, item, exc, log)
+                await self._settle.refused(self._slots[name], item, exc, log)
             return len(items)
         except Exception as exc:  # a group this sink cannot handle must not block it forever
             log.exception("sink crashed on this group")
             for item in items:
-                await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
+                await self._settle.dead(
+                    self._slots[name], item, f"the sink could not handle this event: {describe(exc)}", log
+                )
             return len(items)
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
+        self.outages.delivered(name)
         return 0
-
-    async def _coalesced(self, name: str, pending: list[PendingDelivery]) -> list[PendingDelivery]:
-        """With coalescing on (or the outbox over its byte limit): the newest version per resource;
-        the others are recorded as superseded."""
-        policy = self._slots[name].policy
-        limit = policy.max_outbox_bytes
-        over = limit is not None and await self._store_of(name).outbox_bytes(name) > limit
-        if not (policy.coalesce or over):
-            return pending
-        keep, superseded = newest_per_resource(pending)
-        if superseded:
-            if over and not policy.coalesce:
-                self._log.warning(
-                    "outbox over max_outbox_bytes: delivering only the newest version of each resource",
-                    sink=name,
-                    superseded=len(superseded),
-                )
-            await asyncio.shield(
-                self._store_of(name).mark_superseded([item.event.event_id for item in superseded], name)
-            )
-            self._metrics.deliveries.labels(name, "superseded").inc(len(superseded))
-            for item in superseded:
-                await self._blobs.release(item.event.sha256, self._store_of(name))
-        return keep
 
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
         event = item.event
         log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
         too_late = expired(self._slots[name].policy, item, self._clock())
         if too_late is not None:
-            await self._dead(name, item, too_late, log)
+            await self._settle.dead(self._slots[name], item, too_late, log)
             return Settled.DEAD
         view = self._slots[name].subscription.view(event)
         if view is None:
@@ -372,67 +326,20 @@ class Deliverer:
         started = time.monotonic()
         payload = Payload.stored(self._versions, event.sha256, self._blobs.tmp_dir)
         try:
-            await self._slots[name].sink.deliver(view, payload, self._slots[name].epoch)
+            slot = self._slots[name]
+            await slot.attempts.run(slot.sink.deliver(view, payload, slot.epoch))
         except DeliveryFailed as exc:
-            return await self._refused(name, item, exc, log)
+            return await self._settle.refused(self._slots[name], item, exc, log)
         except StateRefused:  # the payload could not be read from the state now: the round fails
             raise
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
-            await self._dead(name, item, f"the sink could not handle this event: {describe(exc)}", log)
+            await self._settle.dead(
+                self._slots[name], item, f"the sink could not handle this event: {describe(exc)}", log
+            )
             return Settled.DEAD
         finally:
             await payload.close()
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
+        self.outages.delivered(name)
         return Settled.DELIVERED
-
-    async def _refused(
-        self, name: str, item: PendingDelivery, exc: DeliveryFailed, log: structlog.stdlib.BoundLogger
-    ) -> Settled:
-        """The sink said no: dead-lettered when that is final (or attempts ran out), else retried."""
-        limit = self._slots[name].policy.max_attempts
-        if exc.permanent or (limit is not None and item.attempts + 1 >= limit):
-            await self._dead(name, item, str(exc), log)
-            return Settled.DEAD
-        await self._retry_later(name, item, str(exc), exc.retry_after, log)
-        return Settled.RETRY
-
-    async def _acknowledge(self, name: str, items: list[PendingDelivery]) -> None:
-        """Commit the sink's acknowledgements together, then let go of their payloads."""
-        if not items:
-            return
-        await asyncio.shield(self._store_of(name).mark_delivered([i.event.event_id for i in items], name))
-        subscription = self._slots[name].subscription
-        sent = sum(1 for i in items if subscription.view(i.event) is not None)
-        self._metrics.deliveries.labels(name, "delivered").inc(sent)
-        for sha256 in dict.fromkeys(i.event.sha256 for i in items):
-            await self._blobs.release(sha256, self._store_of(name))
-
-    async def _dead(
-        self, name: str, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger
-    ) -> None:
-        await asyncio.shield(self._store_of(name).mark_dead(item.event.event_id, name, error))
-        self._metrics.deliveries.labels(name, "dead").inc()
-        log.error(
-            "delivery dead-lettered (pollerd redeliver sends it again)",
-            error=error,
-            attempts=item.attempts + 1,
-        )
-        event = item.event
-        what = f"{event.source}/{event.resource} #{event.sequence}"
-        self._alerts.raise_alert("dead_letter", name, f"sink {name} dead-lettered {what}: {error}")
-
-    async def _retry_later(
-        self,
-        name: str,
-        item: PendingDelivery,
-        error: str,
-        retry_after: float | None,
-        log: structlog.stdlib.BoundLogger,
-    ) -> None:
-        delay = self._slots[name].retry.delay(item.attempts + 1, retry_after)
-        await asyncio.shield(
-            self._store_of(name).mark_retry(item.event.event_id, name, error, self._clock() + delay)
-        )
-        self._metrics.deliveries.labels(name, "failed").inc()
-        log.warning("delivery failed", error=error, attempt=item.attempts + 1, retry_in=round(delay, 2))

@@ -93,7 +93,8 @@ class ApiPoller(PollerBase):
         for outcome in outcomes:
             if outcome is not None:
                 self.tally.polled(outcome)
-        report = PollReport.of(outcomes, failing=self._failing())
+        # every state was saved before the report: the state took that write
+        report = PollReport.of(outcomes, failing=self._failing(), wrote=bool(self.states))
         return self._finish(report, self._watched())
 
     def _watched(self) -> int:

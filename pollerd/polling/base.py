@@ -62,13 +62,13 @@ class PollerBase:
     async def _load_states(self) -> None:
         """Stored state; a restart clears a stop (the key may have been fixed)."""
         self.states = await self._store.load_states(self.name)
-        await self._store.mark_stopped(self.name, None)
+        await self._store.note_source(self.name, "stopped", None)
 
     async def _stop(self, reason: str) -> None:
         """Stop the source for good (until a restart): metric, status and one clear log line."""
         self._stopped = True
         self.tally.stopped(reason)
-        await self._store.mark_stopped(self.name, reason)
+        await self._store.note_source(self.name, "stopped", reason)
         self._log.error("source stopped", reason=reason)
 
     def _finish(self, report: PollReport, watched: int) -> PollReport:

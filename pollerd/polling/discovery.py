@@ -15,7 +15,8 @@ from pollerd.core.backoff import Backoff
 from pollerd.core.model import Resource, ResourceState, Validators
 from pollerd.polling.source import DiscoveryFailed, Source
 from pollerd.polling.tally import SourceTally
-from pollerd.store.protocol import StateStore
+from pollerd.store.protocol import StateRefused, StateStore
+from pollerd.telemetry.tasks import describe
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Discovery:
     discovered_at: float | None = None
     refused: int = 0  # URLs refused in this cycle
     switched: list[str] = field(default_factory=list)  # moved since the poller last saved states
+    error: str | None = None  # why the API could not be asked, while it cannot
+    error_since: float | None = None
     _ids: frozenset[str] = frozenset()
     _failures: int = 0
     _retry_at: float = 0.0
@@ -78,19 +81,16 @@ class Discovery:
         now = self.clock()
         try:
             found = await self.source.discover(list(self.resources))
-        except DiscoveryFailed as exc:
-            self._failures += 1
-            delay = self.backoff.delay(self._failures)
-            self._retry_at = now + delay
-            self.tally.discovered(False, len(self.resources))
-            self.log.warning(
-                "discovery failed; polling the known URLs",
-                error=str(exc),
-                known=len(self.resources),
-                retry_in=round(delay, 2),
-            )
+        except StateRefused:
+            raise
+        except Exception as exc:  # whatever the API answered, the known URLs are polled on
+            await self._failed(now, exc)
             return False
         self._failures, self._retry_at = 0, 0.0
+        if self.error is not None:
+            self.log.info("discovery works again", failed_for=round(now - (self.error_since or now), 1))
+            self.error = self.error_since = None
+            await self.store.note_source(self.tally.name, "discovery", None)
         self.discovered_at = now
         found = [r for r in found if self._allowed(r)]
         if found != self.resources:
@@ -98,6 +98,27 @@ class Discovery:
             await self.store.save_discovery(self.tally.name, found)
         self.tally.discovered(True, len(self.resources))
         return True
+
+    async def _failed(self, now: float, exc: Exception) -> None:
+        """Count and say it, wait with backoff, and keep the reason where ``status`` reads it."""
+        self._failures += 1
+        delay = self.backoff.delay(self._failures)
+        self._retry_at = now + delay
+        reason = str(exc)
+        if not isinstance(exc, DiscoveryFailed):
+            reason = f"the API's answer broke its reader: {describe(exc)}"
+        self.tally.discovered(False, len(self.resources), reason, self.error_since or now)
+        self.log.warning(
+            "discovery failed; polling the known URLs",
+            error=reason,
+            known=len(self.resources),
+            retry_in=round(delay, 2),
+            exc_info=not isinstance(exc, DiscoveryFailed),
+        )
+        if reason != self.error:
+            self.error_since = self.error_since or now
+            self.error = reason
+            await self.store.note_source(self.tally.name, "discovery", reason)
 
     def _allowed(self, resource: Resource) -> bool:
         reason = self.source.policy.refusal(resource.url)

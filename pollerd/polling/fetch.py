@@ -31,7 +31,7 @@ from pollerd.polling.answers import (
 )
 from pollerd.polling.spool import Spool
 from pollerd.polling.tally import SourceTally
-from pollerd.record.recorder import AnswerLog, Recordings
+from pollerd.record.answer_log import AnswerLog, Recordings
 
 NO_VALIDATORS = Validators()
 

@@ -20,7 +20,7 @@ from pollerd.polling.probe import Prober
 from pollerd.polling.saved import SavedStates
 from pollerd.polling.source import Source
 from pollerd.store.protocol import StateRefused
-from pollerd.telemetry.tasks import describe
+from pollerd.telemetry.tasks import describe, refused_write
 
 BATCH = 500
 
@@ -97,6 +97,7 @@ class SourcePoller(PollerBase):
             discovery_failed=not discovery_ok,
             refused_urls=self.discovery.refused,
             failing=self._failing({r.id for r in self.resources}),
+            wrote=bool(changed) or Outcome.CHANGED in outcomes.values(),
         )
         return self._finish(report, len(self.resources))
 
@@ -169,6 +170,9 @@ class SourcePoller(PollerBase):
         except (sqlite3.DatabaseError, StateRefused):
             raise  # the state failed or refused (a lease lost): the whole cycle fails, and it is said
         except Exception as exc:  # a bug must cost one poll, never the daemon
+            if refused_write(exc):  # the disk is full: the cycle fails (health says so), no traceback
+                self._failed(state, url, "write", describe(exc))
+                raise
             self._log.exception("poll crashed", resource=resource.id)
             outcome = self._failed(state, url, "internal", describe(exc))
         else:

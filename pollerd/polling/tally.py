@@ -27,6 +27,9 @@ class PollerStatus:
     downloaded_bytes: int = 0
     url_switches: int = 0
     election_events: dict[str, int] = field(default_factory=dict)  # announced, by type
+    discovery_error: str | None = None  # why the source's API could not be asked, while it cannot
+    discovery_failing_since: float | None = None
+    answered: bool = False  # a resource (or the API) answered at least once since the start
 
 
 class SourceTally:
@@ -85,10 +88,15 @@ class SourceTally:
         self._status.election_events[kind] = self._status.election_events.get(kind, 0) + 1
         self._metrics.election_events.labels(self.name, kind).inc()
 
-    def discovered(self, ok: bool, watched: int) -> None:
-        """The source's API was asked what to watch."""
+    def discovered(
+        self, ok: bool, watched: int, error: str | None = None, since: float | None = None
+    ) -> None:
+        """The source's API was asked what to watch (``error``: why it failed, failing ``since``)."""
         self._metrics.discoveries.labels(self.name, "ok" if ok else "error").inc()
         self._metrics.resources_watched.labels(self.name).set(watched)
+        self._status.discovery_error = None if ok else error
+        self._status.discovery_failing_since = None if ok else since
+        self._status.answered = self._status.answered or ok
 
     def rediscovered(self) -> None:
         """Failing resources sent the source back to its API."""
@@ -136,6 +144,7 @@ class SourceTally:
         self._metrics.in_backoff.labels(self.name).set(sum(1 for s in states if s.waiting(now)))
         self._metrics.resources_watched.labels(self.name).set(watched)
         self._count_failures(report)
+        self._status.answered = self._status.answered or report.changed + report.unchanged > 0
         if report.clean and not report.idle:
             self._status.last_clean_poll = now
             self._metrics.last_success.labels(self.name).set(now)

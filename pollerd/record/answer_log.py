@@ -3,7 +3,8 @@
 The HTTP client hands every answer of a recorded source here (HEAD, GET, 304, errors, requests
 that got no answer) with the body it carried. Secrets never reach the archive: a query parameter
 holding one is dropped from the URL, ``Set-Cookie`` is left out, and every other header value is
-masked like a log line.
+masked like a log line. A body that echoes a configured secret (AP's "Invalid request for key …",
+an error repeating a token) is kept with the secret masked: that body is then not byte-exact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pollerd.record.archive import Answer, ArchiveWriter, SourceInfo
 _LEFT_OUT = frozenset({"set-cookie", "set-cookie2", "authorization", "proxy-authorization"})
 _HIDDEN = str(SecretStr("hidden"))  # how a secret reads in a dumped model
 Mask = Callable[[str], str]
+MaskBytes = Callable[[bytes], bytes]
 BodyFile = tuple[Path, str, int]  # a body on disk: its path, SHA-256 and size
 
 
@@ -63,11 +65,14 @@ class AnswerLog:
     """One source's recorder: answers go to its archive folder, written in a worker thread, one
     at a time (the index's lines keep the order the answers arrived in)."""
 
-    def __init__(self, folder: Path, info: SourceInfo, clock: Callable[[], float], mask: Mask) -> None:
+    def __init__(
+        self, folder: Path, info: SourceInfo, clock: Callable[[], float], mask: Mask, mask_body: MaskBytes
+    ) -> None:
         self._folder = folder
         self.info = info
         self._clock = clock
         self._mask = mask
+        self._mask_body = mask_body
         self._writer: ArchiveWriter | None = None
         self._lock = asyncio.Lock()
 
@@ -108,11 +113,14 @@ class AnswerLog:
         if self._writer is None:
             self._writer = ArchiveWriter(self._folder, self.info)
         digest = None
+        if body_file is not None:
+            kept = body_file[0].read_bytes()
+            body = masked if (masked := self._mask_body(kept)) != kept else None
+            if body is None:
+                self._writer.keep_file(body_file[0], body_file[1])
+                digest = body_file[1]
         if body is not None:
-            digest = self._writer.keep_bytes(body)
-        elif body_file is not None:
-            self._writer.keep_file(body_file[0], body_file[1])
-            digest = body_file[1]
+            digest = self._writer.keep_bytes(self._mask_body(body))
         self._writer.append(Answer(**{**answer.__dict__, "body": digest}))
 
     async def close(self) -> None:
@@ -135,6 +143,9 @@ class Recordings:
     def _mask(self, text: str) -> str:
         return self._own(MASKED(text))
 
+    def _mask_body(self, data: bytes) -> bytes:
+        return self._own.bytes(MASKED.bytes(data))
+
     async def configure(self, root: Path | None, state_dir: Path, sources: Sequence[SourceBase]) -> None:
         """Record the sources that ask for it: every source when ``root`` is set (unless it says
         ``record = false``), else those with ``record = true`` (under ``<state_dir>/recording``)."""
@@ -149,7 +160,9 @@ class Recordings:
             if name not in self._logs or self._logs[name].info != info:
                 if name in self._logs:
                     await self._logs[name].close()  # the next answer opens it again, as configured now
-                self._logs[name] = AnswerLog(folder / name, info, lambda: self.clock(), self._mask)
+                self._logs[name] = AnswerLog(
+                    folder / name, info, lambda: self.clock(), self._mask, self._mask_body
+                )
 
     def of(self, source: str) -> AnswerLog | None:
         """The source's recorder, if it is recorded."""

@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ RECIPES = "recipes.jsonl"
 _COMPRESSION = 6
 _CHUNK = 1024 * 1024
 _SYNC_EVERY = 1.0  # seconds between fsyncs of the index (a kill -9 loses nothing written)
+
+
+class BodyDamaged(ValueError):
+    """A stored body that cannot be read back as the bytes its name promises."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,27 @@ class Recording:
     skipped: int = 0  # lines that were not answers (a torn last line)
 
     def body(self, sha256: str) -> bytes:
-        """A stored body (blocking)."""
-        return gzip.decompress((self.folder / BODIES / f"{sha256}.gz").read_bytes())
+        """A stored body (blocking); BodyDamaged when its file is not the body it names."""
+        path = self.folder / BODIES / f"{sha256}.gz"
+        try:
+            body = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:  # truncated, not gzip, unreadable
+            raise BodyDamaged(f"{path}: {exc or type(exc).__name__}") from None
+        if hashlib.sha256(body).hexdigest() != sha256:
+            raise BodyDamaged(f"{path}: its bytes are not the body of that SHA-256")
+        return body
+
+    def check_bodies(self) -> list[str]:
+        """Every stored body this recording names, read and checked: what is wrong (blocking)."""
+        named = {answer.body for answer in self.answers if answer.body is not None}
+        damaged = []
+        for sha256 in sorted(named):
+            if self.has_body(sha256):
+                try:
+                    self.body(sha256)
+                except BodyDamaged as exc:
+                    damaged.append(str(exc))
+        return damaged
 
     def has_body(self, sha256: str) -> bool:
         """Whether the body is stored here."""
@@ -161,8 +185,8 @@ def read_recording(folder: Path) -> Recording:
     """One source's recording; ValueError when the folder is not one."""
     try:
         info = json.loads((folder / SOURCE).read_text(encoding="utf-8"))
-        source = SourceInfo(str(info["name"]), str(info["kind"]), dict(info.get("config") or {}))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        source = _source_info(info)
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{folder}: not a recorded source ({SOURCE}: {exc})") from None
     if info.get("format", FORMAT) > FORMAT:
         raise ValueError(f"{folder}: recorded by a newer pollerd (format {info['format']})")
@@ -173,6 +197,22 @@ def read_recording(folder: Path) -> Recording:
         except (KeyError, TypeError, ValueError):
             skipped += 1
     return Recording(folder, source, answers, skipped)
+
+
+def _source_info(info: object) -> SourceInfo:
+    """``source.json`` read, its types checked; ValueError naming the first that is wrong."""
+    if not isinstance(info, dict):
+        raise ValueError("not a JSON object")
+    for key in ("name", "kind"):
+        if not isinstance(info.get(key), str) or not info[key]:
+            raise ValueError(f"{key} must be a non-empty string")
+    config = info.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError("config must be an object")
+    form = info.get("format", FORMAT)
+    if isinstance(form, bool) or not isinstance(form, int):
+        raise ValueError("format must be a whole number")
+    return SourceInfo(info["name"], info["kind"], config)
 
 
 def read_archive(root: Path) -> list[Recording]:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pollerd.record.archive import RECIPES, Recording
+from pollerd.record.archive import RECIPES, BodyDamaged, Recording
 
 Renderer = Callable[[dict[str, Any]], bytes]
 _CACHE_BYTES = 128 * 1024 * 1024
@@ -32,8 +32,10 @@ class Bodies:
         for recording in recordings:
             path = recording.folder / RECIPES
             if path.exists():
-                for line in path.read_text(encoding="utf-8").splitlines():
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                     recipe = json.loads(line)
+                    if not isinstance(recipe, dict) or not isinstance(recipe.get("sha256"), str):
+                        raise ValueError(f"{path}, line {number}: not a recipe")
                     self._recipes[recipe["sha256"]] = recipe
         self._rewrites: list[tuple[bytes, bytes]] = []
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -56,7 +58,10 @@ class Bodies:
         """The body as recorded."""
         for recording in self._recordings:
             if recording.has_body(sha256):
-                return recording.body(sha256)
+                try:
+                    return recording.body(sha256)
+                except BodyDamaged as exc:
+                    raise BodyMissing(f"the recording's body {sha256[:12]} is damaged ({exc})") from None
         recipe = self._recipes.get(sha256)
         if recipe is None:
             raise BodyMissing(f"the recording has no body {sha256[:12]}")

@@ -3,12 +3,15 @@ time from where the replay began, and able to pause, jump and change speed."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pollerd.core.durations import parse_duration
+
+MAX_SPEED = 100_000.0  # a night of 12 hours in under half a second: more is a typing error
 
 
 class ReplayClock:
@@ -23,8 +26,7 @@ class ReplayClock:
         until: float | None = None,
         real: Callable[[], float] = time.monotonic,
     ) -> None:
-        if speed <= 0:
-            raise ValueError("the speed must be positive")
+        check_speed(speed)
         self.start, self.end = start, end
         self.until = end if until is None else min(max(until, start), end)
         self.speed = speed
@@ -59,8 +61,7 @@ class ReplayClock:
 
     def set_speed(self, speed: float) -> None:
         """Move at another speed from now on."""
-        if speed <= 0:
-            raise ValueError("the speed must be positive")
+        check_speed(speed)
         self._rebase(self.now())
         self.speed = speed
 
@@ -109,3 +110,13 @@ def parse_moment(text: str, start: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def check_speed(speed: object) -> float:
+    """``speed`` as a pace the clock can keep; ValueError saying why it is not one (a string, a
+    boolean, NaN, an infinity, zero or less, past MAX_SPEED)."""
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        raise ValueError(f"the speed must be a number, not {type(speed).__name__}")
+    if not math.isfinite(speed) or not 0 < speed <= MAX_SPEED:
+        raise ValueError(f"the speed must be a number above 0 and at most {MAX_SPEED:g}, not {speed!r}")
+    return float(speed)

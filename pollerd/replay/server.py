@@ -18,12 +18,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.record.archive import Recording
 from pollerd.replay.ap_chain import CURSOR, ApChain, build_chains, zero_counts
 from pollerd.replay.bodies import Bodies, BodyMissing, Renderer
-from pollerd.replay.clock import ReplayClock, iso, parse_moment
+from pollerd.replay.clock import ReplayClock, check_speed, iso, parse_moment
 from pollerd.replay.timeline import Served, UrlTimeline, build_timelines, origin_of, request_key
 from pollerd.sim.server import SimServer
+from pollerd.telemetry.tasks import describe
 
 _VALIDATING = ("etag", "last-modified", "cache-control")
 
@@ -128,6 +130,16 @@ class Replay:
         }
 
     def _build(self) -> None:
+        damaged = [problem for recording in self.recordings for problem in recording.check_bodies()]
+        if damaged:
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            raise ValueError(f"the recording is damaged: {damaged[0]}{more}")
+        try:
+            self._read_chains()
+        except (BodyMissing, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the recording is damaged: {describe(exc)}") from None
+
+    def _read_chains(self) -> None:
         ap = [a for r in self.recordings if r.info.kind == "ap" for a in r.answers]
         other = [a for r in self.recordings if r.info.kind != "ap" for a in r.answers]
         self.chains = build_chains(ap, self.bodies.raw)
@@ -224,22 +236,33 @@ class Replay:
         """``{"pause": true}``, ``{"resume": true}``, ``{"jump": "2023-10-22T14:00Z" | "90m"}``,
         ``{"speed": 20}``, or several at once."""
         try:
-            order = await request.json()
+            order = strict_json(await request.read())
             if not isinstance(order, dict):
                 raise ValueError("the body must be a JSON object")
             unknown = set(order) - {"pause", "resume", "jump", "speed"}
             if unknown:
                 raise ValueError(f"unknown order {sorted(unknown)[0]!r}: give pause, resume, jump or speed")
-            if order.get("speed") is not None:
-                self.clock.set_speed(float(order["speed"]))
-            if order.get("jump") is not None:
-                self.clock.jump(parse_moment(str(order["jump"]), self.clock.start))
-            if order.get("pause"):
-                self.clock.pause()
-            if order.get("resume"):
-                self.clock.resume()
+            speed = None if order.get("speed") is None else check_speed(order["speed"])
+            jump = order.get("jump")
+            if jump is not None and not isinstance(jump, str):
+                raise ValueError('jump is a moment ("2023-10-22T14:00Z") or a duration ("90m")')
+            moment = None if jump is None else parse_moment(jump, self.clock.start)
+            for flag in ("pause", "resume"):
+                if not isinstance(order.get(flag, False), bool):
+                    raise ValueError(f"{flag} is true or false")
+        except PayloadRejected as exc:
+            return _json({"error": f"the body is not JSON: {exc.detail}"}, status=400)
         except (ValueError, TypeError) as exc:
             return _json({"error": str(exc)}, status=400)
+        # every order checked first: a bad one changes nothing
+        if speed is not None:
+            self.clock.set_speed(speed)
+        if moment is not None:
+            self.clock.jump(moment)
+        if order.get("pause"):
+            self.clock.pause()
+        if order.get("resume"):
+            self.clock.resume()
         return _json(self.status())
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from aiohttp import web
 
-FaultKind = Literal["status", "slow", "truncate", "html", "reset"]
+FaultKind = Literal["status", "slow", "truncate", "html", "reset", "body"]
 _HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>"
 
 
@@ -24,6 +24,7 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    body: bytes = b""  # kind "body": answered with this body (a poisoned answer)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class SimHost:
             raise asyncio.CancelledError  # aiohttp drops the connection without an answer
         elif fault.kind == "html":
             response = web.Response(body=_HTML_PAGE, content_type="text/html")
+        elif fault.kind == "body":
+            response = web.Response(status=fault.status, body=fault.body, content_type="application/json")
         else:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             response = web.Response(status=fault.status, text=f"fault {fault.status}\n", headers=headers)

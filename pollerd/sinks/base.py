@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from pollerd.core.masking import MASKED
 from pollerd.core.model import Event
 from pollerd.versions.payload import Payload
 
@@ -13,7 +14,7 @@ class DeliveryFailed(Exception):
     ``permanent``: then it goes to the dead-letter list at once (a receiver's 404, say)."""
 
     def __init__(self, detail: str, retry_after: float | None = None, permanent: bool = False) -> None:
-        super().__init__(detail)
+        super().__init__(MASKED(detail))  # a receiver's answer may repeat a token of its URL
         self.retry_after = retry_after
         self.permanent = permanent
 

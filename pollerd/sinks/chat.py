@@ -22,6 +22,7 @@ from yarl import URL
 from pollerd.config.sinks import ChatSinkConfig
 from pollerd.core.backoff import parse_retry_after
 from pollerd.core.model import Event
+from pollerd.core.payload import loose_json
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.chat_messages import Lines, Message, matrix_body, slack_body, teams_body
 from pollerd.telemetry.alerts import Alert
@@ -159,8 +160,6 @@ def _retry_after(header: str | None, answer: str) -> float | None:
     wait = parse_retry_after(header)
     if wait is not None:
         return wait
-    try:
-        millis = json.loads(answer).get("retry_after_ms")
-    except (ValueError, AttributeError):
-        return None
+    document = loose_json(answer)
+    millis = document.get("retry_after_ms") if isinstance(document, dict) else None
     return millis / 1000 if isinstance(millis, int | float) else None

@@ -33,7 +33,8 @@ from pollerd.results.ballots import ballot_rows
 from pollerd.results.cantons import canton_rows
 from pollerd.results.elex import elex_tables
 from pollerd.sinks.base import DeliveryFailed
-from pollerd.sinks.pg_sync import apply, sync, typed
+from pollerd.sinks.pg_races import Hashes, HeldRows, Race, only_races, races_of_keys, row_hashes, rows_by_race
+from pollerd.sinks.pg_sync import apply, sync
 from pollerd.sinks.pg_tables import (
     BALLOTS,
     CANDIDATES,
@@ -77,19 +78,6 @@ class _Progress:
     races: list[str]
 
 
-Race = tuple[Any, Any]  # (statepostal, raceid)
-Hashes = dict[Race, dict[tuple[Any, ...], int]]  # per race: each row's hash, by its key
-
-
-@dataclass
-class _Held:
-    """What an AP query's rows in elex's tables are as of one version (hashes, not the rows), so
-    the next version's changed races are compared here, and only the rows that differ are sent."""
-
-    event_id: str
-    tables: dict[str, Hashes]
-
-
 class PostgresSink:
     """Writes every change into PostgreSQL tables, one transaction per change."""
 
@@ -101,7 +89,7 @@ class PostgresSink:
         self._application = f"pollerd sink {config.name}"[:63]
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._opening = asyncio.Lock()
-        self._held: dict[tuple[str, str], _Held] = {}  # per AP query
+        self._held: dict[tuple[str, str], HeldRows] = {}  # per AP query
 
     async def deliver(self, event: Event, payload: Payload, epoch: int | None = None) -> None:
         """Write the version in one transaction; DeliveryFailed when the database did not take it
@@ -229,21 +217,25 @@ class PostgresSink:
             and isinstance(changed, list)
         ):
             keys = {str(k) for k in changed}
-            tables = await asyncio.to_thread(elex_tables, _only(snapshot, keys))
+            tables = await asyncio.to_thread(elex_tables, only_races(snapshot, keys))
             rows = 0
             for table, found in zip(ELEX, tables.lists(), strict=True):
-                rows += await self._differences(db, table, found, held.tables[table.name], _races_of(keys))
+                rows += await self._differences(
+                    db, table, found, held.tables[table.name], races_of_keys(keys)
+                )
             held.event_id = event.event_id
             return rows
         keys = set(snapshot.races) | set(progress.races)
         tables = await asyncio.to_thread(elex_tables, snapshot.document())
-        within = sorted(_races_of(keys))
+        within = sorted(races_of_keys(keys))
         rows = 0
         known: dict[str, Hashes] = {}
         for table, found in zip(ELEX, tables.lists(), strict=True):
             rows += await sync(db, self._prefix, table, found, ("statepostal", "raceid"), within)
-            known[table.name] = {race: _hashes(values) for race, values in _by_race(table, found).items()}
-        self._held[place] = _Held(event.event_id, known)
+            known[table.name] = {
+                race: row_hashes(values) for race, values in rows_by_race(table, found).items()
+            }
+        self._held[place] = HeldRows(event.event_id, known)
         return rows
 
     async def _differences(
@@ -255,14 +247,14 @@ class PostgresSink:
         races: set[Race],
     ) -> int:
         """Send the rows of ``races`` that differ from what the table holds, delete the ones gone."""
-        now = _by_race(table, found)
+        now = rows_by_race(table, found)
         changed: list[tuple[Any, ...]] = []
         gone: list[tuple[Any, ...]] = []
         for race in races:
             before, after = held.get(race, {}), now.get(race, {})
             changed += [values for key, values in after.items() if before.get(key) != hash(values)]
             gone += [key for key in before if key not in after]
-            held[race] = _hashes(after)
+            held[race] = row_hashes(after)
         return await apply(db, self._prefix, table, changed, gone)
 
     async def _document(self, db: AsyncConnection[Any], event: Event, content: _Payload) -> int:
@@ -348,30 +340,6 @@ class PostgresSink:
 
     def _table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self._prefix + name)
-
-
-def _races_of(keys: set[str]) -> set[Race]:
-    """(statepostal, raceid) of race keys (``PA:1009:G``)."""
-    return {(state, race) for state, race, *_ in (key.split(":") for key in keys)}
-
-
-def _by_race(table: Table, rows: list[dict[str, Any]]) -> dict[Race, dict[tuple[Any, ...], tuple[Any, ...]]]:
-    """Rows as the table takes them, by race, then by key."""
-    state_at, race_at = table.names.index("statepostal"), table.names.index("raceid")
-    found: dict[Race, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
-    for key, values in typed(table, rows).items():
-        found.setdefault((values[state_at], values[race_at]), {})[key] = values
-    return found
-
-
-def _hashes(rows: dict[tuple[Any, ...], tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
-    return {key: hash(values) for key, values in rows.items()}
-
-
-def _only(snapshot: SnapshotReading, keys: set[str]) -> dict[str, Any]:
-    """A snapshot document holding only these races."""
-    races = [snapshot.races[key] for key in sorted(keys) if key in snapshot.races]
-    return {"electionDate": snapshot.election_date, "races": races}
 
 
 def _election_row(event: Event, fact: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,9 @@ carries (its timestamp, its signature) for the event."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from pollerd.core.payload import PayloadRejected
+from pollerd.core.payload import PayloadRejected, loose_json
 from pollerd.polling.answers import FetchFailure
 
 SIGNATURE_HEADER = "AP_SIGNATURE_SHA256"
@@ -41,10 +40,7 @@ def classify(exc: Exception) -> ApRefused:
 
 def _error_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace").strip()
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return text[:300]
+    document = loose_json(body)
     if isinstance(document, dict):
         for key in ("errorMessage", "message", "Message"):
             if isinstance(document.get(key), str):

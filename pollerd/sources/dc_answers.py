@@ -3,11 +3,11 @@ us to wait), a record's own time, the address picker's slugs, and the ballots fe
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from pollerd.core.payload import loose_json
 from pollerd.polling.answers import FetchFailure
 
 _WAIT = re.compile(r"available in (\d+) seconds?")
@@ -28,10 +28,7 @@ def refusal(exc: FetchFailure) -> Exception:
         return exc
     text = exc.body.decode("utf-8", "replace").strip()
     message = text[:300] or exc.detail
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        body = None
+    body = loose_json(exc.body)
     if isinstance(body, dict):
         message = next((str(body[k]) for k in ("detail", "error", "message") if k in body), message)
     found = _WAIT.search(message)

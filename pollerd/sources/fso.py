@@ -7,7 +7,6 @@ file name it had when first seen) stays when its URL moves.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -19,7 +18,7 @@ from pollerd.core.election import Rules
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Resource
 from pollerd.core.names import name_from_url, safe_name
-from pollerd.core.payload import PayloadRejected
+from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.election.fso import fso_facts
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.fetch import HttpClient, Terms
@@ -159,9 +158,9 @@ def _new_name(entry: CkanResource, taken: set[str]) -> str:
 def parse_package(body: bytes) -> list[CkanResource]:
     """The resources of a ``package_show`` answer; DiscoveryFailed when it is not one."""
     try:
-        answer = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DiscoveryFailed("package_show answered something that is not JSON") from None
+        answer = strict_json(body)
+    except PayloadRejected as exc:
+        raise DiscoveryFailed(f"package_show answered something that is not JSON ({exc.detail})") from None
     result = answer.get("result") if isinstance(answer, dict) else None
     if (
         not isinstance(answer, dict)

@@ -11,10 +11,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from pollerd.store import pg_queries
 from pollerd.store.blobs import BlobStore
-from pollerd.store.pg_queries import Connection
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import queries as pg_queries
+from pollerd.store.postgres.queries import Connection
+from pollerd.store.postgres.store import PgStore
 
 _TABLES = {
     "resources": "SELECT source, resource, state FROM resources",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store.rows import PendingDelivery
+from pollerd.store.rows import PendingDelivery, Retention
 
 
 class StateRefused(Exception):
@@ -21,6 +21,8 @@ class StateUnavailable(StateRefused):
 
 class StateStore(Protocol):
     """Resource states, discoveries, events and the outbox."""
+
+    retention: Retention  # how long every version's payload is kept for redelivery
 
     async def load_states(self, source: str) -> dict[str, ResourceState]:
         """Every resource state of a source, by resource id."""
@@ -52,6 +54,9 @@ class StateStore(Protocol):
     async def mark_delivered(self, event_ids: list[str], sink: str) -> None:
         """The sink acknowledged these events (one transaction)."""
 
+    async def mark_filtered(self, event_ids: list[str], sink: str) -> None:
+        """The sink's subscription leaves these events out: settled, never sent."""
+
     async def mark_retry(self, event_id: str, sink: str, error: str, next_attempt: float) -> None:
         """The sink failed; try again at ``next_attempt``."""
 
@@ -73,12 +78,16 @@ class StateStore(Protocol):
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed: a pending delivery or a resource's current content."""
 
-    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
-        """The newest election events of every source, newest first (each with its source,
-        resource and commit time)."""
+    async def latest_election_events(self, limit: int, source: str) -> list[dict[str, Any]]:
+        """The newest election events of a source, newest first (each with its source,
+        resource and commit time): one busy source never pushes another's off the page."""
 
-    async def mark_stopped(self, source: str, reason: str | None) -> None:
-        """Record that a source stopped for good (``None``: it runs again), for ``status``."""
+    async def committed_between(self, after: float, before: float) -> list[str]:
+        """The payloads of the versions committed in [after, before) (the retention's sweep)."""
+
+    async def note_source(self, source: str, what: str, text: str | None) -> None:
+        """Keep what ``status`` tells of a source: why it stopped for good (``stopped``), why its
+        API could not be asked (``discovery``); ``None``: that is over."""
 
     async def close(self) -> None:
         """Release the store."""

@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pollerd.store import queries
 from pollerd.store.blobs import BlobStore
+from pollerd.store.sqlite import queries
 
 if TYPE_CHECKING:
-    from pollerd.store.postgres import PgStore
+    from pollerd.store.postgres.store import PgStore
 
 
 def redeliver_in(
@@ -30,7 +30,7 @@ def redeliver_in(
 
 async def redeliver_in_database(store: PgStore, event_id: str | None, sink: str | None) -> tuple[int, str]:
     """The redelivery in a PostgreSQL state: (exit code, what was done)."""
-    from pollerd.store import pg_queries  # psycopg, only where there is a database
+    from pollerd.store.postgres import queries as pg_queries  # psycopg, only where there is a database
 
     if event_id is not None:
         sha = await store.run(pg_queries.event_sha256, event_id)
@@ -42,7 +42,11 @@ async def redeliver_in_database(store: PgStore, event_id: str | None, sink: str 
 
 
 def _gone(event_id: str) -> str:
-    return f"the payload of {event_id} is no longer kept; it cannot be sent again"
+    return (
+        f"the payload of {event_id} is no longer kept, so it cannot be sent again: a version is "
+        "kept for daemon.redeliver_keep after its commit (24 h unless set), while a delivery of "
+        "it is pending or dead, and while it is its resource's current version"
+    )
 
 
 def _said(count: int, event_id: str | None) -> tuple[int, str]:

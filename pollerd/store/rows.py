@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ import structlog
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, ResourceState, Strategy, Validators
 
-DELIVERY_STATUSES = ("pending", "delivered", "dead", "superseded")
+DELIVERY_STATUSES = ("pending", "delivered", "filtered", "dead", "superseded")
 _log = structlog.get_logger("pollerd.state")
 
 
@@ -150,3 +152,16 @@ def allocated(source: str, state: ResourceState, event: Event, sequence: int) ->
     return dataclasses.replace(
         event, sequence=sequence, event_id=Event.make_id(source, state.resource_id, sequence, event.sha256)
     )
+
+
+@dataclass
+class Retention:
+    """How long every version's payload is kept for redelivery after its commit
+    (``daemon.redeliver_keep``; 0: only while a delivery is pending or dead, or it is current)."""
+
+    keep_for: float = 0.0
+    clock: Callable[[], float] = time.time
+
+    def kept_after(self) -> float:
+        """Versions committed since then keep their payloads (infinity: none for that reason)."""
+        return self.clock() - self.keep_for if self.keep_for > 0 else math.inf

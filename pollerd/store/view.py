@@ -11,10 +11,10 @@ from typing import Protocol
 
 from pollerd.config import DaemonConfig
 from pollerd.core.model import ResourceState
-from pollerd.store import queries
-from pollerd.store.pg_leases import LeaseRow
+from pollerd.store.postgres.leases import LeaseRow
 from pollerd.store.rows import DeliveryRow
-from pollerd.store.schema import connect_readonly, state_path
+from pollerd.store.sqlite import queries
+from pollerd.store.sqlite.schema import connect_readonly, state_path
 
 
 class StateView(Protocol):
@@ -23,8 +23,8 @@ class StateView(Protocol):
     async def states(self, source: str) -> dict[str, ResourceState]:
         """Every resource state of a source."""
 
-    async def stopped(self, source: str) -> str | None:
-        """Why a source stopped, if it did."""
+    async def source_note(self, source: str, what: str) -> str | None:
+        """What the daemon kept of a source for ``status`` (see ``StateStore.note_source``)."""
 
     async def counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
@@ -43,8 +43,8 @@ class _FileView:
     async def states(self, source: str) -> dict[str, ResourceState]:
         return queries.load_states(self._db, source)
 
-    async def stopped(self, source: str) -> str | None:
-        return queries.stopped(self._db, source)
+    async def source_note(self, source: str, what: str) -> str | None:
+        return queries.source_note(self._db, source, what)
 
     async def counts(self, sink: str) -> dict[str, int]:
         return queries.delivery_counts(self._db, sink)
@@ -60,8 +60,8 @@ class _FileView:
 async def viewing(daemon: DaemonConfig) -> AsyncIterator[StateView | None]:
     """The state for a report, or None when there is none yet (none is made)."""
     if daemon.database is not None:
-        from pollerd.store.pg_view import DatabaseView  # psycopg, only where there is a database
-        from pollerd.store.postgres import PgStore
+        from pollerd.store.postgres.store import PgStore
+        from pollerd.store.postgres.view import DatabaseView  # psycopg, only where there is a database
 
         store = PgStore.configured(daemon, max_connections=1)
         await store.open()

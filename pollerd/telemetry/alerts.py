@@ -1,6 +1,7 @@
 """Operational alerts for the newsroom's channel: a source failing poll after poll, a host switch,
-a source stopped, a sink dead-lettering. Raised where it happens, handed to every listener (a
-chat sink with ``ops = true``); best effort, never in the way of polling or delivery."""
+a source stopped, a sink failing (once per outage) and delivering again. Raised where it happens,
+handed to every listener (a chat sink with ``ops = true``); best effort, never in the way of
+polling or delivery."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class Alert:
     ``count``: for ``source_failing``, the failed cycles in a row so far; for
     ``source_recovered``, how many there were."""
 
-    kind: str  # source_failing, source_recovered, host_switch, url_switch, source_stopped, dead_letter
+    kind: str  # source_failing, source_recovered, host_switch, url_switch, source_stopped,
+    # sink_failing, sink_recovered
     subject: str
     text: str
     count: int = 0

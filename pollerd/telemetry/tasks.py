@@ -27,6 +27,7 @@ class TaskHealth:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._failing: dict[str, tuple[str, float]] = {}  # task -> (reason, since)
+        self._on_write: set[str] = set()  # failing tasks whose last failure was a write refused
         self._dead: dict[str, str] = {}
         self._log = structlog.get_logger("pollerd.tasks")
 
@@ -34,6 +35,10 @@ class TaskHealth:
         """The task's work failed with ``exc`` (it will be retried)."""
         reason = describe(exc)
         self._metrics.task_failures.labels(task).inc()
+        if refused_write(exc):
+            self._on_write.add(task)
+        else:
+            self._on_write.discard(task)
         known = self._failing.get(task)
         if known is None or known[0] != reason:
             self._log.error(
@@ -44,8 +49,13 @@ class TaskHealth:
             )
             self._failing[task] = (reason, known[1] if known else time.monotonic())
 
+    def failing_on_write(self, task: str) -> bool:
+        """Whether the task fails, and its last failure was a write refused (a disk full)."""
+        return task in self._failing and task in self._on_write
+
     def recovered(self, task: str) -> None:
         """The task's work succeeded again."""
+        self._on_write.discard(task)
         if self._failing.pop(task, None) is not None:
             self._log.info("task working again", task=task)
 
@@ -96,6 +106,16 @@ async def retrying(
         else:
             failures = 0
             health.recovered(task)
+
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def refused_write(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk or the state database refusing a write."""
+    if isinstance(exc, OSError):
+        return exc.errno in _WRITE_ERRNOS
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError)
 
 
 def describe(exc: BaseException) -> str:

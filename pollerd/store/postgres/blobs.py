@@ -8,9 +8,9 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
-from pollerd.store import pg_queries
 from pollerd.store.blobs import BlobStore, PayloadUsage
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import queries as pg_queries
+from pollerd.store.postgres.store import PgStore
 from pollerd.versions.stored import delta_base
 
 
@@ -47,7 +47,8 @@ class PgBlobs(BlobStore):
     async def _remove_unless_used(self, sha256: str, usage: PayloadUsage) -> bool:
         """From the database (unless still needed, checked in the same transaction) and the
         local copy with it."""
-        if not await self._store.run(pg_queries.delete_payload_unless_used, sha256):
+        kept_after = self._store.retention.kept_after()
+        if not await self._store.run(pg_queries.delete_payload_unless_used, sha256, kept_after):
             return False
         await self.discard(self.path(sha256))
         return True

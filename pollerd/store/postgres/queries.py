@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,12 @@ async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[
     return {str(subject): (str(state), at) for subject, state, at in await cursor.fetchall()}
 
 
-async def latest_election_events(db: Connection, limit: int) -> list[dict[str, Any]]:
-    """The newest election events of every source, newest first (the status page's panel)."""
+async def latest_election_events(db: Connection, limit: int, source: str) -> list[dict[str, Any]]:
+    """The newest election events of a source, newest first (the status page's panel)."""
     cursor = await db.execute(
-        "SELECT body, source, resource, created_at FROM pollerd.election_events ORDER BY id DESC LIMIT %s",
-        (limit,),
+        "SELECT body, source, resource, created_at FROM pollerd.election_events WHERE source = %s"
+        " ORDER BY id DESC LIMIT %s",
+        (source, limit),
     )
     return [rows.election_entry(*row) for row in await cursor.fetchall()]
 
@@ -232,38 +234,46 @@ async def redeliver(db: Connection, event_id: str | None, sink: str | None) -> i
     return cursor.rowcount
 
 
-async def blob_in_use(db: Connection, sha256: str) -> bool:
-    """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered)
-    or as a resource's current version, itself or as a link of such a version's chain (an AP
-    version kept as a delta needs every payload back to its checkpoint)."""
+async def blob_in_use(db: Connection, sha256: str, kept_after: float = math.inf) -> bool:
+    """Whether a payload is still needed (see the SQLite store's ``blob_in_use``)."""
     cursor = await db.execute(
-        "SELECT EXISTS (SELECT 1 FROM pollerd.deliveries d JOIN pollerd.events e"
+        "SELECT EXISTS (SELECT 1 FROM pollerd.events WHERE sha256 = %s AND created_at >= %s)"
+        " OR EXISTS (SELECT 1 FROM pollerd.deliveries d JOIN pollerd.events e"
         " ON e.event_id = d.event_id WHERE e.sha256 = %s AND d.status IN ('pending', 'dead'))"
         " OR EXISTS (SELECT 1 FROM pollerd.resources WHERE state->>'sha256' = %s)"
         " OR EXISTS (SELECT 1 FROM pollerd.events link JOIN pollerd.events later"
         " ON later.source = link.source AND later.resource = link.resource"
         " AND later.sequence > link.sequence AND later.chain_from <= link.sequence"
-        " WHERE link.sha256 = %s AND (EXISTS (SELECT 1 FROM pollerd.deliveries d"
+        " WHERE link.sha256 = %s AND (later.created_at >= %s OR EXISTS (SELECT 1 FROM pollerd.deliveries d"
         " WHERE d.event_id = later.event_id AND d.status IN ('pending', 'dead'))"
         " OR EXISTS (SELECT 1 FROM pollerd.resources r WHERE r.source = later.source"
         " AND r.resource = later.resource AND r.state->>'sha256' = later.sha256)))",
-        (sha256, sha256, sha256),
+        (sha256, kept_after, sha256, sha256, sha256, kept_after),
     )
     row = await cursor.fetchone()
     return bool(row and row[0])
 
 
-async def mark_stopped(db: Connection, source: str, reason: str | None) -> None:
-    """Record that a source stopped for good (``None``: it runs again)."""
-    if reason is None:
-        await db.execute("DELETE FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
+async def committed_between(db: Connection, after: float, before: float) -> list[str]:
+    """The payloads of the versions committed in [after, before) (the retention's sweep)."""
+    cursor = await db.execute(
+        "SELECT DISTINCT sha256 FROM pollerd.events WHERE created_at >= %s AND created_at < %s",
+        (after, before),
+    )
+    return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def note_source(db: Connection, source: str, what: str, text: str | None) -> None:
+    """Keep what ``status`` tells of a source (see the SQLite store's); ``None`` clears it."""
+    if text is None:
+        await db.execute("DELETE FROM pollerd.meta WHERE key = %s", (f"{what}:{source}",))
     else:
-        await _put_meta(db, f"stopped:{source}", reason)
+        await _put_meta(db, f"{what}:{source}", text)
 
 
-async def stopped(db: Connection, source: str) -> str | None:
-    """Why a source stopped, if it did."""
-    cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = %s", (f"stopped:{source}",))
+async def source_note(db: Connection, source: str, what: str) -> str | None:
+    """What ``note_source`` kept of a source, if anything."""
+    cursor = await db.execute("SELECT value FROM pollerd.meta WHERE key = %s", (f"{what}:{source}",))
     row = await cursor.fetchone()
     return None if row is None else str(row[0])
 
@@ -323,12 +333,12 @@ async def has_payload(db: Connection, sha256: str) -> bool:
     return await cursor.fetchone() is not None
 
 
-async def delete_payload_unless_used(db: Connection, sha256: str) -> bool:
+async def delete_payload_unless_used(db: Connection, sha256: str, kept_after: float = math.inf) -> bool:
     """Remove a payload no pending or dead delivery and no current version needs (checked in the
     same transaction, under the payload's lock); whether it was removed."""
     async with db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sha256,))
-        if await blob_in_use(db, sha256):
+        if await blob_in_use(db, sha256, kept_after):
             return False
         await db.execute("DELETE FROM pollerd.payloads WHERE sha256 = %s", (sha256,))
         return True

@@ -15,12 +15,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pollerd.config import DaemonConfig
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store import pg_leases, pg_queries
-from pollerd.store.pg_leases import Fence
-from pollerd.store.pg_queries import Connection
-from pollerd.store.pg_schema import migrate
+from pollerd.store.postgres import leases as pg_leases
+from pollerd.store.postgres import queries as pg_queries
+from pollerd.store.postgres.leases import Fence
+from pollerd.store.postgres.queries import Connection
+from pollerd.store.postgres.schema import migrate
 from pollerd.store.protocol import StateUnavailable
-from pollerd.store.rows import PendingDelivery
+from pollerd.store.rows import PendingDelivery, Retention
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -42,6 +43,7 @@ class PgStore:
         # the leases' own connection: a renewal never queues behind the work's writes
         self._lease_pool = AsyncConnectionPool(url, min_size=1, max_size=1, kwargs=self._extra, open=False)
         self._fence: Fence | None = None
+        self.retention = Retention()
 
     @classmethod
     def configured(cls, daemon: DaemonConfig, max_connections: int = 4) -> PgStore:
@@ -157,6 +159,10 @@ class PgStore:
         """The sink acknowledged these events (one statement)."""
         await self._write(pg_queries.settle, event_ids, sink, "delivered", 1)
 
+    async def mark_filtered(self, event_ids: list[str], sink: str) -> None:
+        """The sink's subscription leaves these events out: settled, never sent."""
+        await self._write(pg_queries.settle, event_ids, sink, "filtered", 0)
+
     async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
         """Newer versions replace these events for this sink."""
         await self._write(pg_queries.settle, event_ids, sink, "superseded", 0)
@@ -173,9 +179,9 @@ class PgStore:
         """Payload bytes of the sink's pending deliveries."""
         return await self.run(pg_queries.outbox_bytes, sink)
 
-    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
-        """The newest election events, newest first."""
-        return await self.run(pg_queries.latest_election_events, limit)
+    async def latest_election_events(self, limit: int, source: str) -> list[dict[str, Any]]:
+        """The newest election events of a source, newest first."""
+        return await self.run(pg_queries.latest_election_events, limit, source)
 
     async def delivery_counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
@@ -187,8 +193,12 @@ class PgStore:
 
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed."""
-        return await self.run(pg_queries.blob_in_use, sha256)
+        return await self.run(pg_queries.blob_in_use, sha256, self.retention.kept_after())
 
-    async def mark_stopped(self, source: str, reason: str | None) -> None:
-        """Record (or clear) why a source stopped."""
-        await self._write(pg_queries.mark_stopped, source, reason)
+    async def committed_between(self, after: float, before: float) -> list[str]:
+        """The payloads of the versions committed in [after, before)."""
+        return await self.run(pg_queries.committed_between, after, before)
+
+    async def note_source(self, source: str, what: str, text: str | None) -> None:
+        """Keep (or clear) what ``status`` tells of a source."""
+        await self._write(pg_queries.note_source, source, what, text)

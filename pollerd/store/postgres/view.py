@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pollerd.core.model import ResourceState
-from pollerd.store import pg_leases, pg_queries
-from pollerd.store.pg_leases import LeaseRow
-from pollerd.store.postgres import PgStore
+from pollerd.store.postgres import leases as pg_leases
+from pollerd.store.postgres import queries as pg_queries
+from pollerd.store.postgres.leases import LeaseRow
+from pollerd.store.postgres.store import PgStore
 from pollerd.store.rows import DeliveryRow
 
 
@@ -18,8 +19,8 @@ class DatabaseView:
     async def states(self, source: str) -> dict[str, ResourceState]:
         return await self._store.run(pg_queries.load_states, source)
 
-    async def stopped(self, source: str) -> str | None:
-        return await self._store.run(pg_queries.stopped, source)
+    async def source_note(self, source: str, what: str) -> str | None:
+        return await self._store.run(pg_queries.source_note, source, what)
 
     async def counts(self, sink: str) -> dict[str, int]:
         return await self._store.run(pg_queries.delivery_counts, sink)

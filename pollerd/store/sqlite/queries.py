@@ -4,6 +4,7 @@ runs them on the store's thread (``SqliteStore``); the CLI's commands call them 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -111,10 +112,12 @@ def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dic
     return found
 
 
-def latest_election_events(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """The newest election events of every source, newest first (the status page's panel)."""
+def latest_election_events(db: sqlite3.Connection, limit: int, source: str) -> list[dict[str, Any]]:
+    """The newest election events of a source, newest first (the status page's panel)."""
     rows = db.execute(
-        "SELECT body, source, resource, created_at FROM election_events ORDER BY id DESC LIMIT ?", (limit,)
+        "SELECT body, source, resource, created_at FROM election_events WHERE source=?"
+        " ORDER BY id DESC LIMIT ?",
+        (source, limit),
     )
     return [election_entry(*row) for row in rows]
 
@@ -236,10 +239,16 @@ def redeliver(db: sqlite3.Connection, event_id: str | None, sink: str | None) ->
         return db.execute(query, args).rowcount
 
 
-def blob_in_use(db: sqlite3.Connection, sha256: str) -> bool:
-    """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered)
-    or as a resource's current version, itself or as a link of such a version's chain (an AP
-    version kept as a delta needs every payload back to its checkpoint)."""
+def blob_in_use(db: sqlite3.Connection, sha256: str, kept_after: float = math.inf) -> bool:
+    """Whether a payload is still needed: by a pending or dead delivery (it may be redelivered),
+    as a resource's current version, or as a version committed after ``kept_after`` (kept for
+    redelivery); itself or as a link of such a version's chain (an AP version kept as a delta
+    needs every payload back to its checkpoint)."""
+    recent = db.execute(
+        "SELECT 1 FROM events WHERE sha256=? AND created_at >= ? LIMIT 1", (sha256, kept_after)
+    ).fetchone()
+    if recent:
+        return True
     pending = db.execute(
         "SELECT 1 FROM deliveries d JOIN events e ON e.event_id = d.event_id"
         " WHERE e.sha256=? AND d.status IN ('pending', 'dead') LIMIT 1",
@@ -250,7 +259,7 @@ def blob_in_use(db: sqlite3.Connection, sha256: str) -> bool:
     current = db.execute(
         "SELECT 1 FROM resources WHERE json_extract(state, '$.sha256')=? LIMIT 1", (sha256,)
     ).fetchone()
-    return current is not None or db.execute(_CHAIN_IN_USE, (sha256,)).fetchone() is not None
+    return current is not None or db.execute(_CHAIN_IN_USE, (sha256, kept_after)).fetchone() is not None
 
 
 _CHAIN_IN_USE = """
@@ -258,7 +267,8 @@ SELECT 1 FROM events link JOIN events later
   ON later.source = link.source AND later.resource = link.resource
   AND later.sequence > link.sequence AND later.chain_from <= link.sequence
 WHERE link.sha256 = ?
-  AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = later.event_id
+  AND (later.created_at >= ?
+       OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = later.event_id
                AND d.status IN ('pending', 'dead'))
        OR EXISTS (SELECT 1 FROM resources r WHERE r.source = later.source
                   AND r.resource = later.resource AND json_extract(r.state, '$.sha256') = later.sha256))
@@ -266,15 +276,24 @@ LIMIT 1
 """
 
 
-def mark_stopped(db: sqlite3.Connection, source: str, reason: str | None) -> None:
-    """Record that a source stopped for good (``None``: it runs again)."""
-    if reason is None:
-        db.execute("DELETE FROM meta WHERE key=?", (f"stopped:{source}",))
+def note_source(db: sqlite3.Connection, source: str, what: str, text: str | None) -> None:
+    """Keep what ``status`` tells of a source (``what``: ``stopped``, why it stopped for good;
+    ``discovery``, why its API could not be asked); ``None`` clears it."""
+    if text is None:
+        db.execute("DELETE FROM meta WHERE key=?", (f"{what}:{source}",))
     else:
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"stopped:{source}", reason))
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{what}:{source}", text))
 
 
-def stopped(db: sqlite3.Connection, source: str) -> str | None:
-    """Why a source stopped, if it did."""
-    row = db.execute("SELECT value FROM meta WHERE key=?", (f"stopped:{source}",)).fetchone()
+def source_note(db: sqlite3.Connection, source: str, what: str) -> str | None:
+    """What ``note_source`` kept of a source, if anything."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (f"{what}:{source}",)).fetchone()
     return None if row is None else str(row[0])
+
+
+def committed_between(db: sqlite3.Connection, after: float, before: float) -> list[str]:
+    """The payloads of the versions committed in [after, before) (the retention's sweep)."""
+    rows = db.execute(
+        "SELECT DISTINCT sha256 FROM events WHERE created_at >= ? AND created_at < ?", (after, before)
+    )
+    return [str(row[0]) for row in rows]

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store import queries
-from pollerd.store.rows import PendingDelivery
-from pollerd.store.schema import connect, connect_readonly, state_path
+from pollerd.store.rows import PendingDelivery, Retention
+from pollerd.store.sqlite import queries
+from pollerd.store.sqlite.high_water import HighWater
+from pollerd.store.sqlite.schema import connect, connect_readonly, state_path
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -32,15 +33,23 @@ class SqliteStore:
         self.created = False  # open() made a new, empty database (none was there, or 0 bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pollerd-sqlite")
         self._db: sqlite3.Connection | None = None
+        self.retention = Retention()
+        self._high_water = HighWater(state_dir)
+        self.lost: str | None = None  # evidence that the database lost commits (see HighWater)
 
     async def open(self) -> None:
-        """Open (and create or migrate) the database; StateCorrupt when it is damaged."""
+        """Open (and create or migrate) the database; StateCorrupt when it is damaged. Commits
+        lost since the last run are found here (``lost``); the mark then starts again from
+        what the database holds, so they are said once."""
         self._db, self.created = await self._thread(connect, self.path)
+        self.lost = await self.run(self._high_water.lost)
+        await self.run(self._high_water.advance)
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
         if self._db is not None:
             await self._thread(self._db.close)
+            await self._thread(self._high_water.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
@@ -62,12 +71,20 @@ class SqliteStore:
         """Persist resource states in one transaction."""
         if states:  # shallow copies: the store's thread serialises them while polls go on
             await self.run(queries.save_states, source, [copy.copy(s) for s in states])
+        await self._thread(self._high_water.sync)  # once a cycle: the commits' mark made durable
 
     async def record_change(
         self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
     ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
-        return await self.run(queries.record_change, source, copy.copy(state), event, sinks)
+        return await self.run(self._committed, source, copy.copy(state), event, sinks)
+
+    def _committed(
+        self, db: sqlite3.Connection, source: str, state: ResourceState, event: Event, sinks: list[str]
+    ) -> Event:
+        event = queries.record_change(db, source, state, event, sinks)
+        self._high_water.advance(db)
+        return event
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""
@@ -85,6 +102,10 @@ class SqliteStore:
         """The sink acknowledged these events (one transaction)."""
         await self.run(queries.settle, event_ids, sink, "delivered", 1)
 
+    async def mark_filtered(self, event_ids: list[str], sink: str) -> None:
+        """The sink's subscription leaves these events out: settled, never sent."""
+        await self.run(queries.settle, event_ids, sink, "filtered", 0)
+
     async def mark_superseded(self, event_ids: list[str], sink: str) -> None:
         """Newer versions replace these events for this sink."""
         await self.run(queries.settle, event_ids, sink, "superseded", 0)
@@ -101,9 +122,9 @@ class SqliteStore:
         """Payload bytes of the sink's pending deliveries."""
         return await self.run(queries.outbox_bytes, sink)
 
-    async def latest_election_events(self, limit: int) -> list[dict[str, Any]]:
-        """The newest election events, newest first."""
-        return await self.run(queries.latest_election_events, limit)
+    async def latest_election_events(self, limit: int, source: str) -> list[dict[str, Any]]:
+        """The newest election events of a source, newest first."""
+        return await self.run(queries.latest_election_events, limit, source)
 
     async def delivery_counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
@@ -115,11 +136,15 @@ class SqliteStore:
 
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed."""
-        return await self.run(queries.blob_in_use, sha256)
+        return await self.run(queries.blob_in_use, sha256, self.retention.kept_after())
 
-    async def mark_stopped(self, source: str, reason: str | None) -> None:
-        """Record (or clear) why a source stopped."""
-        await self.run(queries.mark_stopped, source, reason)
+    async def committed_between(self, after: float, before: float) -> list[str]:
+        """The payloads of the versions committed in [after, before)."""
+        return await self.run(queries.committed_between, after, before)
+
+    async def note_source(self, source: str, what: str, text: str | None) -> None:
+        """Keep (or clear) what ``status`` tells of a source."""
+        await self.run(queries.note_source, source, what, text)
 
 
 @contextmanager
