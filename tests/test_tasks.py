@@ -25,6 +25,17 @@ from tests.test_crash import pollerd
 from tests.test_operations import running
 
 
+async def until_answers(url: str, wanted: int, tries: int = 300) -> int:
+    """GET ``url`` every 0.1 s until it answers ``wanted`` (or ``tries`` run out); the last status."""
+    status = 0
+    for _ in range(tries):
+        status, _ = await fetch(url)
+        if status == wanted:
+            break
+        await asyncio.sleep(0.1)
+    return status
+
+
 def free_port() -> int:
     """A port nothing listens on right now."""
     with socket.socket() as sock:
@@ -93,11 +104,7 @@ async def test_a_full_disk_while_acknowledging_does_not_end_delivery(
         resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         upstream.host.publish("/a.json", b'{"v": 3}')
         await wait_for(lambda: b'{"v": 3}' in bodies, timeout=60)
-        for _ in range(300):
-            if (await fetch(f"{base}/healthz"))[0] == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert (await fetch(f"{base}/healthz"))[0] == 200
+        assert await until_answers(f"{base}/healthz", 200) == 200
     finally:
         hold.set()
         daemon.send_signal(signal.SIGTERM)
