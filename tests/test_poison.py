@@ -14,7 +14,8 @@ from pollerd.core.model import Event
 from pollerd.core.payload import MAX_DEPTH, PayloadRejected, strict_json
 from pollerd.delivery.deliverer import Deliverer
 from pollerd.store.blobs import BlobStore
-from pollerd.store.sqlite.store import SqliteStore, queries
+from pollerd.store.sqlite import queries
+from pollerd.store.sqlite.store import SqliteStore
 from pollerd.telemetry.metrics import Metrics
 from pollerd.versions.payload import Payload
 from tests.conftest import ConfigFactory, Receiver, Upstream, opened, sample, stdout_events

@@ -4,6 +4,7 @@ worked or answers poison, error bodies that break their reader, commits lost wit
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import resource
@@ -12,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from pollerd.config import parse_config
+from pollerd.daemon.app import Daemon
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.night import PRIMARY_DOWN, ElectionNight
 from pollerd.store.sqlite import queries
@@ -147,9 +149,7 @@ async def test_a_hung_object_store_and_the_depth_measured_from_the_state(
             )
             for version in range(1, 6):
                 upstream.host.publish("/a.json", json.dumps({"v": version}).encode())
-                await wait_for(
-                    lambda v=version: sample(daemon, "pollerd_changes_total", source="files") >= v + 1, 20
-                )
+                await wait_for(functools.partial(_changed, daemon, version + 1), 20)
             await wait_for(lambda: sample(daemon, "pollerd_outbox_depth", sink="s3") >= 5, timeout=30)
     finally:
         hanging.set()
@@ -234,7 +234,7 @@ async def _command(*args: str) -> tuple[int | None, bytes, bytes]:
     return process.returncode, out, err
 
 
-def _toml(raw: dict[str, object]) -> str:
+def _toml(raw: Mapping[str, object]) -> str:
     """The tests' small configs as TOML (tables of strings and lists only)."""
     lines = []
     for table, body in raw.items():
@@ -326,7 +326,7 @@ async def test_commits_lost_with_the_wal_are_announced_as_state_lost(
     daemon = await pollerd("run", "-c", str(config))
     try:
         for version in range(1, 4):
-            await wait_for(lambda v=version: _events(state) >= v, timeout=30)
+            await wait_for(functools.partial(_committed, state, version), timeout=30)
             upstream.host.publish("/a.json", json.dumps({"v": version}).encode())
         await wait_for(lambda: _events(state) >= 4, timeout=30)
     finally:
@@ -357,6 +357,16 @@ async def test_commits_lost_with_the_wal_are_announced_as_state_lost(
     log = stderr.decode()
     assert "STATE LOST" in log and "commits lost" in log, log[-2000:]
     assert "the state was lost at start" in page and "commits lost" in page
+
+
+def _changed(daemon: Daemon, changes: int) -> bool:
+    """Whether the daemon has committed that many changes of its source ``files``."""
+    return sample(daemon, "pollerd_changes_total", source="files") >= changes
+
+
+def _committed(state: Path, events: int) -> bool:
+    """Whether the state holds that many events."""
+    return _events(state) >= events
 
 
 def _events(state: Path) -> int:

@@ -11,8 +11,9 @@ import pytest
 
 from pollerd.core.masking import MASK, MASKED
 from pollerd.core.model import Event, Resource, ResourceState, Validators
+from pollerd.store.sqlite import queries
 from pollerd.store.sqlite.schema import connect
-from pollerd.store.sqlite.store import SqliteStore, queries, reading, writing
+from pollerd.store.sqlite.store import SqliteStore, reading, writing
 
 
 @pytest.fixture

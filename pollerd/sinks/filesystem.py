@@ -13,7 +13,7 @@ from pollerd.core.model import Event
 from pollerd.core.names import safe_name
 from pollerd.results.elex import is_snapshot, results_rows, to_csv
 from pollerd.sinks.base import DeliveryFailed
-from pollerd.store.durable import atomic_copy, atomic_write, fsync_dir
+from pollerd.store.durable import atomic_copy, atomic_link, atomic_write, fsync_dir
 from pollerd.versions.payload import Payload
 
 EVENT_SUFFIX = ".event.json"
@@ -58,17 +58,18 @@ class FilesystemSink:
         folder = self.folder(event.source, event.resource)
         folder.mkdir(parents=True, exist_ok=True)
         stem = version_stem(event)
-        atomic_copy(payload, folder / f"{stem}.{event.extension}")
-        event_bytes = json.dumps(event.to_json(), indent=2).encode()
-        atomic_write(event_bytes, folder / f"{stem}{EVENT_SUFFIX}")
+        version = folder / f"{stem}.{event.extension}"
+        atomic_copy(payload, version)
+        event_file = folder / f"{stem}{EVENT_SUFFIX}"
+        atomic_write(json.dumps(event.to_json(), indent=2).encode(), event_file)
         table = to_csv(results_rows(document)) if is_snapshot(document) else None
         if table is not None:
             atomic_write(table, folder / f"{stem}.csv")
-        if _is_newest(folder, event):
-            atomic_copy(payload, folder / f"latest.{event.extension}")
+        if _is_newest(folder, event):  # latest.* are other names of the files just made durable
+            atomic_link(version, folder / f"latest.{event.extension}")
             if table is not None:
-                atomic_write(table, folder / "latest.csv")
-            atomic_write(event_bytes, folder / f"latest{EVENT_SUFFIX}")
+                atomic_link(folder / f"{stem}.csv", folder / "latest.csv")
+            atomic_link(event_file, folder / f"latest{EVENT_SUFFIX}")
         fsync_dir(folder)
         if self.keep_versions is not None:
             _prune(folder, self.keep_versions)

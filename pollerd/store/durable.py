@@ -42,6 +42,20 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
         shutil.copyfileobj(src, dst, 64 * 1024)
 
 
+def atomic_link(source: Path, target: Path) -> None:
+    """Replace ``target`` with another name of ``source`` (a file already made durable): no copy
+    and no fsync of the data; readers see the old or the new file, whole. A copy where the file
+    system has no hard links."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        atomic_copy(source, target)
+        return
+    tmp.replace(target)
+
+
 def atomic_write(data: bytes, target: Path) -> None:
     """Replace ``target`` with ``data``; readers see the old or the new file, whole."""
     _replace(target, lambda dst: dst.write(data))
