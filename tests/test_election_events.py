@@ -465,3 +465,25 @@ async def test_a_sink_outage_is_one_alert_and_its_end_one_more(
     assert told[0].startswith("⚠ sink cms failing: 3 deliveries in a row (files/results.json #")
     assert "HTTP 500" in told[0]
     assert told[1].startswith("⚠ sink cms delivers again after") and ": 8 failed" in told[1]
+
+
+async def test_a_call_retracted_and_made_again_with_results_unchanged_is_told_three_times(
+    ap_night: tuple[ApServer, str], tmp_path: Path
+) -> None:
+    """On the simulator: AP calls a race, takes the call back and calls it again, no new votes in
+    between (``lastUpdated`` unchanged throughout): three events, in order."""
+    replay, base = ap_night
+    key = "PA:1011:G"
+    replay.election.advance(1)
+    assert replay.election.races[key]["raceCallStatus"] != "Called"
+    updated = replay.election.races[key]["reportingUnits"][0]["lastUpdated"]
+    config = ap_config(tmp_path, base, {"name": "out", "kind": "stdout"})
+    async with opened(config) as daemon:
+        assert await daemon.run_once()
+        for change in (replay.election.call, replay.election.retract, replay.election.call):
+            change(key)
+            assert await daemon.run_once()
+        told = await daemon.store.latest_election_events(50, "ap")
+    assert replay.election.races[key]["reportingUnits"][0]["lastUpdated"] == updated
+    stories = [e["type"] for e in reversed(told) if e["key"] == key]
+    assert stories == ["race_called", "call_retracted", "race_called"], stories

@@ -390,3 +390,30 @@ def test_a_lagging_file_does_not_tell_an_old_story_again() -> None:
         call("", "2023-10-22T16:50:00Z"),
     )
     assert announced(version(call("", None)), last).election == (call("", None),)  # no time: by state alone
+
+
+def test_a_call_taken_back_and_made_again_without_new_votes_is_three_stories() -> None:
+    """AP retracts with the unit's ``lastUpdated`` unchanged (older than the call time) and calls
+    the same candidate again: the rules time the retraction by no call time (there is none),
+    never by the results' ``lastUpdated``, so neither it nor the new call is taken for old news."""
+    called, uncalled = race(winner="X1"), race()
+    uncalled["reportingUnits"][0]["lastUpdated"] = "2026-11-04T02:40:00Z"  # before the call, 02:43
+    again = race(winner="X1")
+    again["reportingUnits"][0]["candidates"][0]["winnerDateTime"] = "2026-11-04T02:55:00Z"
+    steps = [ap_rules("pa", None, snapshot(called))]
+    steps.append(ap_rules("pa", snapshot(called), snapshot(uncalled)))
+    steps.append(ap_rules("pa", snapshot(uncalled), snapshot(again)))
+    assert [[f.type for f in facts] for facts in steps] == [
+        ["race_called"],
+        ["call_retracted"],
+        ["race_called"],
+    ]
+    assert steps[1][0].at is None
+    told: dict[str, tuple[str, str | None]] = {}
+    kept = []
+    for facts in steps:
+        event = announced(version(*facts), told)
+        for fact in event.election:
+            told[fact.subject] = (fact.state, fact.at or told.get(fact.subject, ("", None))[1])
+        kept += [fact.type for fact in event.election]
+    assert kept == ["race_called", "call_retracted", "race_called"]

@@ -178,8 +178,12 @@ def _complete(race: Race) -> bool:
 
 
 def _called_at(race: Race, winners: list[dict[str, Any]]) -> str | None:
+    """When AP made the call: a call time only (a candidate's or the race's ``winnerDateTime``),
+    never the unit's ``lastUpdated``, which times the results and is not comparable with a call
+    time. A retraction has no winners, and AP sends no time for it: None (its order among the
+    stories of the race is then its version's)."""
     stamp = next((w["winner_at"] for w in winners if w.get("winner_at")), None)
-    return stamp or race.get("winnerDateTime") or _top(race).get("lastUpdated")
+    return stamp or (race.get("winnerDateTime") if winners else None)
 
 
 def _scope(race: Race) -> dict[str, Any]:

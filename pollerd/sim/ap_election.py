@@ -107,6 +107,27 @@ class ApElection:
                     self._count(race, retract=key == RETRACTED_RACE)
                     self.updated[key] = self.step
 
+    def call(self, key: str) -> None:
+        """AP calls a race for its leader at the next step, with no new votes: ``lastUpdated``
+        stays where it was."""
+        self.step += 1
+        total = self.races[key]["reportingUnits"][0]
+        leader = max(total["candidates"], key=lambda c: c["voteCount"])
+        leader["winner"] = "X"
+        leader["winnerDateTime"] = self.timestamp()
+        self.races[key]["raceCallStatus"] = "Called"
+        self.updated[key] = self.step
+
+    def retract(self, key: str) -> None:
+        """AP takes a call back at the next step with no new votes (as it did with races called
+        too early): the winner flags go, ``lastUpdated`` stays where it was."""
+        self.step += 1
+        for candidate in self.races[key]["reportingUnits"][0]["candidates"]:
+            candidate.pop("winner", None)
+            candidate.pop("winnerDateTime", None)
+        self.races[key]["raceCallStatus"] = "Too Early to Call"
+        self.updated[key] = self.step
+
     def _race(
         self,
         state: str,
