@@ -56,8 +56,7 @@ class Settlement:
                 slot.store.mark_superseded([item.event.event_id for item in superseded], slot.name)
             )
             self._metrics.deliveries.labels(slot.name, "superseded").inc(len(superseded))
-            for item in superseded:
-                await self._blobs.release(item.event.sha256, slot.store)
+            await self._release(slot, superseded)
         return keep
 
     async def refused(
@@ -84,8 +83,14 @@ class Settlement:
         if left_out:
             await asyncio.shield(store.mark_filtered(left_out, slot.name))
         self._metrics.deliveries.labels(slot.name, "delivered").inc(len(sent))
-        for sha256 in dict.fromkeys(i.event.sha256 for i in items):
-            await self._blobs.release(sha256, slot.store)
+        await self._release(slot, items)
+
+    async def _release(self, slot: Slot, items: list[PendingDelivery]) -> None:
+        """Let go of the payloads nothing needs any more (those still kept for redelivery wait
+        for the retention's sweep)."""
+        for sha256, item in {i.event.sha256: i for i in items}.items():
+            if not slot.store.retention.keeps(item.event.detected_at.timestamp()):
+                await self._blobs.release(sha256, slot.store)
 
     async def dead(
         self, slot: Slot, item: PendingDelivery, error: str, log: structlog.stdlib.BoundLogger

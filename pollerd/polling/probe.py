@@ -112,8 +112,9 @@ class Prober:
             await self.recorder.record(
                 resource, state, download, extension_for(fmt, url), details, reading=document
             )
-        finally:  # on every path: a recorded download has moved into the blob store already
-            await self.blobs.discard(download.path)
+        except BaseException:  # a download recorded has moved into the blob store: this one has not
+            await asyncio.shield(self.blobs.discard(download.path))
+            raise
         return Outcome.CHANGED
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> tuple[Any, dict[str, Any] | None]:

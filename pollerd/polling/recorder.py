@@ -89,11 +89,11 @@ class ChangeRecorder:
         updated.sequence = event.sequence
         if self._rules is not None:
             self._context.readings.put(event.sha256, reading, download.size)
-        previous = state.sha256
+        previous, previous_at = state.sha256, state.last_change_at
         for field in dataclasses.fields(state):
             setattr(state, field.name, getattr(updated, field.name))
-        if previous is not None:
-            await blobs.release(previous, store)
+        if previous is not None and not store.retention.keeps(previous_at):
+            await blobs.release(previous, store)  # (one still kept for redelivery: the sweep's)
         self._tally.changed(now, published_at or upstream_time(details, download))
         for fact in event.election:
             self._tally.announced(fact.type)

@@ -162,6 +162,10 @@ class Retention:
     keep_for: float = 0.0
     clock: Callable[[], float] = time.time
 
+    def keeps(self, committed_at: float | None) -> bool:
+        """Whether a version committed then is still kept for redelivery (nothing to release)."""
+        return self.keep_for > 0 and committed_at is not None and self.clock() - committed_at < self.keep_for
+
     def kept_after(self) -> float:
         """Versions committed since then keep their payloads (infinity: none for that reason)."""
         return self.clock() - self.keep_for if self.keep_for > 0 else math.inf
