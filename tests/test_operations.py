@@ -22,6 +22,7 @@ from pollerd.cli import DEMO_CONFIG
 from pollerd.commands.demo import SIM_AP_KEY, open_simulation
 from pollerd.config import Config, load_config, parse_config
 from pollerd.daemon.app import Daemon
+from pollerd.daemon.state_open import StartupError
 from pollerd.daemon.status_page import headline, source_state
 from pollerd.sim import Fault, SimServer
 from pollerd.sim.night import PACKAGE, PRIMARY_DOWN, ElectionNight
@@ -287,16 +288,26 @@ async def test_sighup_reloads_the_running_process(upstream: Upstream, tmp_path: 
 async def test_status_of_a_demo_run_renders_in_a_browser(tmp_path: Path) -> None:
     """The demo's sources and sinks all appear on /status; headless Chromium (where installed)
     renders it without console errors and takes one screenshot."""
-    text = DEMO_CONFIG.read_text()
-    ports = {}
-    for default in ("8000", "8001", "8002"):
-        ports[default] = free_port()
-        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[default]}")
+    server = SimServer()
+    for attempt in range(5):  # a port found free may be taken by another connection before it is bound
+        text = DEMO_CONFIG.read_text()
+        ports = {}
+        for default in ("8000", "8001", "8002"):
+            ports[default] = free_port()
+            text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[default]}")
+        try:
+            simulation = await open_simulation(
+                server, ports["8000"], ports["8001"], {SIM_AP_KEY}, ports["8002"]
+            )
+            break
+        except StartupError:
+            await server.close()
+            server = SimServer()
+            if attempt == 4:
+                raise
     text = text.replace("127.0.0.1:9108", "127.0.0.1:0").replace('"state/demo"', f'"{tmp_path}/state"')
     text = text.replace('root = "out"', f'root = "{tmp_path}/out"')
     config = parse_config(tomllib.loads(text))
-    server = SimServer()
-    simulation = await open_simulation(server, ports["8000"], ports["8001"], {SIM_AP_KEY}, ports["8002"])
     assert simulation.night is not None
     simulation.night.clock.pause()
     simulation.night.clock.jump((PRIMARY_DOWN - timedelta(hours=1)).timestamp())
