@@ -75,12 +75,22 @@ class PollRuns:
 
     async def drain(self, pollers: list[Poller], grace: float) -> int:
         """Schedule nothing more; let the polls in flight (stragglers too) finish within
-        ``grace``, then cancel the rest quietly; how many were cancelled."""
+        ``grace``, then cancel the rest quietly; how many were cancelled. A cycle that ends while
+        it is waited for may leave a slow resource running on its own (a straggler): it is
+        waited for too, so a version downloading at SIGTERM is still committed."""
         self._scheduler.pause()
-        polls = {*self._polls.values(), *(t for p in pollers for t in p.stragglers)}
+        deadline = asyncio.get_running_loop().time() + grace
         late: set[asyncio.Future[Any]] = set()
-        if polls:
-            _, late = await asyncio.wait(polls, timeout=grace)
+        while True:
+            running = {*self._polls.values(), *(t for p in pollers for t in p.stragglers)}
+            polls: set[asyncio.Future[Any]] = {task for task in running if not task.done()}
+            left = deadline - asyncio.get_running_loop().time()
+            if not polls or left <= 0:
+                late = polls
+                break
+            _, late = await asyncio.wait(polls, timeout=left)
+            if late:
+                break
         for task in late:
             task.cancel()
         if late:
