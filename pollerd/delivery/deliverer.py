@@ -228,13 +228,12 @@ class Deliverer:
         await wait_set(wake, max(timeout, 0.05))
 
     async def _round(self, name: str, ignore_schedule: bool = False) -> RoundResult:
-        pending = await self._settle.coalesced(
-            self._slots[name], await self._store_of(name).pending_deliveries(name, BATCH)
-        )
+        slot = self._slots[name]
+        pending = await self._settle.coalesced(slot, await slot.store.pending_deliveries(name, BATCH))
         order = RoundOrder(float("inf") if ignore_schedule else self._clock())
-        if isinstance(self._slots[name].sink, GroupSink):
+        if isinstance(slot.sink, GroupSink):
             return await self._group_round(name, pending, order)
-        acks = Acks(lambda items: self._settle.acknowledge(self._slots[name], items))
+        acks = Acks(lambda items: self._settle.acknowledge(slot, items))
         delivered = failed = 0
         try:
             for item in pending:
@@ -255,7 +254,7 @@ class Deliverer:
         await self._gauge(name)
         next_due = order.next_due
         if failed and next_due is None:
-            next_due = self._clock() + self._slots[name].retry.base / 2
+            next_due = self._clock() + slot.retry.base / 2
         return RoundResult(delivered, failed, next_due, more=len(pending) == BATCH)
 
     async def _group_round(self, name: str, pending: list[PendingDelivery], order: RoundOrder) -> RoundResult:
@@ -269,9 +268,8 @@ class Deliverer:
         for item in pending:
             too_late = expired(slot.policy, item, self._clock())
             if too_late is not None:
-                await self._settle.dead(
-                    self._slots[name], item, too_late, self._log.bind(sink=name, event_id=item.event.event_id)
-                )
+                log = self._log.bind(sink=name, event_id=item.event.event_id)
+                await self._settle.dead(slot, item, too_late, log)
                 continue
             view = slot.subscription.view(item.event)
             if view is None:
@@ -284,7 +282,7 @@ class Deliverer:
         if views:
             failed = await self._send_group(name, due, views)
             settled += [] if failed else due
-        await self._settle.acknowledge(self._slots[name], settled)
+        await self._settle.acknowledge(slot, settled)
         await self._gauge(name)
         next_due = self._clock() + slot.retry.base / 2 if failed else None
         return RoundResult(len(due) - failed, failed, next_due, more=len(pending) == BATCH)
@@ -299,13 +297,13 @@ class Deliverer:
             await slot.attempts.run(slot.sink.deliver_group(views, slot.epoch))
         except DeliveryFailed as exc:
             for item in items:
-                await self._settle.refused(self._slots[name], item, exc, log)
+                await self._settle.refused(slot, item, exc, log)
             return len(items)
         except Exception as exc:  # a group this sink cannot handle must not block it forever
             log.exception("sink crashed on this group")
             for item in items:
                 await self._settle.dead(
-                    self._slots[name], item, f"the sink could not handle this event: {describe(exc)}", log
+                    slot, item, f"the sink could not handle this event: {describe(exc)}", log
                 )
             return len(items)
         self._metrics.delivery_seconds.labels(name).observe(time.monotonic() - started)
@@ -313,30 +311,27 @@ class Deliverer:
         return 0
 
     async def _deliver(self, name: str, item: PendingDelivery) -> Settled:
-        event = item.event
+        event, slot = item.event, self._slots[name]
         log = self._log.bind(sink=name, source=event.source, resource=event.resource, event_id=event.event_id)
-        too_late = expired(self._slots[name].policy, item, self._clock())
+        too_late = expired(slot.policy, item, self._clock())
         if too_late is not None:
-            await self._settle.dead(self._slots[name], item, too_late, log)
+            await self._settle.dead(slot, item, too_late, log)
             return Settled.DEAD
-        view = self._slots[name].subscription.view(event)
+        view = slot.subscription.view(event)
         if view is None:
             self._metrics.deliveries.labels(name, "filtered").inc()
             return Settled.FILTERED
         started = time.monotonic()
         payload = Payload.stored(self._versions, event.sha256, self._blobs.tmp_dir)
         try:
-            slot = self._slots[name]
             await slot.attempts.run(slot.sink.deliver(view, payload, slot.epoch))
         except DeliveryFailed as exc:
-            return await self._settle.refused(self._slots[name], item, exc, log)
+            return await self._settle.refused(slot, item, exc, log)
         except StateRefused:  # the payload could not be read from the state now: the round fails
             raise
         except Exception as exc:  # a payload this sink cannot handle must not block it forever
             log.exception("sink crashed on this event")
-            await self._settle.dead(
-                self._slots[name], item, f"the sink could not handle this event: {describe(exc)}", log
-            )
+            await self._settle.dead(slot, item, f"the sink could not handle this event: {describe(exc)}", log)
             return Settled.DEAD
         finally:
             await payload.close()
