@@ -13,7 +13,7 @@ import pytest
 
 from pollerd.core.election import Fact
 from pollerd.core.masking import MASK, MASKED
-from pollerd.core.model import Event, Resource, ResourceState, Validators
+from pollerd.core.model import Download, Event, Resource, ResourceState, Validators
 from pollerd.store.postgres import queries as pg_queries
 from pollerd.store.postgres.blobs import PgBlobs
 from pollerd.store.postgres.schema import SCHEMA_VERSION, SchemaTooNew
@@ -220,7 +220,7 @@ async def test_postgres_payloads_are_shared_and_streamed(postgres_url: str, tmp_
             blobs.prepare()
         download = writer.tmp_dir / "download.part"
         download.write_bytes(body)
-        payload = await writer.adopt(download, sha)
+        payload = await writer.adopt(Download(download, sha, len(body), None, Validators(), "http://x/r"))
         committed = await store.record_change(
             "src", ResourceState("r", sequence=1), event("r", 1, sha), ["a"], payload
         )

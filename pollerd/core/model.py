@@ -165,15 +165,25 @@ class PollReport:
 
 @dataclass(frozen=True)
 class Download:
-    """A body streamed to a local file, with what the server said about it."""
+    """A body received, with what the server said about it: streamed to a local file (``path``),
+    or, when it is small, held in memory (``body``; ``path`` is then None: it is written once,
+    where it is kept, when it is adopted)."""
 
-    path: Path
+    path: Path | None
     sha256: str
     size: int
     content_type: str | None
     validators: Validators
     final_url: str
     md5: str | None = None
+    body: bytes | None = None
+
+    def read_bytes(self) -> bytes:
+        """The body (from the file, when it is on disk: call it in a worker thread then)."""
+        if self.body is not None:
+            return self.body
+        assert self.path is not None
+        return self.path.read_bytes()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Checks that a downloaded body is what the resource should contain, before anyone sees it.
 
-Called in a worker thread: it reads the file.
+Called in a worker thread where it reads the file; a small body held in memory is checked where it is.
 """
 
 from __future__ import annotations
@@ -54,17 +54,31 @@ def validate_payload(path: Path, fmt: str, allow_empty: bool) -> Any:
     Returns the parsed document of a non-empty JSON body (None otherwise), so it is parsed once.
     """
     size = path.stat().st_size
+    with path.open("rb") as body:
+        head = body.read(_SNIFF_BYTES)
+    if not _worth_reading(size, head, fmt, allow_empty):
+        return None
+    return _parse_json(path) if fmt == "json" else None
+
+
+def validate_body(body: bytes, fmt: str, allow_empty: bool) -> Any:
+    """``validate_payload`` of a body held in memory (no file read: fit for the event loop when
+    the body is small)."""
+    if not _worth_reading(len(body), body[:_SNIFF_BYTES], fmt, allow_empty):
+        return None
+    return strict_json(body) if fmt == "json" else None
+
+
+def _worth_reading(size: int, head: bytes, fmt: str, allow_empty: bool) -> bool:
+    """False for an empty body that is allowed; PayloadRejected for one that is not, or for an
+    HTML page where data was expected."""
     if size == 0:
         if allow_empty:
-            return None
+            return False
         raise PayloadRejected("empty", "the body is empty")
-    with path.open("rb") as body:
-        head = body.read(_SNIFF_BYTES).removeprefix(BOM).lstrip().lower()
-    if fmt != "binary" and head.startswith(_HTML_STARTS):
+    if fmt != "binary" and head.removeprefix(BOM).lstrip().lower().startswith(_HTML_STARTS):
         raise PayloadRejected("html", "an HTML page where data was expected")
-    if fmt == "json":
-        return _parse_json(path)
-    return None
+    return True
 
 
 def _parse_json(path: Path) -> Any:

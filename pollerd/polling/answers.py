@@ -7,8 +7,6 @@ import asyncio
 import functools
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -82,11 +80,30 @@ class Limits:
         self._total = asyncio.Semaphore(total)
         self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_host))
 
-    @asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[None]:
-        """Hold one global slot and one slot of the URL's host."""
-        async with self._per_host[host_of(url)], self._total:
-            yield
+    def slot(self, url: str) -> _Slot:
+        """``async with``: hold one slot of the URL's host and one global slot."""
+        return _Slot(self._per_host[host_of(url)], self._total)
+
+
+class _Slot:
+    """Two semaphores held together, taken in order and given back in reverse (a plain class:
+    this is entered at every request)."""
+
+    def __init__(self, host: asyncio.Semaphore, total: asyncio.Semaphore) -> None:
+        self._host = host
+        self._total = total
+
+    async def __aenter__(self) -> None:
+        await self._host.acquire()
+        try:
+            await self._total.acquire()
+        except BaseException:
+            self._host.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._total.release()
+        self._host.release()
 
 
 def validators_of(headers: CIMultiDictProxy[str]) -> Validators:

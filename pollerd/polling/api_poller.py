@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from typing import Any
 
 from pollerd.config.base import SourceBase
@@ -17,6 +16,7 @@ from pollerd.core.payload import PayloadRejected, strict_json
 from pollerd.polling.base import PollerBase
 from pollerd.polling.budget_plan import spacing
 from pollerd.polling.context import PollContext
+from pollerd.polling.spool import SMALL_BODY
 
 NO_VALIDATORS = Validators()
 
@@ -101,20 +101,22 @@ class ApiPoller(PollerBase):
         """How many resources the source watches now (each kind knows its own)."""
         raise NotImplementedError
 
-    async def _write(
+    async def _payload(
         self,
         body: bytes,
         url: str,
         validators: Validators = NO_VALIDATORS,
         identity: tuple[str, int] | None = None,
     ) -> Download:
-        """A payload pollerd made itself (a snapshot, a record), ready for the recorder.
-        ``identity``: the version's digest and whole size where ``body`` is not the whole version
-        (an AP snapshot kept as its change); else the body's own sha256 and length."""
-        path = self._blobs.tmp_dir / f"{uuid.uuid4().hex}.part"
-        await asyncio.to_thread(path.write_bytes, body)
-        digest, size = identity or (hashlib.sha256(body).hexdigest(), len(body))
-        return Download(path, digest, size, "application/json", validators, url)
+        """A payload pollerd made itself (a snapshot, a record), ready for the recorder (held in
+        memory: it is written once, into the blob store, if it is recorded). ``identity``: the
+        version's digest and whole size where ``body`` is not the whole version (an AP snapshot
+        kept as its change); else the body's own sha256 and length."""
+        if identity is None:
+            small = len(body) <= SMALL_BODY
+            identity = (_sha256(body) if small else await asyncio.to_thread(_sha256, body), len(body))
+        digest, size = identity
+        return Download(None, digest, size, "application/json", validators, url, body=body)
 
     async def _stored_json(self, state: ResourceState | None) -> Any:
         """The last recorded payload of a resource, parsed (None if there is none)."""
@@ -127,7 +129,7 @@ class ApiPoller(PollerBase):
         try:
             return await asyncio.to_thread(_read_json, download)
         except PayloadRejected:
-            await self._blobs.discard(download.path)
+            await self._blobs.drop(download)
             raise
 
     def _rejected(self, exc: Exception) -> None:
@@ -140,5 +142,9 @@ class ApiPoller(PollerBase):
         return MASKED(text)
 
 
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
 def _read_json(download: Download) -> Any:
-    return strict_json(download.path.read_bytes())
+    return strict_json(download.read_bytes())

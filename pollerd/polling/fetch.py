@@ -75,10 +75,7 @@ class HttpClient:
 
     async def head(self, terms: Terms, url: str) -> HeadAnswer:
         """HEAD the URL (following redirects the policy allows)."""
-        async with (
-            self._recorded(terms, "HEAD", url) as log,
-            self._request(terms, "HEAD", url, terms.headers) as response,
-        ):
+        async with self._exchange(terms, "HEAD", url, terms.headers) as (response, log):
             if log is not None:
                 await log.answer("HEAD", url, response.status, response.headers)
             return HeadAnswer(
@@ -96,10 +93,7 @@ class HttpClient:
             request_headers["If-None-Match"] = send.etag
         if send.last_modified is not None:
             request_headers["If-Modified-Since"] = send.last_modified
-        async with (
-            self._recorded(terms, "GET", url) as log,
-            self._request(terms, "GET", url, request_headers) as response,
-        ):
+        async with self._exchange(terms, "GET", url, request_headers) as (response, log):
             validators = validators_of(response.headers)
             headers = dict(response.headers)
             if response.status == 304:
@@ -108,7 +102,9 @@ class HttpClient:
                 return GetAnswer(304, validators, None, headers)
             await raise_for_status(response)
             download = await self._stream(terms, response, validators)
-            if log is not None:
+            if log is not None and download.path is None:
+                await log.answer("GET", url, response.status, headers, body=download.body)
+            elif log is not None and download.path is not None:
                 kept = (download.path, download.sha256, download.size)
                 await log.answer("GET", url, response.status, headers, body_file=kept)
             return GetAnswer(response.status, validators, download, headers)
@@ -116,10 +112,7 @@ class HttpClient:
     async def read(self, terms: Terms, url: str) -> bytes:
         """GET a small document (an API answer) into memory; at most ``max_bytes``."""
         max_bytes = terms.max_bytes
-        async with (
-            self._recorded(terms, "GET", url) as log,
-            self._request(terms, "GET", url, terms.headers) as response,
-        ):
+        async with self._exchange(terms, "GET", url, terms.headers) as (response, log):
             await raise_for_status(response)
             body = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
@@ -131,12 +124,31 @@ class HttpClient:
             return bytes(body)
 
     @asynccontextmanager
-    async def _recorded(self, terms: Terms, method: str, url: str) -> AsyncIterator[AnswerLog | None]:
-        """The source's recorder (None when it is not recorded); an answer that ends in a failure
-        is recorded as the failure it was."""
+    async def _exchange(
+        self, terms: Terms, method: str, url: str, headers: Mapping[str, str]
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, AnswerLog | None]]:
+        """One request under the limits and the source's recorder (None when it is not
+        recorded); its failures in words (a request that got no answer is counted), and an
+        answer that ends in a failure recorded as the failure it was."""
         log = self._recordings.of(terms.tally.name) if self._recordings is not None else None
+        answered = [False]
         try:
-            yield log
+            try:
+                async with (
+                    self._limits.slot(url),
+                    self._follow(terms, method, url, headers, answered) as response,
+                ):
+                    yield response, log
+            except TimeoutError:
+                if not answered[0]:
+                    terms.tally.requested(method, status_class(None))
+                raise FetchFailure("timeout", f"no complete answer within {terms.timeout:g}s") from None
+            except aiohttp.ClientPayloadError as exc:
+                raise PayloadRejected("truncated", str(exc).split(".")[0]) from None
+            except aiohttp.ClientError as exc:
+                if not answered[0]:
+                    terms.tally.requested(method, status_class(None))
+                raise FetchFailure("connection", connection_words(exc, host_of(url))) from None
         except FetchFailure as exc:
             if log is not None and exc.reason != "refused":  # refused: no request was made
                 if exc.status is None:
@@ -148,29 +160,6 @@ class HttpClient:
             if log is not None:
                 await log.no_answer(method, url, exc.reason)
             raise
-
-    @asynccontextmanager
-    async def _request(
-        self, terms: Terms, method: str, url: str, headers: Mapping[str, str]
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One request, its failures in words (a request that got no answer is counted)."""
-        answered = [False]
-        try:
-            async with (
-                self._limits.slot(url),
-                self._follow(terms, method, url, headers, answered) as response,
-            ):
-                yield response
-        except TimeoutError:
-            if not answered[0]:
-                terms.tally.requested(method, status_class(None))
-            raise FetchFailure("timeout", f"no complete answer within {terms.timeout:g}s") from None
-        except aiohttp.ClientPayloadError as exc:
-            raise PayloadRejected("truncated", str(exc).split(".")[0]) from None
-        except aiohttp.ClientError as exc:
-            if not answered[0]:
-                terms.tally.requested(method, status_class(None))
-            raise FetchFailure("connection", connection_words(exc, host_of(url))) from None
 
     @asynccontextmanager
     async def _follow(
@@ -214,13 +203,14 @@ class HttpClient:
             if declared is not None and spool.size != declared:
                 raise PayloadRejected("truncated", f"got {spool.size} of {declared} bytes")
         return Download(
-            path=spool.path,
+            path=None if spool.body is not None else spool.path,
             sha256=spool.sha256,
             size=spool.size,
             content_type=response.headers.get("Content-Type"),
             validators=validators,
             final_url=str(response.url),
             md5=spool.md5,
+            body=spool.body,
         )
 
 

@@ -21,7 +21,13 @@ from pollerd.core.detect import (
     strategy_after_get,
 )
 from pollerd.core.model import Download, Outcome, Resource, ResourceState, Strategy
-from pollerd.core.payload import PayloadRejected, effective_format, extension_for, validate_payload
+from pollerd.core.payload import (
+    PayloadRejected,
+    effective_format,
+    extension_for,
+    validate_body,
+    validate_payload,
+)
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.fetch import HttpClient, Terms
 from pollerd.polling.recorder import ChangeRecorder
@@ -99,7 +105,7 @@ class Prober:
     async def _judge(self, resource: Resource, state: ResourceState, url: str, download: Download) -> Outcome:
         verdict = after_fetch(state, download.sha256, download.validators)
         if verdict is not Verdict.CHANGED:
-            await self.blobs.discard(download.path)
+            await self.blobs.drop(download)
             if verdict is Verdict.SAME_BYTES:
                 self.tally.same_bytes()
                 self.log.info("new validators, same bytes", resource=resource.id)
@@ -108,19 +114,26 @@ class Prober:
             return Outcome.UNCHANGED
         fmt = effective_format(resource.format, url, download.content_type)
         try:
-            document, details = await asyncio.to_thread(self._inspect, resource, download, fmt)
+            if download.body is not None:  # small and in memory: no trip to a thread
+                document, details = self._inspect(resource, download, fmt)
+            else:
+                document, details = await asyncio.to_thread(self._inspect, resource, download, fmt)
             await self.recorder.record(
                 resource, state, download, extension_for(fmt, url), details, reading=document
             )
-        except BaseException:  # a download recorded has moved into the blob store: this one has not
-            await asyncio.shield(self.blobs.discard(download.path))
+        except BaseException:  # a download recorded is in the blob store: this one is not
+            await asyncio.shield(self.blobs.drop(download))
             raise
         return Outcome.CHANGED
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> tuple[Any, dict[str, Any] | None]:
-        """Validate the payload and read the source's details from it (in a worker thread): the
-        document (parsed once, for the rules too) and the details."""
-        document = validate_payload(download.path, fmt, resource.allow_empty)
+        """Validate the payload and read the source's details from it (in a worker thread, unless
+        it is small and in memory): the document (parsed once, for the rules too) and the details."""
+        if download.body is not None:
+            document = validate_body(download.body, fmt, resource.allow_empty)
+        else:
+            assert download.path is not None
+            document = validate_payload(download.path, fmt, resource.allow_empty)
         if document is None:
             return None, None
         try:

@@ -14,10 +14,11 @@ import structlog
 
 from pollerd.core.election import Fact, Rules
 from pollerd.core.model import Download, Event, Resource, ResourceState
-from pollerd.core.payload import stored_json
+from pollerd.core.payload import kept_json, stored_json
 from pollerd.polling.context import PollContext
 from pollerd.polling.tally import SourceTally
-from pollerd.store.protocol import StateRefused
+from pollerd.store.group_commit import GroupCommit
+from pollerd.store.protocol import Change, StateRefused
 
 
 def upstream_time(details: dict[str, Any] | None, download: Download) -> float | None:
@@ -50,6 +51,7 @@ class ChangeRecorder:
         self._context = context
         self._tally = tally
         self._log = structlog.get_logger("pollerd.poll").bind(source=source)
+        self._commits = GroupCommit(context.store, context.blobs)
 
     async def record(
         self,
@@ -77,23 +79,20 @@ class ChangeRecorder:
         event = dataclasses.replace(event, chain_from=updated.chain_from)
         if self._rules is not None:
             if reading is None:
-                reading = await asyncio.to_thread(stored_json, download.path)
+                reading = await asyncio.to_thread(_stored_json, download)
             facts = await self._facts(resource.id, state.sha256, reading)
             event = dataclasses.replace(event, election=tuple(facts))
-        blobs, store = self._context.blobs, self._context.store
-        async with blobs.lock:
-            payload = await blobs.adopt(download.path, download.sha256)
-            event = await asyncio.shield(
-                store.record_change(self._source, updated, event, self._sinks, payload)
-            )
+        change = Change(self._source, updated, event, self._sinks, download)
+        event = await self._commits.commit(change)
         updated.sequence = event.sequence
         if self._rules is not None:
             self._context.readings.put(event.sha256, reading, download.size)
         previous, previous_at = state.sha256, state.last_change_at
         for field in dataclasses.fields(state):
             setattr(state, field.name, getattr(updated, field.name))
+        store = self._context.store
         if previous is not None and not store.retention.keeps(previous_at):
-            await blobs.release(previous, store)  # (one still kept for redelivery: the sweep's)
+            await self._context.blobs.release(previous, store)  # (one still kept for redelivery: the sweep's)
         self._tally.changed(now, published_at or upstream_time(details, download))
         for fact in event.election:
             self._tally.announced(fact.type)
@@ -152,6 +151,13 @@ class ChangeRecorder:
             url_switch=state.url_switch,
             details=details,
         )
+
+
+def _stored_json(download: Download) -> Any:
+    """The download parsed, as a stored payload is (None when it is no JSON)."""
+    if download.path is None:
+        return kept_json(download.read_bytes())
+    return stored_json(download.path)
 
 
 def _next_version(

@@ -1,7 +1,8 @@
-"""A body streamed to a temporary file: hashed on the way (SHA-256, and MD5, what S3 and most
-mirrors send as the ETag), written in batches of up to a MiB, so memory stays flat whatever the
-size (and a small body allocates no more than itself), and the file removed if anything goes
-wrong."""
+"""A body as it streams in: hashed on the way (SHA-256, and MD5, what S3 and most mirrors send as
+the ETag) and written to a temporary file in batches of up to a MiB, so memory stays flat
+whatever the size, and the file removed if anything goes wrong. A small body never touches the
+disk here: it is kept in memory (``body``), and written once, where it is kept, if it is a new
+version (most probes of a night end in an unchanged answer or a small file)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ from types import TracebackType
 from typing import BinaryIO
 
 _WRITE_BATCH = 1024 * 1024
+SMALL_BODY = 64 * 1024  # held in memory, and parsed on the event loop in well under a ms
 
 
 class Spool:
-    """``async with Spool(path) as spool: await spool.add(chunk)``; the file is closed on exit,
-    and removed when the block raises."""
+    """``async with Spool(path) as spool: await spool.add(chunk)``. After the block, either
+    ``body`` holds a small body, or ``path`` the whole body (written and closed); the file is
+    removed when the block raises."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = 0
+        self.body: bytes | None = None
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._pending = bytearray()
-        self._file: BinaryIO | None = None
+        self._file: BinaryIO | None = None  # opened once the body outgrows the memory kept
 
     @property
     def sha256(self) -> str:
@@ -38,7 +42,6 @@ class Spool:
         return self._md5.hexdigest()
 
     async def __aenter__(self) -> Spool:
-        self._file = await asyncio.to_thread(self.path.open, "wb")
         return self
 
     async def add(self, chunk: bytes) -> None:
@@ -48,26 +51,38 @@ class Spool:
         self._md5.update(chunk)
         self._pending += chunk
         if len(self._pending) >= _WRITE_BATCH:
-            await self._flush()
+            batch, self._pending = self._pending, bytearray()
+            await asyncio.to_thread(self._write, batch, False)
 
-    async def _flush(self) -> None:
-        assert self._file is not None
-        batch, self._pending = self._pending, bytearray()
-        await asyncio.to_thread(self._file.write, batch)
+    def _write(self, batch: bytearray, last: bool) -> None:
+        if self._file is None:
+            self._file = self.path.open("wb")
+        self._file.write(batch)
+        if last:
+            self._file.close()
+
+    def _finish(self, batch: bytearray) -> None:
+        try:
+            self._write(batch, True)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            with suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._file is not None
-        failed = kind is not None
-        try:
-            if not failed and self._pending:
-                await self._flush()
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            await asyncio.to_thread(self._file.close)
-            if failed:
-                with suppress(FileNotFoundError):
-                    await asyncio.to_thread(self.path.unlink)
+        if kind is not None:
+            if self._file is not None:
+                await asyncio.to_thread(self._abandon)
+            return
+        batch, self._pending = self._pending, bytearray()
+        if self._file is None and self.size <= SMALL_BODY:
+            self.body = bytes(batch)
+        else:
+            await asyncio.to_thread(self._finish, batch)

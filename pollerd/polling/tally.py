@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pollerd.core.model import Outcome, PollReport, ResourceState
 from pollerd.telemetry.alerts import Alerts
@@ -41,6 +42,15 @@ class SourceTally:
         self._alerts = alerts or Alerts()
         self._status = PollerStatus(kind)
         self._failed_cycles = 0  # in a row
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _labelled(self, metric: Any, *labels: str) -> Any:
+        """The metric's child for this source and ``labels``, looked up once (counted per request)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.name, *labels)
+        return child
 
     def status(self) -> PollerStatus:
         """A copy of the figures as they are now."""
@@ -48,20 +58,20 @@ class SourceTally:
 
     def polled(self, outcome: Outcome) -> None:
         """One resource was polled."""
-        self._metrics.polls.labels(self.name, outcome.value).inc()
+        self._labelled(self._metrics.polls, outcome.value).inc()
 
     def probed(self, seconds: float) -> None:
         """How long one resource's requests took."""
-        self._metrics.probe_seconds.labels(self.name).observe(seconds)
+        self._labelled(self._metrics.probe_seconds).observe(seconds)
 
     def requested(self, method: str, status_class: str) -> None:
         """One HTTP request was answered (``error``: it was not)."""
-        self._metrics.http_requests.labels(self.name, method, status_class).inc()
+        self._labelled(self._metrics.http_requests, method, status_class).inc()
 
     def downloaded(self, size: int) -> None:
         """Body bytes arrived."""
         self._status.downloaded_bytes += size
-        self._metrics.downloaded_bytes.labels(self.name).inc(size)
+        self._labelled(self._metrics.downloaded_bytes).inc(size)
 
     def rejected(self, reason: str) -> None:
         """A payload was refused (it never reaches a sink)."""

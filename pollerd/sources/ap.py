@@ -214,7 +214,7 @@ class ApPoller(ApiPoller):
             since = state.sequence if state.chain_from is None else state.chain_from
             chain = {"chain_from": since, "chain_length": state.chain_length + 1}
         url = self._resources[query.name].url
-        download = await self._write(body, url, validators, identity=(digest, size))
+        download = await self._payload(body, url, validators, identity=(digest, size))
         await self._recorder.record(
             self._resources[query.name],
             state,
@@ -238,7 +238,7 @@ class ApPoller(ApiPoller):
         if digest == state.sha256:
             return
         resource = Resource(name, self._resources[query.name].url, "json")
-        download = await self._write(body, resource.url)
+        download = await self._payload(body, resource.url)
         await self._recorder.record(resource, state, download, "json", facts, reading=document)
 
     async def _snapshot(self, query: str, state: ResourceState) -> Snapshot:
@@ -259,7 +259,7 @@ class ApPoller(ApiPoller):
     async def _answer(self, download: Download) -> dict[str, Any]:
         """An AP answer: a JSON object (the downloaded file is not kept)."""
         document = await self._parse(download)
-        await self._blobs.discard(download.path)
+        await self._blobs.drop(download)
         if not isinstance(document, dict):
             raise PayloadRejected("invalid_json", "an AP answer is a JSON object")
         return document

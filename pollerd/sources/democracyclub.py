@@ -116,7 +116,7 @@ class DcPoller(ApiPoller):
         key = await asyncio.to_thread(canonical_hash, document)
         state.succeeded(self._clock())
         if key == state.content_key:
-            await self._blobs.discard(download.path)
+            await self._blobs.drop(download)
             return Outcome.UNCHANGED
         old = await self._stored(state)
         details = {"summary": summarise(old, document)}
@@ -200,7 +200,7 @@ class DcPoller(ApiPoller):
             return Outcome.UNCHANGED
         old = await self._stored(state)
         body = canonical(row if row is not None else {"id": rid, "vanished": True})
-        download = await self._write(body, url)
+        download = await self._payload(body, url)
         details = {"summary": record_summary(old, row)}
         await self._recorder.record(
             Resource(rid, url, "json"), state, download, "json", details, updated_at(row), content_key=key
@@ -224,7 +224,7 @@ class DcPoller(ApiPoller):
 
     async def _document(self, url: str) -> dict[str, Any]:
         download, document = await self._fetch(url)
-        await self._blobs.discard(download.path)
+        await self._blobs.drop(download)
         if not isinstance(document, dict):
             raise PayloadRejected("invalid_json", "expected a JSON object")
         return document

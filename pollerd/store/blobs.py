@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
+from pollerd.core.model import Download
 from pollerd.store.durable import fsync_dir
-from pollerd.versions.stored import delta_base, is_delta
+from pollerd.versions.stored import DELTA_MARK, delta_base, is_delta
 
 
 class PayloadUsage(Protocol):
@@ -46,26 +48,70 @@ class BlobStore:
         """A local file holding the payload (a sink is handed this path)."""
         return self.path(sha256)
 
-    async def adopt(self, download_path: Path, sha256: str) -> Path:
-        """Move a finished download into the store, durably; return its blob path."""
-        return await asyncio.to_thread(self._adopt, download_path, sha256)
+    async def adopt(self, download: Download) -> Path:
+        """Put a download into the store, durably; return its blob path."""
+        (adopted,) = await asyncio.to_thread(self.adopt_all, [download])
+        if isinstance(adopted, Exception):
+            raise adopted
+        return adopted
 
     async def has(self, sha256: str) -> bool:
         """Whether a payload is stored under this hash."""
         return await asyncio.to_thread(self.path(sha256).exists)
 
-    def _adopt(self, download_path: Path, sha256: str) -> Path:
-        target = self.path(sha256)
+    def adopt_all(self, downloads: list[Download]) -> list[Path | Exception]:
+        """Put downloads into the store, durably, each folder made durable once (in a worker
+        thread): the blob path of each, or what kept it out (the others go on)."""
+        adopted: list[Path | Exception] = []
+        folders: dict[Path, list[int]] = {}
+        for download in downloads:
+            try:
+                target, placed = self._place(download)
+            except OSError as exc:
+                adopted.append(exc)
+                continue
+            if placed:
+                folders.setdefault(target.parent, []).append(len(adopted))
+            adopted.append(target)
+        for folder, which in folders.items():
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                for index in which:
+                    adopted[index] = exc
+        return adopted
+
+    def _place(self, download: Download) -> tuple[Path, bool]:
+        """The blob path, and whether the download was put there (its folder to be made durable)
+        rather than dropped for a copy already there. A body in memory is written to a temporary
+        file and renamed into place, so a blob is never seen half-written."""
+        target = self.path(download.sha256)
         # a version that comes back whole where it was kept as a delta replaces the delta
-        if target.exists() and not (is_delta(target) and not is_delta(download_path)):
-            download_path.unlink()
-            return target
+        if target.exists() and not (is_delta(target) and not _is_delta(download)):
+            self._drop_now(download)
+            return target, False
         target.parent.mkdir(exist_ok=True)
-        with download_path.open("rb") as file:
-            os.fsync(file.fileno())
-        download_path.replace(target)
-        fsync_dir(target.parent)
-        return target
+        source = download.path
+        if source is None:
+            source = self.tmp_dir / f"{uuid.uuid4().hex}.part"  # (a crash leaves it where a start clears)
+            with source.open("wb") as file:
+                file.write(download.read_bytes())
+                os.fsync(file.fileno())
+        else:
+            with source.open("rb") as file:
+                os.fsync(file.fileno())
+        source.replace(target)
+        return target, True
+
+    async def drop(self, download: Download) -> None:
+        """Let go of a download that will not be kept (its file, if it has one)."""
+        if download.path is not None:
+            await self.discard(download.path)
+
+    @staticmethod
+    def _drop_now(download: Download) -> None:
+        if download.path is not None:
+            _unlink(download.path)
 
     async def discard(self, path: Path) -> None:
         """Remove a download that will not be kept."""
@@ -91,6 +137,12 @@ class BlobStore:
             return False
         await asyncio.to_thread(_unlink, self.path(sha256))
         return True
+
+
+def _is_delta(download: Download) -> bool:
+    if download.path is None:
+        return download.read_bytes().startswith(DELTA_MARK)
+    return is_delta(download.path)
 
 
 def _unlink(path: Path) -> None:

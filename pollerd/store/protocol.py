@@ -3,10 +3,12 @@ engine holds it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.core.model import Download, Event, Resource, ResourceState
 from pollerd.store.rows import PendingDelivery, Retention
 
 
@@ -17,6 +19,21 @@ class StateRefused(Exception):
 
 class StateUnavailable(StateRefused):
     """The database cannot be reached now; the work is retried when it can."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One new version to commit: the resource's state once it is committed, its event, the
+    sinks it goes to, and the download that holds its payload."""
+
+    source: str
+    state: ResourceState
+    event: Event
+    sinks: list[str]
+    download: Download
+
+
+Adopt = Callable[[list[Download]], list[Path | Exception]]  # ``BlobStore.adopt_all``
 
 
 class StateStore(Protocol):
@@ -41,6 +58,11 @@ class StateStore(Protocol):
         for the resource, so a state that disagrees with the outbox never reuses a number. The
         event as committed is returned (its sequence and id differ from ``event``'s only then).
         """
+
+    async def record_changes(self, changes: list[Change], adopt: Adopt) -> list[Event | Exception]:
+        """``record_change`` of each change, its download adopted first with ``adopt`` (in a
+        worker thread), as few trips as the engine allows; in the order given, each change's
+        event as committed or what kept it from being committed (the others go on)."""
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

@@ -3,6 +3,7 @@ connection from a small pool and runs one of ``pg_queries``; the schema is migra
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from pollerd.store.postgres import queries as pg_queries
 from pollerd.store.postgres.leases import Fence
 from pollerd.store.postgres.queries import Connection
 from pollerd.store.postgres.schema import migrate
-from pollerd.store.protocol import StateUnavailable
+from pollerd.store.protocol import Adopt, Change, StateUnavailable
 from pollerd.store.rows import PendingDelivery, Retention
 
 _T = TypeVar("_T")
@@ -142,6 +143,24 @@ class PgStore:
     ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
         return await self._write(pg_queries.record_change, source, copy.copy(state), event, sinks, payload)
+
+    async def record_changes(self, changes: list[Change], adopt: Adopt) -> list[Event | Exception]:
+        """The changes committed (see ``StateStore``): the downloads adopted in one trip to a
+        thread, then each change in a transaction of its own (each under the lease, each
+        announced to the other replicas as it commits)."""
+        adopted = await asyncio.to_thread(adopt, [c.download for c in changes])
+        results: list[Event | Exception] = []
+        for change, payload in zip(changes, adopted, strict=True):
+            if isinstance(payload, Exception):
+                results.append(payload)
+                continue
+            try:
+                results.append(
+                    await self.record_change(change.source, change.state, change.event, change.sinks, payload)
+                )
+            except Exception as exc:  # this change is not committed; it is tried again
+                results.append(exc)
+        return results
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

@@ -63,37 +63,44 @@ def record_change(
 ) -> Event:
     """In one transaction: the resource's new state, the event (its sequence allocated here), and
     one pending delivery per sink; the event as committed."""
-    now = time.time()
     with transaction(db):
-        event = allocated(source, state, event, next_sequence(db, source, state.resource_id))
-        event = announced(event, last_states(db, source, [fact.subject for fact in event.election]))
-        db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
-        db.execute(
-            "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
-            " created_at, size, chain_from) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                event.event_id,
-                source,
-                state.resource_id,
-                event.sequence,
-                event.sha256,
-                json.dumps(event.to_json()),
-                event.extension,
-                now,
-                event.size,
-                event.chain_from,
-            ),
-        )
-        db.executemany(
-            "INSERT INTO deliveries (event_id, sink, status, next_attempt, updated_at)"
-            " VALUES (?, ?, 'pending', ?, ?)",
-            [(event.event_id, sink, now, now) for sink in sinks],
-        )
-        db.executemany(
-            "INSERT INTO election_events (event_id, version_event_id, source, resource, type, subject,"
-            " state, body, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            election_rows(source, event, now),
-        )
+        return insert_change(db, source, state, event, sinks)
+
+
+def insert_change(
+    db: sqlite3.Connection, source: str, state: ResourceState, event: Event, sinks: list[str]
+) -> Event:
+    """``record_change`` inside a transaction the caller holds (several changes in one)."""
+    now = time.time()
+    event = allocated(source, state, event, next_sequence(db, source, state.resource_id))
+    event = announced(event, last_states(db, source, [fact.subject for fact in event.election]))
+    db.execute(_SAVE_STATE, (source, state.resource_id, state_to_json(state)))
+    db.execute(
+        "INSERT INTO events (event_id, source, resource, sequence, sha256, body, extension,"
+        " created_at, size, chain_from) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            event.event_id,
+            source,
+            state.resource_id,
+            event.sequence,
+            event.sha256,
+            json.dumps(event.to_json()),
+            event.extension,
+            now,
+            event.size,
+            event.chain_from,
+        ),
+    )
+    db.executemany(
+        "INSERT INTO deliveries (event_id, sink, status, next_attempt, updated_at)"
+        " VALUES (?, ?, 'pending', ?, ?)",
+        [(event.event_id, sink, now, now) for sink in sinks],
+    )
+    db.executemany(
+        "INSERT INTO election_events (event_id, version_event_id, source, resource, type, subject,"
+        " state, body, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        election_rows(source, event, now),
+    )
     return event
 
 

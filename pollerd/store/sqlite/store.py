@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.store.protocol import Adopt, Change
 from pollerd.store.rows import PendingDelivery, Retention
 from pollerd.store.sqlite import queries
 from pollerd.store.sqlite.high_water import HighWater
@@ -85,6 +87,40 @@ class SqliteStore:
         event = queries.record_change(db, source, state, event, sinks)
         self._high_water.advance(db)
         return event
+
+    async def record_changes(self, changes: list[Change], adopt: Adopt) -> list[Event | Exception]:
+        """The changes committed (see ``StateStore``) with one trip to the store's thread: every
+        download adopted, then one transaction for them all (one fsync of the log); when that
+        fails, each in a transaction of its own, so one bad change costs only itself."""
+        copies = [dataclasses.replace(change, state=copy.copy(change.state)) for change in changes]
+        return await self.run(self._committed_all, copies, adopt)
+
+    def _committed_all(
+        self, db: sqlite3.Connection, changes: list[Change], adopt: Adopt
+    ) -> list[Event | Exception]:
+        payloads = adopt([c.download for c in changes])
+        results: list[Event | Exception] = [
+            p if isinstance(p, Exception) else c.event for c, p in zip(changes, payloads, strict=True)
+        ]
+        adopted = [i for i, payload in enumerate(payloads) if not isinstance(payload, Exception)]
+        try:
+            with queries.transaction(db):
+                for i in adopted:
+                    change = changes[i]
+                    results[i] = queries.insert_change(
+                        db, change.source, copy.copy(change.state), change.event, change.sinks
+                    )
+        except Exception:
+            for i in adopted:
+                change = changes[i]
+                try:
+                    results[i] = queries.record_change(
+                        db, change.source, change.state, change.event, change.sinks
+                    )
+                except Exception as exc:  # this change is not committed; it is tried again
+                    results[i] = exc
+        self._high_water.advance(db)
+        return results
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""
