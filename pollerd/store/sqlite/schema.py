@@ -44,6 +44,7 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
 CREATE INDEX IF NOT EXISTS events_by_resource ON events (source, resource, sequence);
 CREATE INDEX IF NOT EXISTS election_events_by_subject ON election_events (source, subject, id);
+CREATE INDEX IF NOT EXISTS resources_by_sha256 ON resources (json_extract(state, '$.sha256'));
 """
 
 
