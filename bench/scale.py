@@ -92,7 +92,7 @@ async def one_size(count: int, every: float = 1.0) -> dict[str, Any]:
         await monitor
         rss = rss_mb()
         await daemon.close()
-    bare = await bare_client([f"{base}/r{n}.json" for n in range(count)])
+    bare, bare_changes = await bare_client([f"{base}/r{n}.json" for n in range(count)])
     server.terminate()
     await server.wait()
     cycle = sum(durations) / len(durations)
@@ -105,15 +105,17 @@ async def one_size(count: int, every: float = 1.0) -> dict[str, Any]:
         "bare_probes_per_cpu_s": bare,
         "x_bare": round(count * CYCLES / sum(cpus) / bare, 2),
         "changes_per_cycle": changed / CYCLES,
+        "bare_changes_per_cycle": bare_changes,
         "loop_lag_max_ms": worst[0] * 1000,
         "rss_mb": rss,
     }
 
 
-async def bare_client(urls: list[str]) -> float:
+async def bare_client(urls: list[str]) -> tuple[float, float]:
     """The floor: HEAD every URL (64 at a time), GET and hash what changed; probes per CPU second
-    over CYCLES cycles after a first full one."""
+    over CYCLES cycles after a first full one, and changes per cycle."""
     etags: dict[str, str | None] = {}
+    changed = [0]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
 
         async def probe(url: str) -> None:
@@ -123,15 +125,16 @@ async def bare_client(urls: list[str]) -> float:
                 async with session.get(url) as answer:
                     hashlib.sha256(await answer.read()).hexdigest()
                 etags[url] = etag
+                changed[0] += 1
 
         await asyncio.gather(*(probe(url) for url in urls))
-        spent = 0.0
+        spent, changed[0] = 0.0, 0
         for _ in range(CYCLES):
             cpu, started = cpu_seconds(), time.monotonic()
             await asyncio.gather(*(probe(url) for url in urls))
             spent += cpu_seconds() - cpu
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
-    return len(urls) * CYCLES / spent
+    return len(urls) * CYCLES / spent, changed[0] / CYCLES
 
 
 async def main(smoke: bool) -> None:
