@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pollerd import __version__
+from pollerd.commands.calls import ap_source, print_calls, print_log, take_decision
 from pollerd.commands.deliveries import print_deliveries, redeliver
 from pollerd.commands.demo import DEFAULT_SPEED, run_demo, serve_simulator
 from pollerd.commands.healthcheck import check_health
@@ -112,11 +113,47 @@ def _report_commands(command: _Command) -> None:
     which.add_argument("event_id", nargs="?", help="the event to send again")
     which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
     redeliver.add_argument("--sink", help="only to this sink")
+    _calls_command(command)
     command(
         "migrate-state",
         "Move the SQLite state into the PostgreSQL database [daemon] database names (daemon stopped).",
         _migrate_state,
     )
+
+
+def _calls_command(command: _Command) -> None:
+    calls = command(
+        "calls",
+        "The desk: AP's calls held for it, its own calls and overrides, its log.",
+        _calls,
+        config=False,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", type=Path, required=True, help=_CONFIG_HELP)
+    common.add_argument("--source", help="the ap source (needed where there are several)")
+    decided = argparse.ArgumentParser(add_help=False, parents=[common])
+    decided.add_argument("--note", help="a note kept with the decision")
+    actions = calls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    race_help = "the race, as `calls list` shows it (STATE:raceID:raceType, e.g. PA:0:G)"
+
+    def action(name: str, help_text: str, parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help_text, description=help_text, parents=[parent])
+
+    for report, help_text in (
+        ("list", "AP's calls waiting for the desk, the desk's calls, the conflicts"),
+        ("log", "every decision: who made it, when, what it did and what it replaced"),
+    ):
+        action(report, help_text, common).add_argument("--json", action="store_true", help="print JSON")
+    action("accept", "accept AP's call of a race", decided).add_argument("race", help=race_help)
+    made = action("call", "the desk's own call of a race (before AP, or otherwise)", decided)
+    made.add_argument("race", help=race_help)
+    made.add_argument("candidate", help="the winner's AP candidate ID")
+    action("withdraw", "withdraw the desk's call of a race", decided).add_argument("race", help=race_help)
+    override = action("override", "publish a candidate's name or party otherwise", decided)
+    override.add_argument("race", help=race_help)
+    override.add_argument("candidate", help="the candidate's AP candidate ID")
+    override.add_argument("--name", help="the name to publish")
+    override.add_argument("--party", help="the party to publish")
 
 
 def _simulation_commands(command: _Command) -> None:
@@ -257,6 +294,30 @@ def _reading(path: Path) -> Config:
 
 def _redeliver(args: argparse.Namespace) -> int:
     code, message = redeliver(load_report_config(args.config), args.event_id, args.sink)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def _calls(args: argparse.Namespace) -> int:
+    config = load_report_config(args.config)
+    source = ap_source(config, args.source)
+    if isinstance(source, tuple):
+        print(source[1], file=sys.stderr)
+        return source[0]
+    if args.action == "list":
+        return print_calls(config, source, args.json)
+    if args.action == "log":
+        return print_log(config, source, args.json)
+    fields = {
+        "source": source,
+        "action": args.action,
+        "race": args.race,
+        "candidate": getattr(args, "candidate", None),
+        "name": getattr(args, "name", None),
+        "party": getattr(args, "party", None),
+        "note": getattr(args, "note", None),
+    }
+    code, message = take_decision(config, fields)
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 

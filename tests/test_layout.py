@@ -50,6 +50,10 @@ FORBIDDEN = [
         for other in ("polling", "sources", "store", "delivery", "sinks", "daemon", "commands", "config")
     ),
     *(("election", "versions"), ("results", "versions"), ("core", "versions")),
+    *(
+        ("desk", other)
+        for other in ("polling", "sources", "store", "delivery", "sinks", "daemon", "commands", "config")
+    ),
     *(("replay", other) for other in ("polling", "store", "delivery", "sinks", "daemon", "commands")),
     *(
         ("results", other)

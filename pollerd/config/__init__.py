@@ -72,6 +72,9 @@ __all__ = [
 ]
 
 
+MIN_CONTROL_TOKEN = 16
+
+
 class DaemonConfig(Strict):
     """The ``[daemon]`` table."""
 
@@ -93,7 +96,14 @@ class DaemonConfig(Strict):
     replica: Name | None = None  # with database: this replica's name (default: host name and pid)
     lease_ttl: PositiveDuration = 15.0  # with database: how long a silent replica keeps its work
     record: EnvPath | None = None  # keep every raw answer of every source here (pollerd replay)
+    control_token_file: EnvPath | None = None  # set: the status server takes the desk's decisions
     _database_password: SecretStr | None = PrivateAttr(default=None)  # read from the file
+    _control_token: SecretStr | None = PrivateAttr(default=None)  # read from control_token_file
+
+    @property
+    def control_token(self) -> SecretStr | None:
+        """The token the status page's desk form needs (None: the status server is read-only)."""
+        return self._control_token
 
     @property
     def database_password(self) -> SecretStr | None:
@@ -113,6 +123,8 @@ class DaemonConfig(Strict):
             yield from url_passwords(self.database.get_secret_value())
         if self.database_password is not None:
             yield self.database_password.get_secret_value()
+        if self.control_token is not None:
+            yield self.control_token.get_secret_value()
 
 
 SourceConfig = Annotated[
@@ -235,6 +247,8 @@ def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
             continue
         if isinstance(node, Mapping) and part not in node and node.get("kind") == part:
             continue  # the discriminated union's tag, not a key the user wrote
+        if node is not None and not isinstance(node, Mapping):
+            continue  # a union's tag under a value that is not a table: no key there either
         path += f".{part}" if path else part
         node = node.get(part) if isinstance(node, Mapping) else None
     return path
@@ -309,6 +323,16 @@ def _with_secret_files(config: Config, missing: list[str] | None) -> Config:
         password = _read_secret(daemon.database_password_file, "daemon.database_password_file", problems)
         daemon = daemon.model_copy()
         daemon._database_password = password
+    if daemon.control_token_file is not None:
+        token = _read_secret(daemon.control_token_file, "daemon.control_token_file", problems)
+        unread = any(problem.startswith("daemon.control_token_file") for problem in problems)
+        if not unread and len(token.get_secret_value()) < MIN_CONTROL_TOKEN:
+            problems.append(
+                f"daemon.control_token_file: the token is shorter than {MIN_CONTROL_TOKEN} characters "
+                "(make one with: openssl rand -hex 24)"
+            )
+        daemon = daemon.model_copy()
+        daemon._control_token = token
     sinks = []
     for i, sink in enumerate(config.sinks):
         if isinstance(sink, WebhookSinkConfig) and sink.secret_file is not None:

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from pollerd.config.base import (
     Duration,
@@ -98,6 +98,46 @@ def _param(value: object) -> str:
     return str(value)
 
 
+CallsMode = Literal["accept", "hold"]
+
+
+class CallRule(Strict):
+    """One ``[[sources.calls]]`` table: which races it covers (each key given must match; none
+    given: every race) and what becomes of AP's calls of them. The first table that matches a
+    race decides; a race no table matches has its calls accepted."""
+
+    office: Values | None = None  # AP's officeID: P, S, H, G, I, ...
+    state: Values | None = None  # statePostal
+    race: Values | None = None  # STATE:raceID (``PA:0``), or a whole race key (``PA:0:G``)
+    calls: CallsMode
+
+    @model_validator(mode="after")
+    def _races_named_with_their_state(self) -> CallRule:
+        for race in _listed(self.race):
+            if race.count(":") not in (1, 2) or not all(race.split(":")[:2]):
+                raise ValueError(
+                    f"race {race!r}: name a race as STATE:raceID (PA:0) or STATE:raceID:raceType "
+                    "(AP's race IDs are unique only within a state)"
+                )
+        return self
+
+    def covers(self, office: str, state: str, race_key: str) -> bool:
+        """Whether this table speaks of the race (its office, state and key as AP gives them)."""
+        if self.office is not None and office.upper() not in {o.upper() for o in _listed(self.office)}:
+            return False
+        if self.state is not None and state.upper() not in {s.upper() for s in _listed(self.state)}:
+            return False
+        if self.race is None:
+            return True
+        return any(race_key == race or race_key.startswith(f"{race}:") for race in _listed(self.race))
+
+
+Calls = Annotated[
+    Annotated[CallsMode, Tag("all")] | Annotated[list[CallRule], Tag("tables")],
+    Discriminator(lambda value: "all" if isinstance(value, str) else "tables"),
+]  # "accept" or "hold" for every race, or [[sources.calls]] tables
+
+
 class ApSourceConfig(SourceBase):
     """``kind = "ap"``: AP Elections API queries, followed by ``nextrequest`` or by ETag."""
 
@@ -118,6 +158,13 @@ class ApSourceConfig(SourceBase):
     interval: PositiveDuration = 10.0
     format: Literal["auto", "json", "text", "binary"] = "json"
     queries: list[ApQuery] = Field(min_length=1)
+    calls: Calls = "accept"  # AP's calls announced at once, or held for the desk
+
+    def calls_for(self, office: str, state: str, race_key: str) -> CallsMode:
+        """Whether AP's calls of a race are accepted as they come or held for the desk."""
+        if isinstance(self.calls, str):
+            return self.calls
+        return next((rule.calls for rule in self.calls if rule.covers(office, state, race_key)), "accept")
 
     @model_validator(mode="after")
     def _consistent(self) -> ApSourceConfig:

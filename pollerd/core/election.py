@@ -16,7 +16,15 @@ from typing import Any
 
 _NAMESPACE = uuid.UUID("0b8f5f55-8a61-4d0f-9f0e-5f8cf4f0a7c3")
 
-AP_TYPES = ("race_called", "call_changed", "call_retracted", "runoff", "race_complete")
+AP_TYPES = (
+    "race_called",
+    "call_changed",
+    "call_retracted",
+    "runoff",
+    "race_complete",
+    "call_pending",
+    "call_conflict",
+)
 FSO_TYPES = ("canton_complete", "canton_reopened", "count_corrected", "result_final", "proposal_decided")
 DC_TYPES = (
     "ballot_cancelled",
@@ -34,7 +42,8 @@ class Fact:
 
     ``scope``: what subscriptions filter on (``state``, ``office``, ``canton``); ``initial``: the
     resource's first version showed this state (it was so already, not just now); ``at``: the
-    upstream's own time of it (ISO 8601), when the upstream says.
+    upstream's own time of it (ISO 8601), when the upstream says; ``by``: who made a call, ``ap``
+    or ``desk`` (calls only).
     """
 
     type: str
@@ -46,6 +55,7 @@ class Fact:
     at: str | None = None
     scope: dict[str, Any] = field(default_factory=dict)
     initial: bool = False
+    by: str | None = None
 
     def event_id(self, version_event_id: str) -> str:
         """Stable: the same fact of the same version always has the same id."""
@@ -53,7 +63,7 @@ class Fact:
 
     def to_json(self, version_event_id: str) -> dict[str, Any]:
         """The election event as stored and as sinks receive it."""
-        return {
+        told = {
             "event_id": self.event_id(version_event_id),
             "type": self.type,
             "key": self.key,
@@ -66,6 +76,7 @@ class Fact:
             "new": self.new,
             "version_event_id": version_event_id,
         }
+        return told if self.by is None else told | {"by": self.by}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fact:
@@ -80,6 +91,7 @@ class Fact:
             at=data.get("at"),
             scope=data.get("scope") or {},
             initial=bool(data.get("initial")),
+            by=data.get("by"),
         )
 
 

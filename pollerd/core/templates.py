@@ -14,10 +14,16 @@ from pollerd.core.election import ELECTION_TYPES
 _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}|[{}]")
 
 DEFAULT_TEMPLATES: dict[str, str] = {
-    "race_called": "{state_name}: AP calls {race} for {candidate} ({party}): {share}%, "
+    "race_called": "{state_name}: {caller} calls {race} for {candidate} ({party}): {share}%, "
     "{precincts_reporting_pct}% of precincts reporting",
-    "call_changed": "{state_name}: AP changed its call in {race}: {candidate} ({party}), not {old_candidate}",
-    "call_retracted": "{state_name}: AP retracted its call in {race} (was {old_candidate}, {old_party})",
+    "call_changed": "{state_name}: {caller} changed its call in {race}: {candidate} ({party}), "
+    "not {old_candidate}",
+    "call_retracted": "{state_name}: {caller} retracted its call in {race} "
+    "(was {old_candidate}, {old_party})",
+    "call_pending": "{state_name}: AP calls {race} for {candidate} ({party}): HELD for the desk "
+    "(pollerd calls accept {key})",
+    "call_conflict": "{state_name}: CALL CONFLICT in {race}: AP {ap_says}; the desk calls it for "
+    "{desk_candidate} ({desk_party}), and that call stands",
     "runoff": "{state_name}: {race} goes to a runoff: {candidates}",
     "race_complete": "{state_name}: all precincts reporting in {race}",
     "canton_complete": "{canton_name} finished counting ({ballot}, {gemeinden_abgeschlossen} communes)",

@@ -14,8 +14,9 @@ import structlog
 from pollerd import PROJECT_URL, __version__
 from pollerd.config import Config, SourceConfig
 from pollerd.core.masking import MASKED
-from pollerd.daemon import handoff
+from pollerd.daemon import desk_work, handoff
 from pollerd.daemon.collector import Collector
+from pollerd.daemon.desk_page import DeskPage
 from pollerd.daemon.health import Health, default_stall_after
 from pollerd.daemon.poll_runs import PollRuns
 from pollerd.daemon.reload import Reloader
@@ -26,6 +27,7 @@ from pollerd.daemon.state_open import StartupError, open_state, state_for
 from pollerd.daemon.status_page import StateSince, snapshot
 from pollerd.daemon.systemd import Notifier, watchdog, watchdog_interval
 from pollerd.delivery.deliverer import Deliverer
+from pollerd.desk.board import desk_board
 from pollerd.polling.answers import Limits
 from pollerd.polling.budget_plan import plan_budgets
 from pollerd.polling.context import PollContext
@@ -212,7 +214,9 @@ class Daemon:
         """
         address = self.config.daemon.metrics
         if address:
-            self.server = OpsServer(self.metrics, address, self.health.problem, self.readiness, self.status)
+            self.server = OpsServer(
+                self.metrics, address, self.health.problem, self.readiness, self.status, self._desk_page()
+            )
             try:
                 await self.server.start()
             except OSError as exc:
@@ -244,6 +248,7 @@ class Daemon:
             ),
             "retention": retrying(self.tasks, "retention", sweep.run),
             "outbox gauges": retrying(self.tasks, "outbox gauges", self._gauges),
+            "desk": retrying(self.tasks, "desk", lambda: desk_work.apply_waiting(self.pollers)),
         }
         if self.shared is not None:
             work.update(self.shared.helpers(self.tasks, self.deliverer.wake))
@@ -263,7 +268,10 @@ class Daemon:
             await asyncio.wait_for(self.deliverer.refresh_depths(), GAUGES_EVERY * 4)
 
     async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A request from the command line (``pollerd redeliver`` while this daemon runs)."""
+        """A request from the command line (``pollerd redeliver`` or ``pollerd calls`` while
+        this daemon runs)."""
+        if isinstance(request.get("decide"), dict):
+            return await self.decide(request["decide"], str(request.get("made_by") or "?"))
         event_id, sink = request.get("redeliver"), request.get("sink")
         state_dir = self.config.daemon.state_dir
         if isinstance(self.store, SqliteStore):
@@ -275,6 +283,29 @@ class Daemon:
             await self.deliverer.refresh_depths()
             self.deliverer.wake()
         return {"code": code, "message": message}
+
+    async def decide(self, fields: dict[str, Any], made_by: str) -> dict[str, Any]:
+        """A decision of the desk, kept, applied where this daemon polls its source, and told."""
+        decision = desk_work.decision_of(fields, made_by)
+        if isinstance(decision, str):
+            return {"code": 2, "message": decision}
+        if decision.source not in {s.name for s in self.config.sources if s.kind == "ap"}:
+            return {"code": 2, "message": f"no ap source is called {decision.source!r}"}
+        taken = await desk_work.take(self.store, self.pollers, decision)
+        self._log.info("desk decision", decision=taken.id, by=taken.made_by, status=taken.status)
+        return desk_work.answer(taken)
+
+    def _desk_page(self) -> DeskPage | None:
+        """``/desk`` where a source is ``ap`` (its form only with a control token)."""
+        names = [s.name for s in self.config.sources if s.kind == "ap"]
+        if not names:
+            return None
+        token = self.config.daemon.control_token
+
+        async def boards() -> list[dict[str, Any]]:
+            return [await desk_board(self.store, name) for name in names]
+
+        return DeskPage(None if token is None else token.get_secret_value(), self.decide, boards)
 
     def readiness(self) -> str | None:
         """Why the daemon is not ready, or None: state open, and every source has known what to

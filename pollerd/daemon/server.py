@@ -1,5 +1,6 @@
 """The daemon's own HTTP endpoints on the metrics address: ``/metrics``, ``/healthz``,
-``/readyz``, ``/status`` and ``/status.json``. Bound to 127.0.0.1 unless configured otherwise."""
+``/readyz``, ``/status``, ``/status.json``, and, with an ``ap`` source, ``/desk``. Bound to
+127.0.0.1 unless configured otherwise."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from pollerd.daemon.desk_page import DeskPage
 from pollerd.daemon.status_html import render
 from pollerd.telemetry.metrics import Metrics
 
@@ -25,6 +27,7 @@ class OpsServer:
         health: Check,
         readiness: Check,
         status: Callable[[], Awaitable[dict[str, Any]]],
+        desk: DeskPage | None = None,
     ) -> None:
         host, _, port = address.rpartition(":")
         self._host = host.strip("[]")
@@ -38,6 +41,9 @@ class OpsServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status_html)
         app.router.add_get("/status.json", self._status_json)
+        if desk is not None:
+            app.router.add_get("/desk", desk.show)
+            app.router.add_post("/desk", desk.take)
         self._runner = web.AppRunner(app, access_log=None)
         self.port: int | None = None
 

@@ -103,9 +103,37 @@ def _call(kind: str, key: str, old: Race | None, new: Race, flag: str, initial: 
     )
 
 
+def call_state(race: Race) -> str:
+    """AP's call of a race as a fact's state: ``X:<ids>`` (won), ``R:<ids>`` (runoff), or empty."""
+    for flag in ("X", "R"):
+        flagged = _flagged(race, flag)
+        if flagged:
+            return f"{flag}:{','.join(sorted(c['id'] for c in flagged))}"
+    return ""
+
+
+def candidates(race: Race) -> list[dict[str, Any]]:
+    """The candidates of a race's top unit: id, name, party, votes, share, AP's flag."""
+    return _flagged(race, None)
+
+
+def scope(race: Race) -> dict[str, Any]:
+    """What subscriptions and the desk's rules filter a race's facts on."""
+    return _scope(race)
+
+
+def call_fields(race: Race, state: str) -> dict[str, Any]:
+    """The race and the candidate(s) a call state names (``X:<ids>``), as an editor reads them."""
+    ids = set(state.partition(":")[2].split(",")) if state else set()
+    return _fields_of(race, [c for c in candidates(race) if c["id"] in ids])
+
+
 def _call_fields(race: Race, flag: str) -> dict[str, Any]:
     """The race and its (first) flagged candidate, as an editor reads them."""
-    winners = _flagged(race, flag)
+    return _fields_of(race, _flagged(race, flag))
+
+
+def _fields_of(race: Race, winners: list[dict[str, Any]]) -> dict[str, Any]:
     first = winners[0] if winners else {}
     unit = _top(race)
     return _race_fields(race) | {
@@ -134,12 +162,13 @@ def _race_fields(race: Race) -> dict[str, Any]:
     }
 
 
-def _flagged(race: Race | None, flag: str) -> list[dict[str, Any]]:
-    """The top unit's candidates whose winner flag is ``flag``, with their vote share."""
+def _flagged(race: Race | None, flag: str | None) -> list[dict[str, Any]]:
+    """The top unit's candidates whose winner flag is ``flag`` (None: all), with their vote
+    share."""
     if race is None:
         return []
-    candidates = [c for c in _top(race).get("candidates") or [] if isinstance(c, dict)]
-    total = sum(_votes(c) for c in candidates)
+    listed = [c for c in _top(race).get("candidates") or [] if isinstance(c, dict)]
+    total = sum(_votes(c) for c in listed)
     return [
         {
             "id": str(c.get("candidateID") or c.get("polID") or ""),
@@ -148,9 +177,10 @@ def _flagged(race: Race | None, flag: str) -> list[dict[str, Any]]:
             "votes": _votes(c),
             "share": round(100 * _votes(c) / total, 1) if total else None,
             "winner_at": c.get("winnerDateTime"),
+            "flag": str(c.get("winner") or "").upper(),
         }
-        for c in candidates
-        if str(c.get("winner") or "").upper() == flag
+        for c in listed
+        if flag is None or str(c.get("winner") or "").upper() == flag
     ]
 
 
@@ -163,9 +193,13 @@ def _votes(candidate: dict[str, Any]) -> int:
     return votes if isinstance(votes, int) else 0
 
 
-def _top(race: Race) -> dict[str, Any]:
+def top_unit(race: Race) -> dict[str, Any]:
+    """The race's top reporting unit (national or state), where AP sets its winner flags."""
     units = [u for u in race.get("reportingUnits") or [] if isinstance(u, dict)]
     return next((u for u in units if u.get("level") in _TOP_LEVELS), units[0] if units else {})
+
+
+_top = top_unit
 
 
 def _complete(race: Race) -> bool:

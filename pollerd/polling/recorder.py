@@ -15,6 +15,7 @@ import structlog
 from pollerd.core.election import Fact, Rules
 from pollerd.core.model import Download, Event, Resource, ResourceState
 from pollerd.core.payload import kept_json, stored_json
+from pollerd.desk.book import Decision
 from pollerd.polling.context import PollContext
 from pollerd.polling.tally import SourceTally
 from pollerd.store.group_commit import GroupCommit
@@ -62,6 +63,8 @@ class ChangeRecorder:
         details: dict[str, Any] | None,
         published_at: float | None = None,
         reading: Any = None,
+        told: list[Fact] | None = None,
+        settles: Decision | None = None,
         **state_changes: Any,
     ) -> Event:
         """Commit the change; ``state`` becomes the resource's new state once it is committed
@@ -72,20 +75,24 @@ class ChangeRecorder:
         ``reading``: the version as the poller read it (parsed once: the rules and the sinks take
         it; a source without rules keeps none in memory). ``state_changes`` may say the payload
         is a delta (``chain_from``): the event then names the checkpoint it builds on.
+        ``told``: the version's election events, where the poller made them (the source's rules
+        are not run); ``settles``: the desk's decision this version announces.
         """
         now = self._context.clock()
         updated = _next_version(state, download, now, state_changes)
         event = self._event(resource, state, updated, download, ext, details, now)
         event = dataclasses.replace(event, chain_from=updated.chain_from)
-        if self._rules is not None:
+        if told is not None:
+            event = dataclasses.replace(event, election=tuple(told))
+        elif self._rules is not None:
             if reading is None:
                 reading = await asyncio.to_thread(_stored_json, download)
-            facts = await self._facts(resource.id, state.sha256, reading)
+            facts = await self.facts(resource.id, state.sha256, reading)
             event = dataclasses.replace(event, election=tuple(facts))
-        change = Change(self._source, updated, event, self._sinks, download)
+        change = Change(self._source, updated, event, self._sinks, download, settles)
         event = await self._commits.commit(change)
         updated.sequence = event.sequence
-        if self._rules is not None:
+        if self._rules is not None and reading is not None:
             self._context.readings.put(event.sha256, reading, download.size)
         previous, previous_at = state.sha256, state.last_change_at
         for field in dataclasses.fields(state):
@@ -95,7 +102,7 @@ class ChangeRecorder:
             await self._context.blobs.release(previous, store)  # (one still kept for redelivery: the sweep's)
         self._tally.changed(now, published_at or upstream_time(details, download))
         for fact in event.election:
-            self._tally.announced(fact.type)
+            self._tally.announced(fact)
         self._log.info(
             "change",
             resource=resource.id,
@@ -108,7 +115,7 @@ class ChangeRecorder:
         self._context.on_change()
         return event
 
-    async def _facts(self, resource: str, previous: str | None, new: Any) -> list[Fact]:
+    async def facts(self, resource: str, previous: str | None, new: Any) -> list[Fact]:
         """The election events between the resource's last committed version (its reading held
         in memory, else read back) and this one, in a thread; a version the rules cannot read
         tells nothing (it is recorded all the same)."""

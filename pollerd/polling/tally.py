@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pollerd.core.election import Fact
 from pollerd.core.model import Outcome, PollReport, ResourceState
 from pollerd.telemetry.alerts import Alerts
 from pollerd.telemetry.metrics import Metrics
@@ -93,10 +94,13 @@ class SourceTally:
         if published is not None:
             self._metrics.version_age.labels(self.name).observe(max(0.0, now - published))
 
-    def announced(self, kind: str) -> None:
-        """An election event of this type was committed."""
+    def announced(self, fact: Fact) -> None:
+        """An election event was committed; a conflict between AP and the desk is an alert."""
+        kind = fact.type
         self._status.election_events[kind] = self._status.election_events.get(kind, 0) + 1
         self._metrics.election_events.labels(self.name, kind).inc()
+        if kind == "call_conflict" and fact.state:
+            self._alerts.raise_alert("call_conflict", self.name, f"{self.name}: {conflict_words(fact)}")
 
     def discovered(
         self, ok: bool, watched: int, error: str | None = None, since: float | None = None
@@ -172,3 +176,14 @@ class SourceTally:
             text = f"{self.name} recovered after {self._failed_cycles} failed polls"
             self._alerts.raise_alert("source_recovered", self.name, text, self._failed_cycles)
             self._failed_cycles = 0
+
+
+def conflict_words(fact: Fact) -> str:
+    """A conflict between AP and the desk, as the ops channel reads it."""
+    new = fact.new or {}
+    ap = f"calls it for {new.get('candidate')}" if fact.state.startswith("ap=X") else "does not call it"
+    where = f"{new.get('state_name') or new.get('state') or ''} {new.get('race') or fact.key}".strip()
+    return (
+        f"CALL CONFLICT in {where}: AP {ap}, the desk calls it for {new.get('desk_candidate')}; "
+        f"the desk's call stands until the desk changes or withdraws it (race {fact.key})"
+    )

@@ -150,7 +150,7 @@ def elex_tables(snapshot: dict[str, Any], keys: Collection[str] | None = None) -
 def to_csv(rows: list[dict[str, Any]]) -> bytes:
     """The rows as elex writes them: a header, then one line per row (booleans as True/False)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
@@ -244,7 +244,7 @@ def _row(race: dict[str, Any], unit: dict[str, Any], candidate: dict[str, Any], 
     votes = _int(candidate.get("voteCount"))
     total = sum(_int(c.get("voteCount")) for c in _candidates(unit))
     reporting, precincts = _int(unit.get("precinctsReporting")), _int(unit.get("precinctsTotal"))
-    return {
+    row = {
         "id": f"{race.get('raceID')}-{unique}-{unit_id}",
         "raceid": race.get("raceID"),
         "racetype": race.get("raceType"),
@@ -284,6 +284,9 @@ def _row(race: dict[str, Any], unit: dict[str, Any], candidate: dict[str, Any], 
         "votepct": round(votes / total, PCT_PRECISION) if total else 0.0,
         "winner": str(candidate.get("winner") or "").upper() == "X",
     }
+    if "apWinner" in candidate:  # not elex's: AP's own flag where the desk publishes another call
+        row["ap_winner"] = str(candidate["apWinner"]).upper() == "X"
+    return row
 
 
 def _share(percent: Any, reporting: int, precincts: int) -> float:

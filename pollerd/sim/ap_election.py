@@ -107,14 +107,18 @@ class ApElection:
                     self._count(race, retract=key == RETRACTED_RACE)
                     self.updated[key] = self.step
 
-    def call(self, key: str) -> None:
-        """AP calls a race for its leader at the next step, with no new votes: ``lastUpdated``
-        stays where it was."""
+    def call(self, key: str, candidate: str | None = None) -> None:
+        """AP calls a race at the next step, for its leader or for ``candidate`` (an AP
+        candidate ID), with no new votes: ``lastUpdated`` stays where it was."""
         self.step += 1
         total = self.races[key]["reportingUnits"][0]
         leader = max(total["candidates"], key=lambda c: c["voteCount"])
-        leader["winner"] = "X"
-        leader["winnerDateTime"] = self.timestamp()
+        winner = next((c for c in total["candidates"] if c["candidateID"] == candidate), leader)
+        for other in total["candidates"]:
+            other.pop("winner", None)
+            other.pop("winnerDateTime", None)
+        winner["winner"] = "X"
+        winner["winnerDateTime"] = self.timestamp()
         self.races[key]["raceCallStatus"] = "Called"
         self.updated[key] = self.step
 

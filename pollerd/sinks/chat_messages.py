@@ -79,6 +79,8 @@ def fact_fields(fact: Fact, source: str, resource: str, sequence: int | None) ->
         **fact.scope,
         **(fact.new or {}),
         **old,
+        "caller": "the desk" if fact.by == "desk" else "AP",
+        "ap_says": _ap_says(fact),
         "type": fact.type,
         "key": fact.key,
         "at": fact.at,
@@ -86,6 +88,15 @@ def fact_fields(fact: Fact, source: str, resource: str, sequence: int | None) ->
         "resource": resource,
         "sequence": sequence,
     }
+
+
+def _ap_says(fact: Fact) -> str | None:
+    """What AP says in a conflict with the desk, in words."""
+    if fact.type != "call_conflict":
+        return None
+    if (fact.new or {}).get("resolved"):
+        return "now agrees with the desk"
+    return f"calls it for {(fact.new or {}).get('candidate')}" if "ap=X" in fact.state else "does not call it"
 
 
 def slack_body(message: Message) -> dict[str, Any]:

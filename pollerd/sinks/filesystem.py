@@ -11,6 +11,7 @@ from typing import Any
 from pollerd.config import FilesystemSinkConfig
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
+from pollerd.desk.published import as_published
 from pollerd.results.elex import is_snapshot, results_rows, to_csv
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.store.durable import atomic_copy, atomic_link, atomic_write, fsync_dir
@@ -62,7 +63,8 @@ class FilesystemSink:
         atomic_copy(payload, version)
         event_file = folder / f"{stem}{EVENT_SUFFIX}"
         atomic_write(json.dumps(event.to_json(), indent=2).encode(), event_file)
-        table = to_csv(results_rows(document)) if is_snapshot(document) else None
+        calls = (event.details or {}).get("desk_calls") or {}
+        table = to_csv(results_rows(as_published(document, calls))) if is_snapshot(document) else None
         if table is not None:
             atomic_write(table, folder / f"{stem}.csv")
         if _is_newest(folder, event):  # latest.* are other names of the files just made durable

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from pollerd.results.elex import COLUMNS, RACE_COLUMNS, REPORTING_UNIT_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _ELEX_TYPES = {
     "ballotorder": "integer",
@@ -36,6 +36,7 @@ _ELEX_TYPES = {
             "test",
             "uncontested",
             "winner",
+            "ap_winner",
         ),
         "boolean",
     ),
@@ -89,7 +90,7 @@ def _elex(name: str, columns: tuple[str, ...], key: tuple[str, ...]) -> Table:
 
 RACES = _elex("races", RACE_COLUMNS, ("statepostal", "id"))
 REPORTING_UNITS = _elex("reporting_units", REPORTING_UNIT_COLUMNS, ("statepostal", "raceid", "id"))
-RESULTS = _elex("results", COLUMNS, ("statepostal", "id"))
+RESULTS = _elex("results", (*COLUMNS, "ap_winner"), ("statepostal", "id"))  # + AP's flag
 _ORIGIN = (("source", "text"), ("resource", "text"), ("sequence", "bigint"), ("event_id", "text"))
 CANTONS = Table(
     "fso_cantons",
@@ -205,6 +206,13 @@ async def migrate(db: AsyncConnection[Any], prefix: str) -> None:
                 await db.execute(table.create(prefix))
             for statement in _FIRST_EXTRAS:
                 await db.execute(sql.SQL(statement).format(p=sql.SQL(prefix)))
+        if version < 2:  # the desk's calls: AP's own flag beside the published winner
+            await db.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS ap_winner boolean").format(
+                    sql.Identifier(prefix + RESULTS.name)
+                )
+            )
+        if version < SCHEMA_VERSION:
             await db.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(meta), (SCHEMA_VERSION,))
 
 

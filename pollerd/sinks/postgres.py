@@ -29,9 +29,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pollerd.config import PostgresSinkConfig
 from pollerd.core.model import Event
+from pollerd.desk.book import DESK_RESOURCE
+from pollerd.desk.judge import CALL_TYPES
+from pollerd.desk.published import as_published
 from pollerd.results.ballots import ballot_rows
 from pollerd.results.cantons import canton_rows
-from pollerd.results.elex import elex_tables
+from pollerd.results.elex import ElexTables, elex_tables
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.pg_races import Hashes, HeldRows, Race, only_races, races_of_keys, row_hashes, rows_by_race
 from pollerd.sinks.pg_sync import apply, sync
@@ -171,6 +174,8 @@ class PostgresSink:
             rows += await self._document(db, event, content)
             if newest:
                 rows += await self._rows_of(db, event, content.document)
+            if event.resource == DESK_RESOURCE:
+                rows += await self._desk_calls(db, event)
         if newest:
             await db.execute(
                 sql.SQL(
@@ -179,6 +184,31 @@ class PostgresSink:
                 ).format(self._table("pollerd_progress")),
                 (event.sequence, event.event_id, _json(races), event.source, event.resource),
             )
+        return rows
+
+    async def _desk_calls(self, db: AsyncConnection[Any], event: Event) -> int:
+        """The desk's calls into ``results``: ``winner`` and ``runoff`` of each race's top unit
+        follow them (``ap_winner`` keeps AP's flag). The rows held of the source's queries are
+        forgotten, so the next version compares them with the table again."""
+        rows = 0
+        for fact in event.election:
+            if fact.by != "desk" or fact.type not in CALL_TYPES or fact.key.count(":") != 2:
+                continue
+            flag, _, listed = fact.state.partition(":")
+            winners = listed.split(",") if listed else []
+            state, race, race_type = fact.key.split(":")
+            cursor = await db.execute(
+                sql.SQL(
+                    "UPDATE {} SET winner = (candidateid = ANY(%s) AND %s = 'X'),"
+                    " runoff = (candidateid = ANY(%s) AND %s = 'R')"
+                    " WHERE statepostal = %s AND raceid = %s AND racetypeid = %s"
+                    " AND level IN ('state', 'national')"
+                ).format(self._table(RESULTS.name)),
+                (winners, flag, winners, flag, state, race, race_type),
+            )
+            rows += max(cursor.rowcount, 0)
+        for place in [place for place in self._held if place[0] == event.source]:
+            del self._held[place]
         return rows
 
     async def _progress(self, db: AsyncConnection[Any], event: Event) -> _Progress:
@@ -217,7 +247,7 @@ class PostgresSink:
             and isinstance(changed, list)
         ):
             keys = {str(k) for k in changed}
-            tables = await asyncio.to_thread(elex_tables, only_races(snapshot, keys))
+            tables = await asyncio.to_thread(_published_tables, only_races(snapshot, keys), _calls(event))
             rows = 0
             for table, found in zip(ELEX, tables.lists(), strict=True):
                 rows += await self._differences(
@@ -226,7 +256,7 @@ class PostgresSink:
             held.event_id = event.event_id
             return rows
         keys = set(snapshot.races) | set(progress.races)
-        tables = await asyncio.to_thread(elex_tables, snapshot.document())
+        tables = await asyncio.to_thread(_published_tables, snapshot.document(), _calls(event))
         within = sorted(races_of_keys(keys))
         rows = 0
         known: dict[str, Hashes] = {}
@@ -372,6 +402,21 @@ def _json_text(content: _Payload) -> str | None:
 
 def _json(value: Any) -> Any:
     return None if value is None else Jsonb(value)
+
+
+def _calls(event: Event) -> dict[str, str]:
+    """The races whose published call is the desk's (``desk_calls`` of an AP version)."""
+    calls = (event.details or {}).get("desk_calls")
+    return calls if isinstance(calls, dict) else {}
+
+
+def _published_tables(document: dict[str, Any], calls: dict[str, str]) -> ElexTables:
+    """elex's tables of a snapshot as published (the desk's calls in ``winner``), each result
+    row with AP's own flag in ``ap_winner``."""
+    tables = elex_tables(as_published(document, calls))
+    for row in tables.results:
+        row.setdefault("ap_winner", row["winner"])
+    return tables
 
 
 def _reason(exc: Exception) -> str:

@@ -10,6 +10,7 @@ Either way a change event means the merged snapshot changed; it names the races 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 import time
@@ -22,6 +23,8 @@ from pollerd.core.election import Fact
 from pollerd.core.hosts import HostPolicy
 from pollerd.core.model import Download, Outcome, PollReport, Resource, ResourceState, Validators
 from pollerd.core.payload import PayloadRejected
+from pollerd.desk.book import DeskBook
+from pollerd.desk.judge import DeskRules
 from pollerd.election.ap import ap_facts, race_facts, races_of
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.api_poller import NO_VALIDATORS, ApiPoller
@@ -29,6 +32,7 @@ from pollerd.polling.context import PollContext
 from pollerd.polling.fetch import Terms
 from pollerd.polling.quota import Spend
 from pollerd.sources.ap_answers import ApRefused, answer_facts, classify
+from pollerd.sources.ap_desk import ApDesk, holds
 from pollerd.versions.snapshot import Snapshot, SnapshotReading
 from pollerd.versions.stored import checkpoint_bytes, delta_bytes
 
@@ -42,8 +46,11 @@ class ApPoller(ApiPoller):
     config: ApSourceConfig
 
     def __init__(self, config: ApSourceConfig, context: PollContext) -> None:
-        super().__init__(config, context, "pollerd.ap", ap_rules)
+        rules = DeskRules(ap_rules, functools.partial(holds, config), DeskBook())
+        super().__init__(config, context, "pollerd.ap", rules)
         self.config = config
+        self.desk = ApDesk(config, rules, self._store, self._recorder, self._clock)
+        self._cycle = asyncio.Lock()  # a cycle, or the desk's decisions: one at a time
         assert config.api_key is not None  # the config guarantees a key (or a key file, read)
         key = config.api_key.get_secret_value()
         self._budget = context.budgets.for_key(key, config.quota_per_minute, config.quota_window)
@@ -61,6 +68,7 @@ class ApPoller(ApiPoller):
     async def load(self) -> None:
         """Read the stored state (cursors, last snapshots) before the first poll."""
         await self._load_states()
+        await self.desk.load()
         if self.config.rehearsal:
             self._log.warning(
                 "REHEARSAL: this source polls AP TEST data (resultsType=t); "
@@ -71,13 +79,30 @@ class ApPoller(ApiPoller):
         """One cycle: each query that is due and fits the budget, one after the other."""
         if self.stopped:
             return PollReport(errors=len(self.config.queries))
-        if self._paced():
-            return PollReport(skipped=len(self.config.queries))
-        # the query answered longest ago first: one the budget put off goes first next time
-        queries = sorted(self.config.queries, key=lambda q: self._last_asked.get(q.name, 0.0))
-        outcomes = [await self._poll_query(query) for query in queries]
-        await self._store.save_states(self.name, list(self.states.values()))
-        return self._report(outcomes)
+        async with self._cycle:
+            await self._decide()
+            if self._paced():
+                return PollReport(skipped=len(self.config.queries))
+            # the query answered longest ago first: one the budget put off goes first next time
+            queries = sorted(self.config.queries, key=lambda q: self._last_asked.get(q.name, 0.0))
+            outcomes = [await self._poll_query(query) for query in queries]
+            await self._store.save_states(self.name, list(self.states.values()))
+            return self._report(outcomes)
+
+    async def apply_decisions(self) -> int:
+        """Apply the desk's decisions waiting for this source (between cycles); how many."""
+        if self.stopped:
+            return 0
+        async with self._cycle:
+            return await self._decide()
+
+    async def _decide(self) -> int:
+        races: list[dict[str, Any]] = []
+        for query in self.config.queries:
+            state = self.states.get(query.name)
+            if state is not None and state.sha256 is not None:
+                races += (await self._snapshot(query.name, state)).races.values()
+        return await self.desk.apply_pending(self.states, races)
 
     async def _poll_query(self, query: ApQuery) -> Outcome | None:
         state = self.states.setdefault(query.name, ResourceState(query.name))
@@ -215,18 +240,25 @@ class ApPoller(ApiPoller):
             chain = {"chain_from": since, "chain_length": state.chain_length + 1}
         url = self._resources[query.name].url
         download = await self._payload(body, url, validators, identity=(digest, size))
+        told = await self._recorder.facts(query.name, state.sha256, reading)  # the desk's held calls first
         await self._recorder.record(
             self._resources[query.name],
             state,
             download,
             "json",
-            {"changed_races": sorted(changed), **facts},
+            {"changed_races": sorted(changed), **facts, **self._desk_calls()},
             published_at=snapshot.last_updated(changed),
             reading=reading,
+            told=told,
             cursor=cursor,
             **chain,
         )
         return True
+
+    def _desk_calls(self) -> dict[str, Any]:
+        """The races whose published call is the desk's, not AP's flag (none: nothing said)."""
+        published = self.desk.rules.published()
+        return {"desk_calls": published} if published else {}
 
     async def _record_delta(self, query: ApQuery, races: list[Any], facts: dict[str, Any]) -> None:
         """The raw delta as its own resource, ``<query>.delta``."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pollerd.core.model import Download, Event, Resource, ResourceState
+from pollerd.desk.book import Decision
 from pollerd.store.rows import PendingDelivery, Retention
 
 
@@ -24,13 +25,15 @@ class StateUnavailable(StateRefused):
 @dataclass(frozen=True)
 class Change:
     """One new version to commit: the resource's state once it is committed, its event, the
-    sinks it goes to, and the download that holds its payload."""
+    sinks it goes to, and the download that holds its payload; ``settles``: the desk's decision
+    it announces, recorded as applied in the same transaction (never twice)."""
 
     source: str
     state: ResourceState
     event: Event
     sinks: list[str]
     download: Download
+    settles: Decision | None = None
 
 
 Adopt = Callable[[list[Download]], list[Path | Exception]]  # ``BlobStore.adopt_all``
@@ -48,7 +51,13 @@ class StateStore(Protocol):
         """Persist resource states (validators, backoff, errors) in one transaction."""
 
     async def record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+        self,
+        source: str,
+        state: ResourceState,
+        event: Event,
+        sinks: list[str],
+        payload: Path,
+        settles: Decision | None = None,
     ) -> Event:
         """Atomically: the resource's new state, the event, and one pending delivery per sink.
 
@@ -63,6 +72,19 @@ class StateStore(Protocol):
         """``record_change`` of each change, its download adopted first with ``adopt`` (in a
         worker thread), as few trips as the engine allows; in the order given, each change's
         event as committed or what kept it from being committed (the others go on)."""
+
+    async def add_decision(self, decision: Decision) -> Decision:
+        """Keep a new decision of the desk (pending until its source's poller applies it)."""
+
+    async def decisions(self, source: str | None, status: str | None = None) -> list[Decision]:
+        """The desk's decisions of a source (None: all), oldest first; only those of ``status``."""
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The last election event of each subject starting with ``prefix``, by subject."""
+
+    async def settle_decision(self, decision: Decision) -> bool:
+        """Record a decision refused (one applied is settled with its change); False when it
+        was settled already."""
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

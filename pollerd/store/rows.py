@@ -91,14 +91,16 @@ def announced(event: Event, last: Mapping[str, Told]) -> Event:
     last announced in the same state (by another file or query of the source, or by this very
     fact before a restart), and a fact older, by the upstream's own time, than the last one
     announced of its subject (a file that lags behind another one of the same ballot: its
-    "reopened" after the other's "finished again" is not news). ``last``: subject -> (state, at)."""
+    "reopened" after the other's "finished again" is not news), and a fact that brings a subject
+    never announced to the empty state (a conflict resolved that never was one).
+    ``last``: subject -> (state, at)."""
     if not event.election:
         return event
     latest = dict(last)
     kept = []
     for fact in event.election:
         state, at = latest.get(fact.subject, (None, None))
-        if state == fact.state or _before(fact.at, at):
+        if state == fact.state or (state is None and not fact.state) or _before(fact.at, at):
             continue
         latest[fact.subject] = (fact.state, fact.at or at)
         kept.append(fact)

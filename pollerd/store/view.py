@@ -7,13 +7,14 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from pollerd.config import DaemonConfig
 from pollerd.core.model import ResourceState
+from pollerd.desk.book import Decision
 from pollerd.store.postgres.leases import LeaseRow
 from pollerd.store.rows import DeliveryRow
-from pollerd.store.sqlite import queries
+from pollerd.store.sqlite import desk, queries
 from pollerd.store.sqlite.schema import connect_readonly, state_path
 
 
@@ -35,6 +36,12 @@ class StateView(Protocol):
     async def leases(self) -> list[LeaseRow]:
         """Who holds which lease (replicas on PostgreSQL; none with SQLite)."""
 
+    async def decisions(self, source: str) -> list[Decision]:
+        """The desk's decisions of a source, oldest first."""
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The last election event of each subject starting with ``prefix``."""
+
 
 class _FileView:
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -54,6 +61,12 @@ class _FileView:
 
     async def leases(self) -> list[LeaseRow]:
         return []
+
+    async def decisions(self, source: str) -> list[Decision]:
+        return desk.decisions(self._db, source)
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        return desk.latest_told(self._db, source, prefix)
 
 
 @asynccontextmanager

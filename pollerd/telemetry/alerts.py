@@ -20,7 +20,7 @@ class Alert:
     ``source_recovered``, how many there were."""
 
     kind: str  # source_failing, source_recovered, host_switch, url_switch, source_stopped,
-    # sink_failing, sink_recovered
+    # sink_failing, sink_recovered, call_conflict (AP and the desk disagree on a race)
     subject: str
     text: str
     count: int = 0

@@ -6,6 +6,7 @@ two writers can never commit two different events for one sequence."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -18,7 +19,9 @@ from psycopg.types.json import Jsonb
 
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.desk.book import Decision
 from pollerd.store import rows
+from pollerd.store.protocol import StateRefused
 from pollerd.store.rows import DeliveryRow, PendingDelivery
 from pollerd.versions.stored import DELTA_MARK, is_delta
 
@@ -48,11 +51,18 @@ async def save_states(db: Connection, source: str, states: list[ResourceState]) 
 
 
 async def record_change(
-    db: Connection, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+    db: Connection,
+    source: str,
+    state: ResourceState,
+    event: Event,
+    sinks: list[str],
+    payload: Path,
+    settles: Decision | None = None,
 ) -> Event:
     """In one transaction: the payload (unless stored already), the resource's new state, the
-    event (its sequence allocated here), and one pending delivery per sink; the event as
-    committed. The payload's lock is held, so no release removes it meanwhile."""
+    event (its sequence allocated here), one pending delivery per sink, and the desk's decision
+    it settles; the event as committed. The payload's lock is held, so no release removes it
+    meanwhile."""
     now = time.time()
     async with db.transaction():
         await store_payload(db, event.sha256, payload)
@@ -92,8 +102,22 @@ async def record_change(
                 " subject, state, body, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 rows.election_rows(source, event, now),
             )
+        if settles is not None:
+            await settle_decision(db, dataclasses.replace(settles, event_id=event.event_id))
         await db.execute("SELECT pg_notify(%s, '')", (OUTBOX_CHANNEL,))  # sent at commit
     return event
+
+
+async def settle_decision(db: Connection, decision: Decision) -> None:
+    """What became of a desk decision (in the caller's transaction); StateRefused when another
+    replica settled it already."""
+    body = {k: v for k, v in decision.to_json().items() if k != "id"}
+    cursor = await db.execute(
+        "UPDATE pollerd.desk_decisions SET status = %s, body = %s WHERE id = %s AND status = 'pending'",
+        (decision.status, Jsonb(body), decision.id),
+    )
+    if cursor.rowcount != 1:
+        raise StateRefused(f"decision {decision.id} was settled by another writer")
 
 
 async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[str, rows.Told]:

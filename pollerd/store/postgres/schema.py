@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _LOCK = 0x706F6C6C  # "poll": the advisory lock every replica's migration takes
 
 # Each step brings a database written by the version before up to date (1: the first).
@@ -58,6 +58,13 @@ _MIGRATIONS: dict[int, list[str]] = {
     5: [
         # an AP version kept as its change names the checkpoint it builds on
         "ALTER TABLE pollerd.events ADD COLUMN chain_from bigint",
+    ],
+    6: [
+        # the desk's decisions (calls accepted, made, withdrawn; candidates' names), each kept
+        # with who made it, applied by whichever replica holds the source
+        "CREATE TABLE pollerd.desk_decisions (id bigserial PRIMARY KEY, source text NOT NULL,"
+        " status text NOT NULL, body jsonb NOT NULL, created_at double precision NOT NULL)",
+        "CREATE INDEX desk_decisions_by_source ON pollerd.desk_decisions (source, status, id)",
     ],
 }
 

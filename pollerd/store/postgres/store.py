@@ -16,6 +16,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pollerd.config import DaemonConfig
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
+from pollerd.desk.book import Decision
+from pollerd.store.postgres import desk as pg_desk
 from pollerd.store.postgres import leases as pg_leases
 from pollerd.store.postgres import queries as pg_queries
 from pollerd.store.postgres.leases import Fence
@@ -139,10 +141,18 @@ class PgStore:
             await self._write(pg_queries.save_states, source, [copy.copy(s) for s in states])
 
     async def record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+        self,
+        source: str,
+        state: ResourceState,
+        event: Event,
+        sinks: list[str],
+        payload: Path,
+        settles: Decision | None = None,
     ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
-        return await self._write(pg_queries.record_change, source, copy.copy(state), event, sinks, payload)
+        return await self._write(
+            pg_queries.record_change, source, copy.copy(state), event, sinks, payload, settles
+        )
 
     async def record_changes(self, changes: list[Change], adopt: Adopt) -> list[Event | Exception]:
         """The changes committed (see ``StateStore``): the downloads adopted in one trip to a
@@ -156,11 +166,29 @@ class PgStore:
                 continue
             try:
                 results.append(
-                    await self.record_change(change.source, change.state, change.event, change.sinks, payload)
+                    await self.record_change(
+                        change.source, change.state, change.event, change.sinks, payload, change.settles
+                    )
                 )
             except Exception as exc:  # this change is not committed; it is tried again
                 results.append(exc)
         return results
+
+    async def add_decision(self, decision: Decision) -> Decision:
+        """Keep a new decision of the desk (see ``StateStore``): any replica may."""
+        return await self.run(pg_desk.add_decision, decision)
+
+    async def decisions(self, source: str | None, status: str | None = None) -> list[Decision]:
+        """The desk's decisions (see ``StateStore``)."""
+        return await self.run(pg_desk.decisions, source, status)
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The last election event of each subject starting with ``prefix``."""
+        return await self.run(pg_desk.latest_told, source, prefix)
+
+    async def settle_decision(self, decision: Decision) -> bool:
+        """Record a decision refused (see ``StateStore``), under this store's lease."""
+        return await self._write(pg_desk.settle_decision, decision)
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""

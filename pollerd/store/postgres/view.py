@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pollerd.core.model import ResourceState
+from pollerd.desk.book import Decision
+from pollerd.store.postgres import desk as pg_desk
 from pollerd.store.postgres import leases as pg_leases
 from pollerd.store.postgres import queries as pg_queries
 from pollerd.store.postgres.leases import LeaseRow
@@ -30,3 +34,9 @@ class DatabaseView:
 
     async def leases(self) -> list[LeaseRow]:
         return await self._store.run(pg_leases.leases)
+
+    async def decisions(self, source: str) -> list[Decision]:
+        return await self._store.run(pg_desk.decisions, source)
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        return await self._store.run(pg_desk.latest_told, source, prefix)

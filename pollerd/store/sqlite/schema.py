@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATE_FILE = "pollerd.sqlite3"
 
 _SCHEMA = """
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS election_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, version_event_id TEXT NOT NULL,
     source TEXT NOT NULL, resource TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
     state TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS desk_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, status TEXT NOT NULL,
+    body TEXT NOT NULL, created_at REAL NOT NULL);
 """
 # Each step brings a database written by the version before up to date.
 _MIGRATIONS = {
@@ -39,11 +42,13 @@ _MIGRATIONS = {
     3: [],  # election_events: created by the schema script, as every table that only adds
     # an AP version kept as its change names the checkpoint it builds on
     4: ["ALTER TABLE events ADD COLUMN chain_from INTEGER"],
+    5: [],  # desk_decisions: the desk's decisions, made by the schema script
 }
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_sha256 ON events (sha256);
 CREATE INDEX IF NOT EXISTS events_by_resource ON events (source, resource, sequence);
 CREATE INDEX IF NOT EXISTS election_events_by_subject ON election_events (source, subject, id);
+CREATE INDEX IF NOT EXISTS desk_decisions_by_source ON desk_decisions (source, status, id);
 CREATE INDEX IF NOT EXISTS resources_by_sha256 ON resources (json_extract(state, '$.sha256'));
 """
 

@@ -16,15 +16,44 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pollerd.core.model import Event, Resource, ResourceState
-from pollerd.store.protocol import Adopt, Change
+from pollerd.desk.book import Decision
+from pollerd.store.protocol import Adopt, Change, StateRefused
 from pollerd.store.rows import PendingDelivery, Retention
-from pollerd.store.sqlite import queries
+from pollerd.store.sqlite import desk, queries
 from pollerd.store.sqlite.high_water import HighWater
 from pollerd.store.sqlite.schema import connect, connect_readonly, state_path
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 _P = ParamSpec("_P")
 Query = Callable[Concatenate[sqlite3.Connection, _P], _T]
+
+
+def _inserted(
+    db: sqlite3.Connection,
+    source: str,
+    state: ResourceState,
+    event: Event,
+    sinks: list[str],
+    settles: Decision | None,
+) -> Event:
+    """A change inside the caller's transaction (its state copied: a failed group is tried again
+    change by change), and the desk's decision it settles."""
+    event = queries.insert_change(db, source, copy.copy(state), event, sinks)
+    if settles is not None:
+        applied = dataclasses.replace(settles, event_id=event.event_id)
+        if not desk.settle_decision(db, applied):
+            raise StateRefused(f"decision {applied.id} was settled by another writer")
+    return event
+
+
+def _in_transaction(db: sqlite3.Connection, write: Callable[[sqlite3.Connection, _A], _T], value: _A) -> _T:
+    with queries.transaction(db):
+        return write(db, value)
+
+
+def _parts(change: Change) -> tuple[str, ResourceState, Event, list[str], Decision | None]:
+    return change.source, change.state, change.event, change.sinks, change.settles
 
 
 class SqliteStore:
@@ -76,15 +105,28 @@ class SqliteStore:
         await self._thread(self._high_water.sync)  # once a cycle: the commits' mark made durable
 
     async def record_change(
-        self, source: str, state: ResourceState, event: Event, sinks: list[str], payload: Path
+        self,
+        source: str,
+        state: ResourceState,
+        event: Event,
+        sinks: list[str],
+        payload: Path,
+        settles: Decision | None = None,
     ) -> Event:
         """The change committed (see ``StateStore``); the event as committed."""
-        return await self.run(self._committed, source, copy.copy(state), event, sinks)
+        return await self.run(self._committed, source, copy.copy(state), event, sinks, settles)
 
     def _committed(
-        self, db: sqlite3.Connection, source: str, state: ResourceState, event: Event, sinks: list[str]
+        self,
+        db: sqlite3.Connection,
+        source: str,
+        state: ResourceState,
+        event: Event,
+        sinks: list[str],
+        settles: Decision | None,
     ) -> Event:
-        event = queries.record_change(db, source, state, event, sinks)
+        with queries.transaction(db):
+            event = _inserted(db, source, state, event, sinks, settles)
         self._high_water.advance(db)
         return event
 
@@ -106,21 +148,32 @@ class SqliteStore:
         try:
             with queries.transaction(db):
                 for i in adopted:
-                    change = changes[i]
-                    results[i] = queries.insert_change(
-                        db, change.source, copy.copy(change.state), change.event, change.sinks
-                    )
+                    results[i] = _inserted(db, *_parts(changes[i]))
         except Exception:
             for i in adopted:
-                change = changes[i]
                 try:
-                    results[i] = queries.record_change(
-                        db, change.source, change.state, change.event, change.sinks
-                    )
+                    with queries.transaction(db):
+                        results[i] = _inserted(db, *_parts(changes[i]))
                 except Exception as exc:  # this change is not committed; it is tried again
                     results[i] = exc
         self._high_water.advance(db)
         return results
+
+    async def add_decision(self, decision: Decision) -> Decision:
+        """Keep a new decision of the desk (see ``StateStore``)."""
+        return await self.run(_in_transaction, desk.add_decision, decision)
+
+    async def decisions(self, source: str | None, status: str | None = None) -> list[Decision]:
+        """The desk's decisions (see ``StateStore``)."""
+        return await self.run(desk.decisions, source, status)
+
+    async def latest_told(self, source: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The last election event of each subject starting with ``prefix``."""
+        return await self.run(desk.latest_told, source, prefix)
+
+    async def settle_decision(self, decision: Decision) -> bool:
+        """Record a decision refused (see ``StateStore``)."""
+        return await self.run(_in_transaction, desk.settle_decision, decision)
 
     async def load_discovery(self, source: str) -> list[Resource] | None:
         """The last good discovery of a source, if any."""
