@@ -329,6 +329,17 @@ def one_source(tmp_path: Path, source: dict[str, Any], sinks: list[dict[str, Any
 
 
 @pytest.fixture
+async def ap_uncalled() -> AsyncIterator[tuple[ApServer, str]]:
+    """The AP simulator's whole night, a step into it (nothing called yet: the desk's tests
+    call and retract races themselves)."""
+    server = SimServer()
+    replay = ApServer(ApElection(), {AP_KEY}, quota_per_minute=100_000)
+    replay.election.advance(1)
+    yield replay, await server.serve(replay.app())
+    await server.close()
+
+
+@pytest.fixture
 async def ap() -> AsyncIterator[tuple[ApServer, str]]:
     """The AP replay server (a 40-step night, deltas paged by 3) and its base URL."""
     server = SimServer()

@@ -8,7 +8,6 @@ import asyncio
 import getpass
 import json
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,6 @@ from pollerd.telemetry.alerts import Alert
 from tests.browser import Page, browser_page
 from tests.conftest import AP_KEY, ap_source, one_source, opened
 from tests.test_operations import running
-
-
-@pytest.fixture
-async def ap() -> AsyncIterator[tuple[ApServer, str]]:
-    """The AP simulator, a step into its night (nothing called yet)."""
-    server = SimServer()
-    replay = ApServer(ApElection(), {AP_KEY}, quota_per_minute=100_000)
-    replay.election.advance(1)
-    yield replay, await server.serve(replay.app())
-    await server.close()
 
 
 def race_of(election: ApElection, state: str, office: str) -> str:
@@ -90,13 +79,13 @@ def stories(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
 
 
 async def test_a_held_call_waits_for_the_desk_and_a_retraction_after_it_is_a_conflict(
-    ap: tuple[ApServer, str], tmp_path: Path
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path
 ) -> None:
     """Calls held for the presidency and the Senate (the simulator has no held_raceial race):
     AP calls Pennsylvania's Senate race, the desk hears it as pending, not as called; accepted,
     it is called ``by: desk``; AP takes its call back: a conflict and an alert, the desk's call
     stands until the desk withdraws it. The governor's race is accepted as AP calls it."""
-    replay, base = ap
+    replay, base = ap_uncalled
     held_race = race_of(replay.election, "PA", "S")
     senate = race_of(replay.election, "PA", "G")
     config = desk_config(tmp_path, base, [{"office": ["P", "S"], "calls": "hold"}])
@@ -143,12 +132,12 @@ async def test_a_held_call_waits_for_the_desk_and_a_retraction_after_it_is_a_con
 
 
 async def test_the_desk_calls_before_ap_and_ap_agrees_or_not(
-    ap: tuple[ApServer, str], tmp_path: Path
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path
 ) -> None:
     """The desk calls two races before AP. AP calls the first for the same candidate: no second
     ``race_called``, no conflict. AP calls the second for someone else: a conflict; the
     published call stays the desk's."""
-    replay, base = ap
+    replay, base = ap_uncalled
     governor = race_of(replay.election, "PA", "G")
     senate = race_of(replay.election, "PA", "S")
     config = desk_config(tmp_path, base, "accept")
@@ -178,12 +167,12 @@ async def test_the_desk_calls_before_ap_and_ap_agrees_or_not(
 
 
 async def test_decisions_from_the_shell_are_kept_and_applied_when_pollerd_runs(
-    ap: tuple[ApServer, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``pollerd calls accept`` with no daemon running keeps the decision; the next poll applies
     it; ``calls log`` says who made it and what it replaced, ``calls list`` what waits; the desk's
     call survives a restart (AP's retraction after it is a conflict, not a retraction)."""
-    replay, base = ap
+    replay, base = ap_uncalled
     held_race = race_of(replay.election, "PA", "S")
     config = desk_config(tmp_path, base, "hold")
     toml = tmp_path / "pollerd.toml"
@@ -257,12 +246,12 @@ async def winners(url: str, key: str) -> list[tuple[str, bool, bool]]:
 
 
 async def test_the_published_winner_follows_the_desk(
-    ap: tuple[ApServer, str], tmp_path: Path, postgres_url: str
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path, postgres_url: str
 ) -> None:
     """In the postgres sink: a held call leaves ``winner`` empty (``ap_winner`` says AP's flag);
     accepted, ``winner`` is set; AP retracts, ``winner`` stays the desk's; the desk withdraws,
     it goes. The filesystem sink's CSV (elex's columns only) follows the desk too."""
-    replay, base = ap
+    replay, base = ap_uncalled
     senate = race_of(replay.election, "PA", "S")
     queries = [{"name": "pennsylvania", "statePostal": "PA"}]
     source = ap_source(base, ["db", "files"], quota_per_minute=100_000, queries=queries, calls="hold")
@@ -336,13 +325,13 @@ async def submitted(page: Page, fields: dict[str, str]) -> str:
 
 
 async def test_the_desk_form_decides_with_the_token_only_and_from_its_own_page(
-    ap: tuple[ApServer, str], tmp_path: Path
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path
 ) -> None:
     """In headless Chromium: /desk lists the held call; the form with the control token accepts
     it (kept with the name given); without the token, or sent from a page of another origin
     (with the right token), it is refused with a clear error and nothing is decided. The token is
     in no page, no log line, no state."""
-    replay, base = ap
+    replay, base = ap_uncalled
     held_race = race_of(replay.election, "PA", "S")
     token_file = tmp_path / "control-token"
     token_file.write_text(TOKEN + "\n")
@@ -437,11 +426,11 @@ async def wait_for_async(probe: Any, expected: Any, timeout: float = 30) -> None
 
 
 async def test_without_a_token_the_status_server_is_read_only(
-    ap: tuple[ApServer, str], tmp_path: Path
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path
 ) -> None:
     """No ``control_token_file``: /desk shows what waits, says decisions are made with
     ``pollerd calls``, and a POST is refused (403) whatever it carries."""
-    _, base = ap
+    _, base = ap_uncalled
     queries = [{"name": "pennsylvania", "statePostal": "PA"}]
     source = ap_source(base, ["out"], quota_per_minute=100_000, calls="hold", queries=queries)
     daemon_table = {"state_dir": str(tmp_path / "state"), "metrics": "127.0.0.1:0"}
@@ -462,3 +451,27 @@ async def test_without_a_token_the_status_server_is_read_only(
         async with session.post(f"{status_base}/desk", data=form) as refused:
             assert refused.status == 403 and "read-only" in await refused.text()
         assert await daemon.store.decisions("ap") == []
+
+
+async def test_an_override_names_the_candidate_as_the_newsroom_does(
+    ap_uncalled: tuple[ApServer, str], tmp_path: Path
+) -> None:
+    """The desk publishes a candidate's name and party otherwise: every call told from then on
+    (AP's and the desk's) says them, AP's kept beside; an unknown candidate is refused."""
+    replay, base = ap_uncalled
+    governor = race_of(replay.election, "PA", "G")
+    first = candidate_ids(replay.election, governor)[0]
+    config = desk_config(tmp_path, base, "accept")
+    async with opened(config) as daemon:
+        assert await daemon.run_once()
+        renamed = {"source": "ap", "race": governor, "action": "override", "candidate": first}
+        answer = await daemon.decide(renamed | {"name": "Alexandra Rivera", "party": "Democratic"}, "ed")
+        assert answer["code"] == 0 and "is shown as Alexandra Rivera (Democratic)" in answer["message"]
+        unknown = await daemon.decide(renamed | {"candidate": "404", "name": "Nobody"}, "ed")
+        assert unknown["code"] == 1 and "no candidate 404" in unknown["message"]
+        replay.election.call(governor, first)
+        assert await daemon.run_once()
+        called = (await told(daemon, governor))[-1]
+        assert (called["type"], called["by"]) == ("race_called", "ap")
+        assert called["new"]["candidate"] == "Alexandra Rivera" and called["new"]["party"] == "Democratic"
+        assert called["new"]["ap_candidate"] == "Alex1 Rivera" and called["new"]["ap_party"] == "Dem"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +21,7 @@ from pollerd.config import Config
 from pollerd.daemon import desk_work, handoff
 from pollerd.desk.board import desk_board, empty_board
 from pollerd.desk.book import Decision
-from pollerd.store.lock import StateLock, StateLocked
 from pollerd.store.sqlite import desk as sqlite_desk
-from pollerd.store.sqlite.store import writing
 from pollerd.store.view import viewing
 
 
@@ -56,22 +55,18 @@ def take_decision(config: Config, fields: dict[str, Any]) -> tuple[int, str]:
         return 2, decision
     if config.daemon.database is not None:
         return asyncio.run(_decide_in_database(config, decision))
-    state_dir = config.daemon.state_dir
-    lock = StateLock(state_dir)
-    try:
-        lock.acquire()
-    except StateLocked as exc:
-        answer = handoff.submit(state_dir, {"decide": fields, "made_by": who})
-        if answer is None:
-            return 1, f"the running pollerd (pid {exc.holder}) did not answer in time; nothing was decided"
-        return int(answer["code"]), str(answer["message"])
-    try:
-        with writing(state_dir) as db:
-            kept = sqlite_desk.add_decision(db, decision)
-    finally:
-        lock.release()
-    told = desk_work.answer(kept)
-    return int(told["code"]), str(told["message"])
+
+    def here(db: sqlite3.Connection) -> tuple[int, str]:  # no daemon runs: kept for the next
+        told = desk_work.answer(sqlite_desk.add_decision(db, decision))
+        return int(told["code"]), str(told["message"])
+
+    return handoff.carried_out(
+        config.daemon.state_dir,
+        {"decide": fields, "made_by": who},
+        here,
+        "the running pollerd (pid {pid}) did not answer in time: "
+        "`pollerd calls log` says whether the decision was taken",
+    )
 
 
 async def _decide_in_database(config: Config, decision: Decision) -> tuple[int, str]:

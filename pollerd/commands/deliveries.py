@@ -16,10 +16,8 @@ from typing import Any
 from pollerd.config import Config, DaemonConfig
 from pollerd.core.masking import MASKED
 from pollerd.daemon import handoff
-from pollerd.store.lock import StateLock, StateLocked
 from pollerd.store.redeliver import redeliver_in, redeliver_in_database
 from pollerd.store.sqlite.schema import state_path
-from pollerd.store.sqlite.store import writing
 from pollerd.store.view import viewing
 
 LISTED = 50
@@ -90,23 +88,13 @@ def redeliver(config: Config, event_id: str | None, sink: str | None) -> tuple[i
     state_dir = config.daemon.state_dir
     if not state_path(state_dir).exists():
         return 1, f"no state yet in {state_dir}: nothing to redeliver"
-    lock = StateLock(state_dir)
-    try:
-        lock.acquire()
-    except StateLocked as exc:
-        answer = handoff.submit(state_dir, {"redeliver": event_id, "sink": sink})
-        if answer is None:
-            return (
-                1,
-                f"the running pollerd (pid {exc.holder}) did not answer within "
-                f"{handoff.ANSWER_TIMEOUT:g} s; nothing was changed",
-            )
-        return int(answer["code"]), str(answer["message"])
-    try:
-        with writing(state_dir) as db:
-            return redeliver_in(db, state_dir, event_id, sink)
-    finally:
-        lock.release()
+    return handoff.carried_out(
+        state_dir,
+        {"redeliver": event_id, "sink": sink},
+        lambda db: redeliver_in(db, state_dir, event_id, sink),
+        f"the running pollerd (pid {{pid}}) did not answer within {handoff.ANSWER_TIMEOUT:g} s; "
+        "nothing was changed",
+    )
 
 
 async def _redeliver_in_database(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,11 +20,37 @@ from typing import Any
 import structlog
 
 from pollerd.store.durable import atomic_write
+from pollerd.store.lock import StateLock, StateLocked
+from pollerd.store.sqlite.store import writing
 
 FOLDER = "requests"
 ANSWER_TIMEOUT = 15.0
 CHECK_EVERY = 1.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def carried_out(
+    state_dir: Path,
+    request: dict[str, Any],
+    here: Callable[[sqlite3.Connection], tuple[int, str]],
+    unanswered: str,
+) -> tuple[int, str]:
+    """(exit code, message) of ``request``: handed to the daemon holding the state, or done
+    ``here`` under the state lock when none does. ``unanswered``: what to say when the daemon
+    does not answer in time (it names the holder's pid as ``{pid}``)."""
+    lock = StateLock(state_dir)
+    try:
+        lock.acquire()
+    except StateLocked as exc:
+        answer = submit(state_dir, request)
+        if answer is None:
+            return 1, unanswered.format(pid=exc.holder)
+        return int(answer["code"]), str(answer["message"])
+    try:
+        with writing(state_dir) as db:
+            return here(db)
+    finally:
+        lock.release()
 
 
 def submit(

@@ -13,7 +13,8 @@ from pollerd.core.masking import MASKED
 from pollerd.daemon.status_page import COLOURS, count, headline, iso
 
 REFRESH_SECONDS = 10
-_CORRECTIVE = ("call_retracted", "call_changed", "canton_reopened", "count_corrected")
+_CORRECTIVE = ("call_retracted", "call_changed", "canton_reopened", "count_corrected", "call_pending")
+_WARN = dict.fromkeys(_CORRECTIVE, "warn")
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{padding:.25em .7em;text-align:left;
@@ -94,6 +95,8 @@ def _row(state: str) -> str:
 def _election_section(status: Mapping[str, Any]) -> list[str]:
     """The latest calls and corrections of each source, newest first (none yet: said so)."""
     parts = ['<h2 id="election">Latest calls and corrections</h2>']
+    if any(source.get("kind") == "ap" for source in status["sources"]):
+        parts.append('<p><a href="/desk" id="desk-link">The desk</a>: calls held for it, its decisions</p>')
     told = [source for source in status["sources"] if source.get("election_events")]
     if not told:
         return [*parts, '<p class="quiet">none yet</p>']
@@ -104,7 +107,7 @@ def _election_section(status: Mapping[str, Any]) -> list[str]:
             "<tr><th>committed</th><th>event</th><th>what happened</th></tr>"
         )
         for event in source["election_events"]:
-            corrective = "warn" if event["type"] in _CORRECTIVE else ""
+            corrective = "bad" if event["type"] == "call_conflict" else _WARN.get(event["type"], "")
             parts.append(
                 f'<tr class="{corrective}"><td>{iso(event["committed_at"])}</td>'
                 f"<td>{html.escape(event['type'])}</td><td>{html.escape(MASKED(event['line']))}</td></tr>"

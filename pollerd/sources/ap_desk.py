@@ -14,11 +14,12 @@ import structlog
 from pollerd.config.ap import ApSourceConfig
 from pollerd.core.model import Download, Resource, ResourceState, Validators
 from pollerd.desk.book import DESK_RESOURCE, Decision, DeskBook
-from pollerd.desk.decide import decide
+from pollerd.desk.decide import Verdict, decide
 from pollerd.desk.judge import DeskRules
 from pollerd.election.ap import Race, race_key, scope
 from pollerd.polling.recorder import ChangeRecorder
 from pollerd.store.protocol import StateStore
+from pollerd.telemetry.tasks import describe
 
 DESK_URL = "pollerd:desk"
 
@@ -66,7 +67,11 @@ class ApDesk:
         book = self.rules.book
         where = scope(race) if race is not None else {}
         held = self.holds(str(where.get("office") or ""), str(where.get("state") or ""), decision.race)
-        verdict = decide(decision, book, race, held)
+        try:
+            verdict = decide(decision, book, race, held)
+        except Exception as exc:  # a bug must cost this decision (refused, said), never the polls
+            self._log.exception("desk decision could not be judged", decision=decision.id)
+            verdict = Verdict(f"could not be applied: {describe(exc)}")
         standing = book.calls.get(decision.race)
         settled = verdict.settled(decision, standing.state if standing else "", self._clock())
         if verdict.refusal is not None:

@@ -113,10 +113,11 @@ async def settle_decision(db: Connection, decision: Decision) -> None:
     replica settled it already."""
     body = {k: v for k, v in decision.to_json().items() if k != "id"}
     cursor = await db.execute(
-        "UPDATE pollerd.desk_decisions SET status = %s, body = %s WHERE id = %s AND status = 'pending'",
+        "UPDATE pollerd.desk_decisions SET status = %s, body = %s WHERE id = %s AND status = 'pending'"
+        " RETURNING id",  # a result read: pipelined statements have no row count until then
         (decision.status, Jsonb(body), decision.id),
     )
-    if cursor.rowcount != 1:
+    if await cursor.fetchone() is None:
         raise StateRefused(f"decision {decision.id} was settled by another writer")
 
 
