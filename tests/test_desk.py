@@ -165,6 +165,14 @@ async def test_the_desk_calls_before_ap_and_ap_agrees_or_not(
         assert wrong["code"] == 1 and f"candidates: {first} Alex1" in wrong["message"]
         assert second in wrong["message"]
 
+        changed = {"source": "ap", "race": governor, "action": "call", "candidate": second}
+        assert (await daemon.decide(changed, "ed"))["code"] == 0  # the desk changes its call
+        assert stories(await told(daemon, governor))[-2:] == [
+            ("call_changed", "desk"),
+            ("call_conflict", "desk"),
+        ]
+        assert [a.kind for a in heard.alerts] == ["call_conflict", "call_conflict"]  # AP still says first
+
 
 async def test_decisions_from_the_shell_are_kept_and_applied_when_pollerd_runs(
     ap_uncalled: tuple[ApServer, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

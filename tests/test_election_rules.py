@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pollerd.core.election import Fact
+from pollerd.core.election import NUMBER_TYPES, Fact
 from pollerd.core.model import Event, Validators
 from pollerd.election.dc import dc_facts
 from pollerd.election.fso import ballot_of, fso_facts
@@ -16,6 +16,11 @@ from pollerd.sources.ap import ap_rules
 from pollerd.store.rows import announced
 
 # --- AP ---------------------------------------------------------------------------------------
+
+
+def ap_stories(resource: str, old: Any, new: Any) -> list[Fact]:
+    """AP's rules, the calls and completions only (the numbers are ``test_election_numbers``'s)."""
+    return [fact for fact in ap_rules(resource, old, new) if fact.type not in NUMBER_TYPES]
 
 
 def race(
@@ -119,12 +124,12 @@ AP_CASES = [
 @pytest.mark.parametrize(("old", "new", "expected"), [c[1:] for c in AP_CASES], ids=[c[0] for c in AP_CASES])
 def test_ap_events(old: Any, new: Any, expected: list[tuple[str, str, bool]]) -> None:
     """Each AP event type comes from the pair of snapshots that shows it, and only from it."""
-    assert kinds(ap_rules("senate", old, new)) == expected
+    assert kinds(ap_stories("senate", old, new)) == expected
 
 
 def test_ap_call_fields() -> None:
     """A call names the candidate, party, votes, share and precincts, AP's call status and time."""
-    (fact,) = ap_rules("senate", snapshot(race()), snapshot(race(winner="X1")))
+    (fact,) = ap_stories("senate", snapshot(race()), snapshot(race(winner="X1")))
     assert fact.new is not None
     assert fact.new["candidate"] == "Alex Rivera"
     assert (fact.new["party"], fact.new["votes"], fact.new["share"]) == ("Dem", 600, 60.0)
@@ -133,14 +138,14 @@ def test_ap_call_fields() -> None:
     assert fact.at == "2026-11-04T02:43:00Z"
     assert fact.scope == {"state": "PA", "office": "S"}
     assert fact.old is None
-    (retracted,) = ap_rules("senate", snapshot(race(winner="X1")), snapshot(race()))
+    (retracted,) = ap_stories("senate", snapshot(race(winner="X1")), snapshot(race()))
     assert retracted.old is not None and retracted.old["candidate"] == "Alex Rivera"
     assert retracted.state == ""
 
 
 def test_ap_raw_deltas_tell_nothing() -> None:
     """The raw ``.delta`` resource carries no election events (its query's snapshot does)."""
-    assert ap_rules("senate.delta", snapshot(race()), snapshot(race(winner="X1"))) == []
+    assert ap_stories("senate.delta", snapshot(race()), snapshot(race(winner="X1"))) == []
 
 
 # --- FSO --------------------------------------------------------------------------------------
@@ -400,9 +405,9 @@ def test_a_call_taken_back_and_made_again_without_new_votes_is_three_stories() -
     uncalled["reportingUnits"][0]["lastUpdated"] = "2026-11-04T02:40:00Z"  # before the call, 02:43
     again = race(winner="X1")
     again["reportingUnits"][0]["candidates"][0]["winnerDateTime"] = "2026-11-04T02:55:00Z"
-    steps = [ap_rules("pa", None, snapshot(called))]
-    steps.append(ap_rules("pa", snapshot(called), snapshot(uncalled)))
-    steps.append(ap_rules("pa", snapshot(uncalled), snapshot(again)))
+    steps = [ap_stories("pa", None, snapshot(called))]
+    steps.append(ap_stories("pa", snapshot(called), snapshot(uncalled)))
+    steps.append(ap_stories("pa", snapshot(uncalled), snapshot(again)))
     assert [[f.type for f in facts] for facts in steps] == [
         ["race_called"],
         ["call_retracted"],

@@ -23,6 +23,7 @@ from pollerd.config import Config, FilesystemSinkConfig, FsoSourceConfig
 from pollerd.config.ap import ApSourceConfig
 from pollerd.config.base import SourceBase
 from pollerd.config.dc import DcSourceConfig
+from pollerd.core.election import NUMBER_TYPES
 from pollerd.core.waiting import wait_set
 from pollerd.daemon.app import Daemon
 from pollerd.daemon.signals import stop_on_signals
@@ -343,9 +344,13 @@ def _summarise(
         fso=figures(fso, night.counts.requests, naive[0]) if fso and night else None,
         ap=figures(ap, len(replay.log), naive[1]) if ap and replay else None,
         dc=figures(dc, len(simulation.dc.log), 0) if dc and simulation.dc else None,
-        election_events=dict(
-            sum((Counter(s.election_events) for s in statuses([*fso, *ap, *dc])), Counter())
-        ),
+        election_events={  # the stories the demo prints (the numbers between them are not)
+            kind: n
+            for kind, n in sum(
+                (Counter(s.election_events) for s in statuses([*fso, *ap, *dc])), Counter()
+            ).items()
+            if kind not in NUMBER_TYPES
+        },
     )
 
 

@@ -199,6 +199,7 @@ class SinkBase(Strict):
     offices: list[str] | None = None
     states: list[str] | None = None
     cantons: list[int] | None = None
+    numbers: bool = False  # with "election": what moved between calls too (votes, leads, expected vote)
     retry_base: PositiveDuration = 1.0
     retry_max: PositiveDuration = 300.0
     max_attempts: int | None = Field(default=None, ge=1)

@@ -25,6 +25,12 @@ AP_TYPES = (
     "call_pending",
     "call_conflict",
 )
+NUMBER_TYPES = (  # what moved between calls: only to sinks that list them or set numbers = true
+    "votes_counted",
+    "lead_changed",
+    "expected_vote",
+    "race_status_changed",
+)
 FSO_TYPES = ("canton_complete", "canton_reopened", "count_corrected", "result_final", "proposal_decided")
 DC_TYPES = (
     "ballot_cancelled",
@@ -33,7 +39,8 @@ DC_TYPES = (
     "polling_station_changed",
     "election_withdrawn",
 )
-ELECTION_TYPES = AP_TYPES + FSO_TYPES + DC_TYPES
+STORY_TYPES = AP_TYPES + FSO_TYPES + DC_TYPES  # what a sink subscribed to "election" gets
+ELECTION_TYPES = STORY_TYPES + NUMBER_TYPES
 
 
 @dataclass(frozen=True)

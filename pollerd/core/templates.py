@@ -26,6 +26,13 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "{desk_candidate} ({desk_party}), and that call stands",
     "runoff": "{state_name}: {race} goes to a runoff: {candidates}",
     "race_complete": "{state_name}: all precincts reporting in {race}",
+    "votes_counted": "{state_name}: {race}: {votes_added} more votes counted ({batch_shares}); "
+    "{leader} leads by {margin_votes} ({margin_points} pts), {precincts_reporting_pct}% of precincts",
+    "lead_changed": "{state_name}: {race}: {candidate} ({party}) now leads, by {margin_votes} votes "
+    "({margin_points} pts), ahead of {old_candidate}",
+    "expected_vote": "{state_name}: {race}: {mark}% of the expected vote counted",
+    "race_status_changed": "{state_name}: {race}: AP now says {race_call_status} "
+    "(was {old_race_call_status})",
     "canton_complete": "{canton_name} finished counting ({ballot}, {gemeinden_abgeschlossen} communes)",
     "canton_reopened": "{canton_name} reopened its count: a correction ({ballot}); finished before, "
     "{gemeinden_abgeschlossen} of {gemeinden_total} communes now",

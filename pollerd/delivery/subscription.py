@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from pollerd.config.base import SinkBase
-from pollerd.core.election import ELECTION_TYPES, Fact
+from pollerd.core.election import ELECTION_TYPES, NUMBER_TYPES, STORY_TYPES, Fact
 from pollerd.core.model import Event
 
 
@@ -27,7 +27,11 @@ class Subscription:
     def of(cls, policy: SinkBase) -> Subscription:
         """The subscription a sink's table asks for."""
         names = set(policy.events)
-        types = set(ELECTION_TYPES) if "election" in names else names & set(ELECTION_TYPES)
+        types = names & set(ELECTION_TYPES)
+        if "election" in names:
+            types |= set(STORY_TYPES)
+        if policy.numbers:
+            types |= set(NUMBER_TYPES)
         return cls(
             versions="versions" in names,
             types=frozenset(types),

@@ -7,6 +7,7 @@ top reporting unit (national or state). Ballot measures (office ``I``) are calle
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -62,7 +63,10 @@ def _call_facts(key: str, old: Race | None, new: Race) -> list[Fact]:
     elif now and was and _ids(now) != _ids(was):
         facts.append(_call("call_changed", key, old, new, "X", initial))
     elif was and not now and not now_runoff:
-        facts.append(_call("call_retracted", key, old, new, "", initial))
+        retracted = _call("call_retracted", key, old, new, "", initial)
+        if _flagged(new, "N"):  # AP's "N": the winner was overturned
+            retracted = dataclasses.replace(retracted, new=(retracted.new or {}) | {"reason": "overturned"})
+        facts.append(retracted)
     if now_runoff and _ids(now_runoff) != _ids(was_runoff):
         facts.append(_call("runoff", key, old, new, "R", initial))
     return facts
@@ -79,7 +83,7 @@ def _complete_facts(key: str, old: Race | None, new: Race) -> list[Fact]:
             subject=f"complete:{key}",
             state="complete",
             old=None,
-            new=_race_fields(new) | {"precincts_reporting_pct": unit.get("precinctsReportingPct")},
+            new=race_fields(new) | {"precincts_reporting_pct": unit.get("precinctsReportingPct")},
             at=unit.get("lastUpdated"),
             scope=_scope(new),
             initial=old is None,
@@ -96,7 +100,7 @@ def _call(kind: str, key: str, old: Race | None, new: Race, flag: str, initial: 
         subject=f"call:{key}",
         state=state,
         old=_call_fields(old, "X") if old is not None and _flagged(old, "X") else None,
-        new=_call_fields(new, flag) if flag else _race_fields(new),
+        new=_call_fields(new, flag) if flag else race_fields(new),
         at=_called_at(new, winners),
         scope=_scope(new),
         initial=initial,
@@ -136,7 +140,7 @@ def _call_fields(race: Race, flag: str) -> dict[str, Any]:
 def _fields_of(race: Race, winners: list[dict[str, Any]]) -> dict[str, Any]:
     first = winners[0] if winners else {}
     unit = _top(race)
-    return _race_fields(race) | {
+    return race_fields(race) | {
         "candidate": first.get("name"),
         "candidate_id": first.get("id"),
         "party": first.get("party"),
@@ -147,7 +151,8 @@ def _fields_of(race: Race, winners: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _race_fields(race: Race) -> dict[str, Any]:
+def race_fields(race: Race) -> dict[str, Any]:
+    """The race as an editor reads it: its name, office, state, AP's call status."""
     unit = _top(race)
     office = race.get("officeName") or race.get("officeID") or ""
     seat = race.get("seatName")

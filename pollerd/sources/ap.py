@@ -26,6 +26,7 @@ from pollerd.core.payload import PayloadRejected
 from pollerd.desk.book import DeskBook
 from pollerd.desk.judge import DeskRules
 from pollerd.election.ap import ap_facts, race_facts, races_of
+from pollerd.election.ap_numbers import number_facts
 from pollerd.polling.answers import FetchFailure
 from pollerd.polling.api_poller import NO_VALIDATORS, ApiPoller
 from pollerd.polling.context import PollContext
@@ -360,5 +361,7 @@ def ap_rules(resource: str, old: Any, new: Any) -> list[Fact]:
         return []
     if isinstance(new, SnapshotReading):
         before = old.races if isinstance(old, SnapshotReading) else None if old is None else races_of(old)
-        return race_facts(before, new.races, None if before is None else new.changed)
-    return ap_facts(old, new)
+        changed = None if before is None else new.changed
+        return race_facts(before, new.races, changed) + number_facts(before, new.races, changed)
+    before = None if old is None else races_of(old)
+    return ap_facts(old, new) + number_facts(before, races_of(new))

@@ -17,6 +17,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from pollerd.core.election import NUMBER_TYPES
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.desk.book import Decision
@@ -133,11 +134,12 @@ async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[
 
 
 async def latest_election_events(db: Connection, limit: int, source: str) -> list[dict[str, Any]]:
-    """The newest election events of a source, newest first (the status page's panel)."""
+    """The newest stories of a source (not the numbers between them), newest first (the status
+    page's panel)."""
     cursor = await db.execute(
         "SELECT body, source, resource, created_at FROM pollerd.election_events WHERE source = %s"
-        " ORDER BY id DESC LIMIT %s",
-        (source, limit),
+        " AND type <> ALL(%s) ORDER BY id DESC LIMIT %s",
+        (source, list(NUMBER_TYPES), limit),
     )
     return [rows.election_entry(*row) for row in await cursor.fetchall()]
 

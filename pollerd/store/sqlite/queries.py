@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from pollerd.core.election import NUMBER_TYPES
 from pollerd.core.masking import MASKED
 from pollerd.core.model import Event, Resource, ResourceState
 from pollerd.store.rows import (
@@ -120,11 +121,12 @@ def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dic
 
 
 def latest_election_events(db: sqlite3.Connection, limit: int, source: str) -> list[dict[str, Any]]:
-    """The newest election events of a source, newest first (the status page's panel)."""
+    """The newest stories of a source (calls, completions, corrections: not the numbers between
+    them), newest first (the status page's panel)."""
     rows = db.execute(
         "SELECT body, source, resource, created_at FROM election_events WHERE source=?"
-        " ORDER BY id DESC LIMIT ?",
-        (source, limit),
+        " AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?",
+        (source, json.dumps(NUMBER_TYPES), limit),
     )
     return [election_entry(*row) for row in rows]
 
