@@ -377,7 +377,7 @@ def test_the_readme_examples_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = text.split("## Election events", 1)[1].split("\n## ", 1)[0]
     blocks = [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         sinks = tomllib.loads(block)["sinks"]
         source = {

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import pytest
 
 from pollerd.config import parse_config
 from pollerd.core.election import NUMBER_TYPES, STORY_TYPES, Fact
+from pollerd.core.model import Event, Validators
+from pollerd.delivery.fold import NumbersFold
 from pollerd.delivery.subscription import Subscription
 from pollerd.election.ap import ap_facts
 from pollerd.election.ap_numbers import number_facts, race_numbers
@@ -23,7 +27,7 @@ from tests.conftest import ap_source, one_source, opened
 KEY = "PA:1009:G"
 
 
-def race(votes: dict[str, int | None], **keys: Any) -> dict[str, Any]:
+def race(votes: Mapping[str, int | None], **keys: Any) -> dict[str, Any]:
     """Pennsylvania's Senate race with these candidates' votes at its state unit (None: AP left
     the field out); ``keys`` set race fields (``eevp``, ``raceCallStatus``)."""
     candidates = []
@@ -177,3 +181,51 @@ async def test_the_night_tells_each_batch_once_through_a_restart(
         ).fetchall()
     totals = [sum(int(part.split("=")[1]) for part in state.split(",")) for (state,) in rows]
     assert len(totals) >= 5 and totals == sorted(set(totals)), totals
+
+
+def batch_event(n: int, old: dict[str, Any], new: dict[str, Any]) -> Event:
+    """A version event of the race carrying the facts between two of its versions."""
+    facts = tuple(race_numbers(KEY, old, new))
+    return Event(
+        event_id=f"e{n}",
+        source="ap",
+        resource="pennsylvania",
+        url="https://api.example/ap",
+        sequence=n,
+        sha256="0" * 64,
+        previous_sha256=None,
+        size=1,
+        content_type="application/json",
+        validators=Validators(),
+        detected_at=datetime(2026, 11, 4, tzinfo=UTC),
+        extension="json",
+        election=facts,
+    )
+
+
+def test_small_batches_are_folded_into_the_next_one_told() -> None:
+    """``min_votes = 300``: batches of 100 and 150 are folded; the third (200) is told with all
+    450 votes since the last one told, its shares over them, and the margin before the first."""
+    counts = [{"a": 1000, "b": 800}, {"a": 1100, "b": 800}, {"a": 1150, "b": 900}, {"a": 1250, "b": 1000}]
+    fold = NumbersFold(min_votes=300, min_margin_change=0)
+    views = [fold.view(batch_event(n, race(counts[n - 1]), race(counts[n]))) for n in (1, 2, 3)]
+    assert views[0] is None and views[1] is None
+    assert views[2] is not None
+    [told_batch] = [f for f in views[2].election if f.type == "votes_counted"]
+    new = told_batch.new or {}
+    assert new["votes_added"] == 450 and new["folded"] is True
+    assert [(c["candidate_id"], c["votes_added"], c["share_of_batch"]) for c in new["candidates_batch"]] == [
+        ("a", 250, 55.6),
+        ("b", 200, 44.4),
+    ]
+    assert new["margin_before"]["margin_votes"] == 200 and new["margin_after"]["margin_votes"] == 250
+    assert fold.view(batch_event(3, race(counts[2]), race(counts[3]))) is views[2]  # asked again: the same
+
+
+def test_a_batch_that_barely_moves_the_margin_waits_for_one_that_does() -> None:
+    fold = NumbersFold(min_votes=0, min_margin_change=1.0)
+    quiet = fold.view(batch_event(1, race({"a": 1000, "b": 990}), race({"a": 1001, "b": 990})))
+    loud = fold.view(batch_event(2, race({"a": 1001, "b": 990}), race({"a": 1100, "b": 990})))
+    assert quiet is None
+    assert loud is not None and [f.type for f in loud.election] == ["votes_counted"]
+    assert (loud.election[0].new or {})["votes_added"] == 100

@@ -200,6 +200,8 @@ class SinkBase(Strict):
     states: list[str] | None = None
     cantons: list[int] | None = None
     numbers: bool = False  # with "election": what moved between calls too (votes, leads, expected vote)
+    min_votes: int = Field(default=0, ge=0)  # a race's smaller batches are folded into the next
+    min_margin_change: float = Field(default=0.0, ge=0)  # points; batches moving less are folded
     retry_base: PositiveDuration = 1.0
     retry_max: PositiveDuration = 300.0
     max_attempts: int | None = Field(default=None, ge=1)

@@ -271,7 +271,7 @@ class Deliverer:
                 log = self._log.bind(sink=name, event_id=item.event.event_id)
                 await self._settle.dead(slot, item, too_late, log)
                 continue
-            view = slot.subscription.view(item.event)
+            view = slot.view(item.event)
             if view is None:
                 self._metrics.deliveries.labels(name, "filtered").inc()
                 settled.append(item)
@@ -317,7 +317,7 @@ class Deliverer:
         if too_late is not None:
             await self._settle.dead(slot, item, too_late, log)
             return Settled.DEAD
-        view = slot.subscription.view(event)
+        view = slot.view(event)
         if view is None:
             self._metrics.deliveries.labels(name, "filtered").inc()
             return Settled.FILTERED

@@ -74,9 +74,8 @@ class Settlement:
         """Commit the sink's acknowledgements together, then let go of their payloads."""
         if not items:
             return
-        subscription = slot.subscription
-        sent = [i.event.event_id for i in items if subscription.view(i.event) is not None]
-        left_out = [i.event.event_id for i in items if subscription.view(i.event) is None]
+        sent = [i.event.event_id for i in items if slot.view(i.event) is not None]
+        left_out = [i.event.event_id for i in items if slot.view(i.event) is None]
         store = slot.store
         if sent:
             await asyncio.shield(store.mark_delivered(sent, slot.name))
