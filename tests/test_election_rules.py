@@ -422,3 +422,31 @@ def test_a_call_taken_back_and_made_again_without_new_votes_is_three_stories() -
             told[fact.subject] = (fact.state, fact.at or told.get(fact.subject, ("", None))[1])
         kept += [fact.type for fact in event.election]
     assert kept == ["race_called", "call_retracted", "race_called"]
+
+
+@pytest.mark.parametrize(
+    ("people", "seats", "reason", "why", "unopposed"),
+    [
+        (["Ada"], 1, None, "elected unopposed: 1 candidate for 1 seat", True),
+        (["Ada", "Bo"], 3, "EQUAL_CANDIDATES", "elected unopposed: 2 candidates for 3 seats", True),
+        (["Ada", "Bo", "Cy"], 1, "CANDIDATE_DEATH", "CANDIDATE_DEATH", False),
+        (["Ada", "Bo"], None, None, "no reason given", False),
+    ],
+)
+def test_a_cancelled_ballot_says_why(
+    people: list[str], seats: int | None, reason: str | None, why: str, unopposed: bool
+) -> None:
+    """Democracy Club's reason, or the poll not needed: as many candidates as seats, or fewer."""
+    before = dc_ballot("local.b", people)
+    after = dc_ballot("local.b", people, cancelled=True) | {
+        "seats_contested": seats,
+        "cancellation_reason": reason,
+        "replaced_by": "local.b.2026-05-21",
+    }
+    (fact,) = dc_facts("ballot-local.b", before, after)
+    new = fact.new or {}
+    assert (new["why"], new["uncontested_elected"], new["replaced_by"]) == (
+        why,
+        unopposed,
+        "local.b.2026-05-21",
+    )

@@ -19,7 +19,7 @@ from pollerd.polling.answers import FetchFailure, Limits
 from pollerd.polling.fetch import HttpClient, Terms
 from pollerd.polling.source import DiscoveryFailed
 from pollerd.polling.tally import SourceTally
-from pollerd.sim import CkanApi, Fault, PackageResource, SimServer
+from pollerd.sim import CkanApi, Fault, FileHost, PackageResource, SimServer
 from pollerd.sim.night import ElectionNight
 from pollerd.sources.fso import FsoSource, fso_policy
 from pollerd.sources.fso_details import fso_details
@@ -309,3 +309,36 @@ async def test_the_user_agent_is_sent_to_ckan_and_files(
     agents = {r.headers.get("User-Agent") for host in night.hosts for r in host.log}
     assert agents == {DEFAULT_USER_AGENT}
     assert DEFAULT_USER_AGENT.startswith("pollerd/0.") and "(+https://" in DEFAULT_USER_AGENT
+
+
+async def test_an_empty_file_before_the_first_results_is_not_published_yet(
+    fso_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The FSO publishes some files empty (0 bytes) before the first results: no version, no
+    failure, no alert, nothing asked again while it stays empty (its ETag answers the HEAD), and
+    status says "not published yet"; its first content is version 1."""
+    server = SimServer()
+    api, files = CkanApi(), FileHost()
+    files.add("/gemeinden.json", gzip_encoding=False)
+    files.publish("/gemeinden.json", b"")
+    host = await server.serve(files.app())
+    base = await server.serve(api.app())
+    api.put(PACKAGE, PackageResource("g1", f"{host}/gemeinden.json", "Gemeinden", "JSON"))
+    try:
+        async with opened(fso_config(f"{base}/api/3/action", allow_empty=False)) as daemon:
+            assert await daemon.run_once()
+            assert await daemon.run_once()
+            [state] = file_poller(daemon, "nrw").states.values()
+            assert state.unpublished and state.failures == 0 and state.sequence == 0
+            [source] = (await daemon.status())["sources"]
+            assert source["resources"][0]["unpublished"] and source["state"] == "ok"
+            # the second cycle's HEAD found the same empty file: one GET in all
+            assert len(files.requests("GET", "/gemeinden.json")) == 1
+            assert sample(daemon, "pollerd_rejected_payloads_total", source="nrw", reason="empty") == 0
+            files.publish("/gemeinden.json", b'{"gemeinden": [1]}')
+            assert await daemon.run_once()
+            [state] = file_poller(daemon, "nrw").states.values()
+            assert state.sequence == 1 and not state.unpublished
+    finally:
+        await server.close()
+    assert [e["sequence"] for e in stdout_events(capsys.readouterr().out)] == [1]

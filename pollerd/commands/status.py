@@ -59,6 +59,7 @@ def _resource_row(state: Any) -> dict[str, Any]:
         "last_error": MASKED.optional(state.last_error),
         "failures": state.failures,
         "backoff_until": _iso(backoff),
+        "unpublished": state.unpublished,
     }
 
 
@@ -105,6 +106,8 @@ def _print_resource(row: dict[str, Any]) -> None:
     ]
     if validators:
         print(f"      {'  '.join(validators)}")
+    if row["unpublished"]:
+        print("      not published yet (an empty file)")
     if row["last_error"] or row["backoff_until"]:
         waiting = f", waiting until {row['backoff_until']}" if row["backoff_until"] else ""
         failures = plural(row["failures"], "failure")

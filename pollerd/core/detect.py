@@ -53,7 +53,7 @@ def after_head(
         return HeadAction.FAIL
     if not validators:
         return HeadAction.FALL_BACK if configured is Strategy.AUTO else HeadAction.FETCH
-    if state.sha256 is not None and validators == state.validators:
+    if (state.sha256 is not None or state.unpublished) and validators == state.validators:
         return HeadAction.UNCHANGED
     if is_content_md5(validators.etag, state) and content_length == state.size:
         return HeadAction.ADOPT

@@ -85,6 +85,7 @@ class ResourceState:
     md5: str | None = None  # of the content held: S3-style ETags are this, so a moved file is known
     chain_from: int | None = None  # the checkpoint's sequence, where the current version is a delta
     chain_length: int = 0  # deltas since that checkpoint
+    unpublished: bool = False  # an empty file where the upstream publishes empty files until results
 
     def succeeded(self, now: float) -> None:
         """The resource answered: no failures, no backoff, no error."""

@@ -146,11 +146,12 @@ def _source_section(source: Mapping[str, Any]) -> list[str]:
     for row in source["resources"]:
         failing = bool(row["failures"])
         retry = _in(row["backoff_s"]) if row["backoff_s"] is not None else ""
+        note = row["problem"] or ("not published yet (an empty file)" if row.get("unpublished") else "")
         parts.append(
             f'<tr class="{"bad" if failing else ""}"><td>{html.escape(row["resource"])}</td>'
             f"<td>{html.escape(row['host'] or '')}</td><td>#{row['sequence']}</td>"
             f"<td>{_ago(row['last_change_age_s'])}</td><td>{_ago(row['last_success_age_s'])}</td>"
-            f"<td>{retry}</td><td>{html.escape(row['problem'] or '')}</td></tr>"
+            f"<td>{retry}</td><td>{html.escape(note)}</td></tr>"
         )
     if not source["resources"]:
         parts.append('<tr><td colspan="7" class="quiet">nothing to watch yet</td></tr>')

@@ -147,6 +147,7 @@ def _resource(state: ResourceState, now: float) -> dict[str, Any]:
         "failures": state.failures,
         "last_error": MASKED.optional(state.last_error),
         "problem": MASKED.optional(plain_error(state.last_error)) if state.failures else None,
+        "unpublished": state.unpublished,
     }
 
 

@@ -55,6 +55,7 @@ def _cancelled(ballot_id: str, ballot: Document, before: Document | None, initia
         "cancellation_reason": ballot.get("cancellation_reason"),
         "replaced_by": ballot.get("replaced_by"),
         "poll_open_date": ballot.get("poll_open_date"),
+        **_why_cancelled(ballot),
     }
     old = {"cancelled": False} if before is not None else None
     return Fact(
@@ -68,6 +69,27 @@ def _cancelled(ballot_id: str, ballot: Document, before: Document | None, initia
         {},
         initial,
     )
+
+
+_UNCONTESTED = frozenset({"EQUAL_CANDIDATES", "UNDER_CONTESTED", "NO_CANDIDATES"})
+
+
+def _why_cancelled(ballot: Document) -> dict[str, Any]:
+    """Why a poll was cancelled, in words: elected unopposed where Democracy Club says the ballot
+    was uncontested, or gives no reason and the candidates do not exceed the seats; else its
+    reason."""
+    seats = ballot.get("seats_contested")
+    count = len(candidates(ballot))
+    reason = ballot.get("cancellation_reason")
+    # Democracy Club's own reason first; without one, as many candidates as seats (or fewer)
+    unopposed = reason in _UNCONTESTED or (not reason and isinstance(seats, int) and 0 < count <= seats)
+    if unopposed and isinstance(seats, int):
+        why = f"elected unopposed: {count} candidate{'s' * (count != 1)} for {seats} seat{'s' * (seats != 1)}"
+    elif unopposed:
+        why = "elected unopposed"
+    else:
+        why = str(reason) if reason else "no reason given"
+    return {"seats_contested": seats, "candidates_count": count, "uncontested_elected": unopposed, "why": why}
 
 
 def _candidate_facts(ballot_id: str, ballot: Document, before: Document) -> list[Fact]:

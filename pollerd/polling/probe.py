@@ -103,6 +103,10 @@ class Prober:
         return action
 
     async def _judge(self, resource: Resource, state: ResourceState, url: str, download: Download) -> Outcome:
+        if self._unpublished(resource, state, download):
+            await self.blobs.drop(download)
+            state.validators, state.unpublished = download.validators, True
+            return Outcome.UNCHANGED
         verdict = after_fetch(state, download.sha256, download.validators)
         if verdict is not Verdict.CHANGED:
             await self.blobs.drop(download)
@@ -125,6 +129,17 @@ class Prober:
             await asyncio.shield(self.blobs.drop(download))
             raise
         return Outcome.CHANGED
+
+    def _unpublished(self, resource: Resource, state: ResourceState, download: Download) -> bool:
+        """An empty file where the upstream publishes empty files until its first results, and
+        nothing was published here yet: "not published yet", not a version, not a failure."""
+        empty = download.size == 0 or (download.body is not None and not download.body.strip())
+        return (
+            empty
+            and state.sha256 is None
+            and not resource.allow_empty
+            and bool(getattr(self.source, "empty_until_published", False))
+        )
 
     def _inspect(self, resource: Resource, download: Download, fmt: str) -> tuple[Any, dict[str, Any] | None]:
         """Validate the payload and read the source's details from it (in a worker thread, unless

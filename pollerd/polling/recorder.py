@@ -181,5 +181,5 @@ def _next_version(
         last_change_at=now,
         url_switch=None,
         md5=download.md5,
-        **({"chain_from": None, "chain_length": 0} | changes),
+        **({"chain_from": None, "chain_length": 0, "unpublished": False} | changes),
     )

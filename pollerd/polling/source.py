@@ -18,7 +18,9 @@ class Source(Protocol):
     ``discovery_interval`` is how often ``discover`` is called when nothing fails; ``None`` means
     only at start and when a failing resource forces a re-discovery. ``policy`` bounds the hosts
     the source's URLs (and their redirects) may point at. A kind whose files tell of election
-    events also has ``rules`` (``pollerd.core.election.Rules``).
+    events also has ``rules`` (``pollerd.core.election.Rules``); one whose upstream publishes
+    empty files until the first results has ``empty_until_published = True`` (such a file is
+    "not published yet": no version, no failure).
     """
 
     discovery_interval: float | None

@@ -55,6 +55,8 @@ def fso_policy(config: FsoSourceConfig) -> HostPolicy:
 class FsoSource:
     """Discovers the package's resources on every call; selection is by name, never by position."""
 
+    empty_until_published = True  # the municipality lists are 0 bytes before the first results
+
     def __init__(self, config: FsoSourceConfig, client: HttpClient, tally: SourceTally) -> None:
         self.discovery_interval: float | None = config.discovery_interval
         self.policy = fso_policy(config)
