@@ -21,6 +21,7 @@ from pollerd.delivery.fold import NumbersFold
 from pollerd.delivery.subscription import Subscription
 from pollerd.election.ap import ap_facts
 from pollerd.election.ap_numbers import number_facts, race_numbers
+from pollerd.election.fso import fso_facts
 from pollerd.sim.ap import ApServer
 from tests.conftest import ap_source, one_source, opened
 
@@ -229,3 +230,45 @@ def test_a_batch_that_barely_moves_the_margin_waits_for_one_that_does() -> None:
     assert quiet is None
     assert loud is not None and [f.type for f in loud.election] == ["votes_counted"]
     assert (loud.election[0].new or {})["votes_added"] == 100
+
+
+def vote(share: float | None, cantons: tuple[float, float, float, float] = (0, 0, 0, 0)) -> dict[str, Any]:
+    """A national vote file with one proposal: its yes share, and its cantons (yes whole, yes
+    half, no whole, no half)."""
+    proposal: dict[str, Any] = {
+        "vorlagenId": 6600,
+        "vorlagenTitel": [{"langKey": "de", "text": "Initiative X"}],
+        "staende": dict(
+            zip(
+                ("jaStaendeGanz", "jaStaendeHalb", "neinStaendeGanz", "neinStaendeHalb"), cantons, strict=True
+            )
+        ),
+    }
+    if share is not None:
+        proposal["resultat"] = {"jaStimmenInProzent": share}
+    return {"schweiz": {"vorlagen": [proposal]}}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (vote(49.8), vote(50.3), [("majority:6600:people", "yes")]),
+        (vote(50.3), vote(50.0), []),  # a tie leads nobody
+        (vote(None), vote(51.0), []),  # no figure before: nothing tipped
+        (vote(51.0, (10, 2, 8, 2)), vote(51.0, (10, 2, 11, 4)), [("majority:6600:cantons", "no")]),
+        (
+            vote(48.0, (12, 1, 8, 5)),
+            vote(52.0, (11, 1, 12, 5)),
+            [("majority:6600:people", "yes"), ("majority:6600:cantons", "no")],
+        ),
+    ],
+)
+def test_a_proposals_majority_tipping(
+    old: dict[str, Any], new: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    facts = [
+        f for f in fso_facts("sd-t-17-02-20240609-eidgAbstimmung", old, new) if f.type == "majority_changed"
+    ]
+    assert [(f.subject, f.state) for f in facts] == expected
+    first = fso_facts("sd-t-17-02-20240609-eidgAbstimmung", None, new)
+    assert not [f for f in first if f.type == "majority_changed"]  # a first version tips nothing

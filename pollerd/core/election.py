@@ -30,6 +30,7 @@ NUMBER_TYPES = (  # what moved between calls: only to sinks that list them or se
     "lead_changed",
     "expected_vote",
     "race_status_changed",
+    "majority_changed",
 )
 FSO_TYPES = ("canton_complete", "canton_reopened", "count_corrected", "result_final", "proposal_decided")
 DC_TYPES = (

@@ -39,6 +39,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "count_corrected": "{canton_name}: finished figures corrected ({ballot}, {file})",
     "result_final": "{ballot}: every canton counted, the result is complete",
     "proposal_decided": "{proposal}: {outcome}, {yes_pct}% yes",
+    "majority_changed": "{proposal}: {what} now say {side} ({standing})",
     "ballot_cancelled": "{ballot_title}: ballot cancelled ({why}); replaced by {replaced_by}",
     "candidate_added": "{ballot_title}: candidate added: {candidate} ({party})",
     "candidate_withdrawn": "{ballot_title}: candidate withdrawn: {candidate} ({party})",

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pollerd.core.canonical import canonical_hash
 from pollerd.core.election import Fact, table
+from pollerd.election.fso_numbers import majority_facts
 
 _BALLOT = re.compile(r"[A-Za-z]{2,4}\d{4}")
 SWISS_TIME = ZoneInfo("Europe/Zurich")
@@ -191,6 +192,7 @@ def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], 
             {"proposal": title},
         )
         facts += _decided(number, title, previous, proposal, at, initial=old is None)
+        facts += majority_facts(number, title, previous, proposal, at)
     return facts
 
 
