@@ -98,12 +98,17 @@ class ApPoller(ApiPoller):
             return await self._decide()
 
     async def _decide(self) -> int:
-        races: list[dict[str, Any]] = []
+        return await self.desk.apply_pending(self.states, self._race)
+
+    async def _race(self, key: str) -> dict[str, Any] | None:
+        """A race as this source's snapshots hold it now (None: no query carries it)."""
         for query in self.config.queries:
             state = self.states.get(query.name)
             if state is not None and state.sha256 is not None:
-                races += (await self._snapshot(query.name, state)).races.values()
-        return await self.desk.apply_pending(self.states, races)
+                race = (await self._snapshot(query.name, state)).races.get(key)
+                if race is not None:
+                    return race
+        return None
 
     async def _poll_query(self, query: ApQuery) -> Outcome | None:
         state = self.states.setdefault(query.name, ResourceState(query.name))

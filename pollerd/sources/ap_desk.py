@@ -6,7 +6,7 @@ decision), committed with the decision marked applied, so it is announced once."
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 import orjson
 import structlog
@@ -16,7 +16,7 @@ from pollerd.core.model import Download, Resource, ResourceState, Validators
 from pollerd.desk.book import DESK_RESOURCE, Decision, DeskBook
 from pollerd.desk.decide import Verdict, decide
 from pollerd.desk.judge import DeskRules
-from pollerd.election.ap import Race, race_key, scope
+from pollerd.election.ap import Race, scope
 from pollerd.polling.recorder import ChangeRecorder
 from pollerd.store.protocol import StateStore
 from pollerd.telemetry.tasks import describe
@@ -52,15 +52,14 @@ class ApDesk:
         pending = await self._store.latest_told(self._config.name, "pending:")
         self.rules.held = {told["key"]: told["state"] for told in pending.values() if told["state"]}
 
-    async def apply_pending(self, states: dict[str, ResourceState], races: Iterable[Race]) -> int:
-        """Apply the decisions waiting for this source, oldest first, against ``races`` (AP's
-        races as the snapshots hold them now); how many were settled."""
+    async def apply_pending(
+        self, states: dict[str, ResourceState], race: Callable[[str], Awaitable[Race | None]]
+    ) -> int:
+        """Apply the decisions waiting for this source, oldest first, each against its race as
+        AP's snapshots hold it now (``race``: found by key); how many were settled."""
         pending = await self._store.decisions(self._config.name, "pending")
-        if not pending:
-            return 0
-        by_key = {race_key(race): race for race in races}
         for decision in pending:
-            await self._apply(decision, states, by_key.get(decision.race))
+            await self._apply(decision, states, await race(decision.race))
         return len(pending)
 
     async def _apply(self, decision: Decision, states: dict[str, ResourceState], race: Race | None) -> None:
