@@ -23,6 +23,7 @@ from pollerd.config.base import (
     url_passwords,
     url_secrets,
 )
+from pollerd.core.languages import LanguageCode
 from pollerd.core.templates import TEMPLATE_NAMES, check_template
 
 
@@ -96,9 +97,10 @@ class CommandSinkConfig(SinkBase):
 
 
 class ChatSinkConfig(SinkBase):
-    """``kind = "chat"``: one readable message per election event (or one per poll cycle when
-    several come at once) to a newsroom's channel: Slack (also Mattermost and Rocket.Chat), Teams,
-    Matrix, or plain text."""
+    """``kind = "chat"``: one readable message per election event, or one digest per poll cycle
+    when several come at once, to a newsroom's channel: Slack (also Mattermost and Rocket.Chat),
+    Teams, Matrix, or plain text; in English, German, French or Italian (``language``), within
+    the platform's message size and rate."""
 
     kind: Literal["chat"]
     url: Secret  # the incoming webhook (a secret: it lets anyone post); Matrix: the homeserver
@@ -108,8 +110,12 @@ class ChatSinkConfig(SinkBase):
     access_token: Secret | None = None
     access_token_file: EnvPath | None = None
     templates: dict[str, str] = {}
+    language: LanguageCode = "en"
     group_window: Duration = 2.0
     max_lines: int = Field(default=30, ge=1)
+    max_message_size: int | None = Field(default=None, ge=200)  # the platform's limit when unset
+    min_interval: Duration | None = None  # between posts; the platform's published rate when unset
+    counts_shown: int = Field(default=10, ge=0)
     ops: bool = False
     ops_after: int = Field(default=3, ge=1)
     timeout: PositiveDuration = 10.0

@@ -31,6 +31,7 @@ NUMBER_TYPES = (  # what moved between calls: only to sinks that list them or se
     "expected_vote",
     "race_status_changed",
     "majority_changed",
+    "canton_progress",
 )
 FSO_TYPES = ("canton_complete", "canton_reopened", "count_corrected", "result_final", "proposal_decided")
 DC_TYPES = (

@@ -1,5 +1,8 @@
 """FSO counting progress from two consecutive versions of a results file: cantons finished,
-reopened (a correction) and corrected, the whole ballot final, a vote's proposal decided.
+reopened (a correction), corrected and counting on, the whole ballot final, a vote's proposal
+decided. Connected proposals (an initiative, its counter-proposal and the deciding question,
+``vorlagenArtId`` 4, 5 and 6, linked by ``hauptvorlagenId``) are told together, once all three are
+decided: the deciding question says which it favours and which comes into force.
 
 Election files say per canton ``stand_kantone[].kanton_abgeschlossen`` (a bool, in one file the
 string "false") and hold the canton's figures in ``level_kantone``; vote files say per proposal
@@ -16,10 +19,12 @@ from zoneinfo import ZoneInfo
 
 from pollerd.core.canonical import canonical_hash
 from pollerd.core.election import Fact, table
-from pollerd.election.fso_numbers import majority_facts
+from pollerd.election.fso_numbers import favoured_by_question, majority_facts, progress_fact
 
 _BALLOT = re.compile(r"[A-Za-z]{2,4}\d{4}")
 SWISS_TIME = ZoneInfo("Europe/Zurich")
+MAIN, COUNTER, QUESTION = 4, 5, 6  # vorlagenArtId of connected proposals
+_LEADING_PARTIES = 3  # a canton's running figures name its strongest parties
 
 
 def fso_facts(resource: str, old: Any, new: Any) -> list[Fact]:
@@ -64,10 +69,32 @@ class _Canton:
     complete: bool
     figures: str
     counts: dict[str, Any]
+    running: dict[str, Any]
 
     @classmethod
     def of(cls, count: CantonCount) -> _Canton:
-        return cls(count.name, count.complete, canonical_hash(count.figures), count.counts)
+        return cls(count.name, count.complete, canonical_hash(count.figures), count.counts, _running(count))
+
+
+def _running(count: CantonCount) -> dict[str, Any]:
+    """The figures a canton's progress is told with: a vote's yes share, an election's strongest
+    parties (only files with party strengths have them: the other files of a ballot stay quiet)."""
+    if count.proposal is not None:
+        figures = table(count.figures)
+        return {"yes_pct": figures["jaStimmenInProzent"]} if "jaStimmenInProzent" in figures else {}
+    parties = [
+        party
+        for row in count.figures
+        if isinstance(row, dict) and isinstance(row.get("resultat"), list)
+        for party in row["resultat"]
+        if isinstance(party, dict) and isinstance(party.get("partei_staerke"), int | float)
+    ]
+    parties.sort(key=lambda party: -party["partei_staerke"])
+    leading = [
+        {"party": party.get("partei_bezeichnung_de"), "share": party["partei_staerke"]}
+        for party in parties[:_LEADING_PARTIES]
+    ]
+    return {"parties": leading} if leading else {}
 
 
 def canton_counts(document: Any) -> list[CantonCount]:
@@ -111,11 +138,23 @@ def _proposal_counts(proposal: dict[str, Any]) -> list[CantonCount]:
                     row.get("geoLevelname"),
                     truthy(result.get("gebietAusgezaehlt")),
                     {k: v for k, v in result.items() if k != "gebietAusgezaehlt"},
-                    {},
+                    _municipalities(row.get("gemeinden")),
                     proposal.get("vorlagenId"),
                 )
             )
     return counts
+
+
+def _municipalities(rows: Any) -> dict[str, Any]:
+    """How many municipalities a canton of a vote file lists, and how many are counted."""
+    if not isinstance(rows, list):
+        return {}
+    counted = sum(
+        1
+        for row in rows
+        if isinstance(row, dict) and truthy(table(row.get("resultat")).get("gebietAusgezaehlt"))
+    )
+    return {"gemeinden_total": len(rows), "gemeinden_abgeschlossen": counted}
 
 
 def _election_cantons(document: dict[str, Any] | None) -> dict[Any, _Canton] | None:
@@ -153,6 +192,11 @@ def _canton_facts(
             facts.append(
                 Fact(kind, key, f"canton:{key}", state, old_fields, fields, at, scope, before is None)
             )
+        elif not canton.complete and canton.running:
+            progress = progress_fact(
+                ballot, number, fields | canton.running, before.counts.get("gemeinden_abgeschlossen"), at
+            )
+            facts += [] if progress is None else [progress]
         elif canton.complete and before.figures != canton.figures:
             facts.append(
                 Fact(
@@ -178,9 +222,10 @@ def _final_facts(ballot: str, old: dict[str, Any] | None, new: dict[str, Any], a
 
 
 def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None) -> list[Fact]:
-    before = _proposals(old)
+    before, now = _proposals(old), _proposals(new)
+    groups, groups_before = _groups(now), _groups(before)
     facts: list[Fact] = []
-    for number, proposal in sorted(_proposals(new).items(), key=lambda item: str(item[0])):
+    for number, proposal in sorted(now.items(), key=lambda item: str(item[0])):
         previous = before.get(number) if old is not None else None
         title = _title(proposal)
         facts += _canton_facts(
@@ -191,13 +236,24 @@ def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], 
             at,
             {"proposal": title},
         )
-        facts += _decided(number, title, previous, proposal, at, initial=old is None)
+        group, group_before = groups.get(number), groups_before.get(number)
+        if group is None or _all_decided(group):
+            told_before = previous is not None and (group_before is None or _all_decided(group_before))
+            facts += _decided(
+                number, title, previous if told_before else None, proposal, at, old is None, group
+            )
         facts += majority_facts(number, title, previous, proposal, at)
     return facts
 
 
 def _decided(
-    number: Any, title: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None, initial: bool
+    number: Any,
+    title: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    at: str | None,
+    initial: bool,
+    group: dict[int, dict[str, Any]] | None,
 ) -> list[Fact]:
     if not truthy(new.get("vorlageBeendet")):
         return []
@@ -217,11 +273,52 @@ def _decided(
             for k in ("jaStaendeGanz", "jaStaendeHalb", "neinStaendeGanz", "neinStaendeHalb")
             if k in cantons
         },
+        **(_connected(number, new, group) if group is not None else {}),
     }
     old_fields = {"outcome": _outcome(old)} if old is not None and truthy(old.get("vorlageBeendet")) else None
+    if "favours" in fields:
+        state = f"favours:{fields['favours_id']}"
     return [
         Fact("proposal_decided", str(number), f"decided:{number}", state, old_fields, fields, at, {}, initial)
     ]
+
+
+def _groups(proposals: dict[Any, dict[str, Any]]) -> dict[Any, dict[int, dict[str, Any]]]:
+    """Each connected proposal's group: its members by ``vorlagenArtId`` (main, counter, question)."""
+    groups: dict[Any, dict[int, dict[str, Any]]] = {}
+    for number, proposal in proposals.items():
+        kind = proposal.get("vorlagenArtId")
+        if kind in (MAIN, COUNTER, QUESTION):
+            head = number if kind == MAIN else proposal.get("hauptvorlagenId", number)
+            groups.setdefault(head, {})[kind] = proposal
+    return {
+        p.get("vorlagenId"): members
+        for members in groups.values()
+        if len(members) == 3  # a group the file shows only in part is told as separate proposals
+        for p in members.values()
+    }
+
+
+def _all_decided(group: dict[int, dict[str, Any]]) -> bool:
+    return all(truthy(member.get("vorlageBeendet")) for member in group.values())
+
+
+def _connected(number: Any, proposal: dict[str, Any], group: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """What a connected proposal's event says of the others: their titles; and, for the deciding
+    question, which proposal it favours and which comes into force."""
+    others = [_title(member) for member in group.values() if member.get("vorlagenId") != number]
+    fields: dict[str, Any] = {"connected": others, "group": group[MAIN].get("vorlagenId")}
+    if proposal.get("vorlagenArtId") != QUESTION:
+        return fields
+    main, counter = group[MAIN], group[COUNTER]
+    favoured = main if favoured_by_question(proposal) else counter
+    accepted = [member for member in (main, counter) if truthy(member.get("vorlageAngenommen"))]
+    in_force = favoured if len(accepted) == 2 else accepted[0] if accepted else None
+    return fields | {
+        "favours": _title(favoured),
+        "favours_id": favoured.get("vorlagenId"),
+        "in_force": None if in_force is None else _title(in_force),
+    }
 
 
 def _outcome(proposal: dict[str, Any]) -> str:

@@ -44,6 +44,9 @@ OFFICES = (
 )
 CANDIDATES = (("Dem", "Rivera"), ("GOP", "Walsh"), ("Lib", "Okafor"))
 RETRACTED_RACE = "PA:1009:G"  # the Pennsylvania Senate race: called, retracted, called again
+LEAD_RACE = "CO:1002:G"  # Colorado's governor: the early counties favour Walsh, the late ones Rivera
+CORRECTED_RACE = "WV:1005:G"  # West Virginia's Senate race: AP corrects its count downward once
+CLOSE_FROM, LEAD_CALLED = 30, 90  # LEAD_RACE: "Too Close to Call" from this eevp, called at that
 
 
 class ApElection:
@@ -72,6 +75,7 @@ class ApElection:
         self.races: dict[str, dict[str, Any]] = {}
         self.updated: dict[str, int] = {}  # race key -> step of its last change
         self.retracted: set[str] = set()  # races whose call was taken back
+        self.corrected: set[str] = set()  # races whose count went down once
         race_number = 1000
         for state, (state_name, counties) in self.states.items():
             for office_id, office_name, seat in OFFICES * race_factor:
@@ -104,7 +108,7 @@ class ApElection:
             self.step += 1
             for key, race in self.races.items():
                 if self._rng.random() < self._update_probability:
-                    self._count(race, retract=key == RETRACTED_RACE)
+                    self._count(race, key)
                     self.updated[key] = self.step
 
     def call(self, key: str, candidate: str | None = None) -> None:
@@ -192,9 +196,11 @@ class ApElection:
             ],
         }
 
-    def _count(self, race: dict[str, Any], retract: bool = False) -> None:
-        """Count more votes in two counties; call the race at 60% (``retract``: take the call back
-        at 65% and call it again at 95%, as AP did with races called too early)."""
+    def _count(self, race: dict[str, Any], key: str) -> None:
+        """Count more votes in two counties; call the race at 60%. The Pennsylvania Senate race
+        is called at 60%, retracted at 65% and called again at 95%, as AP did with races called
+        too early; Colorado's governor changes leader and is too close to call for a while; West
+        Virginia's Senate count is corrected downward once, past 50%."""
         units = race["reportingUnits"]
         for unit in self._rng.sample(units[1:], k=min(2, len(units) - 1)):
             if unit["precinctsReporting"] >= unit["precinctsTotal"]:
@@ -205,7 +211,13 @@ class ApElection:
             )
             unit["lastUpdated"] = self.timestamp()
             for candidate in unit["candidates"]:
-                candidate["voteCount"] += self._rng.randint(50, 900) // candidate["ballotOrder"]
+                votes = self._rng.randint(50, 900)
+                candidate["voteCount"] += votes // self._divisor(key, race, candidate["ballotOrder"])
+        if key == CORRECTED_RACE and race["eevp"] >= 50 and key not in self.corrected:
+            self.corrected.add(key)
+            for unit in units[1:]:  # a batch counted twice, taken out again
+                for candidate in unit["candidates"]:
+                    candidate["voteCount"] = candidate["voteCount"] * 4 // 5
         total = units[0]
         total["precinctsReporting"] = sum(u["precinctsReporting"] for u in units[1:])
         total["precinctsReportingPct"] = round(100 * total["precinctsReporting"] / total["precinctsTotal"], 1)
@@ -214,17 +226,34 @@ class ApElection:
             candidate["voteCount"] = sum(u["candidates"][i]["voteCount"] for u in units[1:])
         race["eevp"] = round(total["precinctsReportingPct"])
         called = race["raceCallStatus"] == "Called"
-        if retract and called and race["eevp"] >= 65 and not self.retracted:
+        if key == RETRACTED_RACE and called and race["eevp"] >= 65 and not self.retracted:
             self.retracted.add(RETRACTED_RACE)
             race["raceCallStatus"] = "Too Early to Call"
             for candidate in total["candidates"]:
                 candidate.pop("winner", None)
                 candidate.pop("winnerDateTime", None)
-        elif not called and race["eevp"] >= (95 if retract and self.retracted else 60):
+        elif not called and race["eevp"] >= self._call_at(key):
             race["raceCallStatus"] = "Called"
             leader = max(total["candidates"], key=lambda c: c["voteCount"])
             leader["winner"] = "X"
             leader["winnerDateTime"] = self.timestamp()
+        elif not called and key == LEAD_RACE and race["eevp"] >= CLOSE_FROM:
+            race["raceCallStatus"] = "Too Close to Call"
+
+    def _divisor(self, key: str, race: dict[str, Any], ballot_order: int) -> int:
+        """What a candidate's share of new votes is divided by: the ballot order, except in
+        LEAD_RACE, where Walsh leads the early count and Rivera catches up late."""
+        if key != LEAD_RACE:
+            return ballot_order
+        if race["eevp"] < CLOSE_FROM:
+            return {1: 3, 2: 1}.get(ballot_order, 4)
+        return {1: 1, 2: 4}.get(ballot_order, 4)
+
+    def _call_at(self, key: str) -> int:
+        """The eevp at which AP calls the race."""
+        if key == RETRACTED_RACE and self.retracted:
+            return 95
+        return LEAD_CALLED if key == LEAD_RACE else 60
 
     def select(self, params: dict[str, str], since: int | None, until: int) -> list[dict[str, Any]]:
         """Races matching the filters (changed in (since, until] when ``since`` is given)."""

@@ -1,18 +1,22 @@
 """``kind = "chat"``: election events as messages in the newsroom's channel.
 
 A burst (what one poll cycle committed, or a backlog after the service said wait) goes out as one
-grouped message, so a rate-limited channel catches up instead of falling behind. A 429 or a 5xx
-is retried after ``Retry-After`` (Matrix: ``retry_after_ms``); any other refusal dead-letters the
-group. Operational alerts (``ops = true``) are best effort: queued, grouped the same way, dropped
-after a few failed attempts, never stored.
+digest, split only where the platform's size limit says, its parts paced at the platform's rate
+(Slack: one a second), so a channel catches up instead of falling behind and a webhook is never
+flooded. A 429 or a 5xx is retried after ``Retry-After`` (Matrix: ``retry_after_ms``), without the
+parts already posted and with whatever came meanwhile; any other refusal dead-letters the group.
+Operational alerts (``ops = true``) are best effort: queued, grouped the same way, dropped after a
+few failed attempts, never stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import deque
-from typing import Any
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import aiohttp
@@ -24,7 +28,17 @@ from pollerd.core.backoff import parse_retry_after
 from pollerd.core.model import Event
 from pollerd.core.payload import loose_json
 from pollerd.sinks.base import DeliveryFailed
-from pollerd.sinks.chat_messages import Lines, Message, matrix_body, slack_body, teams_body
+from pollerd.sinks.chat_digest import Digest, DigestShape, Message, Told
+from pollerd.sinks.chat_messages import (
+    MESSAGE_SIZE,
+    MIN_INTERVAL,
+    Lines,
+    body_bytes,
+    matrix_body,
+    measure,
+    slack_body,
+    teams_body,
+)
 from pollerd.telemetry.alerts import Alert
 from pollerd.versions.payload import Payload
 
@@ -32,6 +46,7 @@ RETRY_STATUSES = frozenset({408, 425, 429})
 ALERT_QUEUE = 200  # alerts kept while the channel is slow; older ones go first
 ALERT_ATTEMPTS = 3
 _ANSWER_BYTES = 512
+_POSTED_REMEMBERED = 20_000  # event ids of parts already posted, so a retried digest skips them
 
 
 class ChatSink:
@@ -41,7 +56,14 @@ class ChatSink:
         self.name = config.name
         self.group_window = config.group_window
         self._config = config
-        self._lines = Lines(config.templates)
+        self._lines = Lines(config.templates, config.language)
+        shape = DigestShape(
+            config.max_message_size or MESSAGE_SIZE[config.format], config.max_lines, config.counts_shown
+        )
+        self._digest = Digest(self._lines.words, measure(config.format), shape)
+        interval = config.min_interval if config.min_interval is not None else MIN_INTERVAL[config.format]
+        self._pace = Pace(interval)
+        self._posted: OrderedDict[str, None] = OrderedDict()
         self._headers = {"User-Agent": user_agent}
         if config.access_token is not None:
             self._headers["Authorization"] = f"Bearer {config.access_token.get_secret_value()}"
@@ -55,9 +77,18 @@ class ChatSink:
         await self.deliver_group([event], epoch)
 
     async def deliver_group(self, events: list[Event], epoch: int | None = None) -> None:
-        """Post the events' lines, grouped; DeliveryFailed if the channel did not take them all."""
-        for message in self._lines.messages(events, self._config.max_lines):
+        """Post the events as one digest; DeliveryFailed if the channel did not take it all (the
+        parts it took are not posted again when the group is retried)."""
+        told = [item for event in events for item in self._lines.of(event) if item.ids[0] not in self._posted]
+        for message in self._digest.messages(told):
             await self._post(message)
+            self._remember(message.ids)
+
+    def _remember(self, ids: tuple[str, ...]) -> None:
+        for event_id in ids:
+            self._posted[event_id] = None
+        while len(self._posted) > _POSTED_REMEMBERED:
+            self._posted.popitem(last=False)
 
     def alert(self, alert: Alert) -> None:
         """Queue an operational alert, if this channel takes them (``ops``)."""
@@ -91,10 +122,11 @@ class ChatSink:
         attempts = 0
         while self._alerts:
             batch = list(self._alerts)
-            lines = tuple(f"⚠ {a.text}" for a in batch)
-            title = "pollerd" if len(lines) == 1 else f"pollerd: {len(lines)} alerts"
+            told = [Told((f"{a.kind}:{a.subject}:{id(a)}",), f"⚠ {a.text}", "other") for a in batch]
             try:
-                await self._post(Message(title, lines, tuple(f"{a.kind}:{a.subject}:{id(a)}" for a in batch)))
+                title = "pollerd" if len(told) == 1 else f"pollerd: {len(told)} alerts"
+                for message in self._digest.plain(title, [(None, told)]):
+                    await self._post(message)
             except Exception as exc:  # best effort: an alert must never take the daemon down
                 attempts += 1
                 if attempts >= ALERT_ATTEMPTS:
@@ -109,26 +141,30 @@ class ChatSink:
             attempts = 0
 
     async def _post(self, message: Message) -> None:
-        method, url, body, content_type = self._request(message)
-        session = self._session or self._open()
-        timeout = aiohttp.ClientTimeout(total=self._config.timeout)
-        headers = self._headers | {"Content-Type": content_type}
-        try:
-            async with session.request(
-                method, url, data=body, headers=headers, allow_redirects=False, timeout=timeout
-            ) as response:
-                answer = (await response.content.read(_ANSWER_BYTES)).decode("utf-8", "replace")
-                status, retry_header = response.status, response.headers.get("Retry-After")
-        except TimeoutError:
-            raise DeliveryFailed(f"no answer within {self._config.timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise DeliveryFailed(f"connection: {type(exc).__name__}") from None
-        if 200 <= status < 300:
-            return
-        detail = f"HTTP {status}: {' '.join(answer.split())}" if answer.strip() else f"HTTP {status}"
-        if status in RETRY_STATUSES or status >= 500:
-            raise DeliveryFailed(detail, retry_after=_retry_after(retry_header, answer))
-        raise DeliveryFailed(detail, permanent=True)
+        """One message, in its turn (the channel's rate: events and alerts share it)."""
+        async with self._pace.turn() as turn:
+            method, url, body, content_type = self._request(message)
+            session = self._session or self._open()
+            timeout = aiohttp.ClientTimeout(total=self._config.timeout)
+            headers = self._headers | {"Content-Type": content_type}
+            try:
+                async with session.request(
+                    method, url, data=body, headers=headers, allow_redirects=False, timeout=timeout
+                ) as response:
+                    answer = (await response.content.read(_ANSWER_BYTES)).decode("utf-8", "replace")
+                    status, retry_header = response.status, response.headers.get("Retry-After")
+            except TimeoutError:
+                raise DeliveryFailed(f"no answer within {self._config.timeout:g}s") from None
+            except aiohttp.ClientError as exc:
+                raise DeliveryFailed(f"connection: {type(exc).__name__}") from None
+            if 200 <= status < 300:
+                return
+            detail = f"HTTP {status}: {' '.join(answer.split())}" if answer.strip() else f"HTTP {status}"
+            if status in RETRY_STATUSES or status >= 500:
+                wait = _retry_after(retry_header, answer)
+                turn.hold(wait, self._pace.interval)
+                raise DeliveryFailed(detail, retry_after=wait)
+            raise DeliveryFailed(detail, permanent=True)
 
     def _request(self, message: Message) -> tuple[str, str | URL, bytes, str]:
         """(method, URL, body, content type) of the message in the channel's format."""
@@ -142,17 +178,46 @@ class ChatSink:
             path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{message.txn_id}"
             # encoded as given: the spec wants the room id's "!" and ":" escaped, as Synapse expects
             target = URL(url.rstrip("/") + path, encoded=True)
-            return "PUT", target, _json(matrix_body(message)), "application/json"
+            return "PUT", target, body_bytes(matrix_body(message)), "application/json"
         body = teams_body(message) if form == "teams" else slack_body(message)
-        return "POST", url, _json(body), "application/json"
+        return "POST", url, body_bytes(body), "application/json"
 
     def _open(self) -> aiohttp.ClientSession:
         self._session = aiohttp.ClientSession()
         return self._session
 
 
-def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode()
+class Pace:
+    """One post at a time to a channel, ``interval`` seconds apart counted from the end of the
+    last (so the service sees them at least that far apart), longer after it said wait."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = asyncio.Lock()
+        self._next = 0.0
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[Turn]:
+        """Wait for the channel's next turn; the post is made inside it."""
+        async with self._lock:
+            await asyncio.sleep(max(self._next - time.monotonic(), 0.0))
+            turn = Turn()
+            try:
+                yield turn
+            finally:
+                held = self.interval if turn.held is None else max(self.interval, turn.held)
+                self._next = time.monotonic() + held
+
+
+@dataclass
+class Turn:
+    """One post's turn; ``held``: the service said wait this long (None: it did not)."""
+
+    held: float | None = None
+
+    def hold(self, seconds: float | None, interval: float) -> None:
+        """No post before ``seconds`` from now (twice the interval when the service said no time)."""
+        self.held = seconds if seconds is not None else 2 * interval
 
 
 def _retry_after(header: str | None, answer: str) -> float | None:
