@@ -275,8 +275,8 @@ async def test_the_fso_night_tells_a_reopened_and_a_corrected_canton(
     finally:
         await server.close()
     lines = channel.lines("text")
-    reopened = canton_name(content.reopened + 1, "en")  # the channel's language names the canton
-    corrected = canton_name(content.corrected + 1, "en")
+    reopened = str(canton_name(content.reopened + 1, "en"))  # the channel's language names it
+    corrected = str(canton_name(content.corrected + 1, "en"))
     assert [line for line in lines if "reopened" in line] == [
         line for line in lines if line.startswith(f"{reopened} reopened")
     ]

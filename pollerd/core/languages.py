@@ -29,6 +29,10 @@ class Language:
             text = f"{int(value):,}"
         return text.replace(",", "\0").replace(".", self.decimal).replace("\0", self.group)
 
+    def percent(self, value: int | float) -> str:
+        """A percentage as this language writes it (``52.1%``, ``52,1 %``)."""
+        return self.word("pct").format(pct=self.number(value))
+
     def word(self, code: str) -> str:
         """The word for one of the rules' codes (the code itself when this language has none)."""
         return self.words.get(code, code)
@@ -50,6 +54,7 @@ _WORDS: dict[LanguageCode, dict[str, str]] = {
         "ap_calls": "calls it for {candidate}",
         "ap_uncalls": "does not call it",
         "share_yes": "{pct}% yes",
+        "pct": "{pct}%",
         "cantons_count": "{yes} cantons yes, {no} no",
     },
     "de": {
@@ -67,6 +72,7 @@ _WORDS: dict[LanguageCode, dict[str, str]] = {
         "ap_calls": "ruft das Rennen für {candidate} aus",
         "ap_uncalls": "ruft es nicht aus",
         "share_yes": "{pct} % Ja",
+        "pct": "{pct} %",
         "cantons_count": "{yes} Stände Ja, {no} Nein",
     },
     "fr": {
@@ -84,6 +90,7 @@ _WORDS: dict[LanguageCode, dict[str, str]] = {
         "ap_calls": "donne {candidate} vainqueur",
         "ap_uncalls": "ne donne pas de vainqueur",
         "share_yes": "{pct} % de oui",
+        "pct": "{pct} %",
         "cantons_count": "{yes} cantons pour le oui, {no} pour le non",
     },
     "it": {
@@ -101,6 +108,7 @@ _WORDS: dict[LanguageCode, dict[str, str]] = {
         "ap_calls": "dà vincitore {candidate}",
         "ap_uncalls": "non dà un vincitore",
         "share_yes": "{pct} % di sì",
+        "pct": "{pct} %",
         "cantons_count": "{yes} cantoni sì, {no} no",
     },
 }

@@ -234,7 +234,7 @@ def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], 
             _vote_cantons(previous) if old is not None else None,
             _vote_cantons(proposal),
             at,
-            {"proposal": title},
+            {"proposal": title, "proposal_titles": _titles(proposal)},
         )
         group, group_before = groups.get(number), groups_before.get(number)
         if group is None or _all_decided(group):
@@ -242,7 +242,7 @@ def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], 
             facts += _decided(
                 number, title, previous if told_before else None, proposal, at, old is None, group
             )
-        facts += majority_facts(number, title, previous, proposal, at)
+        facts += majority_facts(number, (title, _titles(proposal)), previous, proposal, at)
     return facts
 
 
@@ -264,6 +264,7 @@ def _decided(
     cantons = table(new.get("staende"))
     fields: dict[str, Any] = {
         "proposal": title,
+        "proposal_titles": _titles(new),
         "vorlagen_id": number,
         "outcome": state,
         "yes_pct": result.get("jaStimmenInProzent"),
@@ -316,8 +317,10 @@ def _connected(number: Any, proposal: dict[str, Any], group: dict[int, dict[str,
     in_force = favoured if len(accepted) == 2 else accepted[0] if accepted else None
     return fields | {
         "favours": _title(favoured),
+        "favours_titles": _titles(favoured),
         "favours_id": favoured.get("vorlagenId"),
         "in_force": None if in_force is None else _title(in_force),
+        "in_force_titles": _titles(in_force),
     }
 
 
@@ -340,6 +343,18 @@ def _vote_cantons(proposal: dict[str, Any] | None) -> dict[Any, _Canton] | None:
     if proposal is None:
         return None
     return {count.number: _Canton.of(count) for count in _proposal_counts(proposal)}
+
+
+def _titles(proposal: dict[str, Any] | None) -> dict[str, str]:
+    """A proposal's title in each language the file gives it in."""
+    titles = (proposal or {}).get("vorlagenTitel")
+    if not isinstance(titles, list):
+        return {}
+    return {
+        str(t["langKey"]): str(t["text"])
+        for t in titles
+        if isinstance(t, dict) and isinstance(t.get("langKey"), str) and t.get("text")
+    }
 
 
 def _title(proposal: dict[str, Any]) -> str:

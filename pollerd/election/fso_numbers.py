@@ -11,7 +11,11 @@ from pollerd.core.election import Fact, table
 
 
 def majority_facts(
-    number: Any, title: str, old: dict[str, Any] | None, new: dict[str, Any], at: str | None
+    number: Any,
+    titles: tuple[str, dict[str, str]],
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    at: str | None,
 ) -> list[Fact]:
     """The majorities of one proposal that changed sides."""
     if old is None:
@@ -29,7 +33,8 @@ def majority_facts(
                 now[0],
                 {"side": was[0], "standing": was[1]} | standing(old),
                 {
-                    "proposal": title,
+                    "proposal": titles[0],
+                    "proposal_titles": titles[1],
                     "vorlagen_id": number,
                     "majority": who,
                     "what": "the people" if who == "people" else "the cantons",

@@ -27,12 +27,53 @@ VOTE_PACKAGE = "echtzeitdaten-am-abstimmungstag-zu-eidgenoessischen-abstimmungsv
 VOTE_FILE = "sd-t-17-02-20240303-eidgAbstimmung.json"
 HALF_CANTONS = frozenset({6, 7, 12, 13, 15, 16})  # OW, NW, BS, BL, AR, AI
 REFERENDUM, INITIATIVE, COUNTER, QUESTION = 6700, 6710, 6711, 6712
-# (id, title, vorlagenArtId, hauptvorlagenId, yes share where communes report early, and late)
+# (id, titles in German, French and Italian, vorlagenArtId, hauptvorlagenId, yes share where
+# communes report early, and late)
 PROPOSALS = (
-    (REFERENDUM, "Stromgesetz", 2, None, 0.44, 0.62),
-    (INITIATIVE, "Initiative für bezahlbare Mieten", 4, None, 0.56, 0.60),
-    (COUNTER, "Gegenentwurf für bezahlbare Mieten", 5, INITIATIVE, 0.58, 0.62),
-    (QUESTION, "Stichfrage: Initiative oder Gegenentwurf?", 6, INITIATIVE, 0.40, 0.44),
+    (
+        REFERENDUM,
+        ("Stromgesetz", "Loi sur l'électricité", "Legge sull'energia elettrica"),
+        2,
+        None,
+        0.44,
+        0.62,
+    ),
+    (
+        INITIATIVE,
+        (
+            "Initiative für bezahlbare Mieten",
+            "Initiative pour des loyers abordables",
+            "Iniziativa per pigioni accessibili",
+        ),
+        4,
+        None,
+        0.56,
+        0.60,
+    ),
+    (
+        COUNTER,
+        (
+            "Gegenentwurf für bezahlbare Mieten",
+            "Contre-projet pour des loyers abordables",
+            "Controprogetto per pigioni accessibili",
+        ),
+        5,
+        INITIATIVE,
+        0.58,
+        0.62,
+    ),
+    (
+        QUESTION,
+        (
+            "Stichfrage: Initiative oder Gegenentwurf?",
+            "Question subsidiaire : initiative ou contre-projet ?",
+            "Domanda risolutiva: iniziativa o controprogetto?",
+        ),
+        6,
+        INITIATIVE,
+        0.40,
+        0.44,
+    ),
 )
 
 
@@ -82,8 +123,8 @@ class VoteContent:
         }
 
     def _proposal(self, proposal: tuple[Any, ...], done: set[int]) -> dict[str, Any]:
-        number, title, kind, head, early, late = proposal
-        cantons = []
+        number, titles, kind, head, early, late = proposal
+        cantons: list[dict[str, Any]] = []
         yes_total = no_total = 0
         cantons_yes = [0, 0]  # whole, half
         cantons_no = [0, 0]
@@ -124,7 +165,10 @@ class VoteContent:
         entry: dict[str, Any] = {
             "vorlagenId": number,
             "vorlagenArtId": kind,
-            "vorlagenTitel": [{"langKey": "de", "text": title}, {"langKey": "fr", "text": f"{title} (fr)"}],
+            "vorlagenTitel": [
+                {"langKey": language, "text": text}
+                for language, text in zip(("de", "fr", "it"), titles, strict=True)
+            ],
             "vorlageBeendet": finished,
             "provisorisch": True,
             "vorlageAngenommen": accepted if finished else None,

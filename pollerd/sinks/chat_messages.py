@@ -94,6 +94,10 @@ def fact_fields(
         "resource": resource,
         "sequence": sequence,
     }
+    for name in ("proposal", "favours", "in_force"):  # the FSO's titles, in the channel's language
+        titles = new.get(f"{name}_titles")
+        if isinstance(titles, dict) and titles.get(language.code):
+            fields[name] = titles[language.code]
     for name in ("outcome", "side", "old_side"):
         if isinstance(fields.get(name), str):
             fields[name] = language.word(fields[name])
@@ -105,17 +109,18 @@ def fact_fields(
         fields["canton_name"] = canton_name(fact.scope["canton"], language.code) or new.get("canton_name")
     if "candidates_batch" in new:
         fields["batch_shares"] = ", ".join(
-            f"{c['candidate']} {language.number(c['share_of_batch'])}%"
+            f"{c['candidate']} {language.percent(c['share_of_batch'])}"
             for c in new["candidates_batch"]
             if c.get("share_of_batch") is not None
         )
     if fact.type == "canton_progress":
         fields["running"] = _running(new, language)
+    if "proposal" in new and "ballot" in new:  # a canton of a vote: the proposal names it
+        fields["ballot"] = fields["proposal"]
     if "favours" in new and lines is not None:
-        fields["outcome_of_question"] = lines.template("favours", new)
+        fields["outcome_of_question"] = lines.template("favours", fields)
         fields["standing"] = _standing(new, "people", language)
-        in_force = new.get("in_force")
-        fields["in_force"] = lines.template("in_force" if in_force else "in_force_none", new)
+        fields["in_force"] = lines.template("in_force" if new.get("in_force") else "in_force_none", fields)
     return fields
 
 
@@ -134,7 +139,7 @@ def _running(figures: dict[str, Any], language: Language) -> str:
     """A canton's running figures: a vote's yes share, an election's strongest parties."""
     if figures.get("yes_pct") is not None:
         return _standing(figures, "people", language)
-    return ", ".join(f"{p['party']} {language.number(p['share'])}%" for p in figures.get("parties") or [])
+    return ", ".join(f"{p['party']} {language.percent(p['share'])}" for p in figures.get("parties") or [])
 
 
 def _ap_says(fact: Fact, language: Language) -> str | None:
