@@ -149,6 +149,12 @@ async def test_election_events_are_committed_with_their_version_once_per_story(s
     assert latest[0]["version_event_id"] == flips[1].event_id
     assert len(await store.latest_election_events(2, "src")) == 2
     assert await store.latest_election_events(10, "another source") == []
+    batch = Fact("votes_counted", "PA:1:G", "votes:PA:1:G", "a=5", None, {"votes_added": 5})
+    await told(store, "senate", 4, batch)
+    assert [e["type"] for e in await store.latest_election_events(10, "src", numbers=True)] == [
+        "votes_counted"
+    ]
+    assert (await store.latest_election_events(1, "src"))[0]["type"] == "race_called"  # stories only
 
 
 async def test_payloads_in_use(store: StateStore) -> None:

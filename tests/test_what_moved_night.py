@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pollerd.config import parse_config
+from pollerd.daemon.status_html import render
 from pollerd.sim.ap import ApServer
 from pollerd.sim.ap_election import CORRECTED_RACE, LEAD_RACE
 from pollerd.sim.fso_vote import VOTE_PACKAGE, VoteDay
@@ -46,6 +47,7 @@ async def test_the_ap_night_tells_what_moved_once_through_restarts(
             for _ in range(steps * run // RUNS, steps * (run + 1) // RUNS):
                 replay.election.advance(1)
                 assert await daemon.run_once()
+            status = await daemon.status()
     lines = channel.lines("text")
     assert len(lines) == len(set(lines)), [line for line in lines if lines.count(line) > 1]
     governor = [line for line in lines if line.startswith("Colorado: Governor:")]
@@ -60,6 +62,12 @@ async def test_the_ap_night_tells_what_moved_once_through_restarts(
     corrected = [line for line in senate if "corrected the count by -" in line]
     assert len(corrected) == 1, senate
     assert replay.election.corrected == {CORRECTED_RACE} and LEAD_RACE in replay.election.races
+    (source,) = status["sources"]
+    rows = {row["what"]: row for row in source["moved"]}
+    governor = rows["Colorado: Governor"]
+    assert governor["lead"].startswith("Alex1 Rivera by ") and "% of precincts" in governor["batch"]
+    page = render(status, None)
+    assert 'class="moved"' in page and "Colorado: Governor" in page
 
 
 async def test_the_vote_day_tells_each_story_once_through_restarts(channel: Channel, tmp_path: Path) -> None:
@@ -90,6 +98,7 @@ async def test_the_vote_day_tells_each_story_once_through_restarts(channel: Chan
                 for _ in range(steps * run // RUNS, steps * (run + 1) // RUNS):
                     day.report(3)
                     assert await daemon.run_once()
+                status = await daemon.status()
     finally:
         await server.close()
     assert day.finished
@@ -111,3 +120,8 @@ async def test_the_vote_day_tells_each_story_once_through_restarts(channel: Chan
             "bezahlbare Mieten, 41.87% yes; Gegenentwurf für bezahlbare Mieten comes into force",
         )
     ), decided[0]
+    (source,) = status["sources"]
+    rows = {row["what"]: row for row in source["moved"]}
+    assert (
+        rows["Stromgesetz"]["lead"].startswith("yes, ") and " of 3 communes" in rows["Stromgesetz"]["batch"]
+    )

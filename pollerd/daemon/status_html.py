@@ -97,7 +97,7 @@ def _election_section(status: Mapping[str, Any]) -> list[str]:
     parts = ['<h2 id="election">Latest calls and corrections</h2>']
     if any(source.get("kind") == "ap" for source in status["sources"]):
         parts.append('<p><a href="/desk" id="desk-link">The desk</a>: calls held for it, its decisions</p>')
-    told = [source for source in status["sources"] if source.get("election_events")]
+    told = [source for source in status["sources"] if source.get("election_events") or source.get("moved")]
     if not told:
         return [*parts, '<p class="quiet">none yet</p>']
     for source in told:
@@ -113,7 +113,24 @@ def _election_section(status: Mapping[str, Any]) -> list[str]:
                 f"<td>{html.escape(event['type'])}</td><td>{html.escape(MASKED(event['line']))}</td></tr>"
             )
         parts.append("</table>")
+        parts += _moved_table(name, source.get("moved") or [])
     return parts
+
+
+def _moved_table(name: str, rows: list[Mapping[str, Any]]) -> list[str]:
+    """Per race or proposal, who leads and the latest batch (none: no table)."""
+    if not rows:
+        return []
+    parts = [
+        f'<table class="moved" data-source="{name}">'
+        "<tr><th>committed</th><th>race or proposal</th><th>leading</th><th>latest batch</th></tr>"
+    ]
+    parts += [
+        f"<tr><td>{iso(row['committed_at'])}</td><td>{html.escape(MASKED(row['what']))}</td>"
+        f"<td>{html.escape(MASKED(row['lead']))}</td><td>{html.escape(MASKED(row['batch']))}</td></tr>"
+        for row in rows
+    ]
+    return [*parts, "</table>"]
 
 
 def _source_section(source: Mapping[str, Any]) -> list[str]:

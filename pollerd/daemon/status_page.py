@@ -25,6 +25,7 @@ from pollerd.core.election import Fact
 from pollerd.core.masking import MASKED
 from pollerd.core.model import ResourceState
 from pollerd.daemon.scheduler import PollScheduler
+from pollerd.daemon.status_moved import SCANNED, moved_rows
 from pollerd.delivery.outages import Outage
 from pollerd.polling.poller import Poller
 from pollerd.sinks.chat_messages import Lines
@@ -76,6 +77,8 @@ async def snapshot(
             {**entry, "line": lines.fact_line(Fact.from_json(entry), entry["source"], entry["resource"])}
             for entry in await store.latest_election_events(LATEST_EVENTS, source["name"])
         ]
+        numbers = await store.latest_election_events(SCANNED, source["name"], numbers=True)
+        source["moved"] = moved_rows(numbers)
     outbox = []
     for sink in sinks:
         counts = await store.delivery_counts(sink.name)

@@ -234,7 +234,11 @@ def _vote_facts(resource: str, old: dict[str, Any] | None, new: dict[str, Any], 
             _vote_cantons(previous) if old is not None else None,
             _vote_cantons(proposal),
             at,
-            {"proposal": title, "proposal_titles": _titles(proposal)},
+            {
+                "proposal": title,
+                "proposal_titles": _titles(proposal),
+                "national_yes_pct": table(proposal.get("resultat")).get("jaStimmenInProzent"),
+            },
         )
         group, group_before = groups.get(number), groups_before.get(number)
         if group is None or _all_decided(group):

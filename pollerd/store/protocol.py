@@ -122,9 +122,12 @@ class StateStore(Protocol):
     async def blob_in_use(self, sha256: str) -> bool:
         """Whether a payload is still needed: a pending delivery or a resource's current content."""
 
-    async def latest_election_events(self, limit: int, source: str) -> list[dict[str, Any]]:
-        """The newest election events of a source, newest first (each with its source,
-        resource and commit time): one busy source never pushes another's off the page."""
+    async def latest_election_events(
+        self, limit: int, source: str, numbers: bool = False
+    ) -> list[dict[str, Any]]:
+        """The newest stories of a source (``numbers``: the newest numbers between them), newest
+        first (each with its source, resource and commit time): one busy source never pushes
+        another's off the page."""
 
     async def committed_between(self, after: float, before: float) -> list[str]:
         """The payloads of the versions committed in [after, before) (the retention's sweep)."""

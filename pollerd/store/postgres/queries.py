@@ -133,13 +133,15 @@ async def last_states(db: Connection, source: str, subjects: list[str]) -> dict[
     return {str(subject): (str(state), at) for subject, state, at in await cursor.fetchall()}
 
 
-async def latest_election_events(db: Connection, limit: int, source: str) -> list[dict[str, Any]]:
-    """The newest stories of a source (not the numbers between them), newest first (the status
-    page's panel)."""
+async def latest_election_events(
+    db: Connection, limit: int, source: str, numbers: bool = False
+) -> list[dict[str, Any]]:
+    """The newest stories of a source, or with ``numbers`` the newest numbers between them,
+    newest first (the status page's panels)."""
     cursor = await db.execute(
         "SELECT body, source, resource, created_at FROM pollerd.election_events WHERE source = %s"
-        " AND type <> ALL(%s) ORDER BY id DESC LIMIT %s",
-        (source, list(NUMBER_TYPES), limit),
+        " AND (type = ANY(%s)) = %s ORDER BY id DESC LIMIT %s",
+        (source, list(NUMBER_TYPES), numbers, limit),
     )
     return [rows.election_entry(*row) for row in await cursor.fetchall()]
 

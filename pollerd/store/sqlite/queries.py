@@ -120,13 +120,15 @@ def last_states(db: sqlite3.Connection, source: str, subjects: list[str]) -> dic
     return found
 
 
-def latest_election_events(db: sqlite3.Connection, limit: int, source: str) -> list[dict[str, Any]]:
-    """The newest stories of a source (calls, completions, corrections: not the numbers between
-    them), newest first (the status page's panel)."""
+def latest_election_events(
+    db: sqlite3.Connection, limit: int, source: str, numbers: bool = False
+) -> list[dict[str, Any]]:
+    """The newest stories of a source (calls, completions, corrections), or with ``numbers`` the
+    newest numbers between them, newest first (the status page's panels)."""
     rows = db.execute(
         "SELECT body, source, resource, created_at FROM election_events WHERE source=?"
-        " AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?",
-        (source, json.dumps(NUMBER_TYPES), limit),
+        " AND (type IN (SELECT value FROM json_each(?))) = ? ORDER BY id DESC LIMIT ?",
+        (source, json.dumps(NUMBER_TYPES), numbers, limit),
     )
     return [election_entry(*row) for row in rows]
 

@@ -211,9 +211,11 @@ class SqliteStore:
         """Payload bytes of the sink's pending deliveries."""
         return await self.run(queries.outbox_bytes, sink)
 
-    async def latest_election_events(self, limit: int, source: str) -> list[dict[str, Any]]:
-        """The newest election events of a source, newest first."""
-        return await self.run(queries.latest_election_events, limit, source)
+    async def latest_election_events(
+        self, limit: int, source: str, numbers: bool = False
+    ) -> list[dict[str, Any]]:
+        """The newest stories (or ``numbers``) of a source, newest first."""
+        return await self.run(queries.latest_election_events, limit, source, numbers)
 
     async def delivery_counts(self, sink: str) -> dict[str, int]:
         """Deliveries of a sink by status."""
