@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +24,16 @@ from pollerd.core.election import Fact
 from pollerd.core.model import Event, Validators
 from pollerd.election.ap_numbers import race_numbers
 from pollerd.election.fso import fso_facts
+from pollerd.sim.ap import ApServer
+from pollerd.sim.ap_election import ApElection
 from pollerd.sim.fso_vote import VOTE_FILE, VoteContent
 from pollerd.sim.server import SimServer
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.chat import ChatSink
 from pollerd.sinks.chat_digest import Digest, DigestShape
 from pollerd.sinks.chat_messages import MESSAGE_SIZE, Lines, measure
+from pollerd.store.protocol import StateStore
+from tests.conftest import AP_KEY, ap_source, one_source, opened
 from tests.test_election_numbers import race
 
 SLACK_INTERVAL = 1.0  # Slack: about one message a second per webhook
@@ -278,3 +283,49 @@ def test_a_digest_reads_in_the_channel_s_language(language: str, expected: str) 
     from pollerd.sinks.chat_messages import slack_body
 
     assert slack_body(message)["text"] == expected
+
+
+async def test_a_national_cycle_reaches_the_strict_slack_in_paced_digests(
+    slack: tuple[StrictSlack, str], tmp_path: Path
+) -> None:
+    """Through the daemon: the AP simulator's national night, 70 steps in one cycle (over 200
+    election events, numbers included) to a channel that refuses a second message within a
+    second: nothing refused, every digest within Slack's limit, every story of the cycle told,
+    the counts told or summed up in "and N more"."""
+    service, url = slack
+    server = SimServer()
+    replay = ApServer(ApElection(national=True), {AP_KEY}, quota_per_minute=100_000)
+    base = await server.serve(replay.app())
+    sink = {"name": "desk", "kind": "chat", "url": url, "events": "election", "numbers": True}
+    sink |= {"group_window": "50ms", "counts_shown": 5}
+    source = ap_source(base, ["desk"], quota_per_minute=100_000, queries=[{"name": "national"}])
+    try:
+        async with opened(one_source(tmp_path, source, [sink])) as daemon:
+            replay.election.advance(1)
+            assert await daemon.run_once()
+            before = len(service.taken)
+            earlier = {e["event_id"] for e in await _all_events(daemon.store)}
+            replay.election.advance(70)
+            assert await daemon.run_once()
+            cycle = [e for e in await _all_events(daemon.store) if e["event_id"] not in earlier]
+    finally:
+        await server.close()
+    assert len(cycle) >= 200
+    assert service.refused == 0
+    texts = [text for _, text in service.taken[before:]]
+    assert all(len(text) <= MESSAGE_SIZE["slack"] for text in texts) and len(texts) > 1
+    times = [at for at, _ in service.taken[before:]]
+    assert all(b - a >= SLACK_INTERVAL for a, b in itertools.pairwise(times))
+    lines = [line for text in texts for line in text.splitlines()]
+    stories = [e for e in cycle if e["type"] not in ("votes_counted", "canton_progress")]
+    assert len([line for line in lines if not line.startswith("*") and "election events" not in line]) == (
+        len(stories) + min(5, len(cycle) - len(stories)) + 1
+    )
+    more = next(line for line in lines if line.startswith("and "))
+    assert int(more.split()[1]) == len(cycle) - len(stories) - 5
+
+
+async def _all_events(store: StateStore) -> list[dict[str, Any]]:
+    """Every election event the AP source committed, stories and numbers."""
+    told = await store.latest_election_events(10_000, "ap")
+    return told + await store.latest_election_events(10_000, "ap", numbers=True)
