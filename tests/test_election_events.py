@@ -380,6 +380,10 @@ def test_the_readme_examples_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path
     """The README's election-event sinks load as written (docs cannot drift from the code)."""
     monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/T0/B0/x")
+    for channel in ("CALLS", "NUMBERS", "CH"):
+        monkeypatch.setenv(
+            f"SLACK_{channel}_WEBHOOK_URL", f"https://hooks.slack.example/services/T0/{channel}/x"
+        )
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = text.split("## Election events", 1)[1].split("\n## ", 1)[0]
     blocks = [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
