@@ -1,24 +1,30 @@
-"""An AP snapshot as the rows of elex's tables: ``races`` (one row per race), ``reporting-units``
-(one per reporting unit of a race) and ``results`` (the CSV: one row per candidate per reporting
-unit), with elex's columns, in elex's order, with elex's values (``id`` is
-``<raceid>-<polid-N | polnum-N | candidateid for a ballot measure>-<level>-<reportingunitid>``,
-``level`` ``subunit`` becomes ``county``, or ``township`` in New England; ``votepct`` and
-``precinctsreportingpct`` are fractions; ``winner`` and ``runoff`` are booleans), so a newsroom
-can swap elex out of a cron job and keep its views and queries.
+"""An AP snapshot as the rows of elex 2.4.4's tables, as ``elex races``, ``elex reporting-units``
+and ``elex results`` print them from the same document: the same columns in the same order, the
+same values, so a newsroom can swap elex out of a cron job and keep its views and queries.
+
+What elex does, and so we do: a race's ``lastUpdated`` (where AP gives one) stands for every unit
+and row of the race; a state-level unit without ``reportingunitID`` is ``state-<postal>-1``;
+``precinctsreportingpct`` is AP's percentage times 0.01 (0.0 where AP gives none);
+``votepct`` is the candidate's share of the unit's votes (0.0 in an uncontested race); the
+``statename`` of races and results comes from elex's own table of state names, a unit's from AP;
+``subunit`` is ``county`` (``township`` in New England), and New England's townships are rolled
+up into county units and rows (``county-NH-33013``; the rows' ``reportingunitid`` is
+``NH-33013``, their ``winner`` and ``runoff`` False and ``electwon`` 0, as elex makes them).
+``electtotal`` (a unit's electoral votes) and ``electwon`` (a candidate's) are AP's, 0 where absent.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pollerd.core.election import table
 from pollerd.election.ap import race_key
+from pollerd.results.elex_names import NEW_ENGLAND_COUNTIES, STATE_NAMES
 
-COLUMNS = (
+COLUMNS = (  # elex results
     "id",
     "raceid",
     "racetype",
@@ -28,6 +34,8 @@ COLUMNS = (
     "description",
     "delegatecount",
     "electiondate",
+    "electtotal",
+    "electwon",
     "fipscode",
     "first",
     "incumbent",
@@ -66,6 +74,7 @@ RACE_COLUMNS = (  # elex races
     "description",
     "electiondate",
     "initialization_data",
+    "is_ballot_measure",
     "lastupdated",
     "national",
     "officeid",
@@ -84,6 +93,7 @@ REPORTING_UNIT_COLUMNS = (  # elex reporting-units
     "reportingunitname",
     "description",
     "electiondate",
+    "electtotal",
     "fipscode",
     "initialization_data",
     "lastupdated",
@@ -105,8 +115,9 @@ REPORTING_UNIT_COLUMNS = (  # elex reporting-units
     "uncontested",
     "votecount",
 )
-NEW_ENGLAND = frozenset({"CT", "MA", "ME", "NH", "RI", "VT"})  # they report by township
+NEW_ENGLAND = frozenset(NEW_ENGLAND_COUNTIES)  # they report by township
 PCT_PRECISION = 6
+_MAIL_BALLOTS = "Mail Ballots C.D."  # a town-level unit elex leaves out of its county roll-ups
 
 
 def is_snapshot(document: Any) -> bool:
@@ -139,167 +150,203 @@ def elex_tables(snapshot: dict[str, Any], keys: Collection[str] | None = None) -
     for race in snapshot.get("races") or []:
         if not isinstance(race, dict) or (keys is not None and race_key(race) not in keys):
             continue
-        units = [u for u in race.get("reportingUnits") or [] if isinstance(u, dict)]
-        tables.races.append(_race_row(race, units, date))
+        shared = _shared(race, date)
+        units = [_unit(shared, u) for u in race.get("reportingUnits") or [] if isinstance(u, dict)]
+        state = str(units[-1].row["statepostal"]) if units else race.get("statePostal")
+        if state in NEW_ENGLAND:
+            units += _counties(state, units)
+        tables.races.append(_race_row(race, shared, units, state))
         for unit in units:
-            tables.reporting_units.append(_unit_row(race, unit, date))
-            tables.results += [_row(race, unit, candidate, date) for candidate in _candidates(unit)]
+            tables.reporting_units.append(unit.row)
+            tables.results += unit.candidates
     return tables
 
 
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    """The rows as elex writes them: a header, then one line per row (booleans as True/False)."""
+def to_csv(rows: list[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> bytes:
+    """The rows as elex writes them: a header, then one line per row (booleans as True/False,
+    None empty, floats as Python prints them)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
 
 
-def _race_row(race: dict[str, Any], units: list[dict[str, Any]], date: Any) -> dict[str, Any]:
-    stamps = [u["lastUpdated"] for u in units if isinstance(u.get("lastUpdated"), str)]
-    state = race.get("statePostal") or (units[0].get("statePostal") if units else None)
+@dataclass
+class _Unit:
+    """A reporting unit's row and its candidates' rows."""
+
+    row: dict[str, Any]
+    candidates: list[dict[str, Any]]
+
+
+def _shared(race: dict[str, Any], date: Any) -> dict[str, Any]:
+    """What every unit and row of a race takes from the race."""
     return {
-        "id": race.get("raceID"),
         "raceid": race.get("raceID"),
         "racetype": race.get("raceType"),
         "racetypeid": race.get("raceTypeID"),
         "description": race.get("description"),
         "electiondate": date,
         "initialization_data": False,
-        "lastupdated": race.get("lastUpdated") or max(stamps, default=None),
-        "national": bool(race.get("national", False)),
+        "lastupdated": race.get("lastUpdated"),
+        "national": race.get("national", False),
         "officeid": race.get("officeID"),
         "officename": race.get("officeName"),
-        "party": race.get("party"),
         "seatname": race.get("seatName"),
         "seatnum": race.get("seatNum"),
-        "statename": next((u["stateName"] for u in units if u.get("stateName")), None),
-        "statepostal": state,
-        "test": bool(race.get("test", False)),
-        "uncontested": bool(race.get("uncontested", False)),
+        "test": race.get("test", False),
+        "uncontested": race.get("uncontested", False),
     }
 
 
-def _unit_row(race: dict[str, Any], unit: dict[str, Any], date: Any) -> dict[str, Any]:
-    state = race.get("statePostal") or unit.get("statePostal")
-    unit_id = _unit_id(unit, state)
-    reporting, precincts = _int(unit.get("precinctsReporting")), _int(unit.get("precinctsTotal"))
-    uncontested = bool(race.get("uncontested", False))
-    return {
+def _race_row(race: dict[str, Any], shared: dict[str, Any], units: list[_Unit], state: Any) -> dict[str, Any]:
+    row = {key: shared[key] for key in RACE_COLUMNS if key in shared}
+    return row | {
+        "id": race.get("raceID"),
+        "is_ballot_measure": any(c["is_ballot_measure"] for unit in units for c in unit.candidates),
+        "party": race.get("party"),
+        "statename": STATE_NAMES.get(state) if units else race.get("stateName"),
+        "statepostal": state,
+    }
+
+
+def _unit(shared: dict[str, Any], unit: dict[str, Any]) -> _Unit:
+    """An AP reporting unit as elex's unit row and result rows."""
+    state = unit.get("statePostal")
+    level = _level(unit.get("level"), state)
+    given = unit.get("reportingunitID")
+    unit_id = f"{level}-{given}" if given else f"state-{state}-1" if level == "state" else None
+    fips = unit.get("fipsCode")
+    row = shared | {
         "id": unit_id,
         "reportingunitid": unit_id,
         "reportingunitname": unit.get("reportingunitName"),
-        "description": race.get("description"),
-        "electiondate": date,
-        "fipscode": _fips(unit),
-        "initialization_data": False,
-        "lastupdated": unit.get("lastUpdated") or race.get("lastUpdated"),
-        "level": _level(str(unit.get("level") or ""), state),
-        "national": bool(race.get("national", False)),
-        "officeid": race.get("officeID"),
-        "officename": race.get("officeName"),
-        "precinctsreporting": reporting,
-        "precinctsreportingpct": _share(unit.get("precinctsReportingPct"), reporting, precincts),
-        "precinctstotal": precincts,
-        "raceid": race.get("raceID"),
-        "racetype": race.get("raceType"),
-        "racetypeid": race.get("raceTypeID"),
-        "seatname": race.get("seatName"),
-        "seatnum": race.get("seatNum"),
-        "statename": unit.get("stateName") or table(race).get("stateName"),
-        "statepostal": state,
-        "test": bool(race.get("test", False)),
-        "uncontested": uncontested,
-        "votecount": None if uncontested else sum(_int(c.get("voteCount")) for c in _candidates(unit)),
-    }
-
-
-def _unit_id(unit: dict[str, Any], state: Any) -> str:
-    level = _level(str(unit.get("level") or ""), state)
-    return f"{level}-{unit.get('reportingunitID') or ('1' if level == 'state' else '')}"
-
-
-def _fips(unit: dict[str, Any]) -> str | None:
-    return str(unit["fipsCode"]).zfill(5) if unit.get("fipsCode") else None
-
-
-def _candidates(unit: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in unit.get("candidates") or [] if isinstance(c, dict)]
-
-
-def _row(race: dict[str, Any], unit: dict[str, Any], candidate: dict[str, Any], date: Any) -> dict[str, Any]:
-    state = race.get("statePostal") or unit.get("statePostal")
-    level = _level(str(unit.get("level") or ""), state)
-    unit_id = _unit_id(unit, state)
-    measure = race.get("officeID") == "I"
-    polid = candidate.get("polID") if candidate.get("polID") not in (None, "", "0") else None
-    unique = (
-        candidate.get("candidateID")
-        if measure
-        else f"polid-{polid}"
-        if polid
-        else f"polnum-{candidate.get('polNum')}"
-    )
-    votes = _int(candidate.get("voteCount"))
-    total = sum(_int(c.get("voteCount")) for c in _candidates(unit))
-    reporting, precincts = _int(unit.get("precinctsReporting")), _int(unit.get("precinctsTotal"))
-    row = {
-        "id": f"{race.get('raceID')}-{unique}-{unit_id}",
-        "raceid": race.get("raceID"),
-        "racetype": race.get("raceType"),
-        "racetypeid": race.get("raceTypeID"),
-        "ballotorder": candidate.get("ballotOrder"),
-        "candidateid": candidate.get("candidateID"),
-        "description": race.get("description"),
-        "delegatecount": _int(candidate.get("delegateCount")),
-        "electiondate": date,
-        "fipscode": _fips(unit),
-        "first": candidate.get("first"),
-        "incumbent": bool(candidate.get("incumbent", False)),
-        "initialization_data": False,
-        "is_ballot_measure": measure,
-        "last": candidate.get("last"),
-        "lastupdated": unit.get("lastUpdated") or race.get("lastUpdated"),
+        "electtotal": unit.get("electTotal", 0),
+        "fipscode": str(fips).zfill(5) if fips else fips,
+        "lastupdated": shared["lastupdated"] or unit.get("lastUpdated"),
         "level": level,
-        "national": bool(race.get("national", False)),
-        "officeid": race.get("officeID"),
-        "officename": race.get("officeName"),
-        "party": candidate.get("party"),
-        "polid": polid,
-        "polnum": candidate.get("polNum"),
-        "precinctsreporting": reporting,
-        "precinctsreportingpct": _share(unit.get("precinctsReportingPct"), reporting, precincts),
-        "precinctstotal": precincts,
-        "reportingunitid": unit_id,
-        "reportingunitname": unit.get("reportingunitName"),
-        "runoff": str(candidate.get("winner") or "").upper() == "R",
-        "seatname": race.get("seatName"),
-        "seatnum": race.get("seatNum"),
-        "statename": unit.get("stateName") or table(race).get("stateName"),
+        "precinctsreporting": unit.get("precinctsReporting", 0),
+        "precinctsreportingpct": _number(unit.get("precinctsReportingPct")) * 0.01,
+        "precinctstotal": unit.get("precinctsTotal", 0),
+        "statename": unit.get("stateName"),
         "statepostal": state,
-        "test": bool(race.get("test", False)),
-        "uncontested": bool(race.get("uncontested", False)),
-        "votecount": votes,
-        "votepct": round(votes / total, PCT_PRECISION) if total else 0.0,
-        "winner": str(candidate.get("winner") or "").upper() == "X",
     }
-    if "apWinner" in candidate:  # not elex's: AP's own flag where the desk publishes another call
-        row["ap_winner"] = str(candidate["apWinner"]).upper() == "X"
-    return row
+    measure = row["officeid"] == "I"
+    statename = STATE_NAMES.get(state, row["statename"]) if state is not None else row["statename"]
+    candidates = [
+        row
+        | {
+            "ballotorder": c.get("ballotOrder"),
+            "candidateid": c.get("candidateID"),
+            "delegatecount": c.get("delegateCount", 0),
+            "electwon": c.get("electWon", 0),
+            "first": c.get("first"),
+            "incumbent": c.get("incumbent", False),
+            "is_ballot_measure": measure,
+            "last": c.get("last"),
+            "party": c.get("party"),
+            "polid": None if c.get("polID") == "0" else c.get("polID"),
+            "polnum": c.get("polNum"),
+            "runoff": c.get("winner", False) == "R",
+            "statename": statename,
+            "votecount": c.get("voteCount", 0),
+            "votepct": c.get("votePct", 0.0),
+            "winner": c.get("winner", False) == "X",
+        }
+        | ({"ap_winner": c["apWinner"] == "X"} if "apWinner" in c else {})  # the desk's: not elex's
+        for c in unit.get("candidates") or []
+        if isinstance(c, dict)
+    ]
+    return _counted(_Unit(row, candidates))
 
 
-def _share(percent: Any, reporting: int, precincts: int) -> float:
-    """AP's ``precinctsReportingPct`` (a percentage) as a fraction; computed where AP gives none."""
-    if isinstance(percent, int | float) and not isinstance(percent, bool):
-        return round(percent / 100, PCT_PRECISION)
-    return round(reporting / precincts, PCT_PRECISION) if precincts else 0.0
+def _counted(unit: _Unit) -> _Unit:
+    """The unit's votes and each candidate's share of them (none in an uncontested race), and
+    each row's id."""
+    if unit.row["uncontested"]:
+        unit.row["votecount"] = None
+    elif unit.candidates:
+        unit.row["votecount"] = sum(_int(c["votecount"]) for c in unit.candidates)
+    total = unit.row.get("votecount") or 0
+    for c in unit.candidates:
+        if not unit.row["uncontested"] and total:
+            c["votepct"] = _int(c["votecount"]) / total
+        c["votepct"] = round(c["votepct"], PCT_PRECISION)
+        c["id"] = f"{c['raceid']}-{_unique(c)}-{c['reportingunitid']}"
+    unit.row.setdefault("votecount", 0)
+    return unit
 
 
-def _level(level: str, state: Any) -> str:
+def _unique(candidate: dict[str, Any]) -> str:
+    """What tells a candidate apart across races: a ballot measure's candidate id, else the
+    politician id, else the politician number."""
+    if candidate["is_ballot_measure"]:
+        return str(candidate["candidateid"])
+    return f"polid-{candidate['polid']}" if candidate["polid"] else f"polnum-{candidate['polnum']}"
+
+
+def _counties(state: str, units: list[_Unit]) -> list[_Unit]:
+    """New England's townships rolled up into their counties, as elex adds them."""
+    counties = []
+    for fips, name in NEW_ENGLAND_COUNTIES[state].items():
+        towns = [
+            u
+            for u in units
+            if u.row["level"] == "township"
+            and _MAIL_BALLOTS not in (u.row["reportingunitname"] or "")
+            and u.row["fipscode"] == fips
+        ]
+        if not towns:
+            continue
+        county_id = f"{state}-{fips}"
+        total = sum(_int(t.row["precinctstotal"]) for t in towns)
+        reporting = sum(_int(t.row["precinctsreporting"]) for t in towns)
+        row = towns[0].row | {
+            "id": f"county-{county_id}",
+            "reportingunitid": f"county-{county_id}",
+            "reportingunitname": name,
+            "electtotal": 0,
+            "level": "county",
+            "precinctsreporting": reporting,
+            "precinctsreportingpct": reporting / total if total else 0.0,
+            "precinctstotal": total,
+            "statename": STATE_NAMES[state],
+            "statepostal": state,
+            "votecount": sum(_int(t.row["votecount"]) for t in towns),
+        }
+        rolled: dict[str, dict[str, Any]] = {}
+        for town in towns:
+            for c in town.candidates:
+                known = rolled.get(_unique(c))
+                if known is None:
+                    rolled[_unique(c)] = c | {
+                        "level": "county",
+                        "reportingunitid": county_id,
+                        "reportingunitname": name,
+                        "statename": STATE_NAMES[state],
+                        "electwon": 0,
+                        "winner": False,
+                        "runoff": False,
+                    }
+                    continue
+                for key in ("votecount", "precinctstotal", "precinctsreporting"):
+                    known[key] = _int(known[key]) + _int(c[key])
+                known["precinctsreportingpct"] = (
+                    known["precinctsreporting"] / known["precinctstotal"] if known["precinctstotal"] else 0.0
+                )
+        counties.append(_counted(_Unit(row, list(rolled.values()))))
+    return counties
+
+
+def _level(level: Any, state: Any) -> Any:
     if level == "subunit":
         return "township" if state in NEW_ENGLAND else "county"
     return level
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _int(value: Any) -> int:

@@ -14,11 +14,13 @@ from psycopg.types.json import Jsonb
 
 from pollerd.results.elex import COLUMNS, RACE_COLUMNS, REPORTING_UNIT_COLUMNS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _ELEX_TYPES = {
     "ballotorder": "integer",
     "delegatecount": "integer",
+    "electtotal": "integer",
+    "electwon": "integer",
     "electiondate": "date",
     "lastupdated": "timestamptz",
     "precinctsreporting": "integer",
@@ -212,9 +214,25 @@ async def migrate(db: AsyncConnection[Any], prefix: str) -> None:
                     sql.Identifier(prefix + RESULTS.name)
                 )
             )
+        if version < 3:  # elex 2.4.4's columns an older pollerd's tables lack
+            for table, column in _ELEX_244:
+                await db.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        sql.Identifier(prefix + table.name),
+                        sql.Identifier(column),
+                        sql.SQL(_ELEX_TYPES.get(column, "text")),
+                    )
+                )
         if version < SCHEMA_VERSION:
             await db.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(meta), (SCHEMA_VERSION,))
 
+
+_ELEX_244 = (
+    (RESULTS, "electtotal"),
+    (RESULTS, "electwon"),
+    (RACES, "is_ballot_measure"),
+    (REPORTING_UNITS, "electtotal"),
+)
 
 _FIRST_EXTRAS = (
     "CREATE OR REPLACE VIEW {p}latest AS SELECT DISTINCT ON (source, resource) * FROM {p}documents"
