@@ -5,8 +5,11 @@ sidecar, multipart for large payloads, ``latest`` never going back, refusals dea
 from __future__ import annotations
 
 import asyncio
+import csv
 import gzip
+import io
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,11 +21,16 @@ import boto3  # type: ignore[import-untyped]  # (moto brings it; only reads the 
 import pytest
 from moto.server import ThreadedMotoServer
 
-from pollerd.config import ObjectStoreSinkConfig, parse_config
+from pollerd.config import ConfigError, ObjectStoreSinkConfig, parse_config
+from pollerd.results.chart_csv import FSO_VOTE_COLUMNS
+from pollerd.results.elex import results_rows, to_csv
+from pollerd.sim.ap import ApServer
+from pollerd.sim.fso_vote import VOTE_PACKAGE, VoteDay
+from pollerd.sim.server import SimServer
 from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.objectstore import ObjectStoreSink
 from pollerd.versions.payload import Payload
-from tests.conftest import Upstream, opened
+from tests.conftest import Upstream, ap_source, one_source, opened
 from tests.test_store_queries import event
 
 KEYS = {"access_key_id": "AKIDEXAMPLE1234", "secret_access_key": "s3-secret-for-the-test"}
@@ -182,3 +190,91 @@ async def test_a_missing_bucket_is_dead_lettered_at_once(tmp_path: Path, s3_endp
         await sink.close()
     assert caught.value.permanent and "NoSuchBucket" in str(caught.value)
     assert KEYS["secret_access_key"] not in str(caught.value)
+
+
+CHART = ["statepostal", "reportingunitname", "last", "votecount", "votepct"]
+
+
+async def test_a_chart_csv_per_ap_version_filtered_with_its_columns(
+    ap: tuple[ApServer, str], tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    """``format = "csv"`` on an AP source: each version as elex's results CSV, only
+    Pennsylvania's Senate race, five columns, under the CSV's own keys; ``latest`` no-cache and
+    equal to the newest snapshot's rows (read from the filesystem sink's copy of it)."""
+    client, name = bucket
+    replay, base = ap
+    keys = {"key": "charts/{resource}/{sequence}.{ext}", "latest_key": "charts/{resource}.{ext}"}
+    sink = sink_table(s3_endpoint, name, format="csv", columns=CHART, states=["PA"], offices=["S"], keys=keys)
+    files = {"name": "files", "kind": "filesystem", "root": str(tmp_path / "out")}
+    source = ap_source(base, ["cdn", "files"], queries=[{"name": "all", "level": "ru"}])
+    async with opened(one_source(tmp_path, source, [sink, files])) as daemon:
+        for _ in range(3):
+            assert await daemon.run_once()
+            replay.election.advance(10)
+    found = await objects(client, name)
+    latest = found["night/charts/all.csv"]
+    assert (latest["ContentType"], latest["CacheControl"]) == ("text/csv; charset=utf-8", "no-cache")
+    versions = sorted(k for k in found if k.startswith("night/charts/all/"))
+    assert len(versions) == 3 and found[versions[0]]["CacheControl"] == "public, max-age=31536000, immutable"
+    snapshot = json.loads((tmp_path / "out" / "ap" / "all" / "latest.json").read_bytes())
+    expected = [
+        [row[c] for c in CHART]
+        for row in csv.DictReader(io.StringIO(to_csv(results_rows(snapshot)).decode()))
+        if row["statepostal"] == "PA" and row["officeid"] == "S"
+    ]
+    table = list(csv.reader(io.StringIO(latest["bytes"].decode())))
+    assert table[0] == CHART and table[1:] == expected and len(expected) > 1
+
+
+async def test_a_chart_csv_of_an_fso_vote_file(tmp_path: Path, s3_endpoint: str, bucket: Any) -> None:
+    """An FSO vote file as one row per proposal and canton, Zürich and Bern only."""
+    client, name = bucket
+    server = SimServer()
+    day = VoteDay()
+    await day.open(server)
+    source = {
+        "name": "abstimmung",
+        "kind": "fso",
+        "api": day.api_url,
+        "package": VOTE_PACKAGE,
+        "allowed_hosts": ["127.0.0.1"],
+        "sinks": ["cdn"],
+    }
+    sink = sink_table(s3_endpoint, name, format="csv", cantons=[1, 2])
+    try:
+        async with opened(one_source(tmp_path, source, [sink])) as daemon:
+            day.report(40)
+            assert await daemon.run_once()
+    finally:
+        await server.close()
+    found = await objects(client, name)
+    (key,) = [k for k in found if k.endswith("/latest.csv")]
+    table = list(csv.DictReader(io.StringIO(found[key]["bytes"].decode())))
+    assert list(table[0]) == list(FSO_VOTE_COLUMNS)
+    assert {(row["vorlage"], row["kanton"]) for row in table} == {
+        (title, canton)
+        for title in (
+            "Stromgesetz",
+            "Initiative für bezahlbare Mieten",
+            "Gegenentwurf für bezahlbare Mieten",
+            "Stichfrage: Initiative oder Gegenentwurf?",
+        )
+        for canton in ("Zürich", "Bern")
+    }
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"columns": ["votecount"]}, 'set format = "csv"'),
+        ({"format": "csv", "columns": ["votes"]}, "no table has a column 'votes'"),
+    ],
+)
+def test_chart_columns_are_checked_at_start(keys: dict[str, Any], message: str, tmp_path: Path) -> None:
+    raw = {
+        "daemon": {"state_dir": str(tmp_path)},
+        "sources": [{"name": "s", "kind": "http", "urls": ["https://example.org/a.json"], "sinks": ["cdn"]}],
+        "sinks": [sink_table("http://127.0.0.1:9", "bucket", **keys)],
+    }
+    with pytest.raises(ConfigError, match=f"sinks.0.*{re.escape(message)}|{re.escape(message)}"):
+        parse_config(raw)

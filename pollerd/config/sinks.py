@@ -25,6 +25,7 @@ from pollerd.config.base import (
 )
 from pollerd.core.languages import LanguageCode
 from pollerd.core.templates import TEMPLATE_NAMES, check_template
+from pollerd.results.chart_csv import KNOWN_COLUMNS
 
 
 class StdoutSinkConfig(SinkBase):
@@ -163,7 +164,9 @@ class ObjectStoreKeys(Strict):
 class ObjectStoreSinkConfig(SinkBase):
     """``kind = "objectstore"``: every version under a versioned key, then the ``latest`` key, in
     S3 or an S3-compatible store; credentials from these keys, else the environment, the shared
-    credentials file (``profile``) or the instance role."""
+    credentials file (``profile``) or the instance role. ``format = "csv"``: the version as the CSV
+    a chart reads instead (an AP snapshot as elex's results, an FSO file as its cantons' table),
+    its rows filtered by ``offices``, ``states`` and ``cantons``, its ``columns`` chosen."""
 
     kind: Literal["objectstore"]
     bucket: str = Field(min_length=3)
@@ -174,7 +177,9 @@ class ObjectStoreSinkConfig(SinkBase):
     access_key_id: Secret | None = None
     secret_access_key: Secret | None = None
     gzip: bool = False
-    cache_control: str = "max-age=5"
+    format: Literal["payload", "csv"] = "payload"
+    columns: list[str] | None = Field(default=None, min_length=1)  # format = "csv": chosen, in order
+    cache_control: str | None = None  # latest: "max-age=5", or with format = "csv" "no-cache"
     version_cache_control: str = "public, max-age=31536000, immutable"
     event: Literal["metadata", "sidecar"] = "metadata"
     keys: ObjectStoreKeys = ObjectStoreKeys()
@@ -188,7 +193,20 @@ class ObjectStoreSinkConfig(SinkBase):
             raise ValueError("give access_key_id and secret_access_key together (or neither)")
         if self.multipart_threshold < 5 * 1024 * 1024:
             raise ValueError("multipart_threshold: S3 parts are 5 MiB at least")
+        if self.columns is not None:
+            if self.format != "csv":
+                raise ValueError('columns choose a CSV\'s columns: set format = "csv"')
+            unknown = [c for c in self.columns if c not in KNOWN_COLUMNS]
+            if unknown:
+                raise ValueError(f"columns: no table has a column {unknown[0]!r}")
         return self
+
+    @property
+    def latest_cache_control(self) -> str:
+        """``Cache-Control`` of the latest key: a chart's CSV is never cached."""
+        if self.cache_control is not None:
+            return self.cache_control
+        return "no-cache" if self.format == "csv" else "max-age=5"
 
     def keys_of(self, source: str, resource: str) -> ObjectStoreKeys:
         """The key templates of one resource."""

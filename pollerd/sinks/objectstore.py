@@ -3,6 +3,10 @@ then the ``latest`` key, with ``Content-Type``, ``Cache-Control`` (short for ``l
 immutable for a version), ``Content-Encoding: gzip`` when asked, and the event as object metadata
 or a sidecar ``.event.json``. Large payloads go up in parts, read from the outbox part by part.
 
+With ``format = "csv"`` the objects are the version as the CSV a chart reads (an AP snapshot as
+elex's results, only the offices and states asked for; an FSO file as its cantons' table), with
+the chosen ``columns``, and ``latest`` is ``no-cache``: a chart that fetches it updates itself.
+
 ``latest`` never goes back: an older version redelivered later (a dead letter sent again) is
 written under its versioned key only. The client is aiobotocore (botocore's signing and
 credential chain: the keys given, else the environment, the shared credentials file, or the
@@ -29,9 +33,11 @@ from pollerd.config.sinks import ObjectStoreSinkConfig
 from pollerd.core.model import Event
 from pollerd.core.names import safe_name
 from pollerd.core.templates import render
+from pollerd.results.chart_csv import ap_chart_csv, fso_chart_csv
 from pollerd.sinks.base import DeliveryFailed
 from pollerd.sinks.filesystem import version_stem
 from pollerd.versions.payload import Payload
+from pollerd.versions.snapshot import SnapshotReading
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -56,19 +62,36 @@ class ObjectStoreSink:
         self._client: S3Client | None = None
 
     async def deliver(self, event: Event, version: Payload, epoch: int | None = None) -> None:
-        """Put the version, then ``latest`` if this version is the newest; DeliveryFailed (permanent
-        for a refusal such as AccessDenied) when the store did not take it."""
-        payload = await version.path()
+        """Put the version (or its chart CSV), then ``latest`` if this version is the newest;
+        DeliveryFailed (permanent for a refusal such as AccessDenied) when the store did not take
+        it."""
+        made: list[Path] = []  # files this delivery writes (a CSV, a gzipped copy), removed after
+        if self._config.format == "csv":
+            chart = await self._chart(event, version)
+            if chart is None:
+                return  # a payload no chart table is made of (an AP delta, a Democracy Club answer)
+            made.append(chart)
+            payload, ext, content_type = chart, "csv", "text/csv; charset=utf-8"
+        else:
+            payload, ext = await version.path(), event.extension
+            content_type = event.content_type or "application/octet-stream"
         keys = self._config.keys_of(event.source, event.resource)
-        fields = _fields(event)
+        fields = _fields(event) | {"ext": ext}
         version_key = self._config.prefix + render(keys.key, fields)
         latest_key = self._config.prefix + render(keys.latest_key, fields)
-        body = await asyncio.to_thread(self._gzipped, payload, event) if self._config.gzip else payload
         try:
+            body = payload
+            if self._config.gzip:
+                body = await asyncio.to_thread(self._gzipped, payload, event)
+                made.append(body)
             client = await self._s3()
-            await self._put(client, version_key, body, event, self._config.version_cache_control)
+            await self._put(
+                client, version_key, body, event, content_type, self._config.version_cache_control
+            )
             if await _newest(client, self._config.bucket, latest_key, event):
-                await self._put(client, latest_key, body, event, self._config.cache_control)
+                await self._put(
+                    client, latest_key, body, event, content_type, self._config.latest_cache_control
+                )
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise DeliveryFailed(
@@ -77,8 +100,28 @@ class ObjectStoreSink:
         except BotoCoreError as exc:
             raise DeliveryFailed(f"{self._config.bucket}: {type(exc).__name__}") from None
         finally:
-            if body != payload:
-                body.unlink(missing_ok=True)
+            for path in made:
+                path.unlink(missing_ok=True)
+
+    async def _chart(self, event: Event, version: Payload) -> Path | None:
+        """The version's chart CSV in the sink's spool folder (None: no chart table of it)."""
+        config, reading = self._config, await version.reading()
+        if isinstance(reading, SnapshotReading):
+            csv: bytes | None = await asyncio.to_thread(
+                ap_chart_csv,
+                reading.election_date,
+                reading.races,
+                config.columns,
+                config.offices,
+                config.states,
+            )
+        else:
+            csv = await asyncio.to_thread(fso_chart_csv, reading, config.columns, config.cantons)
+        if csv is None:
+            return None
+        target = self._spool / f"{event.event_id}.csv"
+        await asyncio.to_thread(_write, target, csv)
+        return target
 
     async def close(self) -> None:
         """Close the client."""
@@ -108,12 +151,14 @@ class ObjectStoreSink:
             self._client = client
         return self._client
 
-    async def _put(self, client: S3Client, key: str, body: Path, event: Event, cache: str) -> None:
+    async def _put(
+        self, client: S3Client, key: str, body: Path, event: Event, content_type: str, cache: str
+    ) -> None:
         """The object (in parts above ``multipart_threshold``), then its sidecar event if asked."""
         options: dict[str, Any] = {
             "Bucket": self._config.bucket,
             "Key": key,
-            "ContentType": event.content_type or "application/octet-stream",
+            "ContentType": content_type,
             "CacheControl": cache,
             "Metadata": _metadata(event),
         }
@@ -187,6 +232,11 @@ async def _newest(client: S3Client, bucket: str, key: str, event: Event) -> bool
         return stamp is None or event.detected_at >= datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return True
+
+
+def _write(target: Path, body: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
 
 
 def _fields(event: Event) -> dict[str, Any]:
