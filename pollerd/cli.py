@@ -202,6 +202,15 @@ def _simulation_commands(command: _Command) -> None:
     )
     replay.add_argument("--config", type=Path, help="write a ready configuration pointing at the replay")
     replay.add_argument("--zero-counts", action="store_true", help="serve AP results with zero counts")
+    held = replay.add_mutually_exclusive_group()
+    held.add_argument(
+        "--paused",
+        action="store_true",
+        help='start held at the beginning until POST /control {"resume": true}',
+    )
+    held.add_argument(
+        "--start-on-request", action="store_true", help="start the night at the first request it receives"
+    )
     generate = command(
         "generate-night",
         "Write a recording of a random FSO night (plausible progress, for rehearsing before a real one).",
@@ -342,7 +351,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     configure_logging("auto", "info")
     try:
-        options = ReplayOptions(args.speed, args.begin, args.until, args.zero_counts)
+        options = ReplayOptions(
+            args.speed, args.begin, args.until, args.zero_counts, args.paused, args.start_on_request
+        )
         return run_replay(args.recording, options, args.port, args.config)
     except ValueError as exc:  # a speed or a moment that cannot be
         print(f"pollerd replay: {exc}", file=sys.stderr)

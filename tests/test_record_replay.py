@@ -352,3 +352,86 @@ async def test_a_random_night_is_a_recording_to_rehearse_on(tmp_path: Path) -> N
         await replay.close()
     generated = generate_random_night(tmp_path / "again", 3, SMALL)
     assert generated.answers == len(night.answers)
+
+
+@pytest.mark.parametrize("held", ["start_on_request", "paused"])
+async def test_a_client_that_starts_late_gets_the_night_from_its_start(
+    upstreams: tuple[Night, dict[str, str]], tmp_path: Path, held: str
+) -> None:
+    """The replay is held (until its first request, or until told to resume) while the second
+    pollerd takes 3 s to start: every resource's versions, in order, and every election event,
+    as the first pollerd had them."""
+    night, bases = upstreams
+    speed = 2.0
+    recording = await record_night(tmp_path, night, bases, gap=REPLAY_STEP * speed)
+    first = events(tmp_path / "first")
+    options = ReplayOptions(speed=speed, paused=held == "paused", start_on_request=held == "start_on_request")
+    replay = Replay(read_archive(recording), options)
+    await replay.open()
+    try:
+        written = tmp_path / "replay.toml"
+        sources = replay_sources(replay.recordings, replay.local_url, speed)
+        write_config(written, sources, str(tmp_path / "second"))
+        await asyncio.sleep(3.0)  # the client is slow to start: the night must not have moved
+        assert replay.clock.now() == replay.clock.start
+        async with opened(parse_config(_loaded(written))) as daemon:
+            if held == "paused":
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(f"{replay.control_url}/control", json={"resume": True}) as reply,
+                ):
+                    assert (await reply.json())["paused"] is False
+            stop = asyncio.Event()
+            running = asyncio.create_task(daemon.run(stop))
+            await wait_for(lambda: replay.clock.ended, timeout=60)
+            await asyncio.sleep(1.0)
+            stop.set()
+            await running
+    finally:
+        await replay.close()
+    second = events(tmp_path / "second")
+    assert sorted(first) == sorted(second)
+    for resource, seen in first.items():
+        assert second[resource] == seen, resource
+
+
+async def test_a_url_asked_before_its_first_answer_gets_that_answer_and_the_feed_follows_any_cursor(
+    upstreams: tuple[Night, dict[str, str]], tmp_path: Path
+) -> None:
+    """Before a URL's first recorded answer the replay serves that answer, not a 404; Democracy
+    Club's ballots feed answers any cursor (the ballots updated after it, as they read then): a
+    client ahead of the recording gets nothing new, not a 404."""
+    night, bases = upstreams
+    recording = await record_night(tmp_path, night, bases, gap=1.0)
+    replay = Replay(read_archive(recording), ReplayOptions(speed=1.0, paused=True))
+    await replay.open()
+    try:
+        dc = next(r for r in replay.recordings if r.info.kind == "democracyclub")
+        first_asked: dict[str, Answer] = {}
+        for recording in replay.recordings:
+            if recording.info.kind != "ap":
+                for answer in sorted(recording.answers, key=lambda a: a.at):
+                    if "/ballots/" not in answer.url:
+                        first_asked.setdefault(answer.url, answer)
+        later = max(first_asked.values(), key=lambda a: a.at)  # first asked late in the night
+        assert later.at > replay.clock.start
+        feed = next(a for a in dc.answers if "/ballots/" in a.url and a.status == 200)
+        base = replay.local_url(feed.url).split("?")[0]
+        replay.clock.jump(replay.clock.start - 1)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(replay.local_url(later.url)) as reply:
+                assert reply.status == (later.status or 200) != 404
+            before = {"page_size": "100", "last_updated": "2000-01-01T00:00:00+00:00"}
+            async with session.get(base, params=before) as reply:
+                early = await reply.json()
+            replay.clock.jump(replay.clock.until)
+            async with session.get(base, params=before) as reply:
+                everything = await reply.json()
+            newest = max(row["last_updated"] for row in everything["results"])
+            async with session.get(base, params={"page_size": "100", "last_updated": newest}) as reply:
+                assert reply.status == 200 and (await reply.json())["results"] == []
+    finally:
+        await replay.close()
+    assert everything["count"] >= early["count"] > 0
+    stamps = [row["last_updated"] for row in everything["results"]]
+    assert stamps == sorted(stamps)

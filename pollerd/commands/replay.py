@@ -79,5 +79,11 @@ def _announcement(replay: Replay, sources: list[dict[str, object]], config: Path
         lines.append(f"wrote {config}: pollerd run -c {config}")
     if replay.options.zero_counts:
         lines.append("AP counts are zeroed (setZeroCounts)")
+    if replay.options.paused:
+        lines.append(
+            f'held at {iso(clock.now())}: POST {replay.control_url}/control {{"resume": true}} starts it'
+        )
+    if replay.options.start_on_request:
+        lines.append("held until the first request: the night starts when a client first asks")
     lines += [f"  {recorded} is served at {local}" for recorded, local in replay.local.items()]
     return lines

@@ -73,6 +73,13 @@ class Bodies:
             raise BodyMissing(f"the recipe of body {sha256[:12]} renders other bytes (generator changed)")
         return body
 
+    def pointed(self, body: bytes) -> bytes:
+        """``body`` with the recorded origins in it pointed at the replay."""
+        for recorded, local in self._rewrites:
+            if recorded in body:
+                body = body.replace(recorded, local)
+        return body
+
     def served(self, sha256: str) -> bytes:
         """The body as the replay serves it: origins pointed at the replay."""
         with self._lock:
@@ -82,9 +89,7 @@ class Bodies:
                 return body
         body = self.raw(sha256)
         if len(body) < _REWRITE_BELOW:
-            for recorded, local in self._rewrites:
-                if recorded in body:
-                    body = body.replace(recorded, local)
+            body = self.pointed(body)
         with self._lock:
             self._cache[sha256] = body
             self._cached += len(body)

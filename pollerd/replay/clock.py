@@ -25,6 +25,7 @@ class ReplayClock:
         begin: float | None = None,
         until: float | None = None,
         real: Callable[[], float] = time.monotonic,
+        held: bool = False,
     ) -> None:
         check_speed(speed)
         self.start, self.end = start, end
@@ -33,7 +34,7 @@ class ReplayClock:
         self._real = real
         self._anchor_night = start if begin is None else min(max(begin, start), self.until)
         self._anchor_real = real()
-        self.paused = False
+        self.paused = held  # held: not moving until resumed
 
     def now(self) -> float:
         """Where in the night the replay is."""

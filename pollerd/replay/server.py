@@ -1,10 +1,13 @@
 """``pollerd replay``: a recording served as the upstreams it came from, each recorded origin on
 a local port, at the recorded pace compressed by ``speed``.
 
-Each URL answers what the upstream answered at that moment of the night (timeline), AP queries
-follow their ``nextrequest`` chains (ap_chain), bodies name the replay's ports instead of the
-recorded hosts, and a control port tells where the night is (``GET /status``) and moves it
-(``POST /control``).
+Each URL answers what the upstream answered at that moment of the night (timeline; before its
+first recorded answer, that answer), AP queries follow their ``nextrequest`` chains (ap_chain)
+and Democracy Club's ballots feed its cursors (dc_feed), bodies name the replay's ports instead
+of the recorded hosts, and a control port tells where the night is (``GET /status``) and moves it
+(``POST /control``). The night can start held (``paused``: until ``{"resume": true}``) or at the
+first request any origin receives (``start_on_request``), so a client that takes a while to
+start sees the night from its beginning.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pollerd.record.archive import Recording
 from pollerd.replay.ap_chain import CURSOR, ApChain, build_chains, zero_counts
 from pollerd.replay.bodies import Bodies, BodyMissing, Renderer
 from pollerd.replay.clock import ReplayClock, check_speed, iso, parse_moment
+from pollerd.replay.dc_feed import FEED_CURSOR, PAGE, DcFeed, build_feeds, is_feed
 from pollerd.replay.timeline import Served, UrlTimeline, build_timelines, origin_of, request_key
 from pollerd.sim.server import SimServer
 from pollerd.telemetry.tasks import describe
@@ -39,6 +43,8 @@ class ReplayOptions:
     begin: str | None = None
     until: str | None = None
     zero_counts: bool = False
+    paused: bool = False  # held at the start until POST /control {"resume": true}
+    start_on_request: bool = False  # held until the first request any origin receives
 
 
 @dataclass
@@ -70,10 +76,13 @@ class Replay:
             options.speed,
             None if options.begin is None else parse_moment(options.begin, start),
             None if options.until is None else parse_moment(options.until, start),
+            held=options.paused or options.start_on_request,
         )
+        self.waiting_for_request = options.start_on_request
         self.bodies = Bodies(recordings, renderers)
         self.timelines: dict[tuple[str, str], UrlTimeline] = {}
         self.chains: dict[tuple[str, str], ApChain] = {}
+        self.feeds: dict[tuple[str, str], DcFeed] = {}
         self.local: dict[str, str] = {}  # recorded origin -> the replay's
         self.control_url = ""
         self.counts = Counts()
@@ -121,6 +130,7 @@ class Replay:
         """Where the night is and what was served (``GET /status``)."""
         return {
             **self.clock.status(),
+            "waiting_for_first_request": self.waiting_for_request,
             "requests": self.counts.requests,
             "by_status": dict(sorted(self.counts.by_status.items())),
             "sources": [
@@ -141,8 +151,18 @@ class Replay:
 
     def _read_chains(self) -> None:
         ap = [a for r in self.recordings if r.info.kind == "ap" for a in r.answers]
-        other = [a for r in self.recordings if r.info.kind != "ap" for a in r.answers]
+        feed = [
+            a for r in self.recordings if r.info.kind == "democracyclub" for a in r.answers if is_feed(a.url)
+        ]
+        other = [
+            a
+            for r in self.recordings
+            if r.info.kind != "ap"
+            for a in r.answers
+            if r.info.kind != "democracyclub" or not is_feed(a.url)
+        ]
         self.chains = build_chains(ap, self.bodies.raw)
+        self.feeds = build_feeds(feed, self.bodies.raw)
         self.timelines = build_timelines(other)
         unchained = {k: t for k, t in build_timelines(ap).items() if not self._chain_of(*k)}
         self.timelines.update(unchained)  # an AP answer outside any chain: a plain URL
@@ -153,6 +173,9 @@ class Replay:
 
     def _origin_app(self, origin: str) -> web.Application:
         async def handle(request: web.Request) -> web.StreamResponse:
+            if self.waiting_for_request:  # the night starts with the first request
+                self.waiting_for_request = False
+                self.clock.resume()
             response = await self._answer(origin, request)
             self.counts.requests += 1
             status = str(response.status)
@@ -171,6 +194,9 @@ class Replay:
         chain = self._chain_of(origin, key)
         if chain is not None:
             return await self._ap(chain, request, now)
+        feed = self.feeds.get((origin, request_key(request.path_qs, FEED_CURSOR)))
+        if feed is not None:
+            return self._feed(feed, request, now)
         timeline = self.timelines.get((origin, key))
         served = timeline.at(now) if timeline is not None else None
         if served is None:
@@ -196,10 +222,17 @@ class Replay:
             return web.Response(status=500, text=f"replay: {exc}\n")
         return web.Response(status=served.status or 200, body=body, headers=headers)
 
+    def _feed(self, feed: DcFeed, request: web.Request, now: float) -> web.Response:
+        size = request.query.get("page_size", "")
+        page = feed.answer(now, request.query.get("last_updated"), int(size) if size.isdigit() else PAGE)
+        body = self.bodies.pointed(json.dumps(page, ensure_ascii=False).encode())
+        return web.Response(body=body, content_type="application/json")
+
     async def _ap(self, chain: ApChain, request: web.Request, now: float) -> web.Response:
-        step = chain.step_at(now)
         params = dict(request.query)
         since = int(params["replayStep"]) if params.get("replayStep", "").lstrip("-").isdigit() else None
+        # the query's own URL, asked before the recorder first asked it: its first answer
+        step = chain.step_at(now) if since is not None else max(chain.step_at(now), 0)
         zero = self.options.zero_counts or params.get("setZeroCounts", "").lower() == "true"
         link = self._link(chain, request, max(step, since if since is not None else -1))
         if since is not None and step <= since:

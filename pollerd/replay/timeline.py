@@ -4,7 +4,9 @@ upstream served at that moment.
 
 A GET with a body starts a version; a HEAD or 304 naming a known version (by its validators)
 returns to it; an error status or a request that got no answer is served as such until the next
-good answer. Answers that only confirm the current state add nothing.
+good answer. Answers that only confirm the current state add nothing. Before its first recorded
+answer a URL serves that answer. (URLs that exist only later by construction, AP's
+``nextrequest`` links and Democracy Club's feed cursors, are chains, not timelines.)
 """
 
 from __future__ import annotations
@@ -84,9 +86,11 @@ class UrlTimeline:
     states: list[Served] = field(default_factory=list)
 
     def at(self, moment: float) -> Served | None:
-        """What the URL answered at ``moment`` (None: nothing yet)."""
+        """What the URL answered at ``moment``; before its first recorded answer, that answer
+        (what the upstream held when the recording began: a client that starts before the
+        recorder first asked is served it, not a 404). None: nothing recorded."""
         index = bisect.bisect_right(self.times, moment) - 1
-        return self.states[index] if index >= 0 else None
+        return self.states[max(index, 0)] if self.states else None
 
     def versions(self) -> int:
         """How many versions (distinct bodies in a row) the URL served."""
