@@ -408,9 +408,9 @@ async def test_a_url_asked_before_its_first_answer_gets_that_answer_and_the_feed
     try:
         dc = next(r for r in replay.recordings if r.info.kind == "democracyclub")
         first_asked: dict[str, Answer] = {}
-        for recording in replay.recordings:
-            if recording.info.kind != "ap":
-                for answer in sorted(recording.answers, key=lambda a: a.at):
+        for recorded in replay.recordings:
+            if recorded.info.kind != "ap":
+                for answer in sorted(recorded.answers, key=lambda a: a.at):
                     if "/ballots/" not in answer.url:
                         first_asked.setdefault(answer.url, answer)
         later = max(first_asked.values(), key=lambda a: a.at)  # first asked late in the night
