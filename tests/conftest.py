@@ -22,6 +22,7 @@ from pollerd.sim import FileHost, SimServer
 from pollerd.sim.ap import ApElection, ApServer
 from pollerd.sim.democracyclub import DcServer, DcWorld
 from pollerd.sim.fso_content import SMALL
+from pollerd.sim.fso_vote import VOTE_PACKAGE
 from pollerd.sim.night import PACKAGE, ElectionNight
 from pollerd.sources import SOURCE_KINDS, SourceKind
 from pollerd.telemetry.logs import configure_logging
@@ -364,6 +365,18 @@ def fso_source(api: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
         "allow_empty": True,
     }
     return table | {"sinks": sinks, **keys}
+
+
+def vote_source(api: str, sinks: list[str]) -> dict[str, Any]:
+    """An ``fso`` source table (``abstimmung``) for the simulated vote day's CKAN at ``api``."""
+    return {
+        "name": "abstimmung",
+        "kind": "fso",
+        "api": api,
+        "package": VOTE_PACKAGE,
+        "allowed_hosts": ["127.0.0.1"],
+        "sinks": sinks,
+    }
 
 
 def dc_source(base: str, sinks: list[str], **keys: Any) -> dict[str, Any]:

@@ -25,12 +25,12 @@ from pollerd.config import ConfigError, ObjectStoreSinkConfig, parse_config
 from pollerd.results.chart_csv import FSO_VOTE_COLUMNS
 from pollerd.results.elex import results_rows, to_csv
 from pollerd.sim.ap import ApServer
-from pollerd.sim.fso_vote import VOTE_PACKAGE, VoteDay
+from pollerd.sim.fso_vote import VoteDay
 from pollerd.sim.server import SimServer
 from pollerd.sinks import DeliveryFailed
 from pollerd.sinks.objectstore import ObjectStoreSink
 from pollerd.versions.payload import Payload
-from tests.conftest import Upstream, ap_source, one_source, opened
+from tests.conftest import Upstream, ap_source, one_source, opened, vote_source
 from tests.test_store_queries import event
 
 KEYS = {"access_key_id": "AKIDEXAMPLE1234", "secret_access_key": "s3-secret-for-the-test"}
@@ -232,14 +232,7 @@ async def test_a_chart_csv_of_an_fso_vote_file(tmp_path: Path, s3_endpoint: str,
     server = SimServer()
     day = VoteDay()
     await day.open(server)
-    source = {
-        "name": "abstimmung",
-        "kind": "fso",
-        "api": day.api_url,
-        "package": VOTE_PACKAGE,
-        "allowed_hosts": ["127.0.0.1"],
-        "sinks": ["cdn"],
-    }
+    source = vote_source(day.api_url, ["cdn"])
     sink = sink_table(s3_endpoint, name, format="csv", cantons=[1, 2])
     try:
         async with opened(one_source(tmp_path, source, [sink])) as daemon:

@@ -11,9 +11,9 @@ from pollerd.config import parse_config
 from pollerd.daemon.status_html import render
 from pollerd.sim.ap import ApServer
 from pollerd.sim.ap_election import CORRECTED_RACE, LEAD_RACE
-from pollerd.sim.fso_vote import VOTE_PACKAGE, VoteDay
+from pollerd.sim.fso_vote import VoteDay
 from pollerd.sim.server import SimServer
-from tests.conftest import ap_source, opened
+from tests.conftest import ap_source, opened, vote_source
 from tests.test_election_events import Channel, channel, chat_sink
 
 __all__ = ["channel"]  # the fixture, used by name
@@ -77,14 +77,7 @@ async def test_the_vote_day_tells_each_story_once_through_restarts(channel: Chan
     server = SimServer()
     day = VoteDay()
     await day.open(server)
-    source = {
-        "name": "abstimmung",
-        "kind": "fso",
-        "api": day.api_url,
-        "package": VOTE_PACKAGE,
-        "allowed_hosts": ["127.0.0.1"],
-        "sinks": ["desk"],
-    }
+    source = vote_source(day.api_url, ["desk"])
     sink = chat_sink(channel, "text", events="election", numbers=True, min_interval="0s", counts_shown=100)
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "metrics": "off"},
