@@ -77,7 +77,6 @@ package = "{PACKAGE}"
 interval = "{INTERVAL}s"
 discovery_interval = "{2 * INTERVAL}s"
 allowed_hosts = ["127.0.0.1"]
-allow_empty = true
 backoff_max = "3s"
 sinks = ["events"]
 [[sinks]]

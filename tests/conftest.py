@@ -208,7 +208,6 @@ def fso_config(tmp_path: Path) -> ConfigFactory:
                     "api": api,
                     "package": PACKAGE,
                     "allowed_hosts": ["127.0.0.1"],
-                    "allow_empty": True,
                     "discovery_interval": "60s",
                     "backoff_base": "20ms",
                     "backoff_max": "100ms",
@@ -355,14 +354,14 @@ DC_KEY = "dc-token-5b1e0c77a9"
 
 def fso_source(api: str, sinks: list[str], **keys: Any) -> dict[str, Any]:
     """An ``fso`` source table (``wahlen``) for the simulated night's CKAN at ``api``, its hosts
-    allowed and empty files accepted; ``keys`` add to it or override."""
+    allowed (the parties file, empty before noon, is "not published yet" until its first
+    results); ``keys`` add to it or override."""
     table = {
         "name": "wahlen",
         "kind": "fso",
         "api": api,
         "package": PACKAGE,
         "allowed_hosts": ["127.0.0.1"],
-        "allow_empty": True,
     }
     return table | {"sinks": sinks, **keys}
 

@@ -65,7 +65,6 @@ async def test_every_kind_moves_every_activity_series(
                     "api": night.api_url,
                     "package": PACKAGE,
                     "allowed_hosts": ["127.0.0.1"],
-                    "allow_empty": True,
                     "sinks": ["k"],
                 },
                 {

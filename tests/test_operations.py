@@ -91,7 +91,6 @@ def stalling_config(tmp_path: Path, night: ElectionNight) -> Config:
                     "api": night.api_url,
                     "package": PACKAGE,
                     "allowed_hosts": ["127.0.0.1"],
-                    "allow_empty": True,
                     "interval": "200ms",
                     "discovery_interval": "100ms",
                     "timeout": "30s",

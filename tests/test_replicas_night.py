@@ -41,7 +41,7 @@ def night_tables(api: str, hook: str, out: Path) -> str:
     return (
         f'[[sources]]\nname = "nrw"\nkind = "fso"\napi = "{api}"\npackage = "{PACKAGE}"\n'
         f'interval = "{INTERVAL:g}s"\ndiscovery_interval = "{2 * INTERVAL:g}s"\n'
-        'allowed_hosts = ["127.0.0.1"]\nallow_empty = true\nbackoff_base = "100ms"\n'
+        'allowed_hosts = ["127.0.0.1"]\nbackoff_base = "100ms"\n'
         'backoff_max = "500ms"\nsinks = ["hook", "files"]\n'
         + fast_webhook(hook)
         + f'[[sinks]]\nname = "files"\nkind = "filesystem"\nroot = "{out}"\n'

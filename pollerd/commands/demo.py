@@ -99,14 +99,15 @@ def listed_bytes(replay: Replay) -> int:
 
 
 def versions_published(replay: Replay) -> int:
-    """Distinct file versions the recorded night served."""
+    """Distinct file versions the recorded night served (an empty file before the first results
+    is not published yet: no version)."""
     return len(
         {
             state.body
             for (origin, _), timeline in replay.timelines.items()
             if origin != CKAN
             for state in timeline.states
-            if state.good
+            if state.good and state.size > 0
         }
     )
 

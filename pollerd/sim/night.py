@@ -3,7 +3,8 @@
 The publication times are the real ``Last-Modified`` trace of 22 Oct 2023 (``data/``). Around
 them the night scripts what consumers must survive:
 
-- the parties file is empty (0 bytes) until the count starts at noon;
+- the parties file is empty (0 bytes) until the count starts at noon: not published yet, so
+  not a version of it (``truth`` starts with its first results);
 - the S3 primary fails at 14:10 UTC; the FSO moves every URL to a fallback host at 14:16
   (versions made in between appear there);
 - a resource is added to the package at 16:30;
@@ -245,6 +246,8 @@ class ElectionNight:
     def _show(self, host: FileHost, night_file: NightFile, body: bytes, at: datetime) -> None:
         host.publish(self.path_on(host, night_file), body, at=at.timestamp())
         versions = self.truth.setdefault(night_file.file_name, [])
+        if not body:
+            return  # an empty file before the first results: not published yet
         digest = hashlib.sha256(body).hexdigest()
         if not versions or versions[-1] != digest:
             versions.append(digest)
