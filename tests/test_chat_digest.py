@@ -21,7 +21,9 @@ from aiohttp import web
 from pollerd.config import parse_config
 from pollerd.config.sinks import ChatSinkConfig
 from pollerd.core.election import Fact
+from pollerd.core.languages import LANGUAGES
 from pollerd.core.model import Event, Validators
+from pollerd.core.templates import render
 from pollerd.election.ap_numbers import race_numbers
 from pollerd.election.fso import fso_facts
 from pollerd.sim.ap import ApServer
@@ -329,3 +331,12 @@ async def _all_events(store: StateStore) -> list[dict[str, Any]]:
     """Every election event the AP source committed, stories and numbers."""
     told = await store.latest_election_events(10_000, "ap")
     return told + await store.latest_election_events(10_000, "ap", numbers=True)
+
+
+def test_numbers_are_written_for_the_language_and_plainly_in_keys() -> None:
+    """A chat line writes 12,304 / 12'304 / 12 304; an object key's {sequence} stays 12304."""
+    fields = {"sequence": 12304, "share": 52.4}
+    assert render("{sequence} {share}", fields, LANGUAGES["en"]) == "12,304 52.4"
+    assert render("{sequence} {share}", fields, LANGUAGES["de"]) == "12'304 52.4"
+    assert render("{sequence} {share}", fields, LANGUAGES["fr"]) == "12\u202f304 52,4"
+    assert render("{source}/{sequence}.json", {"source": "ap", "sequence": 12304}) == "ap/12304.json"
