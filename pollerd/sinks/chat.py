@@ -79,10 +79,12 @@ class ChatSink:
     async def deliver_group(self, events: list[Event], epoch: int | None = None) -> None:
         """Post the events as one digest; DeliveryFailed if the channel did not take it all (the
         parts it took are not posted again when the group is retried)."""
-        told = [item for event in events for item in self._lines.of(event) if item.ids[0] not in self._posted]
-        for message in self._digest.messages(told):
+        every = [item for event in events for item in self._lines.of(event)]
+        for message in self._digest.messages([item for item in every if item.ids[0] not in self._posted]):
             await self._post(message)
             self._remember(message.ids)
+        for item in every:  # all taken: a redelivery asked for later is posted again
+            self._posted.pop(item.ids[0], None)
 
     def _remember(self, ids: tuple[str, ...]) -> None:
         for event_id in ids:

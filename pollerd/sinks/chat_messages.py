@@ -51,7 +51,7 @@ class Lines:
 
     def words(self, name: str, count: int | None) -> str:
         """A digest's own words: its title, a section's heading, "and N more"."""
-        return render(self._templates[name], {"count": count}, self.language)
+        return self.template(name, {"count": count})
 
     def template(self, name: str, fields: dict[str, Any]) -> str:
         """One of the templates filled from ``fields``."""
@@ -74,12 +74,10 @@ def _weight(fact: Fact) -> float:
     return abs(float(moved)) if isinstance(moved, int | float) else 0.0
 
 
-def fact_fields(
-    fact: Fact, source: str, resource: str, sequence: int | None, lines: Lines | None = None
-) -> dict[str, Any]:
+def fact_fields(fact: Fact, source: str, resource: str, sequence: int | None, lines: Lines) -> dict[str, Any]:
     """The fields a template may use: the event's scope and new values, the old ones as
     ``old_<field>``, and where and when it came from; words in ``lines``' language."""
-    language = lines.language if lines is not None else LANGUAGES["en"]
+    language = lines.language
     new, old = fact.new or {}, fact.old or {}
     fields = {
         **fact.scope,
@@ -117,7 +115,7 @@ def fact_fields(
         fields["running"] = _running(new, language)
     if "proposal" in new and "ballot" in new:  # a canton of a vote: the proposal names it
         fields["ballot"] = fields["proposal"]
-    if "favours" in new and lines is not None:
+    if "favours" in new:
         fields["outcome_of_question"] = lines.template("favours", fields)
         fields["standing"] = _standing(new, "people", language)
         fields["in_force"] = lines.template("in_force" if new.get("in_force") else "in_force_none", fields)
